@@ -1,0 +1,289 @@
+//! [`Mailboxes`] for the embedded store.
+use super::directory::next_uid_validity;
+use super::{EmbeddedStore, backend};
+use crate::{
+    ChangeFeed, Delivered, Folder, ItemRecord, Mailboxes, NewDelivery, Result, StoreError,
+};
+use async_trait::async_trait;
+use postgate_types::{
+    Change, ChangeKind, Contact, Flags, FolderId, FolderRole, ItemContent, ItemKind, ItemSummary,
+    UserId,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
+
+const FOLDER_COLUMNS: &str = "f.id, f.user_id, f.path, f.role, f.uid_validity, f.uid_next, \
+     f.highest_modseq, f.subscribed, \
+     (SELECT count(*) FROM item WHERE folder_id = f.id), \
+     (SELECT count(*) FROM item WHERE folder_id = f.id AND flags & 1 = 0)";
+
+fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
+    Ok(Folder {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        path: r.get(2)?,
+        role: r
+            .get::<_, Option<String>>(3)?
+            .and_then(|s| FolderRole::parse(&s)),
+        uid_validity: r.get::<_, i64>(4)? as u32,
+        uid_next: r.get::<_, i64>(5)? as u32,
+        highest_modseq: r.get::<_, i64>(6)? as u64,
+        subscribed: r.get(7)?,
+        total: r.get::<_, i64>(8)? as u64,
+        unseen: r.get::<_, i64>(9)? as u64,
+    })
+}
+
+const SUMMARY_COLUMNS: &str = "i.uid, m.kind, m.from_name, m.from_addr, m.subject, \
+     COALESCE(m.sent_date, i.internal_date), i.internal_date, m.size, i.flags, i.keywords, i.modseq";
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemSummary> {
+    let name: Option<String> = r.get(2)?;
+    let address: Option<String> = r.get(3)?;
+    let keywords: String = r.get(9)?;
+    Ok(ItemSummary {
+        uid: r.get::<_, i64>(0)? as u32,
+        kind: ItemKind::parse(&r.get::<_, String>(1)?),
+        from: (name.is_some() || address.is_some()).then_some(Contact { name, address }),
+        subject: r.get(4)?,
+        date: r.get(5)?,
+        internal_date: r.get(6)?,
+        size: r.get::<_, i64>(7)? as u64,
+        flags: Flags(r.get::<_, i64>(8)? as u32),
+        keywords: keywords.split_whitespace().map(str::to_string).collect(),
+        modseq: r.get::<_, i64>(10)? as u64,
+    })
+}
+
+/// Folder paths: "/"-separated, no empty segment, no control characters.
+fn valid_path(path: &str) -> Result<&str> {
+    let path = path.trim();
+    if path.is_empty()
+        || path.split('/').any(|s| s.trim().is_empty())
+        || path.chars().any(char::is_control)
+        || path.len() > 1024
+    {
+        return Err(StoreError::Invalid(format!("not a folder name: {path:?}")));
+    }
+    Ok(path)
+}
+
+/// Stores the message (once, by hash) and returns its row id.
+fn store_message(conn: &Connection, d: &NewDelivery) -> Result<i64> {
+    let hash = ring::digest::digest(&ring::digest::SHA256, &d.raw);
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT id FROM message WHERE hash = ?1")
+        .and_then(|mut s| s.query_row([hash.as_ref()], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let c = &d.content;
+    let content = serde_json::to_string(c).map_err(|e| StoreError::Backend(e.to_string()))?;
+    conn.prepare_cached(
+        "INSERT INTO message (hash, size, kind, from_name, from_addr, subject, sent_date, content) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            hash.as_ref(),
+            d.raw.len() as i64,
+            c.kind.unwrap_or(ItemKind::Mail).as_str(),
+            c.from.as_ref().and_then(|f| f.name.as_deref()),
+            c.from.as_ref().and_then(|f| f.address.as_deref()),
+            c.subject,
+            c.date,
+            content,
+        ])
+    })
+    .map_err(backend)?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO blob (id, data) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![id, d.raw]))
+        .map_err(backend)?;
+    Ok(id)
+}
+
+/// Appends one item to a folder: next UID, next modseq (RFC 7162 §3.1.1: every
+/// change gets a modseq greater than any before in the mailbox).
+fn append_item(
+    conn: &Connection,
+    folder: FolderId,
+    message: i64,
+    flags: Flags,
+    internal_date: i64,
+) -> Result<(u32, u64)> {
+    let (uid, modseq): (i64, i64) = conn
+        .prepare_cached(
+            "UPDATE folder SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 \
+             WHERE id = ?1 RETURNING uid_next - 1, highest_modseq",
+        )
+        .and_then(|mut s| s.query_row([folder], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(backend)?;
+    conn.prepare_cached(
+        "INSERT INTO item (folder_id, uid, message_id, flags, modseq, internal_date) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| s.execute(params![folder, uid, message, flags.0, modseq, internal_date]))
+    .map_err(backend)?;
+    Ok((uid as u32, modseq as u64))
+}
+
+fn deliver(conn: &Connection, d: NewDelivery) -> Result<Vec<Delivered>> {
+    let message = store_message(conn, &d)?;
+    if let Some(env) = &d.envelope {
+        let data = serde_json::to_string(env).map_err(|e| StoreError::Backend(e.to_string()))?;
+        conn.prepare_cached(
+            "INSERT INTO envelope (message_id, received_at, data) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![message, d.received_at, data]))
+        .map_err(backend)?;
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(d.targets.len());
+    for t in &d.targets {
+        if !seen.insert(t.user) {
+            continue;
+        }
+        let folder: Option<FolderId> = conn
+            .prepare_cached("SELECT id FROM folder WHERE user_id = ?1 AND role = ?2")
+            .and_then(|mut s| s.query_row(params![t.user, t.role.as_str()], |r| r.get(0)).optional())
+            .map_err(backend)?;
+        let Some(folder) = folder else {
+            // The user was removed between RCPT and the end of DATA.
+            tracing::warn!(user = t.user, role = %t.role, "delivery target has no such folder; skipped");
+            continue;
+        };
+        let (uid, modseq) = append_item(conn, folder, message, d.flags, d.received_at)?;
+        out.push(Delivered {
+            user: t.user,
+            folder,
+            uid,
+            modseq,
+        });
+    }
+    Ok(out)
+}
+
+fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result<Option<Folder>> {
+    // RFC 9051 §5.1: INBOX is case-insensitive. The post office treats every
+    // folder name that way, as its other clients do.
+    let sql = if path.eq_ignore_ascii_case("inbox") {
+        format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.role = 'inbox' AND ?2 = ?2")
+    } else {
+        format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.path_key = ?2")
+    };
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params![user, path.to_lowercase()], folder_row).optional())
+        .map_err(backend)
+}
+
+#[async_trait]
+impl Mailboxes for EmbeddedStore {
+    async fn deliver(&self, delivery: NewDelivery) -> Result<Vec<Delivered>> {
+        let delivered = self.write(move |conn| deliver(conn, delivery)).await?;
+        self.inner.feed.publish(delivered.iter().map(|d| Change {
+            user: d.user,
+            folder: d.folder,
+            modseq: d.modseq,
+            uid: d.uid,
+            kind: ChangeKind::Append,
+        }));
+        Ok(delivered)
+    }
+
+    async fn folders(&self, user: UserId) -> Result<Vec<Folder>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 \
+                 ORDER BY f.role IS NOT 'inbox', f.path_key"
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.query_map([user], folder_row)?.collect())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn folder(&self, user: UserId, path: &str) -> Result<Option<Folder>> {
+        let path = path.to_string();
+        self.read(move |conn| find_folder(conn, user, &path)).await
+    }
+
+    async fn create_folder(&self, user: UserId, path: &str) -> Result<Folder> {
+        let path = valid_path(path)?.to_string();
+        self.write(move |conn| {
+            if find_folder(conn, user, &path)?.is_some() {
+                return Err(StoreError::Exists(format!("folder {path}")));
+            }
+            let segments: Vec<&str> = path.split('/').collect();
+            for depth in 1..=segments.len() {
+                let prefix = segments[..depth].join("/");
+                if find_folder(conn, user, &prefix)?.is_none() {
+                    conn.execute(
+                        "INSERT INTO folder (user_id, path, path_key, uid_validity) VALUES (?1, ?2, ?3, ?4)",
+                        params![user, prefix, prefix.to_lowercase(), next_uid_validity(conn)?],
+                    )
+                    .map_err(backend)?;
+                }
+            }
+            find_folder(conn, user, &path)?
+                .ok_or_else(|| StoreError::Backend("folder vanished".into()))
+        })
+        .await
+    }
+
+    async fn items(&self, folder: FolderId) -> Result<Vec<ItemSummary>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {SUMMARY_COLUMNS} FROM item i JOIN message m ON m.id = i.message_id \
+                 WHERE i.folder_id = ?1 ORDER BY i.uid"
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.query_map([folder], summary_row)?.collect())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn item(&self, folder: FolderId, uid: u32) -> Result<Option<ItemRecord>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {SUMMARY_COLUMNS}, m.content FROM item i JOIN message m ON m.id = i.message_id \
+                 WHERE i.folder_id = ?1 AND i.uid = ?2"
+            );
+            let row = conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_row(params![folder, uid], |r| {
+                        Ok((summary_row(r)?, r.get::<_, String>(11)?))
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            row.map(|(summary, content)| {
+                let content: ItemContent = serde_json::from_str(&content)
+                    .map_err(|e| StoreError::Backend(format!("item content: {e}")))?;
+                Ok(ItemRecord { summary, content })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn raw(&self, folder: FolderId, uid: u32) -> Result<Option<Vec<u8>>> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT b.data FROM item i JOIN blob b ON b.id = i.message_id \
+                 WHERE i.folder_id = ?1 AND i.uid = ?2",
+            )
+            .and_then(|mut s| s.query_row(params![folder, uid], |r| r.get(0)).optional())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.inner.feed
+    }
+}

@@ -1,0 +1,123 @@
+//! The embedded backend: SQLite in WAL mode, everything in one data directory.
+//!
+//! Why SQLite: a single file that needs no server, transactions that survive
+//! `kill -9` and power loss (WAL + `synchronous=FULL`), readers that never wait for
+//! the writer, and a query planner for the listings IMAP and the console need. An
+//! embedded Rust key-value engine would give us the first two but leave indexing,
+//! migrations and ad-hoc inspection (`sqlite3 postgate.db`) to write by hand.
+//!
+//! Shape: one writer thread ([`writer`]) owns the only write connection and
+//! commits batches of concurrent jobs together (group commit); reads run on a
+//! small pool of read connections on tokio's blocking threads. The CLI opens the
+//! same file from another process while the server runs: SQLite's file locks
+//! arbitrate, and nothing here caches state that another process could change.
+mod directory;
+mod mailboxes;
+mod schema;
+mod writer;
+
+use crate::{ChangeFeed, Result, StoreError};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use writer::Writer;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "postgate.db";
+
+/// Concurrent read transactions. Two cores here; reads are short; more than
+/// this would only queue inside SQLite.
+const READERS: usize = 8;
+
+/// The embedded store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    idle_readers: Mutex<Vec<Connection>>,
+    reader_permits: Semaphore,
+    feed: ChangeFeed,
+}
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `data_dir`, migrating its schema.
+    pub fn open(data_dir: &Path) -> Result<EmbeddedStore> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", data_dir.display())))?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_conn(&path)?;
+        schema::migrate(&mut conn).map_err(backend)?;
+        let writer = Writer::start(conn).map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                idle_readers: Mutex::new(Vec::new()),
+                reader_permits: Semaphore::new(READERS),
+                feed: ChangeFeed::default(),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in the next group commit; resolves once it is on disk.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.write(f).await
+    }
+
+    /// Runs `f` on a read connection, on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.idle_readers.lock().map(|mut v| v.pop()) {
+                Ok(Some(c)) => c,
+                _ => open_conn(&inner.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut idle) = inner.idle_readers.lock() {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reader task: {e}")))?
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(backend)?;
+    schema::configure(&conn).map_err(backend)?;
+    Ok(conn)
+}
+
+pub(crate) fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

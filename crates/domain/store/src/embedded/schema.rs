@@ -1,0 +1,151 @@
+//! The embedded store's SQLite schema and its migrations (PRAGMA user_version).
+use rusqlite::Connection;
+
+/// Migrations in order; `user_version` counts how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE domain (
+    id      INTEGER PRIMARY KEY,
+    name    TEXT NOT NULL UNIQUE,
+    created INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE post_office (
+    id        INTEGER PRIMARY KEY,
+    domain_id INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+    name      TEXT NOT NULL,
+    UNIQUE (domain_id, name)
+) STRICT;
+
+-- local_key: the case-folded local part the directory matches on.
+-- dotted_key: "given.surname" case-folded, for First.Last@domain addressing.
+CREATE TABLE user (
+    id             INTEGER PRIMARY KEY,
+    domain_id      INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+    post_office_id INTEGER NOT NULL REFERENCES post_office(id) ON DELETE CASCADE,
+    local_part     TEXT NOT NULL,
+    local_key      TEXT NOT NULL,
+    display_name   TEXT NOT NULL,
+    given_name     TEXT,
+    surname        TEXT,
+    title          TEXT,
+    department     TEXT,
+    phone          TEXT,
+    password_hash  TEXT,
+    dotted_key     TEXT,
+    created        INTEGER NOT NULL,
+    UNIQUE (domain_id, local_key)
+) STRICT;
+CREATE INDEX user_dotted ON user (domain_id, dotted_key);
+
+CREATE TABLE alias (
+    id         INTEGER PRIMARY KEY,
+    domain_id  INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+    local_part TEXT NOT NULL,
+    local_key  TEXT NOT NULL,
+    user_id    INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+    UNIQUE (domain_id, local_key)
+) STRICT;
+CREATE INDEX alias_user ON alias (user_id);
+
+CREATE TABLE grp (
+    id           INTEGER PRIMARY KEY,
+    domain_id    INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+    local_part   TEXT NOT NULL,
+    local_key    TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    UNIQUE (domain_id, local_key)
+) STRICT;
+
+-- Members are addresses (case-folded), resolved when mail arrives, so a group
+-- may hold users, aliases and other groups.
+CREATE TABLE grp_member (
+    group_id INTEGER NOT NULL REFERENCES grp(id) ON DELETE CASCADE,
+    member   TEXT NOT NULL,
+    PRIMARY KEY (group_id, member)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE folder (
+    id             INTEGER PRIMARY KEY,
+    user_id        INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+    path           TEXT NOT NULL,
+    path_key       TEXT NOT NULL,
+    role           TEXT,
+    uid_validity   INTEGER NOT NULL,
+    uid_next       INTEGER NOT NULL DEFAULT 1,
+    highest_modseq INTEGER NOT NULL DEFAULT 1,
+    subscribed     INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (user_id, path_key)
+) STRICT;
+CREATE INDEX folder_role ON folder (user_id, role);
+
+-- One row per distinct RFC 5322 byte string (blobs once: keyed by SHA-256),
+-- with its decoded content; items reference it.
+CREATE TABLE message (
+    id        INTEGER PRIMARY KEY,
+    hash      BLOB NOT NULL UNIQUE,
+    size      INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    from_name TEXT,
+    from_addr TEXT,
+    subject   TEXT,
+    sent_date INTEGER,
+    content   TEXT NOT NULL
+) STRICT;
+
+-- The bytes apart from the metadata, so that listing never pages through them.
+CREATE TABLE blob (
+    id   INTEGER PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE envelope (
+    id          INTEGER PRIMARY KEY,
+    message_id  INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    received_at INTEGER NOT NULL,
+    data        TEXT NOT NULL
+) STRICT;
+CREATE INDEX envelope_message ON envelope (message_id);
+
+CREATE TABLE item (
+    id            INTEGER PRIMARY KEY,
+    folder_id     INTEGER NOT NULL REFERENCES folder(id) ON DELETE CASCADE,
+    uid           INTEGER NOT NULL,
+    message_id    INTEGER NOT NULL REFERENCES message(id),
+    flags         INTEGER NOT NULL DEFAULT 0,
+    keywords      TEXT NOT NULL DEFAULT '',
+    modseq        INTEGER NOT NULL,
+    internal_date INTEGER NOT NULL,
+    UNIQUE (folder_id, uid)
+) STRICT;
+CREATE INDEX item_message ON item (message_id);
+"#];
+
+/// Opens a connection with the settings every connection needs.
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // WAL: readers never block the writer nor the writer readers.
+    // synchronous=FULL: every commit fsyncs the WAL, so an acknowledged delivery
+    // survives power loss, not just a crash of the process.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA cache_size = -32768;",
+    )
+}
+
+/// Brings the schema up to date, in one transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+    }
+    tx.commit()
+}

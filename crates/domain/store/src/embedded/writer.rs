@@ -1,0 +1,172 @@
+//! The single writer: one thread owns the only write connection and commits
+//! batches of jobs together (group commit).
+//!
+//! Every write in the process goes through [`Writer::write`]. The thread waits
+//! for a job, then takes every job that queued up behind it (up to
+//! [`MAX_BATCH`]), runs each inside its own SAVEPOINT (so one failing job rolls
+//! back alone), and commits the batch with one fsync. Only then does each caller
+//! hear back. While a commit is on its way to disk, new jobs queue, and they form
+//! the next batch: the more concurrent writers, the more each fsync carries.
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Upper bound on jobs per transaction, so that a flood of writes still commits
+/// (and answers) in steady steps rather than one huge transaction.
+const MAX_BATCH: usize = 512;
+
+type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+
+trait Job: Send {
+    /// Runs the job in the open transaction; returns what to do once the commit's
+    /// outcome is known, and whether the job itself succeeded.
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply);
+    /// Tells the caller the job never ran.
+    fn abort(self: Box<Self>, err: StoreError);
+}
+
+struct TypedJob<T, F> {
+    f: F,
+    tx: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply) {
+        let TypedJob { f, tx } = *self;
+        match f(conn) {
+            Ok(v) => (
+                true,
+                Box::new(move |commit: Result<()>| {
+                    let _ = tx.send(commit.map(|()| v));
+                }),
+            ),
+            Err(e) => (
+                false,
+                Box::new(move |_| {
+                    let _ = tx.send(Err(e));
+                }),
+            ),
+        }
+    }
+    fn abort(self: Box<Self>, err: StoreError) {
+        let _ = self.tx.send(Err(err));
+    }
+}
+
+/// Handle to the writer thread.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection) -> std::io::Result<Writer> {
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("postgate-store-writer".into())
+            .spawn(move || run(conn, rx))?;
+        Ok(Writer { tx })
+    }
+
+    /// Runs `f` in the next group commit and resolves once that commit is on disk.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(TypedJob { f, tx }))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, batch);
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
+    // BEGIN IMMEDIATE takes the write lock now (waiting out another process such
+    // as the CLI for up to busy_timeout), so no statement later fails on an upgrade.
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = backend(e);
+        tracing::error!(error = %err, "store: cannot begin a write transaction");
+        for job in batch {
+            job.abort(StoreError::Backend(err.to_string()));
+        }
+        return;
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut broken = None;
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            broken = Some(backend(e));
+            job.abort(StoreError::Backend("savepoint failed".into()));
+            break;
+        }
+        let (ok, reply) = job.run(conn);
+        let end = if ok {
+            conn.execute_batch("RELEASE job")
+        } else {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        replies.push(reply);
+        // Some errors (disk full, I/O) make SQLite roll back the whole
+        // transaction: then nothing in this batch can commit.
+        if let Err(e) = end {
+            broken = Some(backend(e));
+            break;
+        }
+        if conn.is_autocommit() {
+            broken = Some(StoreError::Backend(
+                "transaction rolled back by the database".into(),
+            ));
+            break;
+        }
+    }
+    for job in jobs {
+        job.abort(StoreError::Backend("batch aborted".into()));
+    }
+    let outcome = match broken {
+        Some(e) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Err(e)
+        }
+        None => conn.execute_batch("COMMIT").map_err(backend),
+    };
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, "store: write batch failed");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    for reply in replies {
+        reply(match &outcome {
+            Ok(()) => Ok(()),
+            Err(e) => Err(StoreError::Backend(e.to_string())),
+        });
+    }
+}

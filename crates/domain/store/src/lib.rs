@@ -1,0 +1,154 @@
+//! The post office store: who exists (the directory) and what they hold (mailboxes).
+//!
+//! What it is for: one async trait family, [`Directory`] and [`Mailboxes`], joined
+//! as [`Store`], that every engine (SMTP, IMAP, POP3, LDAP, console) talks to, and
+//! the [`ChangeFeed`] they subscribe to. Backends implement the traits; the
+//! embedded one ([`embedded::EmbeddedStore`], SQLite in WAL mode under one data
+//! directory) comes first, PostgreSQL later behind the same traits. Nothing
+//! outside this crate names SQLite.
+//!
+//! What it is not for: protocol logic, MIME parsing (callers hand in decoded
+//! [`ItemContent`](postgate_types::ItemContent)), policy.
+//!
+//! Durability contract: a future returned by [`Mailboxes::deliver`] resolves only
+//! once the delivery is committed and on disk (fsync'd). Concurrent deliveries
+//! share commits (group commit): see [`embedded`].
+//!
+//! Modules: [`model`] (records the traits speak), [`password`] (argon2id),
+//! [`feed`] (change feed), [`embedded`] (the SQLite backend).
+#![deny(missing_docs)]
+
+pub mod embedded;
+pub mod feed;
+pub mod model;
+pub mod password;
+
+use async_trait::async_trait;
+use postgate_types::{EmailAddress, FolderId, ItemSummary, Secret, UserId};
+
+pub use feed::ChangeFeed;
+pub use model::*;
+
+/// One `Result` for the crate.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What can go wrong in the store, in terms callers can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The named thing already exists (or its name is taken).
+    #[error("{0} already exists")]
+    Exists(String),
+    /// The request cannot be carried out as asked.
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend failed (I/O, corruption, locking); worth retrying later.
+    #[error("storage failure: {0}")]
+    Backend(String),
+    /// The store has shut down.
+    #[error("store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// Whether the failure is the store's, not the request's: protocols answer
+    /// these with their try-again-later reply (SMTP 451 4.3.0, IMAP NO [UNAVAILABLE]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Backend(_) | StoreError::Closed)
+    }
+}
+
+/// Domains, post offices, users, aliases and groups, and credentials.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Adds a domain this system serves, with its default post office.
+    async fn add_domain(&self, name: &str) -> Result<Domain>;
+    /// Every domain.
+    async fn list_domains(&self) -> Result<Vec<Domain>>;
+    /// Removes an empty domain (no users, aliases or groups).
+    async fn remove_domain(&self, name: &str) -> Result<()>;
+    /// Whether mail for `domain` is ours to deliver.
+    async fn is_local_domain(&self, domain: &str) -> Result<bool>;
+
+    /// Adds a user with the standard folders.
+    async fn add_user(&self, user: NewUser) -> Result<User>;
+    /// Users, all or of one domain, ordered by address.
+    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<User>>;
+    /// A user by primary address or alias.
+    async fn user(&self, address: &EmailAddress) -> Result<Option<User>>;
+    /// A user by id.
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+    /// Removes a user and everything they hold.
+    async fn remove_user(&self, address: &EmailAddress) -> Result<()>;
+    /// Sets (or clears, with `None`) a user's argon2id password hash.
+    async fn set_password_hash(&self, address: &EmailAddress, hash: Option<String>)
+    -> Result<()>;
+    /// The user and their stored password hash, by address or alias: for authentication.
+    async fn credentials(&self, login: &EmailAddress) -> Result<Option<(User, Option<String>)>>;
+
+    /// Adds `alias` as another address of the user at `target`.
+    async fn add_alias(&self, alias: &EmailAddress, target: &EmailAddress) -> Result<()>;
+    /// Removes an alias.
+    async fn remove_alias(&self, alias: &EmailAddress) -> Result<()>;
+
+    /// Adds a group (distribution list).
+    async fn add_group(&self, address: &EmailAddress, display_name: &str) -> Result<Group>;
+    /// Removes a group.
+    async fn remove_group(&self, address: &EmailAddress) -> Result<()>;
+    /// Groups, all or of one domain.
+    async fn list_groups(&self, domain: Option<&str>) -> Result<Vec<Group>>;
+    /// Adds a member (a local user, alias or group address) to a group.
+    async fn add_group_member(&self, group: &EmailAddress, member: &EmailAddress) -> Result<()>;
+    /// Removes a member from a group.
+    async fn remove_group_member(&self, group: &EmailAddress, member: &EmailAddress)
+    -> Result<()>;
+
+    /// Resolves a recipient address to the users who should receive mail sent to it:
+    /// user, alias, group (expanded recursively), First.Last, plus-addressing.
+    async fn resolve(&self, address: &EmailAddress) -> Result<Resolution>;
+
+    /// Checks a login (address or alias) and password; argon2id verification runs
+    /// off the async threads.
+    async fn authenticate(&self, login: &EmailAddress, password: &Secret<String>) -> Result<Option<User>> {
+        let Some((user, Some(hash))) = self.credentials(login).await? else {
+            // Spend the same time as a real check so a missing user is not revealed by timing.
+            password::verify_blocking(password::dummy_hash(), password.clone()).await;
+            return Ok(None);
+        };
+        Ok(password::verify_blocking(hash, password.clone())
+            .await
+            .then_some(user))
+    }
+}
+
+/// Folders and items.
+#[async_trait]
+pub trait Mailboxes: Send + Sync {
+    /// Stores one message for every target in one durable commit; resolves after
+    /// the commit is on disk. Users are delivered to once each, however many
+    /// targets name them.
+    async fn deliver(&self, delivery: NewDelivery) -> Result<Vec<Delivered>>;
+
+    /// A user's folders, ordered by path, with counts.
+    async fn folders(&self, user: UserId) -> Result<Vec<Folder>>;
+    /// A folder by path (case-insensitive; `INBOX` always names the Inbox).
+    async fn folder(&self, user: UserId, path: &str) -> Result<Option<Folder>>;
+    /// Creates a folder and any missing parents (RFC 9051 §6.3.4 CREATE semantics).
+    async fn create_folder(&self, user: UserId, path: &str) -> Result<Folder>;
+
+    /// The items of a folder in UID order.
+    async fn items(&self, folder: FolderId) -> Result<Vec<ItemSummary>>;
+    /// One item with its decoded content.
+    async fn item(&self, folder: FolderId, uid: u32) -> Result<Option<ItemRecord>>;
+    /// The RFC 5322 bytes of an item, byte-exact as stored.
+    async fn raw(&self, folder: FolderId, uid: u32) -> Result<Option<Vec<u8>>>;
+
+    /// The change feed: every committed mailbox change, in commit order.
+    fn changes(&self) -> &ChangeFeed;
+}
+
+/// The whole store: what engines hold as `Arc<dyn Store>`.
+pub trait Store: Directory + Mailboxes + std::fmt::Debug {}
+impl<T: Directory + Mailboxes + std::fmt::Debug> Store for T {}

@@ -1,0 +1,210 @@
+//! The records the store traits speak.
+use postgate_types::{
+    EmailAddress, Flags, FolderId, FolderRole, ItemContent, ItemSummary, UserId,
+};
+
+/// A domain this system serves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Domain {
+    /// Row id.
+    pub id: i64,
+    /// The domain name, lower-case.
+    pub name: String,
+    /// Post offices in the domain.
+    pub post_offices: Vec<String>,
+    /// Number of users.
+    pub users: u64,
+}
+
+/// A user of the post office.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    /// Row id.
+    pub id: UserId,
+    /// Primary address.
+    pub address: EmailAddress,
+    /// The post office the user belongs to.
+    pub post_office: String,
+    /// Display name ("Full Name").
+    pub display_name: String,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Surname.
+    pub surname: Option<String>,
+    /// Job title.
+    pub title: Option<String>,
+    /// Department.
+    pub department: Option<String>,
+    /// Telephone number.
+    pub phone: Option<String>,
+    /// Other addresses that reach the user.
+    pub aliases: Vec<EmailAddress>,
+    /// Whether a password is set (the hash itself never leaves the store but for
+    /// [`crate::Directory::credentials`]).
+    pub has_password: bool,
+}
+
+/// A user to be added.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Primary address; its domain must already be served.
+    pub address: EmailAddress,
+    /// Post office within the domain; the domain's first when `None`.
+    pub post_office: Option<String>,
+    /// Display name.
+    pub display_name: String,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Surname.
+    pub surname: Option<String>,
+    /// Job title.
+    pub title: Option<String>,
+    /// Department.
+    pub department: Option<String>,
+    /// Telephone number.
+    pub phone: Option<String>,
+    /// An argon2id PHC string (see [`crate::password::hash`]).
+    pub password_hash: Option<String>,
+}
+
+/// A group (distribution list).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Group {
+    /// Row id.
+    pub id: i64,
+    /// The group's address.
+    pub address: EmailAddress,
+    /// Display name.
+    pub display_name: String,
+    /// Member addresses (users, aliases or other groups), sorted.
+    pub members: Vec<EmailAddress>,
+}
+
+/// A user mail is delivered to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserRef {
+    /// Row id.
+    pub id: UserId,
+    /// Primary address.
+    pub address: EmailAddress,
+}
+
+/// What a recipient address resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Deliver to these users (one for a user or alias, the expanded members for a group).
+    Users(Vec<UserRef>),
+    /// The domain is ours, the address is not anyone's.
+    Unknown,
+    /// The address matches more than one user (First.Last shared by two people).
+    Ambiguous,
+    /// The domain is not one we serve.
+    NotLocal,
+}
+
+/// A folder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Folder {
+    /// Row id.
+    pub id: FolderId,
+    /// Owner.
+    pub user: UserId,
+    /// Full path, "/"-separated ("Projects/2026").
+    pub path: String,
+    /// The system role, if it has one.
+    pub role: Option<FolderRole>,
+    /// IMAP UIDVALIDITY (RFC 9051 §2.3.1.1): changes only if UIDs are reused.
+    pub uid_validity: u32,
+    /// The UID the next item will get.
+    pub uid_next: u32,
+    /// The highest modseq given to any change in the folder (RFC 7162).
+    pub highest_modseq: u64,
+    /// Subscribed (IMAP LSUB / LIST (SUBSCRIBED)).
+    pub subscribed: bool,
+    /// Number of items.
+    pub total: u64,
+    /// Number of items without `\Seen`.
+    pub unseen: u64,
+}
+
+/// A stored item with its decoded content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ItemRecord {
+    /// The listing view.
+    pub summary: ItemSummary,
+    /// The decoded content.
+    pub content: ItemContent,
+}
+
+/// The SMTP envelope a message arrived with, kept for DSNs (RFC 3461) and tracing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Envelope {
+    /// Reverse path; empty for the null sender `<>`.
+    pub mail_from: String,
+    /// RFC 3461 §4.4 ENVID.
+    pub env_id: Option<String>,
+    /// RFC 3461 §4.3 RET: `FULL` or `HDRS`.
+    pub ret: Option<String>,
+    /// BODY= (7BIT, 8BITMIME).
+    pub body: Option<String>,
+    /// The SMTPUTF8 parameter was given (RFC 6531).
+    pub smtputf8: bool,
+    /// The recipients as given in RCPT TO, with their DSN parameters.
+    pub rcpts: Vec<EnvelopeRcpt>,
+    /// The client's IP address.
+    pub peer: Option<String>,
+    /// The HELO/EHLO name.
+    pub helo: Option<String>,
+    /// Whether the session was under TLS.
+    pub tls: bool,
+}
+
+/// One RCPT TO and its DSN parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnvelopeRcpt {
+    /// The address as given.
+    pub address: String,
+    /// RFC 3461 §4.2 ORCPT.
+    pub orcpt: Option<String>,
+    /// RFC 3461 §4.1 NOTIFY: any of SUCCESS, FAILURE, DELAY, or NEVER.
+    pub notify: Vec<String>,
+}
+
+/// Where one copy of a delivery goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The user.
+    pub user: UserId,
+    /// Their folder with this role.
+    pub role: FolderRole,
+}
+
+/// A message to be stored in one or more mailboxes in one commit.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    /// The RFC 5322 bytes, exactly as they are to be served by IMAP and POP3.
+    pub raw: Vec<u8>,
+    /// Decoded content.
+    pub content: ItemContent,
+    /// The SMTP envelope, when it came over SMTP.
+    pub envelope: Option<Envelope>,
+    /// Who gets a copy, and in which folder.
+    pub targets: Vec<Target>,
+    /// Initial flags (e.g. `\Seen` for Sent Items).
+    pub flags: Flags,
+    /// Arrival time (IMAP INTERNALDATE), Unix seconds.
+    pub received_at: i64,
+}
+
+/// One copy stored by a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// The user.
+    pub user: UserId,
+    /// The folder.
+    pub folder: FolderId,
+    /// The UID the item got.
+    pub uid: u32,
+    /// The folder's modseq after the append.
+    pub modseq: u64,
+}

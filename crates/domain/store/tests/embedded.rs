@@ -1,0 +1,167 @@
+//! The embedded store against its traits.
+use postgate_store::embedded::EmbeddedStore;
+use postgate_store::{Directory, Mailboxes, NewDelivery, NewUser, Resolution, StoreError, Target};
+use postgate_types::{EmailAddress, Flags, FolderRole, ItemContent, Secret};
+use std::sync::Arc;
+
+fn addr(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+fn new_user(a: &str, name: &str, given: &str, sur: &str) -> NewUser {
+    NewUser {
+        address: addr(a),
+        post_office: None,
+        display_name: name.into(),
+        given_name: Some(given.into()),
+        surname: Some(sur.into()),
+        title: None,
+        department: None,
+        phone: None,
+        password_hash: None,
+    }
+}
+
+async fn fixture() -> (tempfile::TempDir, EmbeddedStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    store.add_domain("Example.ORG").await.unwrap();
+    store
+        .add_user(new_user("alice@example.org", "Alice Smith", "Alice", "Smith"))
+        .await
+        .unwrap();
+    store
+        .add_user(new_user("bob@example.org", "Bob Jones", "Bob", "Jones"))
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+fn users(r: Resolution) -> Vec<String> {
+    match r {
+        Resolution::Users(u) => u.into_iter().map(|u| u.address.to_string()).collect(),
+        other => panic!("expected users, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn directory_resolution() {
+    let (_d, s) = fixture().await;
+    assert_eq!(users(s.resolve(&addr("ALICE@example.org")).await.unwrap()), ["alice@example.org"]);
+    assert_eq!(users(s.resolve(&addr("alice.smith@example.org")).await.unwrap()), ["alice@example.org"]);
+    assert_eq!(users(s.resolve(&addr("alice+news@example.org")).await.unwrap()), ["alice@example.org"]);
+    assert_eq!(s.resolve(&addr("carol@example.org")).await.unwrap(), Resolution::Unknown);
+    assert_eq!(s.resolve(&addr("alice@elsewhere.net")).await.unwrap(), Resolution::NotLocal);
+
+    s.add_alias(&addr("a.smith@example.org"), &addr("alice@example.org")).await.unwrap();
+    assert_eq!(users(s.resolve(&addr("a.smith@example.org")).await.unwrap()), ["alice@example.org"]);
+    assert!(matches!(
+        s.add_alias(&addr("bob@example.org"), &addr("alice@example.org")).await,
+        Err(StoreError::Exists(_))
+    ));
+
+    s.add_group(&addr("team@example.org"), "Team").await.unwrap();
+    s.add_group(&addr("all@example.org"), "All").await.unwrap();
+    s.add_group_member(&addr("team@example.org"), &addr("alice@example.org")).await.unwrap();
+    s.add_group_member(&addr("team@example.org"), &addr("bob@example.org")).await.unwrap();
+    s.add_group_member(&addr("all@example.org"), &addr("team@example.org")).await.unwrap();
+    s.add_group_member(&addr("all@example.org"), &addr("a.smith@example.org")).await.unwrap();
+    // A loop must not hang expansion.
+    s.add_group_member(&addr("team@example.org"), &addr("all@example.org")).await.unwrap();
+    let mut all = users(s.resolve(&addr("all@example.org")).await.unwrap());
+    all.sort();
+    assert_eq!(all, ["alice@example.org", "bob@example.org"]);
+    assert!(s.add_group_member(&addr("team@example.org"), &addr("nobody@example.org")).await.is_err());
+
+    // Two people called Bob Jones: First.Last is ambiguous.
+    s.add_user(new_user("bob2@example.org", "Bob Jones", "Bob", "Jones")).await.unwrap();
+    assert_eq!(s.resolve(&addr("bob.jones@example.org")).await.unwrap(), Resolution::Ambiguous);
+
+    assert!(s.remove_domain("example.org").await.is_err());
+}
+
+#[tokio::test]
+async fn passwords() {
+    let (_d, s) = fixture().await;
+    let hash = postgate_store::password::hash("s3cret").unwrap();
+    s.set_password_hash(&addr("alice@example.org"), Some(hash)).await.unwrap();
+    let ok = s.authenticate(&addr("alice@example.org"), &Secret::new("s3cret".into())).await.unwrap();
+    assert_eq!(ok.unwrap().address.to_string(), "alice@example.org");
+    assert!(s.authenticate(&addr("alice@example.org"), &Secret::new("nope".into())).await.unwrap().is_none());
+    assert!(s.authenticate(&addr("bob@example.org"), &Secret::new("".into())).await.unwrap().is_none());
+    assert!(s.authenticate(&addr("zed@example.org"), &Secret::new("x".into())).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_share_blobs_and_get_increasing_uids() {
+    let (_d, s) = fixture().await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let bob = s.user(&addr("bob@example.org")).await.unwrap().unwrap();
+    let mut feed = s.changes().subscribe();
+    let s = Arc::new(s);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let raw = format!("Subject: m{i}\r\n\r\nbody {i}\r\n").into_bytes();
+            s.deliver(NewDelivery {
+                content: postgate_mime_free_content(i),
+                raw,
+                envelope: None,
+                targets: vec![
+                    Target { user: alice.id, role: FolderRole::Inbox },
+                    Target { user: bob.id, role: FolderRole::Junk },
+                    Target { user: alice.id, role: FolderRole::Junk },
+                ],
+                flags: Flags::default(),
+                received_at: 1_700_000_000,
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().len(), 2, "alice once, bob once");
+    }
+    let inbox = s.folder(alice.id, "INBOX").await.unwrap().unwrap();
+    let items = s.items(inbox.id).await.unwrap();
+    assert_eq!(items.len(), 50);
+    let uids: Vec<u32> = items.iter().map(|i| i.uid).collect();
+    assert_eq!(uids, (1..=50).collect::<Vec<_>>());
+    assert_eq!(inbox.uid_next, 51);
+    assert_eq!(inbox.total, 50);
+    assert_eq!(inbox.unseen, 50);
+    let junk = s.folder(bob.id, "junk").await.unwrap().unwrap();
+    assert_eq!(junk.total, 50);
+    let raw = s.raw(inbox.id, 7).await.unwrap().unwrap();
+    assert!(String::from_utf8(raw).unwrap().starts_with("Subject: m"));
+    let rec = s.item(inbox.id, 7).await.unwrap().unwrap();
+    assert!(rec.content.subject.unwrap().starts_with("m"));
+    let mut changes = 0;
+    while feed.try_recv().is_ok() {
+        changes += 1;
+    }
+    assert_eq!(changes, 100);
+
+    // Folders: nested create makes parents; duplicates refused.
+    let f = s.create_folder(alice.id, "Projects/2026/Q1").await.unwrap();
+    assert_eq!(f.path, "Projects/2026/Q1");
+    assert!(s.folder(alice.id, "projects/2026").await.unwrap().is_some());
+    assert!(matches!(s.create_folder(alice.id, "projects").await, Err(StoreError::Exists(_))));
+    assert!(s.create_folder(alice.id, "a//b").await.is_err());
+    let names: Vec<String> = s.folders(alice.id).await.unwrap().into_iter().map(|f| f.path).collect();
+    assert_eq!(names[0], "Inbox");
+    assert!(names.contains(&"Sent Items".to_string()));
+
+    // Removing a user removes what only they held.
+    s.remove_user(&addr("bob@example.org")).await.unwrap();
+    assert!(s.user(&addr("bob@example.org")).await.unwrap().is_none());
+    assert_eq!(s.items(inbox.id).await.unwrap().len(), 50);
+}
+
+fn postgate_mime_free_content(i: usize) -> ItemContent {
+    ItemContent {
+        subject: Some(format!("m{i}")),
+        ..ItemContent::default()
+    }
+}

@@ -1,0 +1,261 @@
+//! MIME → item.
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use postgate_types::{Attachment, Contact, Importance, ItemContent, ItemKind};
+
+/// What parsing a message yields: the item content, plus the top-level header
+/// fields for rules that look at headers (such as Junk filing).
+#[derive(Debug, Clone, Default)]
+pub struct ParsedMessage {
+    /// The decoded content.
+    pub content: ItemContent,
+    /// Top-level header fields in order: name as written, unfolded raw value, trimmed.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ParsedMessage {
+    /// Values of every top-level field named `name` (case-insensitive, RFC 5322 §1.2.2).
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Converts RFC 5322/MIME bytes into an item. Never fails: what cannot be
+/// decoded is left empty.
+///
+/// ```
+/// let raw = b"From: =?ISO-8859-1?Q?Andr=E9?= <andre@example.org>\r\n\
+///             Subject: =?UTF-8?B?SGVsbG8g8J+Riw==?=\r\n\
+///             Content-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4\r\n";
+/// let m = postgate_mime::parse_message(raw);
+/// assert_eq!(m.content.subject.as_deref(), Some("Hello 👋"));
+/// assert_eq!(m.content.from.unwrap().name.as_deref(), Some("André"));
+/// assert_eq!(m.content.text.as_deref().map(str::trim), Some("Привет"));
+/// ```
+pub fn parse_message(raw: &[u8]) -> ParsedMessage {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return ParsedMessage {
+            content: ItemContent {
+                kind: Some(ItemKind::Mail),
+                ..ItemContent::default()
+            },
+            headers: Vec::new(),
+        };
+    };
+
+    let headers = message
+        .headers_raw()
+        .map(|(n, v)| (n.to_string(), unfold(v)))
+        .collect::<Vec<_>>();
+
+    let first = |a: Option<&Address<'_>>| a.and_then(|a| contacts(a).into_iter().next());
+    let list = |a: Option<&Address<'_>>| a.map(contacts).unwrap_or_default();
+
+    // Text: every text part the reader would see, in order (RFC 2046 §5.1.3
+    // multipart/mixed shows each in turn); html: the first real HTML part
+    // (not a conversion of a text part).
+    let text = (0..message.text_body_count())
+        .filter(|&i| {
+            message
+                .text_part(i as u32)
+                .is_some_and(|p| matches!(p.body, PartType::Text(_)))
+        })
+        .filter_map(|i| message.body_text(i))
+        .map(|t| t.into_owned())
+        .reduce(|a, b| a + "\n" + &b)
+        .or_else(|| message.body_text(0).map(|t| t.into_owned()));
+    let html = (0..message.html_body_count())
+        .find(|&i| {
+            message
+                .html_part(i as u32)
+                .is_some_and(|p| matches!(p.body, PartType::Html(_)))
+        })
+        .and_then(|i| message.body_html(i))
+        .map(|h| h.into_owned());
+
+    let attachments = message
+        .attachments
+        .iter()
+        .filter_map(|&id| message.parts.get(id as usize).map(|p| (id, p)))
+        .map(|(id, part)| {
+            let content_type = part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                    None => ct.ctype().to_string(),
+                })
+                .unwrap_or_else(|| match part.body {
+                    PartType::Message(_) => "message/rfc822".into(),
+                    PartType::Text(_) => "text/plain".into(),
+                    PartType::Html(_) => "text/html".into(),
+                    _ => "application/octet-stream".into(),
+                })
+                .to_ascii_lowercase();
+            let name = part.attachment_name().map(str::to_string).or_else(|| {
+                // A forwarded message without a file name: name it by its subject.
+                part.message()
+                    .and_then(|m| m.subject())
+                    .map(|s| format!("{s}.eml"))
+            });
+            let inline = matches!(part.body, PartType::InlineBinary(_))
+                || part
+                    .content_disposition()
+                    .is_some_and(|d| d.ctype().eq_ignore_ascii_case("inline"));
+            Attachment {
+                name,
+                content_type,
+                size: part.len() as u64,
+                part: id,
+                inline,
+                content_id: part
+                    .content_id()
+                    .map(|c| c.trim_matches(['<', '>']).to_string()),
+            }
+        })
+        .collect();
+
+    let content = ItemContent {
+        kind: Some(ItemKind::Mail),
+        from: first(message.from()),
+        sender: first(message.sender()),
+        to: list(message.to()),
+        cc: list(message.cc()),
+        bcc: list(message.bcc()),
+        reply_to: list(message.reply_to()),
+        subject: message.subject().map(str::to_string),
+        date: message.date().map(|d| d.to_timestamp()),
+        message_id: message.message_id().map(str::to_string),
+        in_reply_to: ids(message.in_reply_to()),
+        references: ids(message.references()),
+        text,
+        html,
+        attachments,
+        importance: importance(&headers),
+    };
+    ParsedMessage { content, headers }
+}
+
+fn contacts(a: &Address<'_>) -> Vec<Contact> {
+    a.iter()
+        .map(|addr| Contact {
+            name: addr
+                .name()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
+            address: addr.address().map(str::to_string),
+        })
+        .collect()
+}
+
+fn ids(v: &HeaderValue<'_>) -> Vec<String> {
+    match v {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Importance from `Importance:` (RFC 2156 §5.3), else `X-Priority:` (1–2 high,
+/// 4–5 low, the de-facto Outlook scale), else `Priority:` (RFC 2156: urgent / non-urgent).
+fn importance(headers: &[(String, String)]) -> Importance {
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+    };
+    if let Some(v) = get("Importance") {
+        match v.as_str() {
+            "high" => return Importance::High,
+            "low" => return Importance::Low,
+            _ => {}
+        }
+    }
+    if let Some(v) = get("X-Priority") {
+        match v.chars().next() {
+            Some('1' | '2') => return Importance::High,
+            Some('4' | '5') => return Importance::Low,
+            _ => {}
+        }
+    }
+    if let Some(v) = get("Priority") {
+        match v.as_str() {
+            "urgent" => return Importance::High,
+            "non-urgent" => return Importance::Low,
+            _ => {}
+        }
+    }
+    Importance::Normal
+}
+
+/// RFC 5322 §2.2.3: unfolding removes the CRLF before each folded whitespace.
+fn unfold(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for (i, line) in v.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if i > 0 && line.is_empty() {
+            continue;
+        }
+        out.push_str(line);
+    }
+    out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_input_still_parses() {
+        for raw in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"garbage without headers",
+            b"Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nunterminated",
+            b"Subject: =?UTF-8?B?!!!?=\r\n\r\nbody",
+            b"From: <<<@@@>>>\r\nDate: yesterday\r\n\r\n",
+        ] {
+            let m = parse_message(raw);
+            assert_eq!(m.content.kind, Some(ItemKind::Mail));
+        }
+    }
+
+    #[test]
+    fn importance_headers() {
+        let m = parse_message(b"X-Priority: 1 (Highest)\r\n\r\nx");
+        assert_eq!(m.content.importance, Importance::High);
+        let m = parse_message(b"Importance: low\r\n\r\nx");
+        assert_eq!(m.content.importance, Importance::Low);
+        let m = parse_message(b"Subject: x\r\n\r\nx");
+        assert_eq!(m.content.importance, Importance::Normal);
+    }
+
+    #[test]
+    fn multipart_alternative_with_attachment() {
+        let raw = b"From: a@b\r\nSubject: hi\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n\
+--o\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n\
+--i\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain text\r\n\
+--i\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>html text</p>\r\n--i--\r\n\
+--o\r\nContent-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--o--\r\n";
+        let m = parse_message(raw);
+        let c = m.content;
+        assert_eq!(c.text.as_deref().map(str::trim), Some("plain text"));
+        assert!(c.html.unwrap().contains("<p>html text</p>"));
+        assert_eq!(c.attachments.len(), 1);
+        assert_eq!(c.attachments[0].name.as_deref(), Some("résumé.pdf"));
+        assert_eq!(c.attachments[0].content_type, "application/pdf");
+        assert_eq!(c.attachments[0].size, 5);
+    }
+
+    #[test]
+    fn header_lookup_is_case_insensitive() {
+        let m = parse_message(b"x-spam-flag:  YES\r\n\r\nx");
+        assert_eq!(m.header_values("X-Spam-Flag").collect::<Vec<_>>(), ["YES"]);
+    }
+}
