@@ -1,1 +1,22 @@
-//! placeholder
+//! The runtime every Postgate service shares.
+//!
+//! What it is for: the operator's configuration ([`config`]), TLS for every
+//! service with one acceptor ([`tls`]), the connection stream that can be upgraded
+//! by STARTTLS ([`stream`]), and the listener layer ([`listener`]): bind, implicit
+//! TLS, the per-service worker limit with the protocol's own try-later reply, and
+//! graceful shutdown ([`shutdown`]).
+//!
+//! What it is not for: protocol logic. Engines implement [`listener::Service`] and
+//! receive a [`listener::Conn`]: a stream and its context, nothing else.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod listener;
+pub mod shutdown;
+pub mod stream;
+pub mod tls;
+
+pub use config::Config;
+pub use listener::{Conn, Service};
+pub use shutdown::Shutdown;
+pub use stream::Stream;

@@ -1,1 +1,33 @@
-fn main(){}
+//! `postgate`: the one binary. `serve` runs the services; the other commands
+//! administer the post office directly in the data directory, whether or not
+//! a server is running on it.
+#![deny(missing_docs)]
+
+mod admin;
+mod cli;
+mod serve;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("postgate")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("postgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("postgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

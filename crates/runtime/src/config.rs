@@ -1,0 +1,716 @@
+//! The operator's configuration: one TOML file, every key optional.
+//!
+//! With no file at all Postgate keeps its data in `./postgate-data` and listens
+//! on 127.0.0.1 only, on high ports (SMTP 2525, submission 5587, SMTPS 4465,
+//! IMAP 1143, IMAPS 1993, POP3 1110, POP3S 1995, LDAP 1389, LDAPS 1636,
+//! SNMP 1161/udp, console 8443). Every listener key is a list of "ip:port"
+//! strings; an empty list disables that listener. Unknown keys are errors, and
+//! [`check`] reports every error in a file with its line and column, not just
+//! the first.
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where everything is stored.
+    pub data_dir: PathBuf,
+    /// The name this server gives itself in greetings and trace headers.
+    pub hostname: String,
+    /// Log filter (tracing's env-filter syntax); `RUST_LOG` overrides it.
+    pub log: String,
+    /// Certificate and key shared by every service.
+    pub tls: TlsConfig,
+    /// SMTP: inbound, submission, SMTPS.
+    pub smtp: SmtpConfig,
+    /// What happens to mail once accepted.
+    pub delivery: DeliveryConfig,
+    /// IMAP4.
+    pub imap: ImapConfig,
+    /// POP3.
+    pub pop3: Pop3Config,
+    /// LDAP.
+    pub ldap: LdapConfig,
+    /// SNMP agent.
+    pub snmp: SnmpConfig,
+    /// Web console and client API.
+    pub console: ConsoleConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("postgate-data"),
+            hostname: default_hostname(),
+            log: "info".into(),
+            tls: TlsConfig::default(),
+            smtp: SmtpConfig::default(),
+            delivery: DeliveryConfig::default(),
+            imap: ImapConfig::default(),
+            pop3: Pop3Config::default(),
+            ldap: LdapConfig::default(),
+            snmp: SnmpConfig::default(),
+            console: ConsoleConfig::default(),
+        }
+    }
+}
+
+/// `[tls]`: PEM files. Without them a self-signed certificate is generated into
+/// the data directory on first start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: Option<PathBuf>,
+    /// Private key, PEM.
+    pub key: Option<PathBuf>,
+}
+
+/// `[smtp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Inbound SMTP (RFC 5321), STARTTLS offered.
+    pub listen: Vec<Listen>,
+    /// Message submission (RFC 6409), STARTTLS offered.
+    pub submission: Vec<Listen>,
+    /// Submission over implicit TLS (RFC 8314).
+    pub smtps: Vec<Listen>,
+    /// Sessions served at once across the SMTP listeners; one more gets
+    /// `421 4.3.2` and is closed.
+    pub threads: usize,
+    /// Largest message accepted, in octets (RFC 1870 SIZE).
+    #[serde(deserialize_with = "de_size")]
+    pub max_message_size: u64,
+    /// Recipients per message; more get `452 4.5.3` (RFC 5321 §4.5.3.1.10).
+    pub max_recipients: usize,
+    /// Longest command line in octets, CRLF included (RFC 5321 §4.5.3.1.4 says
+    /// at least 512; extensions' parameters need more).
+    pub max_line_length: usize,
+    /// Commands other than MAIL, RCPT, DATA and BDAT allowed in a row before
+    /// the session is closed with `421 4.7.0`.
+    pub max_commands_before_mail: usize,
+    /// Errors allowed in a session before it is closed with `421 4.7.0`.
+    pub max_errors: usize,
+    /// Whether VRFY answers from the directory; otherwise `252` (RFC 5321 §3.5.3).
+    pub vrfy: bool,
+    /// Time limits.
+    pub timeouts: SmtpTimeouts,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: local(2525),
+            submission: local(5587),
+            smtps: local(4465),
+            threads: 200,
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 1000,
+            max_line_length: 4096,
+            max_commands_before_mail: 100,
+            max_errors: 20,
+            vrfy: false,
+            timeouts: SmtpTimeouts::default(),
+        }
+    }
+}
+
+/// `[smtp.timeouts]`: how long the server waits for the client. RFC 5321
+/// §4.5.3.2 suggests these minimums for the client's waits; the server's own
+/// wait is at least 5 minutes (§4.5.3.2.7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpTimeouts {
+    /// From connect to the client's first command.
+    #[serde(deserialize_with = "de_duration")]
+    pub greeting: Duration,
+    /// Between commands.
+    #[serde(deserialize_with = "de_duration")]
+    pub command: Duration,
+    /// Between blocks of message data (DATA or BDAT).
+    #[serde(deserialize_with = "de_duration")]
+    pub data: Duration,
+}
+
+impl Default for SmtpTimeouts {
+    fn default() -> Self {
+        SmtpTimeouts {
+            greeting: Duration::from_secs(300),
+            command: Duration::from_secs(300),
+            data: Duration::from_secs(180),
+        }
+    }
+}
+
+/// `[delivery]`: filing of accepted mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Header fields that file a message in Junk, as "Name: value". The match is
+    /// case-insensitive; a value ending in `*` matches as a prefix.
+    pub junk_headers: Vec<String>,
+    /// Who receives mail for postmaster@ a served domain when no user, alias or
+    /// group of that name exists (RFC 5321 §4.5.1 requires the address to work).
+    pub postmaster: Option<String>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            junk_headers: vec!["X-Spam-Flag: YES".into()],
+            postmaster: None,
+        }
+    }
+}
+
+/// `[imap]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapConfig {
+    /// IMAP with STARTTLS.
+    pub listen: Vec<Listen>,
+    /// IMAP over implicit TLS.
+    pub imaps: Vec<Listen>,
+    /// Sessions served at once.
+    pub threads: usize,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            listen: local(1143),
+            imaps: local(1993),
+            threads: 10_000,
+        }
+    }
+}
+
+/// `[pop3]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Config {
+    /// POP3 with STLS.
+    pub listen: Vec<Listen>,
+    /// POP3 over implicit TLS.
+    pub pop3s: Vec<Listen>,
+    /// Sessions served at once.
+    pub threads: usize,
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            listen: local(1110),
+            pop3s: local(1995),
+            threads: 200,
+        }
+    }
+}
+
+/// `[ldap]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapConfig {
+    /// LDAP with StartTLS.
+    pub listen: Vec<Listen>,
+    /// LDAP over implicit TLS.
+    pub ldaps: Vec<Listen>,
+    /// Sessions served at once.
+    pub threads: usize,
+}
+
+impl Default for LdapConfig {
+    fn default() -> Self {
+        LdapConfig {
+            listen: local(1389),
+            ldaps: local(1636),
+            threads: 200,
+        }
+    }
+}
+
+/// `[snmp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnmpConfig {
+    /// UDP addresses of the agent.
+    pub listen: Vec<Listen>,
+    /// SNMPv2c read community.
+    pub community: String,
+}
+
+impl Default for SnmpConfig {
+    fn default() -> Self {
+        SnmpConfig {
+            listen: local(1161),
+            community: "public".into(),
+        }
+    }
+}
+
+/// `[console]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// HTTPS addresses of the web console and client API.
+    pub listen: Vec<Listen>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            listen: local(8443),
+        }
+    }
+}
+
+/// A listening address, written "ip:port" (IPv6 as "[::1]:25").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Listen(pub SocketAddr);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<SocketAddr>().map(Listen).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "\"{s}\" is not an \"ip:port\" address (IPv6: \"[::1]:25\")"
+            ))
+        })
+    }
+}
+
+fn local(port: u16) -> Vec<Listen> {
+    vec![Listen(SocketAddr::from(([127, 0, 0, 1], port)))]
+}
+
+fn default_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrStr {
+    Num(u64),
+    Str(String),
+}
+
+/// Durations: seconds as an integer, or "90s", "5m", "1h", "2d".
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    match NumOrStr::deserialize(d)? {
+        NumOrStr::Num(n) => Ok(Duration::from_secs(n)),
+        NumOrStr::Str(s) => parse_duration(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "\"{s}\" is not a duration (write seconds, or e.g. \"90s\", \"5m\", \"1h\", \"2d\")"
+            ))
+        }),
+    }
+}
+
+/// Parses "90s", "5m", "1h", "2d" (or bare seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(mult)?))
+}
+
+/// Sizes: octets as an integer, or "512KiB", "50MiB", "1GiB" (also KB/MB/GB as
+/// powers of 1000, and K/M/G as powers of 1024).
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match NumOrStr::deserialize(d)? {
+        NumOrStr::Num(n) => Ok(n),
+        NumOrStr::Str(s) => parse_size(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "\"{s}\" is not a size (write octets, or e.g. \"512KiB\", \"50MiB\")"
+            ))
+        }),
+    }
+}
+
+/// Parses a size with an optional unit.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line, when known.
+    pub line: usize,
+    /// 1-based column (in characters), when known.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The file has errors.
+    #[error("{path}: {}", .errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every error found.
+        errors: Vec<ConfigError>,
+    },
+}
+
+impl Config {
+    /// Loads a configuration file; `None` gives the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, LoadError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        check(&text).map_err(|errors| LoadError::Invalid {
+            path: path.to_path_buf(),
+            errors,
+        })
+    }
+
+    /// Every listener of every service, with the service's name: for clash checks.
+    fn listeners(&self) -> Vec<(&'static str, &'static str, Listen)> {
+        let mut out = Vec::new();
+        let mut add = |section: &'static str, key: &'static str, l: &[Listen]| {
+            out.extend(l.iter().map(|l| (section, key, *l)));
+        };
+        add("smtp", "listen", &self.smtp.listen);
+        add("smtp", "submission", &self.smtp.submission);
+        add("smtp", "smtps", &self.smtp.smtps);
+        add("imap", "listen", &self.imap.listen);
+        add("imap", "imaps", &self.imap.imaps);
+        add("pop3", "listen", &self.pop3.listen);
+        add("pop3", "pop3s", &self.pop3.pop3s);
+        add("ldap", "listen", &self.ldap.listen);
+        add("ldap", "ldaps", &self.ldap.ldaps);
+        add("console", "listen", &self.console.listen);
+        out
+    }
+
+    /// Checks that go across keys; each names the key (section, key) it is about.
+    fn validate(&self) -> Vec<(Vec<&'static str>, String)> {
+        let mut errs = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        for (section, key, l) in self.listeners() {
+            if l.0.port() == 0 {
+                continue; // port 0: the system picks a free port for each.
+            }
+            if let Some((s2, k2)) = seen.insert(l, (section, key)) {
+                errs.push((
+                    vec![section, key],
+                    format!("{} is also used by [{s2}] {k2}", l.0),
+                ));
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            let key = if self.tls.cert.is_some() { "cert" } else { "key" };
+            errs.push((vec!["tls", key], "cert and key must be given together".into()));
+        }
+        for (name, n) in [
+            ("smtp", self.smtp.threads),
+            ("imap", self.imap.threads),
+            ("pop3", self.pop3.threads),
+            ("ldap", self.ldap.threads),
+        ] {
+            if n == 0 {
+                errs.push((vec![name, "threads"], "threads must be at least 1".into()));
+            }
+        }
+        if self.smtp.max_line_length < 512 {
+            errs.push((
+                vec!["smtp", "max_line_length"],
+                "must be at least 512 (RFC 5321 §4.5.3.1.4)".into(),
+            ));
+        }
+        if self.smtp.max_recipients < 1 {
+            errs.push((vec!["smtp", "max_recipients"], "must be at least 1".into()));
+        }
+        for (i, rule) in self.delivery.junk_headers.iter().enumerate() {
+            if !rule.contains(':') {
+                errs.push((
+                    vec!["delivery", "junk_headers"],
+                    format!("entry {} (\"{rule}\") is not of the form \"Header: value\"", i + 1),
+                ));
+            }
+        }
+        if self.hostname.trim().is_empty() {
+            errs.push((vec!["hostname"], "must not be empty".into()));
+        }
+        errs
+    }
+}
+
+/// Parses and validates a configuration, collecting every error with its position.
+///
+/// Serde stops at the first error, so this repeats: on each error it records the
+/// position, blanks out the offending `key = value` (keeping byte offsets, so
+/// later positions still point into the original text) and tries again.
+pub fn check(text: &str) -> Result<Config, Vec<ConfigError>> {
+    let doc = match toml_edit::Document::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            return Err(vec![error_at(text, offset, e.message().trim().to_string())]);
+        }
+    };
+    let mut errors = Vec::new();
+    let mut work = text.as_bytes().to_vec();
+    // Each round removes one offending entry; the bound is a guard, not a limit
+    // anyone should reach.
+    for _ in 0..256 {
+        let current = String::from_utf8_lossy(&work).into_owned();
+        match toml::from_str::<Config>(&current) {
+            Ok(config) => {
+                for (path, message) in config.validate() {
+                    let offset = locate(&doc, &path).unwrap_or(0);
+                    errors.push(error_at(text, offset, message));
+                }
+                return if errors.is_empty() { Ok(config) } else { Err(errors) };
+            }
+            Err(e) => {
+                let Some(span) = e.span() else {
+                    errors.push(error_at(text, 0, e.message().to_string()));
+                    return Err(errors);
+                };
+                errors.push(error_at(text, span.start, e.message().to_string()));
+                match entry_extent(&doc, span.start) {
+                    Some(range) if work[range.clone()].iter().any(|b| !b.is_ascii_whitespace()) => {
+                        for b in &mut work[range] {
+                            if *b != b'\n' && *b != b'\r' {
+                                *b = b' ';
+                            }
+                        }
+                    }
+                    _ => return Err(errors),
+                }
+            }
+        }
+    }
+    Err(errors)
+}
+
+fn error_at(text: &str, offset: usize, message: String) -> ConfigError {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    ConfigError {
+        line,
+        column,
+        message,
+    }
+}
+
+/// The byte range of the innermost `key = value` (or whole `[table]`) holding `offset`.
+fn entry_extent(doc: &toml_edit::Document<&str>, offset: usize) -> Option<std::ops::Range<usize>> {
+    fn walk(
+        table: &dyn toml_edit::TableLike,
+        offset: usize,
+        best: &mut Option<std::ops::Range<usize>>,
+    ) {
+        for (key, item) in table.iter() {
+            let Some((k, _)) = table.get_key_value(key) else {
+                continue;
+            };
+            let start = k.span().map(|s| s.start);
+            let extent = match item {
+                toml_edit::Item::Table(t) => {
+                    // A [table]: its header and everything in it.
+                    let end = t
+                        .iter()
+                        .filter_map(|(kk, _)| {
+                            t.get_key_value(kk)
+                                .and_then(|(_, v)| v.span())
+                                .map(|s| s.end)
+                        })
+                        .max()
+                        .into_iter()
+                        .chain(t.span().map(|s| s.end))
+                        .max();
+                    let start = t.span().map(|s| s.start).or(start);
+                    start.zip(end).map(|(s, e)| s..e)
+                }
+                other => start.zip(other.span().map(|s| s.end)).map(|(s, e)| s..e),
+            };
+            if let Some(r) = extent
+                && r.contains(&offset)
+            {
+                if best.as_ref().is_none_or(|b| r.len() <= b.len()) {
+                    *best = Some(r);
+                }
+            }
+            match item {
+                toml_edit::Item::Table(t) => walk(t, offset, best),
+                toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => walk(t, offset, best),
+                _ => {}
+            }
+        }
+    }
+    let mut best = None;
+    walk(doc.as_table(), offset, &mut best);
+    best
+}
+
+/// The offset of the key at `path`, or of the nearest enclosing table that exists.
+fn locate(doc: &toml_edit::Document<&str>, path: &[&str]) -> Option<usize> {
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut found = None;
+    for (i, seg) in path.iter().enumerate() {
+        let (k, item) = table.get_key_value(seg)?;
+        found = k.span().map(|s| s.start).or(found);
+        if i + 1 < path.len() {
+            match item {
+                toml_edit::Item::Table(t) => {
+                    found = t.span().map(|s| s.start).or(found);
+                    table = t;
+                }
+                toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) => table = t,
+                _ => break,
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_only() {
+        let c = check("").unwrap();
+        assert_eq!(c.smtp.listen[0].0.to_string(), "127.0.0.1:2525");
+        assert_eq!(c.smtp.max_message_size, 50 * 1024 * 1024);
+        for (_, _, l) in c.listeners() {
+            assert!(l.0.ip().is_loopback(), "{l:?}");
+        }
+    }
+
+    #[test]
+    fn parses_every_section() {
+        let c = check(
+            r#"
+data_dir = "/var/lib/postgate"
+hostname = "mail.example.org"
+[tls]
+cert = "/etc/c.pem"
+key = "/etc/k.pem"
+[smtp]
+listen = ["0.0.0.0:25", "[::]:25"]
+submission = []
+smtps = ["0.0.0.0:465"]
+threads = 50
+max_message_size = "20MiB"
+[smtp.timeouts]
+command = "2m"
+data = 600
+[imap]
+listen = []
+threads = 5
+[pop3]
+pop3s = ["127.0.0.1:995"]
+[ldap]
+ldaps = []
+[snmp]
+community = "s3cret"
+[console]
+listen = ["127.0.0.1:443"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.smtp.listen.len(), 2);
+        assert!(c.smtp.submission.is_empty());
+        assert_eq!(c.smtp.max_message_size, 20 << 20);
+        assert_eq!(c.smtp.timeouts.command, Duration::from_secs(120));
+        assert_eq!(c.smtp.timeouts.data, Duration::from_secs(600));
+        assert_eq!(c.smtp.timeouts.greeting, Duration::from_secs(300));
+        assert_eq!(c.imap.threads, 5);
+        assert_eq!(c.snmp.community, "s3cret");
+    }
+
+    #[test]
+    fn reports_every_error_with_position() {
+        let text = "hostname = \"x\"\nbogus = 1\n[smtp]\nthreads = \"many\"\nlisten = [\"nowhere\"]\n[imap]\nlisten = [\"127.0.0.1:25\"]\n[nosuch]\na = 1\n";
+        let errs = check(text).unwrap_err();
+        let summary: Vec<(usize, &str)> =
+            errs.iter().map(|e| (e.line, e.message.as_str())).collect();
+        assert!(errs.iter().any(|e| e.line == 2 && e.message.contains("bogus")), "{summary:?}");
+        assert!(errs.iter().any(|e| e.line == 4 && e.column == 11), "{summary:?}");
+        assert!(errs.iter().any(|e| e.line == 5 && e.message.contains("nowhere")), "{summary:?}");
+        assert!(errs.iter().any(|e| e.line == 8 && e.message.contains("nosuch")), "{summary:?}");
+        assert_eq!(errs.len(), 4, "{summary:?}");
+    }
+
+    #[test]
+    fn cross_key_errors_name_their_key() {
+        let text = "[smtp]\nlisten = [\"127.0.0.1:2500\"]\n[imap]\nlisten = [\"127.0.0.1:2500\"]\n[tls]\ncert = \"c.pem\"\n";
+        let errs = check(text).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs.iter().any(|e| e.line == 4 && e.message.contains("also used")));
+        assert!(errs.iter().any(|e| e.line == 6 && e.message.contains("together")));
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let errs = check("[smtp\nthreads = 1").unwrap_err();
+        assert_eq!(errs[0].line, 1);
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172800)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_size("50MiB"), Some(50 << 20));
+        assert_eq!(parse_size("10 KB"), Some(10_000));
+        assert_eq!(parse_size("1.5G"), None);
+    }
+}

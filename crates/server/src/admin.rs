@@ -1,0 +1,299 @@
+//! The administration commands: directory and mailbox inspection, straight on the
+//! store in the data directory (SQLite arbitrates with a running server).
+use crate::cli::{AliasCmd, Command, DomainCmd, FolderCmd, GroupCmd, ItemCmd, MemberCmd, UserCmd};
+use anyhow::{Context, bail};
+use postgate_runtime::Config;
+use postgate_store::embedded::EmbeddedStore;
+use postgate_store::{Directory, Mailboxes, NewUser, User, password};
+use postgate_types::{EmailAddress, ItemSummary, Secret};
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+fn addr(s: &str) -> anyhow::Result<EmailAddress> {
+    EmailAddress::parse(s).with_context(|| format!("{s:?} is not an address"))
+}
+
+/// Reads a password from the first line of standard input.
+fn read_password() -> anyhow::Result<Secret<String>> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        bail!("empty password on standard input");
+    }
+    Ok(Secret::new(pw))
+}
+
+async fn user_of(store: &EmbeddedStore, address: &str) -> anyhow::Result<User> {
+    store
+        .user(&addr(address)?)
+        .await?
+        .with_context(|| format!("no user {address}"))
+}
+
+pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
+    let store = EmbeddedStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Domain(cmd) => match cmd {
+            DomainCmd::Add { name } => {
+                let d = store.add_domain(&name).await?;
+                writeln!(out, "added domain {} (post office {})", d.name, d.post_offices.join(", "))?;
+            }
+            DomainCmd::List { json } => {
+                let domains = store.list_domains().await?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&domains)?)?;
+                } else {
+                    for d in domains {
+                        writeln!(out, "{}\tusers={}\tpost offices: {}", d.name, d.users, d.post_offices.join(", "))?;
+                    }
+                }
+            }
+            DomainCmd::Remove { name } => {
+                store.remove_domain(&name).await?;
+                writeln!(out, "removed domain {name}")?;
+            }
+        },
+        Command::User(cmd) => match cmd {
+            UserCmd::Add(a) => {
+                let address = addr(&a.address)?;
+                let words: Vec<&str> = a.name.split_whitespace().collect();
+                let password_hash = if a.password_stdin {
+                    let pw = read_password()?;
+                    Some(password::hash_blocking(pw).await.map_err(anyhow::Error::msg)?)
+                } else {
+                    None
+                };
+                let user = store
+                    .add_user(NewUser {
+                        address,
+                        post_office: a.post_office,
+                        display_name: a.name.trim().to_string(),
+                        given_name: a.given.or_else(|| words.first().map(|s| s.to_string())),
+                        surname: a
+                            .surname
+                            .or_else(|| (words.len() > 1).then(|| words[words.len() - 1].to_string())),
+                        title: a.title,
+                        department: a.department,
+                        phone: a.phone,
+                        password_hash,
+                    })
+                    .await?;
+                writeln!(out, "added user {} ({})", user.address, user.display_name)?;
+            }
+            UserCmd::List { domain, json } => {
+                let users = store.list_users(domain.as_deref()).await?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&users)?)?;
+                } else {
+                    for u in users {
+                        writeln!(out, "{}\t{}\t{}", u.address, u.display_name, u.post_office)?;
+                    }
+                }
+            }
+            UserCmd::Show { address, json } => {
+                let u = user_of(&store, &address).await?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&u)?)?;
+                } else {
+                    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+                    writeln!(out, "address:      {}", u.address)?;
+                    writeln!(out, "name:         {}", u.display_name)?;
+                    writeln!(out, "given name:   {}", opt(&u.given_name))?;
+                    writeln!(out, "surname:      {}", opt(&u.surname))?;
+                    writeln!(out, "title:        {}", opt(&u.title))?;
+                    writeln!(out, "department:   {}", opt(&u.department))?;
+                    writeln!(out, "phone:        {}", opt(&u.phone))?;
+                    writeln!(out, "post office:  {}", u.post_office)?;
+                    let aliases: Vec<String> = u.aliases.iter().map(|a| a.to_string()).collect();
+                    writeln!(out, "aliases:      {}", aliases.join(", "))?;
+                    writeln!(out, "password:     {}", if u.has_password { "set" } else { "not set" })?;
+                }
+            }
+            UserCmd::Remove { address } => {
+                store.remove_user(&addr(&address)?).await?;
+                writeln!(out, "removed user {address}")?;
+            }
+            UserCmd::Passwd { address, .. } => {
+                let address = addr(&address)?;
+                let pw = read_password()?;
+                let hash = password::hash_blocking(pw).await.map_err(anyhow::Error::msg)?;
+                store.set_password_hash(&address, Some(hash)).await?;
+                writeln!(out, "password set for {address}")?;
+            }
+        },
+        Command::Alias(cmd) => match cmd {
+            AliasCmd::Add { alias, user } => {
+                store.add_alias(&addr(&alias)?, &addr(&user)?).await?;
+                writeln!(out, "{alias} now reaches {user}")?;
+            }
+            AliasCmd::Remove { alias } => {
+                store.remove_alias(&addr(&alias)?).await?;
+                writeln!(out, "removed alias {alias}")?;
+            }
+        },
+        Command::Group(cmd) => match cmd {
+            GroupCmd::Add { address, name } => {
+                let a = addr(&address)?;
+                let name = name.unwrap_or_else(|| a.local().to_string());
+                let g = store.add_group(&a, &name).await?;
+                writeln!(out, "added group {} ({})", g.address, g.display_name)?;
+            }
+            GroupCmd::Remove { address } => {
+                store.remove_group(&addr(&address)?).await?;
+                writeln!(out, "removed group {address}")?;
+            }
+            GroupCmd::List { json } => {
+                let groups = store.list_groups(None).await?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&groups)?)?;
+                } else {
+                    for g in groups {
+                        let m: Vec<String> = g.members.iter().map(|m| m.to_string()).collect();
+                        writeln!(out, "{}\t{}\t{}", g.address, g.display_name, m.join(", "))?;
+                    }
+                }
+            }
+            GroupCmd::Member(MemberCmd::Add { group, address }) => {
+                store.add_group_member(&addr(&group)?, &addr(&address)?).await?;
+                writeln!(out, "added {address} to {group}")?;
+            }
+            GroupCmd::Member(MemberCmd::Remove { group, address }) => {
+                store.remove_group_member(&addr(&group)?, &addr(&address)?).await?;
+                writeln!(out, "removed {address} from {group}")?;
+            }
+        },
+        Command::Folder(cmd) => match cmd {
+            FolderCmd::List { address, json } => {
+                let u = user_of(&store, &address).await?;
+                let folders = store.folders(u.id).await?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&folders)?)?;
+                } else {
+                    for f in folders {
+                        let role = f.role.map(|r| r.to_string()).unwrap_or_default();
+                        writeln!(out, "{}\t{role}\ttotal={}\tunseen={}", f.path, f.total, f.unseen)?;
+                    }
+                }
+            }
+            FolderCmd::Add { address, path } => {
+                let u = user_of(&store, &address).await?;
+                let f = store.create_folder(u.id, &path).await?;
+                writeln!(out, "created folder {}", f.path)?;
+            }
+        },
+        Command::Item(cmd) => match cmd {
+            ItemCmd::List { address, folder, json } => {
+                let u = user_of(&store, &address).await?;
+                let f = store
+                    .folder(u.id, &folder)
+                    .await?
+                    .with_context(|| format!("{address} has no folder {folder:?}"))?;
+                let items = store.items(f.id).await?;
+                if json {
+                    let rows: Vec<serde_json::Value> = items.iter().map(item_json).collect();
+                    writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+                } else {
+                    writeln!(out, "UID\tKIND\tDATE\tSIZE\tFLAGS\tFROM\tSUBJECT")?;
+                    for i in &items {
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                            i.uid,
+                            i.kind,
+                            date(i.date),
+                            i.size,
+                            flags(i).join(" "),
+                            i.from.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+                            i.subject.clone().unwrap_or_default()
+                        )?;
+                    }
+                }
+            }
+            ItemCmd::Show { address, uid, folder, raw, json } => {
+                let u = user_of(&store, &address).await?;
+                let f = store
+                    .folder(u.id, &folder)
+                    .await?
+                    .with_context(|| format!("{address} has no folder {folder:?}"))?;
+                if raw {
+                    let bytes = store
+                        .raw(f.id, uid)
+                        .await?
+                        .with_context(|| format!("no item {uid} in {folder}"))?;
+                    out.write_all(&bytes)?;
+                } else {
+                    let rec = store
+                        .item(f.id, uid)
+                        .await?
+                        .with_context(|| format!("no item {uid} in {folder}"))?;
+                    if json {
+                        let mut v = item_json(&rec.summary);
+                        v["content"] = serde_json::to_value(&rec.content)?;
+                        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+                    } else {
+                        let c = &rec.content;
+                        let list = |l: &[postgate_types::Contact]| {
+                            l.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+                        };
+                        writeln!(out, "uid:          {}", rec.summary.uid)?;
+                        writeln!(out, "kind:         {}", rec.summary.kind)?;
+                        writeln!(out, "from:         {}", c.from.as_ref().map(|f| f.to_string()).unwrap_or_default())?;
+                        writeln!(out, "to:           {}", list(&c.to))?;
+                        writeln!(out, "cc:           {}", list(&c.cc))?;
+                        writeln!(out, "subject:      {}", c.subject.clone().unwrap_or_default())?;
+                        writeln!(out, "date:         {}", date(rec.summary.date))?;
+                        writeln!(out, "importance:   {}", c.importance.as_str())?;
+                        writeln!(out, "size:         {}", rec.summary.size)?;
+                        writeln!(out, "flags:        {}", flags(&rec.summary).join(" "))?;
+                        for a in &c.attachments {
+                            writeln!(
+                                out,
+                                "attachment:   {} ({}, {} bytes{})",
+                                a.name.clone().unwrap_or_else(|| "(unnamed)".into()),
+                                a.content_type,
+                                a.size,
+                                if a.inline { ", inline" } else { "" }
+                            )?;
+                        }
+                        writeln!(out)?;
+                        writeln!(out, "{}", c.text.clone().unwrap_or_default())?;
+                    }
+                }
+            }
+        },
+        Command::Serve | Command::CheckConfig { .. } => bail!("not an administration command"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn date(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_default()
+}
+
+fn flags(i: &ItemSummary) -> Vec<String> {
+    i.flags
+        .names()
+        .map(str::to_string)
+        .chain(i.keywords.iter().cloned())
+        .collect()
+}
+
+fn item_json(i: &ItemSummary) -> serde_json::Value {
+    serde_json::json!({
+        "uid": i.uid,
+        "kind": i.kind,
+        "from": i.from,
+        "subject": i.subject,
+        "date": date(i.date),
+        "size": i.size,
+        "flags": flags(i),
+    })
+}

@@ -1,0 +1,285 @@
+//! The command line: `postgate [--config FILE] <command>`.
+use crate::{admin, serve};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use postgate_runtime::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Postgate: a post office and its Internet gateway.
+#[derive(Debug, Parser)]
+#[command(name = "postgate", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one: data in ./postgate-data, services on 127.0.0.1.
+    #[arg(long, short = 'c', global = true, value_name = "FILE", env = "POSTGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the services until interrupted.
+    Serve,
+    /// Check a configuration file and report every error with its line and column.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Domains this post office system serves.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Other addresses of a user.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// Groups (distribution lists).
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// A user's folders.
+    #[command(subcommand)]
+    Folder(FolderCmd),
+    /// Items in a user's folders.
+    #[command(subcommand)]
+    Item(ItemCmd),
+}
+
+/// `domain …`
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Add a domain.
+    Add {
+        /// Domain name, e.g. example.org.
+        name: String,
+    },
+    /// List domains.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a domain that has no users, aliases or groups left.
+    Remove {
+        /// Domain name.
+        name: String,
+    },
+}
+
+/// `user add` options.
+#[derive(Debug, Args)]
+pub struct UserAdd {
+    /// The user's address, e.g. alice@example.org.
+    pub address: String,
+    /// Full name, e.g. "Alice Smith".
+    #[arg(long)]
+    pub name: String,
+    /// Given name (default: first word of --name).
+    #[arg(long)]
+    pub given: Option<String>,
+    /// Surname (default: last word of --name).
+    #[arg(long)]
+    pub surname: Option<String>,
+    /// Job title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Department.
+    #[arg(long)]
+    pub department: Option<String>,
+    /// Telephone number.
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// Post office within the domain (default: the domain's first).
+    #[arg(long = "post-office")]
+    pub post_office: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+}
+
+/// `user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user, with the standard folders.
+    Add(UserAdd),
+    /// List users.
+    List {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user.
+    Show {
+        /// Address or alias.
+        address: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user and everything they hold.
+    Remove {
+        /// Address.
+        address: String,
+    },
+    /// Set a user's password, read from the first line of standard input.
+    Passwd {
+        /// Address.
+        address: String,
+        /// Accepted for symmetry with `user add`; the password is always read from standard input.
+        #[arg(long = "password-stdin")]
+        password_stdin: bool,
+    },
+}
+
+/// `alias …`
+#[derive(Debug, Subcommand)]
+pub enum AliasCmd {
+    /// Make ALIAS another address of USER.
+    Add {
+        /// The new address.
+        alias: String,
+        /// The user it reaches.
+        user: String,
+    },
+    /// Remove an alias.
+    Remove {
+        /// The alias.
+        alias: String,
+    },
+}
+
+/// `group …`
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Add a group.
+    Add {
+        /// The group's address.
+        address: String,
+        /// Display name (default: the local part).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a group.
+    Remove {
+        /// The group's address.
+        address: String,
+    },
+    /// List groups and their members.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Group membership.
+    #[command(subcommand)]
+    Member(MemberCmd),
+}
+
+/// `group member …`
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    /// Add a user, alias or group to a group.
+    Add {
+        /// The group.
+        group: String,
+        /// The member's address.
+        address: String,
+    },
+    /// Remove a member.
+    Remove {
+        /// The group.
+        group: String,
+        /// The member's address.
+        address: String,
+    },
+}
+
+/// `folder …`
+#[derive(Debug, Subcommand)]
+pub enum FolderCmd {
+    /// List a user's folders with their counts.
+    List {
+        /// The user.
+        address: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a folder (and missing parents), e.g. "Projects/2026".
+    Add {
+        /// The user.
+        address: String,
+        /// Folder path, "/"-separated.
+        path: String,
+    },
+}
+
+/// `item …`
+#[derive(Debug, Subcommand)]
+pub enum ItemCmd {
+    /// List the items of a folder: uid, kind, from, subject, date, size, flags.
+    List {
+        /// The user.
+        address: String,
+        /// Folder (default: Inbox).
+        #[arg(long, default_value = "Inbox")]
+        folder: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one item: its fields, or with --raw its RFC 5322 bytes exactly as stored.
+    Show {
+        /// The user.
+        address: String,
+        /// The item's UID in the folder.
+        uid: u32,
+        /// Folder (default: Inbox).
+        #[arg(long, default_value = "Inbox")]
+        folder: String,
+        /// Print the stored RFC 5322 message byte for byte.
+        #[arg(long)]
+        raw: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let load = |path: Option<PathBuf>| Config::load(path.as_deref()).context("configuration");
+    match cli.command {
+        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Serve => serve::serve(load(cli.config)?).await,
+        other => admin::run(load(cli.config)?, other).await,
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match postgate_runtime::config::check(&text) {
+        Ok(_) => {
+            println!("{}: OK", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}:{}:{}: {}", file.display(), e.line, e.column, e.message);
+            }
+            eprintln!("{}: {} error(s)", file.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `postgate serve`: open the store, bind every configured listener, run until
+//! SIGINT/SIGTERM, then shut down gracefully.
+use anyhow::Context;
+use postgate_delivery::{Delivery, JunkRule};
+use postgate_runtime::config::Listen;
+use postgate_runtime::listener::{self, Listener, Workers};
+use postgate_runtime::{Config, Service, shutdown, tls};
+use postgate_store::Store;
+use postgate_store::embedded::EmbeddedStore;
+use postgate_types::EmailAddress;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long shutdown waits for sessions to finish before leaving anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sets up logging from the config (`RUST_LOG` wins).
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// One service with its listeners and worker pool.
+struct Running {
+    service: Arc<dyn Service>,
+    workers: Workers,
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    init_logging(&config);
+    // One crypto backend for the process (../DEPENDENCIES: ring, not aws-lc-rs).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let store = EmbeddedStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let tls = tls::acceptor(
+        config.tls.cert.as_deref(),
+        config.tls.key.as_deref(),
+        &config.data_dir,
+        &config.hostname,
+    )?;
+    let junk = config
+        .delivery
+        .junk_headers
+        .iter()
+        .filter_map(|r| JunkRule::parse(r))
+        .collect();
+    let postmaster = config
+        .delivery
+        .postmaster
+        .as_deref()
+        .map(EmailAddress::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("[delivery] postmaster: {e}"))?;
+    let delivery = Delivery::new(store.clone(), junk, postmaster);
+
+    let (trigger, shutdown) = shutdown::channel();
+    let mut running = Vec::new();
+    let mut out = std::io::stdout().lock();
+
+    // SMTP: the inbound port. Submission and SMTPS arrive with authentication
+    // (the outbound gateway); until then those listeners are simply absent.
+    let smtp: Arc<dyn Service> = Arc::new(postgate_smtp::SmtpService::new(
+        postgate_smtp::Settings {
+            hostname: config.hostname.clone(),
+            config: config.smtp.clone(),
+        },
+        delivery.clone(),
+    ));
+    let workers = Workers::new(config.smtp.threads);
+    for (addrs, role, implicit) in [(&config.smtp.listen, "smtp", false)] {
+        for l in bind_all(addrs, role, implicit).await? {
+            writeln!(
+                out,
+                "postgate: smtp listening on {} ({role}{})",
+                l.local_addr()?,
+                if implicit { ", implicit TLS" } else { ", STARTTLS" }
+            )?;
+            tokio::spawn(listener::run(
+                l,
+                smtp.clone(),
+                workers.clone(),
+                tls.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+    running.push(Running {
+        service: smtp,
+        workers,
+    });
+
+    writeln!(out, "postgate: ready (data in {})", config.data_dir.display())?;
+    out.flush()?;
+    drop(out);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    trigger.trigger();
+    for r in &running {
+        if !r.workers.drain(DRAIN_TIMEOUT).await {
+            tracing::warn!(
+                service = r.service.name(),
+                sessions = r.workers.busy(),
+                "sessions still open at shutdown"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bind_all(
+    addrs: &[Listen],
+    role: &'static str,
+    implicit: bool,
+) -> anyhow::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        out.push(
+            Listener::bind(a.0, role, implicit)
+                .await
+                .with_context(|| format!("{role}: cannot listen on {}", a.0))?,
+        );
+    }
+    Ok(out)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

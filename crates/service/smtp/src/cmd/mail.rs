@@ -1,0 +1,75 @@
+//! MAIL FROM (RFC 5321 §4.1.1.2) and its parameters.
+use crate::reply::Reply;
+use crate::session::{Session, State, Transaction};
+use postgate_types::EmailAddress;
+use smtp_proto::MailFrom;
+
+impl Session {
+    pub(crate) fn handle_mail(&mut self, from: MailFrom<String>) -> Reply {
+        let helo = match &self.state {
+            State::Fresh => return Reply::bad_sequence("Send HELO/EHLO first"),
+            State::Mail(..) => return Reply::bad_sequence("Nested MAIL command"),
+            State::Ready(helo) => helo.clone(),
+        };
+        if self.shutting_down() {
+            return Reply::new(421, "4.3.2", "Service shutting down").closing();
+        }
+        let extended = helo.extended;
+        // ESMTP parameters need EHLO (RFC 5321 §4.1.1.2: parameters are extensions).
+        let has_params = from.flags != 0 || from.size != 0 || from.env_id.is_some();
+        if has_params && !extended {
+            return Reply::new(555, "5.5.4", "Parameters need EHLO");
+        }
+        if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
+            // RFC 3030 §3: BINARYMIME is not offered here.
+            return Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported");
+        }
+        let max = self.settings.config.max_message_size;
+        if from.size as u64 > max {
+            // RFC 1870 §6.1: the declared size exceeds the fixed maximum.
+            return Reply::new(
+                552,
+                "5.3.4",
+                format!("Message size exceeds fixed maximum message size ({max} octets)"),
+            );
+        }
+        let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
+        if !from.address.is_empty() {
+            match EmailAddress::parse(&from.address) {
+                Ok(a) if a.is_utf8() && !smtputf8 => {
+                    // RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8.
+                    return Reply::new(553, "5.6.7", "Sender address needs SMTPUTF8");
+                }
+                Ok(_) => {}
+                Err(_) => return Reply::new(553, "5.1.7", "Bad sender address syntax"),
+            }
+        }
+        let ret = if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
+            Some("FULL".to_string())
+        } else if from.flags & smtp_proto::MAIL_RET_HDRS != 0 {
+            Some("HDRS".to_string())
+        } else {
+            None
+        };
+        let body = if from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0 {
+            Some("8BITMIME".to_string())
+        } else if from.flags & smtp_proto::MAIL_BODY_7BIT != 0 {
+            Some("7BIT".to_string())
+        } else {
+            None
+        };
+        self.commands_since_mail = 0;
+        self.state = State::Mail(
+            helo,
+            Transaction {
+                mail_from: from.address,
+                env_id: from.env_id,
+                ret,
+                body,
+                smtputf8,
+                ..Transaction::default()
+            },
+        );
+        Reply::new(250, "2.1.0", "Ok")
+    }
+}

@@ -1,0 +1,7 @@
+//! One file per command; each adds `handle_<verb>` to [`Session`](crate::session::Session).
+mod data;
+mod ehlo;
+mod mail;
+mod misc;
+mod rcpt;
+mod starttls;

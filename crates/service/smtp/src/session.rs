@@ -1,0 +1,382 @@
+//! One SMTP session: its I/O, its state, and the dispatch of commands.
+use crate::Settings;
+use crate::reply::Reply;
+use postgate_delivery::Delivery;
+use postgate_runtime::{Conn, Shutdown, Stream};
+use postgate_store::UserRef;
+use smtp_proto::Request;
+use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, DummyDataReceiver};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Bytes asked of the socket per read; also the unit by which a message
+/// may overshoot the size limit in memory before being cut off.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the client said in HELO/EHLO.
+#[derive(Debug, Clone)]
+pub(crate) struct Helo {
+    /// The name the client gave.
+    pub name: String,
+    /// EHLO (extended SMTP) rather than HELO.
+    pub extended: bool,
+}
+
+/// A recipient accepted by RCPT.
+#[derive(Debug, Clone)]
+pub(crate) struct Rcpt {
+    /// The address as given.
+    pub address: String,
+    /// RFC 3461 ORCPT.
+    pub orcpt: Option<String>,
+    /// RFC 3461 NOTIFY.
+    pub notify: Vec<String>,
+}
+
+/// A mail transaction: from MAIL to the end of DATA or BDAT LAST.
+#[derive(Debug, Default)]
+pub(crate) struct Transaction {
+    /// Reverse path; empty for `<>`.
+    pub mail_from: String,
+    /// RFC 3461 ENVID.
+    pub env_id: Option<String>,
+    /// RFC 3461 RET.
+    pub ret: Option<String>,
+    /// RFC 6152 BODY.
+    pub body: Option<String>,
+    /// RFC 6531 SMTPUTF8.
+    pub smtputf8: bool,
+    /// Recipients accepted so far.
+    pub rcpts: Vec<Rcpt>,
+    /// The users they resolve to, without repeats.
+    pub users: Vec<UserRef>,
+    /// BDAT chunks received so far (RFC 3030), or `None` if BDAT has not started.
+    pub bdat: Option<Vec<u8>>,
+    /// A BDAT chunk pushed the message over the size limit; the rest is discarded.
+    pub bdat_oversize: bool,
+}
+
+/// Where the session is in RFC 5321's command sequence (§4.1.4).
+#[derive(Debug)]
+pub(crate) enum State {
+    /// Connected (or just past STARTTLS); no HELO/EHLO yet.
+    Fresh,
+    /// HELO/EHLO done; no transaction.
+    Ready(Helo),
+    /// Inside a mail transaction.
+    Mail(Helo, Transaction),
+}
+
+/// Why reading from the client stopped.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The client closed the connection.
+    Eof,
+    /// The client said nothing within the time allowed.
+    Timeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// A command line exceeded the limit (and was discarded to its end).
+    TooLong,
+    /// The connection failed.
+    Io,
+}
+
+/// One session.
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) stream: Option<Stream>,
+    pub(crate) rbuf: Vec<u8>,
+    pub(crate) rpos: usize,
+    pub(crate) wbuf: Vec<u8>,
+    pub(crate) state: State,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) delivery: Delivery,
+    pub(crate) peer: SocketAddr,
+    /// The TLS acceptor, for STARTTLS.
+    pub(crate) tls: postgate_runtime::tls::Tls,
+    shutdown: Shutdown,
+    /// Commands since the last MAIL (RFC 5321 gives no limit; this bounds abuse).
+    pub(crate) commands_since_mail: usize,
+    /// Error replies so far.
+    pub(crate) errors: usize,
+    /// Whether a command has been received (the greeting timeout applies until then).
+    started: bool,
+}
+
+impl Session {
+    /// A session on an accepted connection.
+    pub fn new(conn: Conn, settings: Arc<Settings>, delivery: Delivery) -> Session {
+        Session {
+            stream: Some(conn.stream),
+            rbuf: Vec::with_capacity(4096),
+            rpos: 0,
+            wbuf: Vec::with_capacity(1024),
+            state: State::Fresh,
+            settings,
+            delivery,
+            peer: conn.peer,
+            tls: conn.tls,
+            shutdown: conn.shutdown,
+            commands_since_mail: 0,
+            errors: 0,
+            started: false,
+        }
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(Stream::is_tls)
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        // RFC 5321 §4.3.1: the greeting. No enhanced code (RFC 2034 §3).
+        let greeting = Reply::new(220, "", format!("{} ESMTP Postgate", self.settings.hostname));
+        self.send(&greeting);
+        loop {
+            let timeout = if self.started {
+                self.settings.config.timeouts.command
+            } else {
+                self.settings.config.timeouts.greeting
+            };
+            let line = match self.read_line(timeout).await {
+                Ok(line) => line,
+                Err(ReadError::TooLong) => {
+                    // RFC 5321 §4.5.3.1.4 / §4.2.4: "500 Line too long".
+                    let r = Reply::new(500, "5.5.2", "Line too long");
+                    if self.finish(r).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.end_on(e).await;
+                    break;
+                }
+            };
+            self.started = true;
+            let reply = self.dispatch(&line).await;
+            if self.finish(reply).await {
+                break;
+            }
+        }
+        if let Some(mut s) = self.stream.take() {
+            let _ = s.shutdown().await;
+        }
+    }
+
+    /// Sends a reply, counts errors and commands; returns true if the session must end.
+    async fn finish(&mut self, mut reply: Reply) -> bool {
+        if reply.code >= 500 || reply.code == 421 {
+            self.errors += 1;
+        }
+        if !reply.close && self.errors > self.settings.config.max_errors {
+            reply = Reply::new(421, "4.7.0", "Too many errors, closing connection").closing();
+        }
+        if !reply.close && self.commands_since_mail > self.settings.config.max_commands_before_mail
+        {
+            reply = Reply::new(421, "4.7.0", "Too many commands, closing connection").closing();
+        }
+        self.send(&reply);
+        if reply.close {
+            let _ = self.flush().await;
+            return true;
+        }
+        false
+    }
+
+    async fn end_on(&mut self, e: ReadError) {
+        let host = self.settings.hostname.clone();
+        let reply = match e {
+            // RFC 5321 §3.8: a server that times out should say 421 first.
+            ReadError::Timeout => Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded")),
+            ReadError::Shutdown => Reply::new(421, "4.3.2", format!("{host} Service shutting down")),
+            ReadError::Eof | ReadError::Io | ReadError::TooLong => return,
+        };
+        self.send(&reply);
+        let _ = self.flush().await;
+    }
+
+    /// Parses one command line and runs its handler.
+    async fn dispatch(&mut self, line: &[u8]) -> Reply {
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(r) => r.into_owned(),
+            Err(e) => {
+                self.commands_since_mail += 1;
+                return e.into();
+            }
+        };
+        if !matches!(
+            request,
+            Request::Mail { .. } | Request::Rcpt { .. } | Request::Data | Request::Bdat { .. }
+        ) {
+            self.commands_since_mail += 1;
+        }
+        match request {
+            Request::Ehlo { host } => self.handle_ehlo(host, true),
+            Request::Helo { host } => self.handle_ehlo(host, false),
+            Request::Mail { from } => self.handle_mail(from),
+            Request::Rcpt { to } => self.handle_rcpt(to).await,
+            Request::Data => self.handle_data().await,
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.handle_bdat(chunk_size, is_last).await,
+            Request::Rset => self.handle_rset(),
+            Request::Noop { .. } => Reply::ok(),
+            Request::Vrfy { value } => self.handle_vrfy(value).await,
+            Request::Expn { .. } => {
+                Reply::new(502, "5.5.1", "EXPN not available")
+            }
+            Request::Help { .. } => self.handle_help(),
+            Request::Quit => Reply::new(221, "2.0.0", "Bye").closing(),
+            Request::StartTls => self.handle_starttls(line).await,
+            Request::Auth { .. } => {
+                Reply::new(503, "5.5.1", "Authentication is not available on this port")
+            }
+            Request::Lhlo { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => {
+                // RFC 5321 §4.2.4: 502 for a command we recognize but do not implement.
+                Reply::new(502, "5.5.1", "Command not implemented")
+            }
+        }
+    }
+
+    /// Queues a reply for the next flush.
+    pub(crate) fn send(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.wbuf);
+    }
+
+    /// Writes queued replies.
+    pub(crate) async fn flush(&mut self) -> Result<(), ReadError> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ReadError::Io);
+        };
+        let r = async {
+            stream.write_all(&self.wbuf).await?;
+            stream.flush().await
+        }
+        .await;
+        self.wbuf.clear();
+        r.map_err(|_| ReadError::Io)
+    }
+
+    /// Reads more bytes into the buffer, flushing pending replies first (so that
+    /// pipelined replies go out together, RFC 2920 §3.1).
+    async fn fill(&mut self, timeout: Duration) -> Result<(), ReadError> {
+        self.flush().await?;
+        if self.rpos > 0 {
+            self.rbuf.drain(..self.rpos);
+            self.rpos = 0;
+        }
+        let stream = self.stream.as_mut().ok_or(ReadError::Io)?;
+        self.rbuf.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            r = tokio::time::timeout(timeout, stream.read_buf(&mut self.rbuf)) => r,
+            _ = self.shutdown.wait() => return Err(ReadError::Shutdown),
+        };
+        match read {
+            Err(_) => Err(ReadError::Timeout),
+            Ok(Ok(0)) => Err(ReadError::Eof),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ReadError::Io),
+        }
+    }
+
+    /// The next command line, LF included.
+    async fn read_line(&mut self, timeout: Duration) -> Result<Vec<u8>, ReadError> {
+        let max = self.settings.config.max_line_length;
+        let mut discarding = false;
+        loop {
+            let pending = &self.rbuf[self.rpos..];
+            if let Some(i) = memchr::memchr(b'\n', pending) {
+                let line = pending[..=i].to_vec();
+                self.rpos += i + 1;
+                if discarding || line.len() > max {
+                    return Err(ReadError::TooLong);
+                }
+                return Ok(line);
+            }
+            if pending.len() > max {
+                // Drop what we have and keep reading to the end of the line.
+                discarding = true;
+                self.rpos = self.rbuf.len();
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Reads DATA content up to `<CRLF>.<CRLF>` (RFC 5321 §4.1.1.4), dot-unstuffed,
+    /// appending to `out`. Returns false if it exceeded `limit` octets (the rest was
+    /// read and discarded, the content cut back to what was there before).
+    pub(crate) async fn read_data(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<bool, ReadError> {
+        let base = out.len();
+        let timeout = self.settings.config.timeouts.data;
+        let mut rx = DataReceiver::new();
+        let mut discard: Option<DummyDataReceiver> = None;
+        loop {
+            let pending = &self.rbuf[self.rpos..];
+            let mut iter = pending.iter();
+            let done = match &mut discard {
+                Some(d) => d.ingest(&mut iter),
+                None => rx.ingest(&mut iter, out),
+            };
+            self.rpos += pending.len() - iter.as_slice().len();
+            if discard.is_none() && (out.len() - base) as u64 > limit {
+                discard = Some(DummyDataReceiver::new_data(&rx));
+                out.truncate(base);
+                out.shrink_to(base + READ_CHUNK);
+            }
+            if done {
+                return Ok(discard.is_none());
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Reads a BDAT chunk of exactly `size` octets (RFC 3030 §2), appending it to
+    /// `out` unless `keep` is false.
+    pub(crate) async fn read_chunk(
+        &mut self,
+        out: &mut Vec<u8>,
+        size: usize,
+        keep: bool,
+    ) -> Result<(), ReadError> {
+        let timeout = self.settings.config.timeouts.data;
+        let mut rx = BdatReceiver::new(size, true);
+        let mut dummy = DummyDataReceiver::new_bdat(size);
+        loop {
+            let pending = &self.rbuf[self.rpos..];
+            let mut iter = pending.iter();
+            let done = if keep {
+                rx.ingest(&mut iter, out)
+            } else {
+                dummy.ingest(&mut iter)
+            };
+            self.rpos += pending.len() - iter.as_slice().len();
+            if done {
+                return Ok(());
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Discards everything buffered but not yet read: after STARTTLS, nothing sent
+    /// in cleartext may be taken as sent under TLS (RFC 3207 §4.2).
+    pub(crate) fn discard_input(&mut self) {
+        self.rbuf.clear();
+        self.rpos = 0;
+    }
+
+    /// Whether the shutdown signal has fired.
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutdown.is_triggered()
+    }
+}
