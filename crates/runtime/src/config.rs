@@ -375,7 +375,11 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -451,8 +455,15 @@ impl Config {
             }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
-            let key = if self.tls.cert.is_some() { "cert" } else { "key" };
-            errs.push((vec!["tls", key], "cert and key must be given together".into()));
+            let key = if self.tls.cert.is_some() {
+                "cert"
+            } else {
+                "key"
+            };
+            errs.push((
+                vec!["tls", key],
+                "cert and key must be given together".into(),
+            ));
         }
         for (name, n) in [
             ("smtp", self.smtp.threads),
@@ -477,7 +488,10 @@ impl Config {
             if !rule.contains(':') {
                 errs.push((
                     vec!["delivery", "junk_headers"],
-                    format!("entry {} (\"{rule}\") is not of the form \"Header: value\"", i + 1),
+                    format!(
+                        "entry {} (\"{rule}\") is not of the form \"Header: value\"",
+                        i + 1
+                    ),
                 ));
             }
         }
@@ -513,7 +527,11 @@ pub fn check(text: &str) -> Result<Config, Vec<ConfigError>> {
                     let offset = locate(&doc, &path).unwrap_or(0);
                     errors.push(error_at(text, offset, message));
                 }
-                return if errors.is_empty() { Ok(config) } else { Err(errors) };
+                return if errors.is_empty() {
+                    Ok(config)
+                } else {
+                    Err(errors)
+                };
             }
             Err(e) => {
                 let Some(span) = e.span() else {
@@ -541,7 +559,12 @@ fn error_at(text: &str, offset: usize, message: String) -> ConfigError {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     ConfigError {
         line,
         column,
@@ -582,10 +605,9 @@ fn entry_extent(doc: &toml_edit::Document<&str>, offset: usize) -> Option<std::o
             };
             if let Some(r) = extent
                 && r.contains(&offset)
+                && best.as_ref().is_none_or(|b| r.len() <= b.len())
             {
-                if best.as_ref().is_none_or(|b| r.len() <= b.len()) {
-                    *best = Some(r);
-                }
+                *best = Some(r);
             }
             match item {
                 toml_edit::Item::Table(t) => walk(t, offset, best),
@@ -682,10 +704,25 @@ listen = ["127.0.0.1:443"]
         let errs = check(text).unwrap_err();
         let summary: Vec<(usize, &str)> =
             errs.iter().map(|e| (e.line, e.message.as_str())).collect();
-        assert!(errs.iter().any(|e| e.line == 2 && e.message.contains("bogus")), "{summary:?}");
-        assert!(errs.iter().any(|e| e.line == 4 && e.column == 11), "{summary:?}");
-        assert!(errs.iter().any(|e| e.line == 5 && e.message.contains("nowhere")), "{summary:?}");
-        assert!(errs.iter().any(|e| e.line == 8 && e.message.contains("nosuch")), "{summary:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 2 && e.message.contains("bogus")),
+            "{summary:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.line == 4 && e.column == 11),
+            "{summary:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 5 && e.message.contains("nowhere")),
+            "{summary:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 8 && e.message.contains("nosuch")),
+            "{summary:?}"
+        );
         assert_eq!(errs.len(), 4, "{summary:?}");
     }
 
@@ -694,8 +731,14 @@ listen = ["127.0.0.1:443"]
         let text = "[smtp]\nlisten = [\"127.0.0.1:2500\"]\n[imap]\nlisten = [\"127.0.0.1:2500\"]\n[tls]\ncert = \"c.pem\"\n";
         let errs = check(text).unwrap_err();
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs.iter().any(|e| e.line == 4 && e.message.contains("also used")));
-        assert!(errs.iter().any(|e| e.line == 6 && e.message.contains("together")));
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 4 && e.message.contains("also used"))
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 6 && e.message.contains("together"))
+        );
     }
 
     #[test]

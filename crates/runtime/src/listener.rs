@@ -1,6 +1,7 @@
 //! The listener layer every service runs on: accept, implicit TLS, the worker
 //! limit with the protocol's own try-later reply, per-session tracing span, and
 //! graceful shutdown.
+use crate::tls::Tls;
 use crate::{Shutdown, Stream};
 use async_trait::async_trait;
 use std::net::SocketAddr;
@@ -10,7 +11,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use crate::tls::Tls;
 use tracing::Instrument;
 
 /// How long a client has to complete a TLS handshake: generous for slow links,
@@ -142,12 +142,20 @@ pub async fn run(
         let implicit = listener.implicit_tls;
         match workers.sem.clone().try_acquire_owned() {
             Ok(permit) => {
-                let (service, tls, shutdown, role) =
-                    (service.clone(), tls.clone(), shutdown.clone(), listener.role);
+                let (service, tls, shutdown, role) = (
+                    service.clone(),
+                    tls.clone(),
+                    shutdown.clone(),
+                    listener.role,
+                );
                 tokio::spawn(
                     async move {
                         let stream = if implicit {
-                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(tcp)).await
+                            match tokio::time::timeout(
+                                TLS_HANDSHAKE_TIMEOUT,
+                                tls.acceptor().accept(tcp),
+                            )
+                            .await
                             {
                                 Ok(Ok(s)) => Stream::Tls(Box::new(s)),
                                 Ok(Err(e)) => {

@@ -1,10 +1,10 @@
 //! A client connection, plain or TLS, upgradable in place (STARTTLS).
+use crate::tls::Tls;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use crate::tls::Tls;
 use tokio_rustls::server::TlsStream;
 
 /// A connection as a session sees it.

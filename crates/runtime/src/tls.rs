@@ -74,14 +74,13 @@ pub fn acceptor(
         path: key.clone(),
         message: e.to_string(),
     })?;
-    let config = ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TlsError::Config(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| TlsError::Config(e.to_string()))?;
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
     Ok(Tls(TlsAcceptor::from(Arc::new(config))))
 }
 
@@ -98,8 +97,8 @@ fn ensure_self_signed(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathB
     std::fs::create_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
     let mut names = vec![hostname.to_string(), "localhost".to_string()];
     names.dedup();
-    let generated = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let generated =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(&key, generated.signing_key.serialize_pem().as_bytes())
         .map_err(|e| file_err(&key, e))?;
     std::fs::write(&cert, generated.cert.pem()).map_err(|e| file_err(&cert, e))?;

@@ -42,7 +42,12 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Domain(cmd) => match cmd {
             DomainCmd::Add { name } => {
                 let d = store.add_domain(&name).await?;
-                writeln!(out, "added domain {} (post office {})", d.name, d.post_offices.join(", "))?;
+                writeln!(
+                    out,
+                    "added domain {} (post office {})",
+                    d.name,
+                    d.post_offices.join(", ")
+                )?;
             }
             DomainCmd::List { json } => {
                 let domains = store.list_domains().await?;
@@ -50,7 +55,13 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                     writeln!(out, "{}", serde_json::to_string_pretty(&domains)?)?;
                 } else {
                     for d in domains {
-                        writeln!(out, "{}\tusers={}\tpost offices: {}", d.name, d.users, d.post_offices.join(", "))?;
+                        writeln!(
+                            out,
+                            "{}\tusers={}\tpost offices: {}",
+                            d.name,
+                            d.users,
+                            d.post_offices.join(", ")
+                        )?;
                     }
                 }
             }
@@ -65,7 +76,11 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 let words: Vec<&str> = a.name.split_whitespace().collect();
                 let password_hash = if a.password_stdin {
                     let pw = read_password()?;
-                    Some(password::hash_blocking(pw).await.map_err(anyhow::Error::msg)?)
+                    Some(
+                        password::hash_blocking(pw)
+                            .await
+                            .map_err(anyhow::Error::msg)?,
+                    )
                 } else {
                     None
                 };
@@ -75,9 +90,9 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                         post_office: a.post_office,
                         display_name: a.name.trim().to_string(),
                         given_name: a.given.or_else(|| words.first().map(|s| s.to_string())),
-                        surname: a
-                            .surname
-                            .or_else(|| (words.len() > 1).then(|| words[words.len() - 1].to_string())),
+                        surname: a.surname.or_else(|| {
+                            (words.len() > 1).then(|| words[words.len() - 1].to_string())
+                        }),
                         title: a.title,
                         department: a.department,
                         phone: a.phone,
@@ -112,7 +127,11 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                     writeln!(out, "post office:  {}", u.post_office)?;
                     let aliases: Vec<String> = u.aliases.iter().map(|a| a.to_string()).collect();
                     writeln!(out, "aliases:      {}", aliases.join(", "))?;
-                    writeln!(out, "password:     {}", if u.has_password { "set" } else { "not set" })?;
+                    writeln!(
+                        out,
+                        "password:     {}",
+                        if u.has_password { "set" } else { "not set" }
+                    )?;
                 }
             }
             UserCmd::Remove { address } => {
@@ -122,7 +141,9 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
             UserCmd::Passwd { address, .. } => {
                 let address = addr(&address)?;
                 let pw = read_password()?;
-                let hash = password::hash_blocking(pw).await.map_err(anyhow::Error::msg)?;
+                let hash = password::hash_blocking(pw)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
                 store.set_password_hash(&address, Some(hash)).await?;
                 writeln!(out, "password set for {address}")?;
             }
@@ -160,11 +181,15 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
             GroupCmd::Member(MemberCmd::Add { group, address }) => {
-                store.add_group_member(&addr(&group)?, &addr(&address)?).await?;
+                store
+                    .add_group_member(&addr(&group)?, &addr(&address)?)
+                    .await?;
                 writeln!(out, "added {address} to {group}")?;
             }
             GroupCmd::Member(MemberCmd::Remove { group, address }) => {
-                store.remove_group_member(&addr(&group)?, &addr(&address)?).await?;
+                store
+                    .remove_group_member(&addr(&group)?, &addr(&address)?)
+                    .await?;
                 writeln!(out, "removed {address} from {group}")?;
             }
         },
@@ -177,7 +202,11 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 } else {
                     for f in folders {
                         let role = f.role.map(|r| r.to_string()).unwrap_or_default();
-                        writeln!(out, "{}\t{role}\ttotal={}\tunseen={}", f.path, f.total, f.unseen)?;
+                        writeln!(
+                            out,
+                            "{}\t{role}\ttotal={}\tunseen={}",
+                            f.path, f.total, f.unseen
+                        )?;
                     }
                 }
             }
@@ -188,7 +217,11 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Item(cmd) => match cmd {
-            ItemCmd::List { address, folder, json } => {
+            ItemCmd::List {
+                address,
+                folder,
+                json,
+            } => {
                 let u = user_of(&store, &address).await?;
                 let f = store
                     .folder(u.id, &folder)
@@ -215,7 +248,13 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            ItemCmd::Show { address, uid, folder, raw, json } => {
+            ItemCmd::Show {
+                address,
+                uid,
+                folder,
+                raw,
+                json,
+            } => {
                 let u = user_of(&store, &address).await?;
                 let f = store
                     .folder(u.id, &folder)
@@ -239,14 +278,25 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                     } else {
                         let c = &rec.content;
                         let list = |l: &[postgate_types::Contact]| {
-                            l.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+                            l.iter()
+                                .map(|c| c.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         };
                         writeln!(out, "uid:          {}", rec.summary.uid)?;
                         writeln!(out, "kind:         {}", rec.summary.kind)?;
-                        writeln!(out, "from:         {}", c.from.as_ref().map(|f| f.to_string()).unwrap_or_default())?;
+                        writeln!(
+                            out,
+                            "from:         {}",
+                            c.from.as_ref().map(|f| f.to_string()).unwrap_or_default()
+                        )?;
                         writeln!(out, "to:           {}", list(&c.to))?;
                         writeln!(out, "cc:           {}", list(&c.cc))?;
-                        writeln!(out, "subject:      {}", c.subject.clone().unwrap_or_default())?;
+                        writeln!(
+                            out,
+                            "subject:      {}",
+                            c.subject.clone().unwrap_or_default()
+                        )?;
                         writeln!(out, "date:         {}", date(rec.summary.date))?;
                         writeln!(out, "importance:   {}", c.importance.as_str())?;
                         writeln!(out, "size:         {}", rec.summary.size)?;

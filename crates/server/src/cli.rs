@@ -11,7 +11,13 @@ use std::process::ExitCode;
 #[command(name = "postgate", version, about)]
 pub struct Cli {
     /// Configuration file (TOML). Without one: data in ./postgate-data, services on 127.0.0.1.
-    #[arg(long, short = 'c', global = true, value_name = "FILE", env = "POSTGATE_CONFIG")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        value_name = "FILE",
+        env = "POSTGATE_CONFIG"
+    )]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,

@@ -83,7 +83,11 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 out,
                 "postgate: smtp listening on {} ({role}{})",
                 l.local_addr()?,
-                if implicit { ", implicit TLS" } else { ", STARTTLS" }
+                if implicit {
+                    ", implicit TLS"
+                } else {
+                    ", STARTTLS"
+                }
             )?;
             tokio::spawn(listener::run(
                 l,
@@ -99,7 +103,11 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         workers,
     });
 
-    writeln!(out, "postgate: ready (data in {})", config.data_dir.display())?;
+    writeln!(
+        out,
+        "postgate: ready (data in {})",
+        config.data_dir.display()
+    )?;
     out.flush()?;
     drop(out);
 

@@ -1,1 +1,340 @@
-//! placeholder
+//! Test support: the real `postgate` binary on 127.0.0.1:0, driven by real clients.
+//!
+//! What it is for: integration tests start the server as users run it (a child
+//! process with a config file), find the ports it printed, administer it with its
+//! own CLI, kill it with SIGKILL when a test needs a crash, and talk to it with
+//! real clients (Python's standard library, swaks, …) or the minimal raw clients
+//! here when a test needs byte-level control.
+//!
+//! Outside tools: [`tool`] finds one; when it is missing the test is skipped with
+//! a loud message, unless `POSTGATE_REQUIRE_INTEROP=1` (as `.ci/run` sets), where
+//! a missing tool fails the test.
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to print "ready".
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running server in its own temporary data directory.
+#[derive(Debug)]
+pub struct Server {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    child: Option<Child>,
+    listeners: HashMap<String, SocketAddr>,
+    stderr_log: PathBuf,
+}
+
+impl Server {
+    /// Starts `bin serve` with every listener on 127.0.0.1:0 and `extra` TOML
+    /// appended to the config (sections given there replace the defaults:
+    /// write whole sections, e.g. "[smtp]\nlisten = [\"127.0.0.1:0\"]\nthreads = 2").
+    pub fn start(bin: &Path, extra: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("postgate.toml");
+        let data = dir.path().join("data");
+        let mut text = format!(
+            "data_dir = {:?}\nhostname = \"mx.test.example\"\nlog = \"info\"\n",
+            data.display().to_string()
+        );
+        // Every listener on port 0 unless the test's own section says otherwise.
+        let defaults = [
+            (
+                "smtp",
+                "[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsmtps = [\"127.0.0.1:0\"]\n",
+            ),
+            (
+                "imap",
+                "[imap]\nlisten = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n",
+            ),
+            (
+                "pop3",
+                "[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n",
+            ),
+            (
+                "ldap",
+                "[ldap]\nlisten = [\"127.0.0.1:0\"]\nldaps = [\"127.0.0.1:0\"]\n",
+            ),
+            ("snmp", "[snmp]\nlisten = [\"127.0.0.1:0\"]\n"),
+            ("console", "[console]\nlisten = [\"127.0.0.1:0\"]\n"),
+        ];
+        for (name, section) in defaults {
+            if !extra.contains(&format!("[{name}]")) {
+                text.push_str(section);
+            }
+        }
+        text.push_str(extra);
+        std::fs::write(&config, text).expect("write config");
+        let stderr_log = dir.path().join("stderr.log");
+        let mut s = Server {
+            bin: bin.to_path_buf(),
+            dir,
+            config,
+            child: None,
+            listeners: HashMap::new(),
+            stderr_log,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .expect("stderr log");
+        let mut child = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start postgate");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.child = Some(child);
+        self.listeners.clear();
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => panic!(
+                    "postgate did not become ready; stderr:\n{}",
+                    std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+                ),
+            };
+            // "postgate: smtp listening on 127.0.0.1:34669 (smtp, STARTTLS)"
+            if let Some(rest) = line.strip_prefix("postgate: ") {
+                if rest.starts_with("ready") {
+                    break;
+                }
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                if let [_service, "listening", "on", addr, role, ..] = words.as_slice() {
+                    let role = role.trim_matches(|c| c == '(' || c == ')' || c == ',');
+                    if let Ok(a) = addr.parse() {
+                        self.listeners.insert(role.to_string(), a);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The address of the listener with this role ("smtp", "submission", "imap", …).
+    pub fn addr(&self, role: &str) -> SocketAddr {
+        *self
+            .listeners
+            .get(role)
+            .unwrap_or_else(|| panic!("no {role} listener; have {:?}", self.listeners))
+    }
+
+    /// Runs the CLI on this server's data directory; panics if it fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_output(args, None);
+        assert!(
+            out.status.success(),
+            "postgate {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI, feeding `stdin`, and returns its whole output.
+    pub fn cli_output(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run postgate");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("postgate output")
+    }
+
+    /// `item list ADDRESS --folder FOLDER --json`, parsed.
+    pub fn items(&self, address: &str, folder: &str) -> Vec<serde_json::Value> {
+        let out = self.cli(&["item", "list", address, "--folder", folder, "--json"]);
+        serde_json::from_str(&out).expect("item list JSON")
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory (new ports).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The temporary directory holding config and data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Adds a domain and users ("alice@example.org:Alice Smith").
+    pub fn populate(&self, domain: &str, users: &[(&str, &str)]) {
+        self.cli(&["domain", "add", domain]);
+        for (address, name) in users {
+            self.cli(&["user", "add", address, "--name", name]);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether tests must have every outside tool (`POSTGATE_REQUIRE_INTEROP=1`).
+pub fn interop_required() -> bool {
+    std::env::var("POSTGATE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+/// Finds an outside program on PATH. When missing: panics under
+/// `POSTGATE_REQUIRE_INTEROP=1`, else prints a loud skip notice and returns `None`.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let msg = format!(
+            "\n\n*** SKIPPED: `{name}` is not installed; this interop test did not run. \
+             Install it (see .ci/run) or run .ci/run. ***\n"
+        );
+        if interop_required() {
+            panic!("{msg} POSTGATE_REQUIRE_INTEROP=1: a skip is a failure.");
+        }
+        eprintln!("{msg}");
+    }
+    found
+}
+
+/// Runs a Python 3 script (its source in `script`) with `args`; returns
+/// (success, stdout, stderr). `None` if python3 is missing (see [`tool`]).
+pub fn python(script: &str, args: &[String]) -> Option<(bool, String, String)> {
+    let py = tool("python3")?;
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A raw line-oriented client for byte-level protocol tests.
+#[derive(Debug)]
+pub struct RawClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    /// Connects with a 30-second read timeout.
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        RawClient {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends bytes as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads one line (without CRLF); `None` at EOF.
+    pub fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let s = String::from_utf8_lossy(&line);
+                return Some(s.trim_end_matches(['\r', '\n']).to_string());
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Reads one SMTP-style reply (continuation lines "250-…" up to "250 …");
+    /// returns its lines.
+    pub fn reply(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let Some(l) = self.line() else {
+                return lines;
+            };
+            let last = l.len() < 4 || l.as_bytes()[3] != b'-';
+            lines.push(l);
+            if last {
+                return lines;
+            }
+        }
+    }
+
+    /// Sends a line (CRLF added) and returns the reply's last line.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply().pop().unwrap_or_default()
+    }
+
+    /// Whether the server has closed the connection (EOF within a second).
+    pub fn is_closed(&mut self) -> bool {
+        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0))
+    }
+}

@@ -10,9 +10,7 @@
 //! [`Resolution`] to its own wire replies) or remote delivery (the outbound queue).
 #![deny(missing_docs)]
 
-use postgate_store::{
-    Envelope, NewDelivery, Resolution, Store, StoreError, Target, UserRef,
-};
+use postgate_store::{Envelope, NewDelivery, Resolution, Store, StoreError, Target, UserRef};
 use postgate_types::{EmailAddress, Flags, FolderRole};
 use std::sync::Arc;
 
@@ -135,10 +133,7 @@ impl Delivery {
                 raw,
                 content: parsed.content,
                 envelope,
-                targets: users
-                    .iter()
-                    .map(|u| Target { user: u.id, role })
-                    .collect(),
+                targets: users.iter().map(|u| Target { user: u.id, role }).collect(),
                 flags: Flags::default(),
                 received_at: chrono::Utc::now().timestamp(),
             })

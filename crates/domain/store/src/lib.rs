@@ -83,8 +83,7 @@ pub trait Directory: Send + Sync {
     /// Removes a user and everything they hold.
     async fn remove_user(&self, address: &EmailAddress) -> Result<()>;
     /// Sets (or clears, with `None`) a user's argon2id password hash.
-    async fn set_password_hash(&self, address: &EmailAddress, hash: Option<String>)
-    -> Result<()>;
+    async fn set_password_hash(&self, address: &EmailAddress, hash: Option<String>) -> Result<()>;
     /// The user and their stored password hash, by address or alias: for authentication.
     async fn credentials(&self, login: &EmailAddress) -> Result<Option<(User, Option<String>)>>;
 
@@ -102,8 +101,7 @@ pub trait Directory: Send + Sync {
     /// Adds a member (a local user, alias or group address) to a group.
     async fn add_group_member(&self, group: &EmailAddress, member: &EmailAddress) -> Result<()>;
     /// Removes a member from a group.
-    async fn remove_group_member(&self, group: &EmailAddress, member: &EmailAddress)
-    -> Result<()>;
+    async fn remove_group_member(&self, group: &EmailAddress, member: &EmailAddress) -> Result<()>;
 
     /// Resolves a recipient address to the users who should receive mail sent to it:
     /// user, alias, group (expanded recursively), First.Last, plus-addressing.
@@ -111,7 +109,11 @@ pub trait Directory: Send + Sync {
 
     /// Checks a login (address or alias) and password; argon2id verification runs
     /// off the async threads.
-    async fn authenticate(&self, login: &EmailAddress, password: &Secret<String>) -> Result<Option<User>> {
+    async fn authenticate(
+        &self,
+        login: &EmailAddress,
+        password: &Secret<String>,
+    ) -> Result<Option<User>> {
         let Some((user, Some(hash))) = self.credentials(login).await? else {
             // Spend the same time as a real check so a missing user is not revealed by timing.
             password::verify_blocking(password::dummy_hash(), password.clone()).await;

@@ -1,7 +1,5 @@
 //! The records the store traits speak.
-use postgate_types::{
-    EmailAddress, Flags, FolderId, FolderRole, ItemContent, ItemSummary, UserId,
-};
+use postgate_types::{EmailAddress, Flags, FolderId, FolderRole, ItemContent, ItemSummary, UserId};
 
 /// A domain this system serves.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -27,7 +27,12 @@ async fn fixture() -> (tempfile::TempDir, EmbeddedStore) {
     let store = EmbeddedStore::open(dir.path()).unwrap();
     store.add_domain("Example.ORG").await.unwrap();
     store
-        .add_user(new_user("alice@example.org", "Alice Smith", "Alice", "Smith"))
+        .add_user(new_user(
+            "alice@example.org",
+            "Alice Smith",
+            "Alice",
+            "Smith",
+        ))
         .await
         .unwrap();
     store
@@ -47,35 +52,77 @@ fn users(r: Resolution) -> Vec<String> {
 #[tokio::test]
 async fn directory_resolution() {
     let (_d, s) = fixture().await;
-    assert_eq!(users(s.resolve(&addr("ALICE@example.org")).await.unwrap()), ["alice@example.org"]);
-    assert_eq!(users(s.resolve(&addr("alice.smith@example.org")).await.unwrap()), ["alice@example.org"]);
-    assert_eq!(users(s.resolve(&addr("alice+news@example.org")).await.unwrap()), ["alice@example.org"]);
-    assert_eq!(s.resolve(&addr("carol@example.org")).await.unwrap(), Resolution::Unknown);
-    assert_eq!(s.resolve(&addr("alice@elsewhere.net")).await.unwrap(), Resolution::NotLocal);
+    assert_eq!(
+        users(s.resolve(&addr("ALICE@example.org")).await.unwrap()),
+        ["alice@example.org"]
+    );
+    assert_eq!(
+        users(s.resolve(&addr("alice.smith@example.org")).await.unwrap()),
+        ["alice@example.org"]
+    );
+    assert_eq!(
+        users(s.resolve(&addr("alice+news@example.org")).await.unwrap()),
+        ["alice@example.org"]
+    );
+    assert_eq!(
+        s.resolve(&addr("carol@example.org")).await.unwrap(),
+        Resolution::Unknown
+    );
+    assert_eq!(
+        s.resolve(&addr("alice@elsewhere.net")).await.unwrap(),
+        Resolution::NotLocal
+    );
 
-    s.add_alias(&addr("a.smith@example.org"), &addr("alice@example.org")).await.unwrap();
-    assert_eq!(users(s.resolve(&addr("a.smith@example.org")).await.unwrap()), ["alice@example.org"]);
+    s.add_alias(&addr("a.smith@example.org"), &addr("alice@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(
+        users(s.resolve(&addr("a.smith@example.org")).await.unwrap()),
+        ["alice@example.org"]
+    );
     assert!(matches!(
-        s.add_alias(&addr("bob@example.org"), &addr("alice@example.org")).await,
+        s.add_alias(&addr("bob@example.org"), &addr("alice@example.org"))
+            .await,
         Err(StoreError::Exists(_))
     ));
 
-    s.add_group(&addr("team@example.org"), "Team").await.unwrap();
+    s.add_group(&addr("team@example.org"), "Team")
+        .await
+        .unwrap();
     s.add_group(&addr("all@example.org"), "All").await.unwrap();
-    s.add_group_member(&addr("team@example.org"), &addr("alice@example.org")).await.unwrap();
-    s.add_group_member(&addr("team@example.org"), &addr("bob@example.org")).await.unwrap();
-    s.add_group_member(&addr("all@example.org"), &addr("team@example.org")).await.unwrap();
-    s.add_group_member(&addr("all@example.org"), &addr("a.smith@example.org")).await.unwrap();
+    s.add_group_member(&addr("team@example.org"), &addr("alice@example.org"))
+        .await
+        .unwrap();
+    s.add_group_member(&addr("team@example.org"), &addr("bob@example.org"))
+        .await
+        .unwrap();
+    s.add_group_member(&addr("all@example.org"), &addr("team@example.org"))
+        .await
+        .unwrap();
+    s.add_group_member(&addr("all@example.org"), &addr("a.smith@example.org"))
+        .await
+        .unwrap();
     // A loop must not hang expansion.
-    s.add_group_member(&addr("team@example.org"), &addr("all@example.org")).await.unwrap();
+    s.add_group_member(&addr("team@example.org"), &addr("all@example.org"))
+        .await
+        .unwrap();
     let mut all = users(s.resolve(&addr("all@example.org")).await.unwrap());
     all.sort();
     assert_eq!(all, ["alice@example.org", "bob@example.org"]);
-    assert!(s.add_group_member(&addr("team@example.org"), &addr("nobody@example.org")).await.is_err());
+    assert!(
+        s.add_group_member(&addr("team@example.org"), &addr("nobody@example.org"))
+            .await
+            .is_err()
+    );
 
     // Two people called Bob Jones: First.Last is ambiguous.
-    s.add_user(new_user("bob2@example.org", "Bob Jones", "Bob", "Jones")).await.unwrap();
-    assert_eq!(s.resolve(&addr("bob.jones@example.org")).await.unwrap(), Resolution::Ambiguous);
+    s.add_user(new_user("bob2@example.org", "Bob Jones", "Bob", "Jones"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.resolve(&addr("bob.jones@example.org")).await.unwrap(),
+        Resolution::Ambiguous
+    );
 
     assert!(s.remove_domain("example.org").await.is_err());
 }
@@ -84,12 +131,32 @@ async fn directory_resolution() {
 async fn passwords() {
     let (_d, s) = fixture().await;
     let hash = postgate_store::password::hash("s3cret").unwrap();
-    s.set_password_hash(&addr("alice@example.org"), Some(hash)).await.unwrap();
-    let ok = s.authenticate(&addr("alice@example.org"), &Secret::new("s3cret".into())).await.unwrap();
+    s.set_password_hash(&addr("alice@example.org"), Some(hash))
+        .await
+        .unwrap();
+    let ok = s
+        .authenticate(&addr("alice@example.org"), &Secret::new("s3cret".into()))
+        .await
+        .unwrap();
     assert_eq!(ok.unwrap().address.to_string(), "alice@example.org");
-    assert!(s.authenticate(&addr("alice@example.org"), &Secret::new("nope".into())).await.unwrap().is_none());
-    assert!(s.authenticate(&addr("bob@example.org"), &Secret::new("".into())).await.unwrap().is_none());
-    assert!(s.authenticate(&addr("zed@example.org"), &Secret::new("x".into())).await.unwrap().is_none());
+    assert!(
+        s.authenticate(&addr("alice@example.org"), &Secret::new("nope".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.authenticate(&addr("bob@example.org"), &Secret::new("".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.authenticate(&addr("zed@example.org"), &Secret::new("x".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -109,9 +176,18 @@ async fn concurrent_deliveries_share_blobs_and_get_increasing_uids() {
                 raw,
                 envelope: None,
                 targets: vec![
-                    Target { user: alice.id, role: FolderRole::Inbox },
-                    Target { user: bob.id, role: FolderRole::Junk },
-                    Target { user: alice.id, role: FolderRole::Junk },
+                    Target {
+                        user: alice.id,
+                        role: FolderRole::Inbox,
+                    },
+                    Target {
+                        user: bob.id,
+                        role: FolderRole::Junk,
+                    },
+                    Target {
+                        user: alice.id,
+                        role: FolderRole::Junk,
+                    },
                 ],
                 flags: Flags::default(),
                 received_at: 1_700_000_000,
@@ -147,9 +223,18 @@ async fn concurrent_deliveries_share_blobs_and_get_increasing_uids() {
     let f = s.create_folder(alice.id, "Projects/2026/Q1").await.unwrap();
     assert_eq!(f.path, "Projects/2026/Q1");
     assert!(s.folder(alice.id, "projects/2026").await.unwrap().is_some());
-    assert!(matches!(s.create_folder(alice.id, "projects").await, Err(StoreError::Exists(_))));
+    assert!(matches!(
+        s.create_folder(alice.id, "projects").await,
+        Err(StoreError::Exists(_))
+    ));
     assert!(s.create_folder(alice.id, "a//b").await.is_err());
-    let names: Vec<String> = s.folders(alice.id).await.unwrap().into_iter().map(|f| f.path).collect();
+    let names: Vec<String> = s
+        .folders(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
     assert_eq!(names[0], "Inbox");
     assert!(names.contains(&"Sent Items".to_string()));
 

@@ -135,10 +135,7 @@ mod tests {
         assert_eq!(EmailAddress::parse("ab"), Err(AddressError::Shape));
         assert_eq!(EmailAddress::parse("@b"), Err(AddressError::Shape));
         assert_eq!(EmailAddress::parse("a@"), Err(AddressError::Shape));
-        assert_eq!(
-            EmailAddress::parse("a b@c"),
-            Err(AddressError::Character)
-        );
+        assert_eq!(EmailAddress::parse("a b@c"), Err(AddressError::Character));
         let long = format!("{}@x", "a".repeat(65));
         assert_eq!(EmailAddress::parse(&long), Err(AddressError::LocalTooLong));
         let u = EmailAddress::parse("Jörg@Bücher.example").unwrap();

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod parse;
+pub mod utf7;
 
 pub use parse::{ParsedMessage, parse_message};
 pub use postgate_types::ItemContent;

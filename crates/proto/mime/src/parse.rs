@@ -1,5 +1,10 @@
 //! MIME → item.
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use crate::utf7;
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+use mail_parser::{
+    Address, Encoding, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 use postgate_types::{Attachment, Contact, Importance, ItemContent, ItemKind};
 
 /// What parsing a message yields: the item content, plus the top-level header
@@ -62,8 +67,7 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
                 .text_part(i as u32)
                 .is_some_and(|p| matches!(p.body, PartType::Text(_)))
         })
-        .filter_map(|i| message.body_text(i))
-        .map(|t| t.into_owned())
+        .filter_map(|i| part_text(&message, i))
         .reduce(|a, b| a + "\n" + &b)
         .or_else(|| message.body_text(0).map(|t| t.into_owned()));
     let html = (0..message.html_body_count())
@@ -93,12 +97,14 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
                     _ => "application/octet-stream".into(),
                 })
                 .to_ascii_lowercase();
-            let name = part.attachment_name().map(str::to_string).or_else(|| {
-                // A forwarded message without a file name: name it by its subject.
-                part.message()
-                    .and_then(|m| m.subject())
-                    .map(|s| format!("{s}.eml"))
-            });
+            let name = utf7_file_name(&message, part)
+                .or_else(|| part.attachment_name().map(str::to_string))
+                .or_else(|| {
+                    // A forwarded message without a file name: name it by its subject.
+                    part.message()
+                        .and_then(|m| m.subject())
+                        .map(|s| format!("{s}.eml"))
+                });
             let inline = matches!(part.body, PartType::InlineBinary(_))
                 || part
                     .content_disposition()
@@ -116,15 +122,31 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
         })
         .collect();
 
+    let mut from = first(message.from());
+    let mut subject = message.subject().map(str::to_string);
+    // mail-parser's UTF-7 decoding is broken (see `utf7`): redo those words.
+    if let Some(raw) = message.header_raw("Subject")
+        && raw.to_ascii_lowercase().contains("=?utf-7?")
+    {
+        subject = Some(utf7::decode_words(raw));
+    }
+    if let Some(raw) = message.header_raw("From")
+        && raw.to_ascii_lowercase().contains("=?utf-7?")
+        && let Some(f) = from.as_mut()
+    {
+        let phrase = raw.split('<').next().unwrap_or("").trim().trim_matches('"');
+        f.name = Some(utf7::decode_words(phrase)).filter(|n| !n.is_empty());
+    }
+
     let content = ItemContent {
         kind: Some(ItemKind::Mail),
-        from: first(message.from()),
+        from,
         sender: first(message.sender()),
         to: list(message.to()),
         cc: list(message.cc()),
         bcc: list(message.bcc()),
         reply_to: list(message.reply_to()),
-        subject: message.subject().map(str::to_string),
+        subject,
         date: message.date().map(|d| d.to_timestamp()),
         message_id: message.message_id().map(str::to_string),
         in_reply_to: ids(message.in_reply_to()),
@@ -135,6 +157,63 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
         importance: importance(&headers),
     };
     ParsedMessage { content, headers }
+}
+
+/// The decoded text of text part number `i`; UTF-7 parts are decoded here.
+fn part_text(message: &Message<'_>, i: usize) -> Option<String> {
+    let part = message.text_part(i as u32)?;
+    let charset = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .unwrap_or("");
+    if !utf7::is_utf7(charset) {
+        return message.body_text(i).map(|t| t.into_owned());
+    }
+    let raw = message
+        .raw_message
+        .get(part.offset_body as usize..part.offset_end as usize)?;
+    let bytes = match part.encoding {
+        Encoding::Base64 => base64_decode(raw)?,
+        Encoding::QuotedPrintable => quoted_printable_decode(raw)?,
+        Encoding::None => raw.to_vec(),
+    };
+    Some(
+        utf7::decode(&bytes)
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+    )
+}
+
+/// A file name given in UTF-7 (RFC 2231 `filename*=utf-7''…` or an RFC 2047
+/// word), decoded here; `None` for every other charset.
+fn utf7_file_name(message: &Message<'_>, part: &MessagePart<'_>) -> Option<String> {
+    for h in &part.headers {
+        let name = h.name.as_str();
+        if !name.eq_ignore_ascii_case("Content-Disposition")
+            && !name.eq_ignore_ascii_case("Content-Type")
+        {
+            continue;
+        }
+        let raw = message
+            .raw_message
+            .get(h.offset_start as usize..h.offset_end as usize)?;
+        let raw = String::from_utf8_lossy(raw);
+        for param in raw.split(';').map(str::trim) {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            let key = key.trim().to_ascii_lowercase();
+            let value = value.trim().trim_matches('"');
+            let lower = value.to_ascii_lowercase();
+            if (key == "filename*" || key == "name*") && lower.starts_with("utf-7'") {
+                return utf7::decode_rfc2231(value);
+            }
+            if (key == "filename" || key == "name") && lower.contains("=?utf-7?") {
+                return Some(utf7::decode_words(value));
+            }
+        }
+    }
+    None
 }
 
 fn contacts(a: &Address<'_>) -> Vec<Contact> {

@@ -94,9 +94,7 @@ impl From<smtp_proto::Error> for Reply {
             // RFC 5321 §4.2.4: 500 for an unrecognized command.
             E::UnknownCommand => Reply::new(500, "5.5.2", "Syntax error, command unrecognized"),
             E::InvalidSenderAddress => Reply::new(553, "5.1.7", "Bad sender address syntax"),
-            E::InvalidRecipientAddress => {
-                Reply::new(501, "5.1.3", "Bad recipient address syntax")
-            }
+            E::InvalidRecipientAddress => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
             E::SyntaxError { syntax } => Reply::new(501, "5.5.4", format!("Syntax: {syntax}")),
             E::InvalidParameter { param } => {
                 Reply::new(501, "5.5.4", format!("Invalid parameter {param}"))
@@ -105,7 +103,10 @@ impl From<smtp_proto::Error> for Reply {
             E::UnsupportedParameter { param } => Reply::new(
                 555,
                 "5.5.4",
-                format!("Unsupported parameter {}", param.chars().take(64).collect::<String>()),
+                format!(
+                    "Unsupported parameter {}",
+                    param.chars().take(64).collect::<String>()
+                ),
             ),
             E::NeedsMoreData { .. } | E::ResponseTooLong | E::InvalidResponse { .. } => {
                 Reply::new(500, "5.5.2", "Syntax error")

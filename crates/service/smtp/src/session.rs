@@ -133,7 +133,11 @@ impl Session {
     /// Runs the session to its end.
     pub async fn run(mut self) {
         // RFC 5321 §4.3.1: the greeting. No enhanced code (RFC 2034 §3).
-        let greeting = Reply::new(220, "", format!("{} ESMTP Postgate", self.settings.hostname));
+        let greeting = Reply::new(
+            220,
+            "",
+            format!("{} ESMTP Postgate", self.settings.hostname),
+        );
         self.send(&greeting);
         loop {
             let timeout = if self.started {
@@ -175,10 +179,6 @@ impl Session {
         if !reply.close && self.errors > self.settings.config.max_errors {
             reply = Reply::new(421, "4.7.0", "Too many errors, closing connection").closing();
         }
-        if !reply.close && self.commands_since_mail > self.settings.config.max_commands_before_mail
-        {
-            reply = Reply::new(421, "4.7.0", "Too many commands, closing connection").closing();
-        }
         self.send(&reply);
         if reply.close {
             let _ = self.flush().await;
@@ -191,8 +191,12 @@ impl Session {
         let host = self.settings.hostname.clone();
         let reply = match e {
             // RFC 5321 §3.8: a server that times out should say 421 first.
-            ReadError::Timeout => Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded")),
-            ReadError::Shutdown => Reply::new(421, "4.3.2", format!("{host} Service shutting down")),
+            ReadError::Timeout => {
+                Reply::new(421, "4.4.2", format!("{host} Error: timeout exceeded"))
+            }
+            ReadError::Shutdown => {
+                Reply::new(421, "4.3.2", format!("{host} Service shutting down"))
+            }
             ReadError::Eof | ReadError::Io | ReadError::TooLong => return,
         };
         self.send(&reply);
@@ -213,6 +217,9 @@ impl Session {
             Request::Mail { .. } | Request::Rcpt { .. } | Request::Data | Request::Bdat { .. }
         ) {
             self.commands_since_mail += 1;
+            if self.commands_since_mail > self.settings.config.max_commands_before_mail {
+                return Reply::new(421, "4.7.0", "Too many commands, closing connection").closing();
+            }
         }
         match request {
             Request::Ehlo { host } => self.handle_ehlo(host, true),
@@ -227,9 +234,7 @@ impl Session {
             Request::Rset => self.handle_rset(),
             Request::Noop { .. } => Reply::ok(),
             Request::Vrfy { value } => self.handle_vrfy(value).await,
-            Request::Expn { .. } => {
-                Reply::new(502, "5.5.1", "EXPN not available")
-            }
+            Request::Expn { .. } => Reply::new(502, "5.5.1", "EXPN not available"),
             Request::Help { .. } => self.handle_help(),
             Request::Quit => Reply::new(221, "2.0.0", "Bye").closing(),
             Request::StartTls => self.handle_starttls(line).await,
@@ -316,7 +321,11 @@ impl Session {
     /// Reads DATA content up to `<CRLF>.<CRLF>` (RFC 5321 §4.1.1.4), dot-unstuffed,
     /// appending to `out`. Returns false if it exceeded `limit` octets (the rest was
     /// read and discarded, the content cut back to what was there before).
-    pub(crate) async fn read_data(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<bool, ReadError> {
+    pub(crate) async fn read_data(
+        &mut self,
+        out: &mut Vec<u8>,
+        limit: u64,
+    ) -> Result<bool, ReadError> {
         let base = out.len();
         let timeout = self.settings.config.timeouts.data;
         let mut rx = DataReceiver::new();

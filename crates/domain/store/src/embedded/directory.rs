@@ -79,7 +79,11 @@ fn load_aliases(conn: &Connection, users: &mut [User]) -> Result<()> {
     for u in users {
         u.aliases = stmt
             .query_map([u.id], |r| {
-                Ok(format!("{}@{}", r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                Ok(format!(
+                    "{}@{}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?
+                ))
             })
             .map_err(backend)?
             .filter_map(|a| a.ok().and_then(|a| EmailAddress::parse(&a).ok()))
@@ -159,9 +163,11 @@ fn group_id(conn: &Connection, address: &EmailAddress) -> Result<Option<(i64, St
 /// given before, so a folder deleted and re-created never repeats one (RFC 9051 §2.3.1.1).
 pub(crate) fn next_uid_validity(conn: &Connection) -> Result<u32> {
     let last: i64 = conn
-        .query_row("SELECT value FROM meta WHERE key = 'uid_validity'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'uid_validity'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(backend)?
         .unwrap_or(0);
@@ -638,7 +644,10 @@ impl Directory for EmbeddedStore {
                     g.members.push(m);
                 }
             }
-            Ok(order.into_iter().filter_map(|id| groups.remove(&id)).collect())
+            Ok(order
+                .into_iter()
+                .filter_map(|id| groups.remove(&id))
+                .collect())
         })
         .await
     }
@@ -696,19 +705,21 @@ impl Directory for EmbeddedStore {
         self.read(move |conn| {
             let mut out = Vec::new();
             let mut seen = HashSet::new();
-            Ok(match resolve_into(conn, &address, 0, &mut seen, &mut out)? {
-                Resolution::Users(_) => {
-                    let mut ids = HashSet::new();
-                    out.retain(|u| ids.insert(u.id));
-                    if out.is_empty() {
-                        // A group with no deliverable member.
-                        Resolution::Unknown
-                    } else {
-                        Resolution::Users(out)
+            Ok(
+                match resolve_into(conn, &address, 0, &mut seen, &mut out)? {
+                    Resolution::Users(_) => {
+                        let mut ids = HashSet::new();
+                        out.retain(|u| ids.insert(u.id));
+                        if out.is_empty() {
+                            // A group with no deliverable member.
+                            Resolution::Unknown
+                        } else {
+                            Resolution::Users(out)
+                        }
                     }
-                }
-                other => other,
-            })
+                    other => other,
+                },
+            )
         })
         .await
     }

@@ -124,7 +124,16 @@ fn append_item(
         "INSERT INTO item (folder_id, uid, message_id, flags, modseq, internal_date) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
-    .and_then(|mut s| s.execute(params![folder, uid, message, flags.0, modseq, internal_date]))
+    .and_then(|mut s| {
+        s.execute(params![
+            folder,
+            uid,
+            message,
+            flags.0,
+            modseq,
+            internal_date
+        ])
+    })
     .map_err(backend)?;
     Ok((uid as u32, modseq as u64))
 }
@@ -147,7 +156,10 @@ fn deliver(conn: &Connection, d: NewDelivery) -> Result<Vec<Delivered>> {
         }
         let folder: Option<FolderId> = conn
             .prepare_cached("SELECT id FROM folder WHERE user_id = ?1 AND role = ?2")
-            .and_then(|mut s| s.query_row(params![t.user, t.role.as_str()], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row(params![t.user, t.role.as_str()], |r| r.get(0))
+                    .optional()
+            })
             .map_err(backend)?;
         let Some(folder) = folder else {
             // The user was removed between RCPT and the end of DATA.
@@ -169,12 +181,17 @@ fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result<Option<Fol
     // RFC 9051 §5.1: INBOX is case-insensitive. The post office treats every
     // folder name that way, as its other clients do.
     let sql = if path.eq_ignore_ascii_case("inbox") {
-        format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.role = 'inbox' AND ?2 = ?2")
+        format!(
+            "SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.role = 'inbox' AND ?2 = ?2"
+        )
     } else {
         format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.path_key = ?2")
     };
     conn.prepare_cached(&sql)
-        .and_then(|mut s| s.query_row(params![user, path.to_lowercase()], folder_row).optional())
+        .and_then(|mut s| {
+            s.query_row(params![user, path.to_lowercase()], folder_row)
+                .optional()
+        })
         .map_err(backend)
 }
 

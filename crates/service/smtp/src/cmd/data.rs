@@ -41,7 +41,11 @@ impl Session {
             Ok(false) => {
                 self.reset_transaction();
                 // RFC 1870 §6.2 / RFC 3463 5.3.4: message too big for system.
-                Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size")
+                Reply::new(
+                    552,
+                    "5.3.4",
+                    "Message size exceeds fixed maximum message size",
+                )
             }
             Err(e) => read_failure(e),
         }
@@ -84,7 +88,11 @@ impl Session {
             if last {
                 self.reset_transaction();
             }
-            return Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size");
+            return Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            );
         }
         if !last {
             let n = size;
@@ -113,7 +121,9 @@ impl Session {
             (false, false, true) => "SMTPS",
             (false, false, false) => "SMTP",
         };
-        let tls = tls.map(|t| format!("\r\n\t(using {t})")).unwrap_or_default();
+        let tls = tls
+            .map(|t| format!("\r\n\t(using {t})"))
+            .unwrap_or_default();
         // Name the recipient only when there is one: a multi-recipient message
         // must not reveal each to the others, and one body serves them all.
         let for_clause = match tx.rcpts.as_slice() {
@@ -207,8 +217,5 @@ fn read_failure(e: ReadError) -> Reply {
 
 /// The HELO name as it may appear in a header: printable, no CR/LF, bounded.
 fn sanitize(name: &str) -> String {
-    name.chars()
-        .filter(|c| !c.is_control())
-        .take(255)
-        .collect()
+    name.chars().filter(|c| !c.is_control()).take(255).collect()
 }

@@ -9,19 +9,23 @@ impl Session {
             name: host.clone(),
             extended,
         });
-        let greeting = format!("{} Hello {host} [{}]", self.settings.hostname, self.peer.ip());
+        let greeting = format!(
+            "{} Hello {host} [{}]",
+            self.settings.hostname,
+            self.peer.ip()
+        );
         if !extended {
             return Reply::new(250, "", greeting);
         }
         let mut lines = vec![
             greeting,
-            "PIPELINING".into(),                                        // RFC 2920
+            "PIPELINING".into(),                                       // RFC 2920
             format!("SIZE {}", self.settings.config.max_message_size), // RFC 1870
-            "8BITMIME".into(),                                          // RFC 6152
-            "SMTPUTF8".into(),                                          // RFC 6531
-            "ENHANCEDSTATUSCODES".into(),                               // RFC 2034
-            "CHUNKING".into(),                                          // RFC 3030
-            "DSN".into(),                                               // RFC 3461
+            "8BITMIME".into(),                                         // RFC 6152
+            "SMTPUTF8".into(),                                         // RFC 6531
+            "ENHANCEDSTATUSCODES".into(),                              // RFC 2034
+            "CHUNKING".into(),                                         // RFC 3030
+            "DSN".into(),                                              // RFC 3461
         ];
         if !self.is_tls() {
             lines.push("STARTTLS".into()); // RFC 3207; not offered again under TLS
