@@ -250,3 +250,65 @@ fn postgate_mime_free_content(i: usize) -> ItemContent {
         ..ItemContent::default()
     }
 }
+
+#[tokio::test]
+async fn resolution_cache_follows_other_processes() {
+    let (dir, server) = fixture().await;
+    let alice = addr("alice@example.org");
+    assert!(matches!(
+        server.resolve(&alice).await.unwrap(),
+        Resolution::Users(_)
+    ));
+    // The CLI is another process: another store on the same file, its own cache.
+    let cli = EmbeddedStore::open(dir.path()).unwrap();
+    cli.remove_user(&alice).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if server.resolve(&alice).await.unwrap() == Resolution::Unknown {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stale resolution kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Same process: at once.
+    server
+        .add_alias(&addr("al@example.org"), &addr("bob@example.org"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        server.resolve(&addr("al@example.org")).await.unwrap(),
+        Resolution::Users(_)
+    ));
+    server.remove_alias(&addr("al@example.org")).await.unwrap();
+    assert_eq!(
+        server.resolve(&addr("al@example.org")).await.unwrap(),
+        Resolution::Unknown
+    );
+}
+
+#[tokio::test]
+async fn delivery_to_vanished_users_is_refused_not_lost() {
+    let (_d, s) = fixture().await;
+    let bob = s.user(&addr("bob@example.org")).await.unwrap().unwrap();
+    s.remove_user(&addr("bob@example.org")).await.unwrap();
+    let r = s
+        .deliver(NewDelivery {
+            raw: b"Subject: x\r\n\r\ny\r\n".to_vec(),
+            content: ItemContent::default(),
+            envelope: None,
+            targets: vec![Target {
+                user: bob.id,
+                role: FolderRole::Inbox,
+            }],
+            flags: Flags::default(),
+            received_at: 0,
+        })
+        .await;
+    assert!(
+        r.is_err(),
+        "a delivery that stores nothing must not succeed"
+    );
+}

@@ -3,9 +3,22 @@ use crate::utf7;
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{
-    Address, Encoding, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+    Address, Encoding, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
+    PartType,
 };
 use postgate_types::{Attachment, Contact, Importance, ItemContent, ItemKind};
+
+/// The parser: the fields an item needs are parsed; every other field (Received
+/// among them, a visible share of delivery time when parsed) is kept raw.
+static PARSER: std::sync::LazyLock<MessageParser> = std::sync::LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .with_date_headers()
+        .with_address_headers()
+        .with_message_ids()
+        .header_text(HeaderName::Subject)
+        .header_text(HeaderName::Comments)
+});
 
 /// What parsing a message yields: the item content, plus the top-level header
 /// fields for rules that look at headers (such as Junk filing).
@@ -40,7 +53,7 @@ impl ParsedMessage {
 /// assert_eq!(m.content.text.as_deref().map(str::trim), Some("Привет"));
 /// ```
 pub fn parse_message(raw: &[u8]) -> ParsedMessage {
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let Some(message) = PARSER.parse(raw) else {
         return ParsedMessage {
             content: ItemContent {
                 kind: Some(ItemKind::Mail),

@@ -159,6 +159,26 @@ fn group_id(conn: &Connection, address: &EmailAddress) -> Result<Option<(i64, St
     .map_err(backend)
 }
 
+/// Bumps the directory generation: every directory write does, in its own
+/// transaction, so that every process's resolution cache notices.
+pub(crate) fn bump_generation(conn: &Connection) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('directory_generation', 1) \
+         ON CONFLICT (key) DO UPDATE SET value = value + 1",
+    )
+    .and_then(|mut s| s.execute([]))
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The current directory generation.
+pub(crate) fn generation(conn: &Connection) -> Result<u64> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = 'directory_generation'")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)).optional())
+        .map(|v| v.unwrap_or(0) as u64)
+        .map_err(backend)
+}
+
 /// The next UIDVALIDITY: the current time in seconds, but always greater than any
 /// given before, so a folder deleted and re-created never repeats one (RFC 9051 §2.3.1.1).
 pub(crate) fn next_uid_validity(conn: &Connection) -> Result<u32> {
@@ -214,6 +234,33 @@ fn dotted_key(given: Option<&str>, surname: Option<&str>) -> Option<String> {
     )
 }
 
+/// The user a local part reaches directly (primary address or alias): the lean
+/// lookup behind resolution, one indexed query each, no alias lists loaded.
+fn lookup_user(conn: &Connection, domain: i64, key: &str) -> Result<Option<UserRef>> {
+    const BY_USER: &str = "SELECT u.id, u.local_part, d.name FROM user u \
+         JOIN domain d ON d.id = u.domain_id WHERE u.domain_id = ?1 AND u.local_key = ?2";
+    const BY_ALIAS: &str = "SELECT u.id, u.local_part, d.name FROM alias a \
+         JOIN user u ON u.id = a.user_id JOIN domain d ON d.id = u.domain_id \
+         WHERE a.domain_id = ?1 AND a.local_key = ?2";
+    for sql in [BY_USER, BY_ALIAS] {
+        let row: Option<(UserId, String, String)> = conn
+            .prepare_cached(sql)
+            .and_then(|mut s| {
+                s.query_row(params![domain, key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(backend)?;
+        if let Some((id, local, dom)) = row
+            && let Ok(address) = EmailAddress::parse(&format!("{local}@{dom}"))
+        {
+            return Ok(Some(UserRef { id, address }));
+        }
+    }
+    Ok(None)
+}
+
 /// Recursive resolution, collecting users into `out`.
 fn resolve_into(
     conn: &Connection,
@@ -226,11 +273,8 @@ fn resolve_into(
         return Ok(Resolution::NotLocal);
     };
     let key = address.local_key();
-    if let Some(user) = find_user(conn, address)? {
-        out.push(UserRef {
-            id: user.id,
-            address: user.address,
-        });
+    if let Some(user) = lookup_user(conn, domain, &key)? {
+        out.push(user);
         return Ok(Resolution::Users(Vec::new()));
     }
     if let Some((gid, _)) = group_id(conn, address)? {
@@ -290,7 +334,7 @@ fn resolve_into(
 impl Directory for EmbeddedStore {
     async fn add_domain(&self, name: &str) -> Result<Domain> {
         let name = valid_domain_name(name)?;
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             if domain_id(conn, &name)?.is_some() {
                 return Err(StoreError::Exists(format!("domain {name}")));
             }
@@ -344,7 +388,7 @@ impl Directory for EmbeddedStore {
 
     async fn remove_domain(&self, name: &str) -> Result<()> {
         let name = name.trim().to_lowercase();
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let id = require_domain(conn, &name)?;
             for (table, what) in [("user", "users"), ("alias", "aliases"), ("grp", "groups")] {
                 let n: i64 = conn
@@ -377,7 +421,7 @@ impl Directory for EmbeddedStore {
         if new.display_name.trim().is_empty() {
             return Err(StoreError::Invalid("a user needs a display name".into()));
         }
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let address = &new.address;
             let domain = require_domain(conn, address.domain())?;
             ensure_free(conn, domain, address)?;
@@ -470,7 +514,7 @@ impl Directory for EmbeddedStore {
 
     async fn remove_user(&self, address: &EmailAddress) -> Result<()> {
         let address = address.clone();
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let user = find_user(conn, &address)?
                 .ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
             if user.address != address && user.address.key() != address.key() {
@@ -501,7 +545,7 @@ impl Directory for EmbeddedStore {
 
     async fn set_password_hash(&self, address: &EmailAddress, hash: Option<String>) -> Result<()> {
         let address = address.clone();
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let user = find_user(conn, &address)?
                 .ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
             conn.execute(
@@ -534,7 +578,7 @@ impl Directory for EmbeddedStore {
 
     async fn add_alias(&self, alias: &EmailAddress, target: &EmailAddress) -> Result<()> {
         let (alias, target) = (alias.clone(), target.clone());
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let domain = require_domain(conn, alias.domain())?;
             ensure_free(conn, domain, &alias)?;
             let user = find_user(conn, &target)?
@@ -551,7 +595,7 @@ impl Directory for EmbeddedStore {
 
     async fn remove_alias(&self, alias: &EmailAddress) -> Result<()> {
         let alias = alias.clone();
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let n = conn
                 .execute(
                     "DELETE FROM alias WHERE local_key = ?2 AND domain_id = \
@@ -572,7 +616,7 @@ impl Directory for EmbeddedStore {
     async fn add_group(&self, address: &EmailAddress, display_name: &str) -> Result<Group> {
         let address = address.clone();
         let display_name = display_name.trim().to_string();
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let domain = require_domain(conn, address.domain())?;
             ensure_free(conn, domain, &address)?;
             conn.execute(
@@ -592,7 +636,7 @@ impl Directory for EmbeddedStore {
 
     async fn remove_group(&self, address: &EmailAddress) -> Result<()> {
         let address = address.clone();
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let (gid, _) = group_id(conn, &address)?
                 .ok_or_else(|| StoreError::NotFound(format!("group {address}")))?;
             conn.execute("DELETE FROM grp WHERE id = ?1", [gid])
@@ -654,7 +698,7 @@ impl Directory for EmbeddedStore {
 
     async fn add_group_member(&self, group: &EmailAddress, member: &EmailAddress) -> Result<()> {
         let (group, member) = (group.clone(), member.clone());
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let (gid, _) = group_id(conn, &group)?
                 .ok_or_else(|| StoreError::NotFound(format!("group {group}")))?;
             if member.key() == group.key() {
@@ -683,7 +727,7 @@ impl Directory for EmbeddedStore {
 
     async fn remove_group_member(&self, group: &EmailAddress, member: &EmailAddress) -> Result<()> {
         let (group, member) = (group.clone(), member.clone());
-        self.write(move |conn| {
+        self.write_directory(move |conn| {
             let (gid, _) = group_id(conn, &group)?
                 .ok_or_else(|| StoreError::NotFound(format!("group {group}")))?;
             let n = conn
@@ -701,26 +745,35 @@ impl Directory for EmbeddedStore {
     }
 
     async fn resolve(&self, address: &EmailAddress) -> Result<Resolution> {
+        let key = address.key();
+        if let Some(users) = self.inner.resolutions.get(&key) {
+            return Ok(Resolution::Users(users));
+        }
         let address = address.clone();
-        self.read(move |conn| {
-            let mut out = Vec::new();
-            let mut seen = HashSet::new();
-            Ok(
-                match resolve_into(conn, &address, 0, &mut seen, &mut out)? {
-                    Resolution::Users(_) => {
-                        let mut ids = HashSet::new();
-                        out.retain(|u| ids.insert(u.id));
-                        if out.is_empty() {
-                            // A group with no deliverable member.
-                            Resolution::Unknown
-                        } else {
-                            Resolution::Users(out)
+        let resolved = self
+            .read(move |conn| {
+                let mut out = Vec::new();
+                let mut seen = HashSet::new();
+                Ok(
+                    match resolve_into(conn, &address, 0, &mut seen, &mut out)? {
+                        Resolution::Users(_) => {
+                            let mut ids = HashSet::new();
+                            out.retain(|u| ids.insert(u.id));
+                            if out.is_empty() {
+                                // A group with no deliverable member.
+                                Resolution::Unknown
+                            } else {
+                                Resolution::Users(out)
+                            }
                         }
-                    }
-                    other => other,
-                },
-            )
-        })
-        .await
+                        other => other,
+                    },
+                )
+            })
+            .await?;
+        if let Resolution::Users(users) = &resolved {
+            self.inner.resolutions.put(key, users.clone());
+        }
+        Ok(resolved)
     }
 }

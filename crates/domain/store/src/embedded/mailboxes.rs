@@ -55,6 +55,16 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemSummary> {
     })
 }
 
+fn compress(text: &str) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(text.as_bytes())
+}
+
+fn decompress(data: &[u8]) -> Result<String> {
+    let bytes = lz4_flex::decompress_size_prepended(data)
+        .map_err(|e| StoreError::Backend(format!("stored body: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| StoreError::Backend(format!("stored body: {e}")))
+}
+
 /// Folder paths: "/"-separated, no empty segment, no control characters.
 fn valid_path(path: &str) -> Result<&str> {
     let path = path.trim();
@@ -68,9 +78,18 @@ fn valid_path(path: &str) -> Result<&str> {
     Ok(path)
 }
 
+/// SHA-256 of a message: its address in the store.
+fn digest(raw: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, raw).as_ref());
+    out
+}
+
+/// Messages larger than this are hashed on a blocking thread, not an async one.
+const HASH_INLINE_MAX: usize = 256 * 1024;
+
 /// Stores the message (once, by hash) and returns its row id.
-fn store_message(conn: &Connection, d: &NewDelivery) -> Result<i64> {
-    let hash = ring::digest::digest(&ring::digest::SHA256, &d.raw);
+fn store_message(conn: &Connection, d: &mut NewDelivery, hash: &[u8; 32]) -> Result<i64> {
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM message WHERE hash = ?1")
         .and_then(|mut s| s.query_row([hash.as_ref()], |r| r.get(0)).optional())
@@ -78,11 +97,14 @@ fn store_message(conn: &Connection, d: &NewDelivery) -> Result<i64> {
     if let Some(id) = existing {
         return Ok(id);
     }
+    // The bodies go in columns of their own, compressed, not through JSON escaping.
+    let text = d.content.text.take().map(|t| compress(&t));
+    let html = d.content.html.take().map(|h| compress(&h));
     let c = &d.content;
     let content = serde_json::to_string(c).map_err(|e| StoreError::Backend(e.to_string()))?;
     conn.prepare_cached(
-        "INSERT INTO message (hash, size, kind, from_name, from_addr, subject, sent_date, content) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO message (hash, size, kind, from_name, from_addr, subject, sent_date, content, \
+           text_body, html_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -94,6 +116,8 @@ fn store_message(conn: &Connection, d: &NewDelivery) -> Result<i64> {
             c.subject,
             c.date,
             content,
+            text,
+            html,
         ])
     })
     .map_err(backend)?;
@@ -138,8 +162,8 @@ fn append_item(
     Ok((uid as u32, modseq as u64))
 }
 
-fn deliver(conn: &Connection, d: NewDelivery) -> Result<Vec<Delivered>> {
-    let message = store_message(conn, &d)?;
+fn deliver(conn: &Connection, mut d: NewDelivery, hash: [u8; 32]) -> Result<Vec<Delivered>> {
+    let message = store_message(conn, &mut d, &hash)?;
     if let Some(env) = &d.envelope {
         let data = serde_json::to_string(env).map_err(|e| StoreError::Backend(e.to_string()))?;
         conn.prepare_cached(
@@ -174,6 +198,11 @@ fn deliver(conn: &Connection, d: NewDelivery) -> Result<Vec<Delivered>> {
             modseq,
         });
     }
+    if out.is_empty() && !d.targets.is_empty() {
+        // Every recipient vanished (removed while the message was in transit):
+        // refuse, so that the sender keeps the message and tries again.
+        return Err(StoreError::NotFound("every recipient's mailbox".into()));
+    }
     Ok(out)
 }
 
@@ -198,7 +227,21 @@ fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result<Option<Fol
 #[async_trait]
 impl Mailboxes for EmbeddedStore {
     async fn deliver(&self, delivery: NewDelivery) -> Result<Vec<Delivered>> {
-        let delivered = self.write(move |conn| deliver(conn, delivery)).await?;
+        // Hash here, not on the writer thread, which every delivery waits for.
+        let (delivery, hash) = if delivery.raw.len() > HASH_INLINE_MAX {
+            tokio::task::spawn_blocking(move || {
+                let h = digest(&delivery.raw);
+                (delivery, h)
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("hash task: {e}")))?
+        } else {
+            let h = digest(&delivery.raw);
+            (delivery, h)
+        };
+        let delivered = self
+            .write(move |conn| deliver(conn, delivery, hash))
+            .await?;
         self.inner.feed.publish(delivered.iter().map(|d| Change {
             user: d.user,
             folder: d.folder,
@@ -266,21 +309,29 @@ impl Mailboxes for EmbeddedStore {
     async fn item(&self, folder: FolderId, uid: u32) -> Result<Option<ItemRecord>> {
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {SUMMARY_COLUMNS}, m.content FROM item i JOIN message m ON m.id = i.message_id \
+                "SELECT {SUMMARY_COLUMNS}, m.content, m.text_body, m.html_body \
+                 FROM item i JOIN message m ON m.id = i.message_id \
                  WHERE i.folder_id = ?1 AND i.uid = ?2"
             );
             let row = conn
                 .prepare_cached(&sql)
                 .and_then(|mut s| {
                     s.query_row(params![folder, uid], |r| {
-                        Ok((summary_row(r)?, r.get::<_, String>(11)?))
+                        Ok((
+                            summary_row(r)?,
+                            r.get::<_, String>(11)?,
+                            r.get::<_, Option<Vec<u8>>>(12)?,
+                            r.get::<_, Option<Vec<u8>>>(13)?,
+                        ))
                     })
                     .optional()
                 })
                 .map_err(backend)?;
-            row.map(|(summary, content)| {
-                let content: ItemContent = serde_json::from_str(&content)
+            row.map(|(summary, content, text, html)| {
+                let mut content: ItemContent = serde_json::from_str(&content)
                     .map_err(|e| StoreError::Backend(format!("item content: {e}")))?;
+                content.text = text.map(|t| decompress(&t)).transpose()?;
+                content.html = html.map(|h| decompress(&h)).transpose()?;
                 Ok(ItemRecord { summary, content })
             })
             .transpose()

@@ -11,6 +11,7 @@
 //! small pool of read connections on tokio's blocking threads. The CLI opens the
 //! same file from another process while the server runs: SQLite's file locks
 //! arbitrate, and nothing here caches state that another process could change.
+mod cache;
 mod directory;
 mod mailboxes;
 mod schema;
@@ -43,6 +44,7 @@ struct Inner {
     idle_readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
     feed: ChangeFeed,
+    resolutions: cache::ResolveCache,
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -57,16 +59,22 @@ impl EmbeddedStore {
         let path = data_dir.join(DB_FILE);
         let mut conn = open_conn(&path)?;
         schema::migrate(&mut conn).map_err(backend)?;
+        // Checkpoints run on their own thread (see `checkpointer`), not inside
+        // the writer's commits.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(backend)?;
         let writer = Writer::start(conn).map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(EmbeddedStore {
-            inner: Arc::new(Inner {
-                path,
-                writer,
-                idle_readers: Mutex::new(Vec::new()),
-                reader_permits: Semaphore::new(READERS),
-                feed: ChangeFeed::default(),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            path: path.clone(),
+            writer,
+            idle_readers: Mutex::new(Vec::new()),
+            reader_permits: Semaphore::new(READERS),
+            feed: ChangeFeed::default(),
+            resolutions: cache::ResolveCache::default(),
+        });
+        housekeeper(open_conn(&path)?, Arc::downgrade(&inner))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(EmbeddedStore { inner })
     }
 
     /// The database file.
@@ -81,6 +89,24 @@ impl EmbeddedStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.inner.writer.write(f).await
+    }
+
+    /// Runs a directory write: `f` and the generation bump in one commit, then
+    /// forgets cached resolutions.
+    async fn write_directory<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let out = self
+            .write(move |conn| {
+                let v = f(conn)?;
+                directory::bump_generation(conn)?;
+                Ok(v)
+            })
+            .await;
+        self.inner.resolutions.invalidate();
+        out
     }
 
     /// Runs `f` on a read connection, on a blocking thread.
@@ -110,6 +136,35 @@ impl EmbeddedStore {
         .await
         .map_err(|e| StoreError::Backend(format!("reader task: {e}")))?
     }
+}
+
+/// How often the housekeeper runs. Between checkpoints the WAL grows by what
+/// was written meanwhile; this keeps it to a few MB under full load while
+/// letting each checkpoint carry many commits, and bounds how long a directory
+/// change made by another process (the CLI) takes to reach the resolution cache.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The housekeeping thread: copies committed WAL frames into the database file,
+/// so that the writer's commits never wait for a checkpoint's I/O (PASSIVE: it
+/// never blocks readers or the writer), and reads the directory generation for
+/// the resolution cache. Ends when the store is dropped.
+fn housekeeper(conn: Connection, store: std::sync::Weak<Inner>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("postgate-store-housekeeper".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(HOUSEKEEPING_INTERVAL);
+                let Some(store) = store.upgrade() else { break };
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "store: checkpoint failed");
+                }
+                match directory::generation(&conn) {
+                    Ok(g) => store.resolutions.observe(g),
+                    Err(e) => tracing::warn!(error = %e, "store: reading the directory generation"),
+                }
+            }
+        })
+        .map(|_| ())
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {

@@ -84,7 +84,9 @@ CREATE TABLE folder (
 CREATE INDEX folder_role ON folder (user_id, role);
 
 -- One row per distinct RFC 5322 byte string (blobs once: keyed by SHA-256),
--- with its decoded content; items reference it.
+-- with its decoded content; items reference it. `content` is the item's
+-- fields as JSON (ItemContent); its decoded bodies are in their own columns,
+-- LZ4-compressed (they repeat what the blob holds, so they are kept small).
 CREATE TABLE message (
     id        INTEGER PRIMARY KEY,
     hash      BLOB NOT NULL UNIQUE,
@@ -94,7 +96,9 @@ CREATE TABLE message (
     from_addr TEXT,
     subject   TEXT,
     sent_date INTEGER,
-    content   TEXT NOT NULL
+    content   TEXT NOT NULL,
+    text_body BLOB,
+    html_body BLOB
 ) STRICT;
 
 -- The bytes apart from the metadata, so that listing never pages through them.
@@ -134,9 +138,11 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 10000;
-         PRAGMA cache_size = -32768;",
-    )
+         PRAGMA busy_timeout = 10000;",
+    )?;
+    // Every hot query is prepared once per connection and kept.
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(())
 }
 
 /// Brings the schema up to date, in one transaction.

@@ -105,10 +105,17 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
     }
 }
 
+/// Runs a statement without parameters or results through the statement cache:
+/// transaction control runs several times per batch, and parsing it anew each
+/// time showed up in profiles.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
     // BEGIN IMMEDIATE takes the write lock now (waiting out another process such
     // as the CLI for up to busy_timeout), so no statement later fails on an upgrade.
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let err = backend(e);
         tracing::error!(error = %err, "store: cannot begin a write transaction");
         for job in batch {
@@ -120,16 +127,16 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
     let mut broken = None;
     let mut jobs = batch.into_iter();
     for job in jobs.by_ref() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             broken = Some(backend(e));
             job.abort(StoreError::Backend("savepoint failed".into()));
             break;
         }
         let (ok, reply) = job.run(conn);
         let end = if ok {
-            conn.execute_batch("RELEASE job")
+            exec(conn, "RELEASE job")
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
         };
         replies.push(reply);
         // Some errors (disk full, I/O) make SQLite roll back the whole
@@ -151,16 +158,16 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
     let outcome = match broken {
         Some(e) => {
             if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = exec(conn, "ROLLBACK");
             }
             Err(e)
         }
-        None => conn.execute_batch("COMMIT").map_err(backend),
+        None => exec(conn, "COMMIT").map_err(backend),
     };
     if let Err(e) = &outcome {
         tracing::error!(error = %e, "store: write batch failed");
         if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = exec(conn, "ROLLBACK");
         }
     }
     for reply in replies {

@@ -1,0 +1,66 @@
+# Shared helpers for Postgate's benchmarks (sourced).
+# Postgate is started here, on loopback, in a temporary data directory, and
+# stopped by its PID when the script exits.
+set -u
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED=${SHARED:-$repo/../shared}
+LOADS=$SHARED/bench
+PG_BIN=${PG_BIN:-$repo/target/release/postgate}
+
+pg_build() {
+  (cd "$repo" && cargo build --release -q) || { echo "cargo build --release failed" >&2; exit 2; }
+}
+
+# pg_start CONFIG_EXTRA: starts postgate serve; sets PG_DIR, PG_PID, PG_CONF; waits for "ready".
+pg_start() {
+  PG_DIR=$(mktemp -d /tmp/postgate-bench.XXXXXX)
+  PG_CONF=$PG_DIR/postgate.toml
+  cat > "$PG_CONF" <<CONF
+data_dir = "$PG_DIR/data"
+hostname = "bench.example.test"
+log = "warn"
+[smtp]
+listen = ["127.0.0.1:0"]
+$1
+[imap]
+listen = []
+imaps = []
+[pop3]
+listen = []
+pop3s = []
+[ldap]
+listen = []
+ldaps = []
+[snmp]
+listen = []
+[console]
+listen = []
+CONF
+  "$PG_BIN" --config "$PG_CONF" domain add example.test >/dev/null
+  "$PG_BIN" --config "$PG_CONF" domain add discard.test >/dev/null
+  "$PG_BIN" --config "$PG_CONF" user add sink@example.test --name "Sink" >/dev/null
+  "$PG_BIN" --config "$PG_CONF" user add x@discard.test --name "Discard" >/dev/null
+  "$PG_BIN" --config "$PG_CONF" serve > "$PG_DIR/stdout" 2> "$PG_DIR/stderr" &
+  PG_PID=$!
+  trap pg_stop EXIT
+  for _ in $(seq 100); do
+    grep -q ready "$PG_DIR/stdout" 2>/dev/null && break
+    sleep 0.1
+  done
+  PG_SMTP_PORT=$(sed -n 's/^postgate: smtp listening on 127.0.0.1:\([0-9]*\) (smtp.*/\1/p' "$PG_DIR/stdout" | head -1)
+  [ -n "$PG_SMTP_PORT" ] || { echo "postgate did not start:"; cat "$PG_DIR/stderr"; exit 2; } >&2
+}
+
+pg_stop() {
+  if [ -n "${PG_PID:-}" ]; then
+    kill "$PG_PID" 2>/dev/null
+    wait "$PG_PID" 2>/dev/null
+    PG_PID=
+  fi
+  [ -n "${PG_DIR:-}" ] && [ "${KEEP:-0}" != 1 ] && rm -rf "$PG_DIR"
+}
+
+# figure KEY LINE: the value of key=value in a summary line
+figure() { sed -n "s/.*[ ^]$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
