@@ -169,7 +169,8 @@ fn swaks_pipelining_and_starttls() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "swaks {extra:?}: {text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "swaks {extra:?}: {text}{err}");
         assert!(text.contains("250 2.0.0 Ok: queued as"), "{text}");
     }
     assert_eq!(s.items("alice@example.org", "Inbox").len(), 2);
