@@ -610,3 +610,25 @@ fn corpus_delivered_byte_exact() {
         );
     }
 }
+
+#[test]
+fn encoded_headers_are_decoded_into_the_item() {
+    let s = server("");
+    let mut c = connect(&s);
+    c.cmd("EHLO x");
+    c.cmd("MAIL FROM:<a@remote.test>");
+    c.cmd("RCPT TO:<alice@example.org>");
+    c.cmd("DATA");
+    c.send(b"From: =?iso-8859-1?q?Andr=E9?= <andre@remote.test>\r\nTo: Alice <alice@example.org>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= =?utf-8?b?IOaXpeacrA==?=\r\nImportance: high\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4\r\n.\r\n");
+    assert!(c.reply()[0].starts_with("250 2.0.0"));
+    let items = s.items("alice@example.org", "Inbox");
+    assert_eq!(items[0]["subject"], "Grüße 日本");
+    assert_eq!(items[0]["from"]["name"], "André");
+    assert_eq!(items[0]["from"]["address"], "andre@remote.test");
+    let shown: Value =
+        serde_json::from_str(&s.cli(&["item", "show", "alice@example.org", "1", "--json"]))
+            .unwrap();
+    assert_eq!(shown["content"]["importance"], "high");
+    assert_eq!(shown["content"]["text"].as_str().unwrap().trim(), "Привет");
+    assert_eq!(shown["content"]["to"][0]["name"], "Alice");
+}

@@ -138,7 +138,8 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 10000;",
+         PRAGMA busy_timeout = 10000;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
     // Every hot query is prepared once per connection and kept.
     conn.set_prepared_statement_cache_capacity(128);
