@@ -1,39 +1,87 @@
 //! The change feed: every committed mailbox change, published after commit.
 //!
-//! IMAP IDLE, multi-session updates, POP3 and the console read it. Subscribers
-//! that fall behind get `Lagged` from tokio's broadcast channel and must re-read
-//! the folder state from the store, which is always the truth; the feed is only a
-//! wake-up. On PostgreSQL it will be fed by LISTEN/NOTIFY.
-use postgate_types::Change;
+//! Subscriptions are per folder, so that a change wakes only the sessions
+//! watching that folder: with ten thousand IMAP clients in IDLE, a delivery to
+//! one mailbox must not wake the other 9,999. Subscribers that fall behind get
+//! `Lagged` from tokio's broadcast channel and re-read the folder from the
+//! store, which is always the truth: the feed is only a wake-up. On PostgreSQL it
+//! will be fed by LISTEN/NOTIFY.
+use postgate_types::{Change, FolderId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// How many changes a slow subscriber may fall behind before it must re-sync.
-const CAPACITY: usize = 4096;
+/// How many changes a slow subscriber of one folder may fall behind before it
+/// must re-sync. Small: a lagging subscriber re-reads the folder anyway.
+const CAPACITY: usize = 64;
 
-/// Publishes committed changes to every subscriber.
-#[derive(Debug, Clone)]
+/// Publishes committed changes to the subscribers of each folder.
+#[derive(Debug, Clone, Default)]
 pub struct ChangeFeed {
-    tx: broadcast::Sender<Change>,
-}
-
-impl Default for ChangeFeed {
-    fn default() -> Self {
-        ChangeFeed {
-            tx: broadcast::channel(CAPACITY).0,
-        }
-    }
+    folders: Arc<Mutex<HashMap<FolderId, broadcast::Sender<Change>>>>,
 }
 
 impl ChangeFeed {
     /// Publishes changes; called by backends after their commit.
     pub fn publish(&self, changes: impl IntoIterator<Item = Change>) {
+        let Ok(mut folders) = self.folders.lock() else {
+            return;
+        };
         for c in changes {
-            // No subscribers is not an error.
-            let _ = self.tx.send(c);
+            if let Some(tx) = folders.get(&c.folder) {
+                if tx.send(c).is_err() {
+                    // Nobody listens any more.
+                    folders.remove(&c.folder);
+                }
+            }
         }
     }
-    /// A new subscription, starting now.
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.tx.subscribe()
+
+    /// A subscription to one folder's changes, starting now.
+    pub fn subscribe(&self, folder: FolderId) -> broadcast::Receiver<Change> {
+        let mut folders = self.folders.lock().unwrap_or_else(|e| e.into_inner());
+        // Drop senders nobody listens to, now and then, so the map stays the
+        // size of what is watched.
+        if folders.len() > 64 && folders.len().is_power_of_two() {
+            folders.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        folders
+            .entry(folder)
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postgate_types::ChangeKind;
+
+    fn change(folder: FolderId, uid: u32) -> Change {
+        Change {
+            user: 1,
+            folder,
+            modseq: uid as u64,
+            uid,
+            kind: ChangeKind::Append,
+        }
+    }
+
+    #[test]
+    fn only_the_folder_subscribers_hear() {
+        let feed = ChangeFeed::default();
+        let mut a = feed.subscribe(1);
+        let mut b = feed.subscribe(2);
+        feed.publish([change(1, 10)]);
+        assert_eq!(a.try_recv().unwrap().uid, 10);
+        assert!(b.try_recv().is_err());
+        drop(a);
+        feed.publish([change(1, 11)]);
+        assert!(
+            feed.folders.lock().unwrap().get(&1).is_none(),
+            "unwatched folder forgotten"
+        );
+        feed.publish([change(2, 12)]);
+        assert_eq!(b.try_recv().unwrap().uid, 12);
     }
 }

@@ -24,7 +24,7 @@ pub mod model;
 pub mod password;
 
 use async_trait::async_trait;
-use postgate_types::{EmailAddress, FolderId, ItemSummary, Secret, UserId};
+use postgate_types::{EmailAddress, Flags, FolderId, ItemContent, ItemSummary, Secret, UserId};
 
 pub use feed::ChangeFeed;
 pub use model::*;
@@ -149,6 +149,58 @@ pub trait Mailboxes: Send + Sync {
 
     /// The change feed: every committed mailbox change, in commit order.
     fn changes(&self) -> &ChangeFeed;
+
+    /// Renames a folder and everything under it (RFC 9051 §6.3.6). Renaming the
+    /// Inbox moves its messages to a new folder and leaves the Inbox empty.
+    async fn rename_folder(&self, user: UserId, from: &str, to: &str) -> Result<()>;
+    /// Deletes a folder and its messages. System folders and folders with
+    /// subfolders are refused.
+    async fn delete_folder(&self, user: UserId, path: &str) -> Result<()>;
+    /// Subscribes or unsubscribes a name (it need not exist: RFC 9051 §6.3.7).
+    async fn set_subscribed(&self, user: UserId, path: &str, subscribed: bool) -> Result<()>;
+    /// The subscribed names, sorted.
+    async fn subscriptions(&self, user: UserId) -> Result<Vec<String>>;
+
+    /// A folder and all its messages' UIDs and flags (what SELECT needs).
+    async fn snapshot(&self, folder: FolderId) -> Result<MailboxSnapshot>;
+    /// Messages added or changed, and UIDs expunged, after `modseq`.
+    async fn changes_since(&self, folder: FolderId, modseq: u64) -> Result<FolderChanges>;
+    /// Claims the messages up to `upto` as \Recent for the calling session
+    /// (RFC 3501 §2.3.2: recent in exactly one session); returns the highest UID
+    /// claimed before, so the caller's recent messages are (returned, upto].
+    async fn claim_recent(&self, folder: FolderId, upto: u32) -> Result<u32>;
+    /// Changes flags and keywords of the listed UIDs, each changed message
+    /// getting a new modseq; with `unchanged_since`, messages modified after it
+    /// are left alone and reported (RFC 7162 §3.1.3).
+    async fn store_flags(
+        &self,
+        folder: FolderId,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Flags,
+        keywords: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagOutcome>;
+    /// Removes the listed UIDs, remembering them for VANISHED; returns those removed.
+    async fn expunge(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<u32>>;
+    /// Copies (or, with `remove`, moves) messages to another folder in one commit.
+    async fn copy_messages(
+        &self,
+        from: FolderId,
+        uids: Vec<u32>,
+        to: FolderId,
+        remove: bool,
+    ) -> Result<CopyOutcome>;
+    /// Appends one message; returns (UIDVALIDITY, UID).
+    async fn append(&self, folder: FolderId, message: NewMessage) -> Result<(u32, u32)>;
+    /// FETCH metadata of the listed UIDs (those that exist), in UID order.
+    async fn messages_meta(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<MessageMeta>>;
+    /// The RFC 5322 bytes of a stored message.
+    async fn message_bytes(&self, message: MessageRef) -> Result<Option<Vec<u8>>>;
+    /// The decoded content of a stored message (bodies included).
+    async fn message_content(&self, message: MessageRef) -> Result<Option<ItemContent>>;
+    /// Octets stored in all of a user's folders (RFC 9208 STORAGE).
+    async fn usage(&self, user: UserId) -> Result<u64>;
 }
 
 /// The whole store: what engines hold as `Arc<dyn Store>`.

@@ -206,3 +206,107 @@ pub struct Delivered {
     /// The folder's modseq after the append.
     pub modseq: u64,
 }
+
+/// One message of a folder as a mailbox view tracks it: enough to number it,
+/// show its flags and notice changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxEntry {
+    /// UID.
+    pub uid: u32,
+    /// System flags.
+    pub flags: Flags,
+    /// Keywords.
+    pub keywords: Vec<String>,
+    /// Modification sequence of the last change.
+    pub modseq: u64,
+}
+
+/// A folder and every message in it, in UID order: what SELECT starts from.
+#[derive(Debug, Clone)]
+pub struct MailboxSnapshot {
+    /// The folder, with its counters as of the snapshot.
+    pub folder: Folder,
+    /// The messages.
+    pub entries: Vec<MailboxEntry>,
+    /// Every keyword in use in the folder, sorted.
+    pub keywords: Vec<String>,
+    /// The highest UID already seen as \Recent by some session (RFC 3501 §2.3.2).
+    pub recent_uid: u32,
+}
+
+/// What changed in a folder after a modseq (RFC 7162 §3.1.4.1 CHANGEDSINCE,
+/// §3.2.5.2 VANISHED).
+#[derive(Debug, Clone, Default)]
+pub struct FolderChanges {
+    /// The folder's modseq now.
+    pub highest_modseq: u64,
+    /// The next UID now.
+    pub uid_next: u32,
+    /// Messages added or changed since, in UID order.
+    pub changed: Vec<MailboxEntry>,
+    /// UIDs expunged since, in order.
+    pub vanished: Vec<u32>,
+}
+
+/// How STORE changes flags (RFC 9051 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    /// FLAGS: replace.
+    Replace,
+    /// +FLAGS: add.
+    Add,
+    /// -FLAGS: remove.
+    Remove,
+}
+
+/// What a flag change did.
+#[derive(Debug, Clone, Default)]
+pub struct FlagOutcome {
+    /// Messages whose flags changed, with their new state.
+    pub changed: Vec<MailboxEntry>,
+    /// Messages left alone because they changed after UNCHANGEDSINCE (RFC 7162 §3.1.3).
+    pub conflicts: Vec<u32>,
+}
+
+/// What COPY or MOVE did (RFC 4315 COPYUID).
+#[derive(Debug, Clone, Default)]
+pub struct CopyOutcome {
+    /// UIDVALIDITY of the destination.
+    pub uid_validity: u32,
+    /// (source UID, destination UID) pairs, in source UID order.
+    pub pairs: Vec<(u32, u32)>,
+}
+
+/// Per-message data FETCH needs beyond the mailbox view.
+#[derive(Debug, Clone)]
+pub struct MessageMeta {
+    /// UID.
+    pub uid: u32,
+    /// Size of the RFC 5322 message.
+    pub size: u64,
+    /// IMAP INTERNALDATE, Unix seconds.
+    pub internal_date: i64,
+    /// Origination date (Date:), Unix seconds, if it parsed.
+    pub sent_date: Option<i64>,
+    /// The stored message it shows (for [`crate::Mailboxes::message_bytes`]).
+    pub message: MessageRef,
+}
+
+/// A reference to stored message bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageRef(pub i64);
+
+/// A message to append to a folder (IMAP APPEND, Sent Items).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// RFC 5322 bytes.
+    pub raw: Vec<u8>,
+    /// Decoded content.
+    pub content: ItemContent,
+    /// Initial flags.
+    pub flags: Flags,
+    /// Initial keywords.
+    pub keywords: Vec<String>,
+    /// INTERNALDATE, Unix seconds.
+    pub internal_date: i64,
+}

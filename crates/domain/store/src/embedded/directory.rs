@@ -479,6 +479,12 @@ impl Directory for EmbeddedStore {
                     params![id, name, name.to_lowercase(), role.as_str(), next_uid_validity(conn)?],
                 )
                 .map_err(backend)?;
+                // The system folders start subscribed, as clients expect to see them.
+                conn.execute(
+                    "INSERT INTO subscription (user_id, path_key, path) VALUES (?1, ?2, ?3)",
+                    params![id, name.to_lowercase(), name],
+                )
+                .map_err(backend)?;
             }
             user_by_id(conn, id)?.ok_or_else(|| StoreError::Backend("user vanished".into()))
         })

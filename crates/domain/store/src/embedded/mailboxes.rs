@@ -1,8 +1,11 @@
 //! [`Mailboxes`] for the embedded store.
 use super::directory::next_uid_validity;
+use super::messages;
 use super::{EmbeddedStore, backend};
 use crate::{
-    ChangeFeed, Delivered, Folder, ItemRecord, Mailboxes, NewDelivery, Result, StoreError,
+    ChangeFeed, CopyOutcome, Delivered, FlagOp, FlagOutcome, Folder, FolderChanges, ItemRecord,
+    MailboxSnapshot, Mailboxes, MessageMeta, MessageRef, NewDelivery, NewMessage, Result,
+    StoreError,
 };
 use async_trait::async_trait;
 use postgate_types::{
@@ -12,12 +15,13 @@ use postgate_types::{
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
 
-const FOLDER_COLUMNS: &str = "f.id, f.user_id, f.path, f.role, f.uid_validity, f.uid_next, \
-     f.highest_modseq, f.subscribed, \
+pub(crate) const FOLDER_COLUMNS: &str = "f.id, f.user_id, f.path, f.role, f.uid_validity, f.uid_next, \
+     f.highest_modseq, \
+     EXISTS (SELECT 1 FROM subscription s WHERE s.user_id = f.user_id AND s.path_key = f.path_key), \
      (SELECT count(*) FROM item WHERE folder_id = f.id), \
      (SELECT count(*) FROM item WHERE folder_id = f.id AND flags & 1 = 0)";
 
-fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
+pub(crate) fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
     Ok(Folder {
         id: r.get(0)?,
         user: r.get(1)?,
@@ -59,14 +63,14 @@ fn compress(text: &str) -> Vec<u8> {
     lz4_flex::compress_prepend_size(text.as_bytes())
 }
 
-fn decompress(data: &[u8]) -> Result<String> {
+pub(crate) fn decompress(data: &[u8]) -> Result<String> {
     let bytes = lz4_flex::decompress_size_prepended(data)
         .map_err(|e| StoreError::Backend(format!("stored body: {e}")))?;
     String::from_utf8(bytes).map_err(|e| StoreError::Backend(format!("stored body: {e}")))
 }
 
 /// Folder paths: "/"-separated, no empty segment, no control characters.
-fn valid_path(path: &str) -> Result<&str> {
+pub(crate) fn valid_path(path: &str) -> Result<&str> {
     let path = path.trim();
     if path.is_empty()
         || path.split('/').any(|s| s.trim().is_empty())
@@ -79,17 +83,21 @@ fn valid_path(path: &str) -> Result<&str> {
 }
 
 /// SHA-256 of a message: its address in the store.
-fn digest(raw: &[u8]) -> [u8; 32] {
+pub(crate) fn digest(raw: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, raw).as_ref());
     out
 }
 
 /// Messages larger than this are hashed on a blocking thread, not an async one.
-const HASH_INLINE_MAX: usize = 256 * 1024;
+pub(crate) const HASH_INLINE_MAX: usize = 256 * 1024;
 
 /// Stores the message (once, by hash) and returns its row id.
-fn store_message(conn: &Connection, d: &mut NewDelivery, hash: &[u8; 32]) -> Result<i64> {
+pub(crate) fn store_message(
+    conn: &Connection,
+    d: &mut NewDelivery,
+    hash: &[u8; 32],
+) -> Result<i64> {
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM message WHERE hash = ?1")
         .and_then(|mut s| s.query_row([hash.as_ref()], |r| r.get(0)).optional())
@@ -206,7 +214,7 @@ fn deliver(conn: &Connection, mut d: NewDelivery, hash: [u8; 32]) -> Result<Vec<
     Ok(out)
 }
 
-fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result<Option<Folder>> {
+pub(crate) fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result<Option<Folder>> {
     // RFC 9051 §5.1: INBOX is case-insensitive. The post office treats every
     // folder name that way, as its other clients do.
     let sql = if path.eq_ignore_ascii_case("inbox") {
@@ -353,5 +361,205 @@ impl Mailboxes for EmbeddedStore {
 
     fn changes(&self) -> &ChangeFeed {
         &self.inner.feed
+    }
+
+    async fn rename_folder(&self, user: UserId, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        let expunged = self
+            .write(move |conn| messages::rename_folder(conn, user, &from, &to))
+            .await?;
+        for (folder, uids) in expunged {
+            self.publish(
+                user,
+                folder,
+                ChangeKind::Expunge,
+                uids.into_iter().map(|u| (u, 0)),
+            );
+        }
+        Ok(())
+    }
+
+    async fn delete_folder(&self, user: UserId, path: &str) -> Result<()> {
+        let path = path.to_string();
+        let folder = self
+            .write(move |conn| messages::delete_folder(conn, user, &path))
+            .await?;
+        self.publish(user, folder, ChangeKind::Expunge, [(0, 0)]);
+        Ok(())
+    }
+
+    async fn set_subscribed(&self, user: UserId, path: &str, subscribed: bool) -> Result<()> {
+        let path = path.to_string();
+        self.write(move |conn| messages::set_subscribed(conn, user, &path, subscribed))
+            .await
+    }
+
+    async fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {
+        self.read(move |conn| messages::subscriptions(conn, user))
+            .await
+    }
+
+    async fn snapshot(&self, folder: FolderId) -> Result<MailboxSnapshot> {
+        self.read(move |conn| messages::snapshot(conn, folder))
+            .await
+    }
+
+    async fn changes_since(&self, folder: FolderId, modseq: u64) -> Result<FolderChanges> {
+        self.read(move |conn| messages::changes_since(conn, folder, modseq))
+            .await
+    }
+
+    async fn claim_recent(&self, folder: FolderId, upto: u32) -> Result<u32> {
+        self.write(move |conn| messages::claim_recent(conn, folder, upto))
+            .await
+    }
+
+    async fn store_flags(
+        &self,
+        folder: FolderId,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Flags,
+        keywords: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagOutcome> {
+        let out = self
+            .write(move |conn| {
+                let owner = messages::folder_by_id(conn, folder)?.user;
+                messages::store_flags(conn, folder, uids, op, flags, keywords, unchanged_since)
+                    .map(|o| (owner, o))
+            })
+            .await?;
+        let (owner, outcome) = out;
+        self.publish(
+            owner,
+            folder,
+            ChangeKind::Flags,
+            outcome.changed.iter().map(|e| (e.uid, e.modseq)),
+        );
+        Ok(outcome)
+    }
+
+    async fn expunge(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<u32>> {
+        let (owner, removed, modseq) = self
+            .write(move |conn| {
+                let owner = messages::folder_by_id(conn, folder)?.user;
+                let (removed, modseq) = messages::expunge(conn, folder, uids)?;
+                Ok((owner, removed, modseq))
+            })
+            .await?;
+        self.publish(
+            owner,
+            folder,
+            ChangeKind::Expunge,
+            removed.iter().map(|u| (*u, modseq)),
+        );
+        Ok(removed)
+    }
+
+    async fn copy_messages(
+        &self,
+        from: FolderId,
+        uids: Vec<u32>,
+        to: FolderId,
+        remove: bool,
+    ) -> Result<CopyOutcome> {
+        let (owner, outcome, appended, removed) = self
+            .write(move |conn| {
+                let owner = messages::folder_by_id(conn, to)?.user;
+                let (o, a, r) = messages::copy_messages(conn, from, uids, to, remove)?;
+                Ok((owner, o, a, r))
+            })
+            .await?;
+        self.publish(owner, to, ChangeKind::Append, appended);
+        self.publish(
+            owner,
+            from,
+            ChangeKind::Expunge,
+            removed.into_iter().map(|u| (u, 0)),
+        );
+        Ok(outcome)
+    }
+
+    async fn append(&self, folder: FolderId, message: NewMessage) -> Result<(u32, u32)> {
+        let hash = if message.raw.len() > HASH_INLINE_MAX {
+            let raw = message.raw.clone();
+            tokio::task::spawn_blocking(move || digest(&raw))
+                .await
+                .map_err(|e| StoreError::Backend(format!("hash task: {e}")))?
+        } else {
+            digest(&message.raw)
+        };
+        let (owner, validity, uid, modseq) = self
+            .write(move |conn| {
+                let owner = messages::folder_by_id(conn, folder)?.user;
+                let (v, u, m) = messages::append(conn, folder, message, hash)?;
+                Ok((owner, v, u, m))
+            })
+            .await?;
+        self.publish(owner, folder, ChangeKind::Append, [(uid, modseq)]);
+        Ok((validity, uid))
+    }
+
+    async fn messages_meta(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<MessageMeta>> {
+        self.read(move |conn| messages::messages_meta(conn, folder, uids))
+            .await
+    }
+
+    async fn message_bytes(&self, message: MessageRef) -> Result<Option<Vec<u8>>> {
+        self.read(move |conn| messages::message_bytes(conn, message))
+            .await
+    }
+
+    async fn message_content(&self, message: MessageRef) -> Result<Option<ItemContent>> {
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached("SELECT content, text_body, html_body FROM message WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([message.0], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<Vec<u8>>>(1)?,
+                            r.get::<_, Option<Vec<u8>>>(2)?,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            row.map(|(content, text, html)| {
+                let mut c: ItemContent = serde_json::from_str(&content)
+                    .map_err(|e| StoreError::Backend(format!("item content: {e}")))?;
+                c.text = text.map(|t| decompress(&t)).transpose()?;
+                c.html = html.map(|h| decompress(&h)).transpose()?;
+                Ok(c)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn usage(&self, user: UserId) -> Result<u64> {
+        self.read(move |conn| messages::usage(conn, user)).await
+    }
+}
+
+impl EmbeddedStore {
+    /// Publishes committed changes of one folder: (uid, modseq) pairs.
+    fn publish(
+        &self,
+        user: UserId,
+        folder: FolderId,
+        kind: ChangeKind,
+        changes: impl IntoIterator<Item = (u32, u64)>,
+    ) {
+        self.inner
+            .feed
+            .publish(changes.into_iter().map(|(uid, modseq)| Change {
+                user,
+                folder,
+                modseq,
+                uid,
+                kind,
+            }));
     }
 }

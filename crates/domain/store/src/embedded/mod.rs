@@ -14,6 +14,7 @@
 mod cache;
 mod directory;
 mod mailboxes;
+mod messages;
 mod schema;
 mod writer;
 

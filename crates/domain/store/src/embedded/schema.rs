@@ -2,7 +2,8 @@
 use rusqlite::Connection;
 
 /// Migrations in order; `user_version` counts how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -127,7 +128,33 @@ CREATE TABLE item (
     UNIQUE (folder_id, uid)
 ) STRICT;
 CREATE INDEX item_message ON item (message_id);
-"#];
+"#,
+    // 2: what IMAP needs beyond delivery: \Recent claims, expunge tombstones for
+    // QRESYNC, subscriptions independent of folders (RFC 9051 §6.3.7), and an
+    // index for changes since a modseq.
+    r#"
+ALTER TABLE folder ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE expunged (
+    folder_id INTEGER NOT NULL REFERENCES folder(id) ON DELETE CASCADE,
+    uid       INTEGER NOT NULL,
+    modseq    INTEGER NOT NULL,
+    PRIMARY KEY (folder_id, uid)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX expunged_modseq ON expunged (folder_id, modseq);
+
+CREATE TABLE subscription (
+    user_id  INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+    path_key TEXT NOT NULL,
+    path     TEXT NOT NULL,
+    PRIMARY KEY (user_id, path_key)
+) STRICT, WITHOUT ROWID;
+INSERT INTO subscription (user_id, path_key, path)
+    SELECT user_id, path_key, path FROM folder WHERE subscribed = 1;
+
+CREATE INDEX item_modseq ON item (folder_id, modseq);
+"#,
+];
 
 /// Opens a connection with the settings every connection needs.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
