@@ -177,6 +177,19 @@ pub struct ImapConfig {
     pub imaps: Vec<Listen>,
     /// Sessions served at once.
     pub threads: usize,
+    /// Whether LOGIN and AUTHENTICATE are allowed before STARTTLS on the
+    /// cleartext port. Off: LOGINDISABLED is advertised (RFC 9051 §6.2.3).
+    pub allow_plaintext: bool,
+    /// An authenticated session with no command for this long is logged out
+    /// (RFC 9051 §5.4: at least 30 minutes).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: std::time::Duration,
+    /// Largest message APPEND takes (RFC 7889 APPENDLIMIT).
+    #[serde(deserialize_with = "de_size")]
+    pub max_append_size: u64,
+    /// Storage quota of every user (RFC 9208 STORAGE); 0: none.
+    #[serde(deserialize_with = "de_size")]
+    pub quota: u64,
 }
 
 impl Default for ImapConfig {
@@ -185,6 +198,10 @@ impl Default for ImapConfig {
             listen: local(1143),
             imaps: local(1993),
             threads: 10_000,
+            allow_plaintext: false,
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_append_size: 50 * 1024 * 1024,
+            quota: 0,
         }
     }
 }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod deflate;
 pub mod listener;
 pub mod shutdown;
 pub mod stream;

@@ -18,6 +18,7 @@
 //! [`feed`] (change feed), [`embedded`] (the SQLite backend).
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod embedded;
 pub mod feed;
 pub mod model;

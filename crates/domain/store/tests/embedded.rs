@@ -450,3 +450,60 @@ async fn imap_operations() {
     s.delete_folder(alice.id, "Archive/2026").await.unwrap();
     assert!(s.usage(alice.id).await.unwrap() > 0);
 }
+
+#[tokio::test]
+async fn authenticator_caches_successes_only() {
+    let (_d, s) = fixture().await;
+    let alice = addr("alice@example.org");
+    s.set_password_hash(&alice, Some(postgate_store::password::hash("one").unwrap()))
+        .await
+        .unwrap();
+    let auth = postgate_store::auth::Authenticator::new(Arc::new(s.clone()));
+    let pw = |p: &str| Secret::new(p.to_string());
+    assert!(
+        auth.authenticate(&alice, &pw("one"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let t = std::time::Instant::now();
+    assert!(
+        auth.authenticate(&alice, &pw("one"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_millis(5),
+        "second check served from the cache"
+    );
+    assert!(
+        auth.authenticate(&alice, &pw("two"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A new password: the old one no longer works, cache or not.
+    s.set_password_hash(&alice, Some(postgate_store::password::hash("two").unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        auth.authenticate(&alice, &pw("one"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        auth.authenticate(&alice, &pw("two"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        auth.authenticate(&addr("a.smith@example.org"), &pw("two"))
+            .await
+            .unwrap()
+            .is_none(),
+        "no such alias yet"
+    );
+}
