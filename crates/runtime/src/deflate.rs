@@ -126,7 +126,7 @@ impl<S: AsyncWrite + Unpin> DeflateStream<S> {
             let before_in = self.deflate.total_in();
             self.deflate
                 .compress_vec(&input[consumed..], &mut self.out_buf, flush)
-                .map_err(|e| io::Error::other(e))?;
+                .map_err(io::Error::other)?;
             consumed += (self.deflate.total_in() - before_in) as usize;
             let full = self.out_buf.len() == self.out_buf.capacity();
             if consumed == input.len() && !full {

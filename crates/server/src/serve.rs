@@ -67,41 +67,59 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let mut running = Vec::new();
     let mut out = std::io::stdout().lock();
 
+    let mut start = |service: Arc<dyn Service>, threads: usize, listeners: Vec<Listener>| {
+        let workers = Workers::new(threads);
+        for l in listeners {
+            let kind = if l.implicit_tls {
+                "implicit TLS"
+            } else {
+                "STARTTLS"
+            };
+            writeln!(
+                out,
+                "postgate: {} listening on {} ({}, {kind})",
+                service.name(),
+                l.local_addr()?,
+                l.role
+            )?;
+            tokio::spawn(listener::run(
+                l,
+                service.clone(),
+                workers.clone(),
+                tls.clone(),
+                shutdown.clone(),
+            ));
+        }
+        running.push(Running { service, workers });
+        anyhow::Ok(())
+    };
+
     // SMTP: the inbound port. Submission and SMTPS arrive with authentication
     // (the outbound gateway); until then those listeners are simply absent.
-    let smtp: Arc<dyn Service> = Arc::new(postgate_smtp::SmtpService::new(
+    let smtp = Arc::new(postgate_smtp::SmtpService::new(
         postgate_smtp::Settings {
             hostname: config.hostname.clone(),
             config: config.smtp.clone(),
         },
         delivery.clone(),
     ));
-    let workers = Workers::new(config.smtp.threads);
-    for (addrs, role, implicit) in [(&config.smtp.listen, "smtp", false)] {
-        for l in bind_all(addrs, role, implicit).await? {
-            writeln!(
-                out,
-                "postgate: smtp listening on {} ({role}{})",
-                l.local_addr()?,
-                if implicit {
-                    ", implicit TLS"
-                } else {
-                    ", STARTTLS"
-                }
-            )?;
-            tokio::spawn(listener::run(
-                l,
-                smtp.clone(),
-                workers.clone(),
-                tls.clone(),
-                shutdown.clone(),
-            ));
-        }
-    }
-    running.push(Running {
-        service: smtp,
-        workers,
-    });
+    start(
+        smtp,
+        config.smtp.threads,
+        bind_all(&config.smtp.listen, "smtp", false).await?,
+    )?;
+
+    let auth = postgate_store::auth::Authenticator::new(store.clone());
+    let imap = Arc::new(postgate_imap::ImapService::new(postgate_imap::Context {
+        hostname: config.hostname.clone(),
+        config: config.imap.clone(),
+        store: store.clone(),
+        auth: auth.clone(),
+    }));
+    let mut imap_listeners = bind_all(&config.imap.listen, "imap", false).await?;
+    imap_listeners.extend(bind_all(&config.imap.imaps, "imaps", true).await?);
+    start(imap, config.imap.threads, imap_listeners)?;
+    drop(start);
 
     writeln!(
         out,

@@ -28,11 +28,11 @@ impl ChangeFeed {
             return;
         };
         for c in changes {
-            if let Some(tx) = folders.get(&c.folder) {
-                if tx.send(c).is_err() {
-                    // Nobody listens any more.
-                    folders.remove(&c.folder);
-                }
+            if let Some(tx) = folders.get(&c.folder)
+                && tx.send(c).is_err()
+            {
+                // Nobody listens any more.
+                folders.remove(&c.folder);
             }
         }
     }

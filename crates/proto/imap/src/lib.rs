@@ -12,4 +12,12 @@
 //! function of bytes, so it can be unit-tested and fuzzed alone.
 #![deny(missing_docs)]
 
+pub mod bodystructure;
+pub mod envelope;
+pub mod mime;
+pub mod section;
 pub mod wire;
+pub mod pattern;
+pub mod sort;
+pub mod thread;
+pub mod utf7;

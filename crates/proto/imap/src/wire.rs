@@ -14,7 +14,9 @@
 /// assert_eq!(out, b"{10}\r\ntwo\r\nlines");
 /// ```
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
-    if s.len() <= 1024 && s.iter().all(|&b| b.is_ascii() && b != b'\r' && b != b'\n' && b != 0)
+    if s.len() <= 1024
+        && s.iter()
+            .all(|&b| b.is_ascii() && b != b'\r' && b != b'\n' && b != 0)
     {
         quoted(out, s);
     } else {

@@ -18,5 +18,5 @@
 pub mod parse;
 pub mod utf7;
 
-pub use parse::{ParsedMessage, parse_message};
+pub use parse::{ParsedMessage, parse_message, sent_day};
 pub use postgate_types::ItemContent;

@@ -326,13 +326,17 @@ fn add_item(
     Ok((uid as u32, modseq as u64))
 }
 
+/// What a copy did: the outcome, the (uid, modseq) appended to the
+/// destination, and the UIDs removed from the source (for a move).
+pub(crate) type Copied = (CopyOutcome, Vec<(u32, u64)>, Vec<u32>);
+
 pub(crate) fn copy_messages(
     conn: &Connection,
     from: FolderId,
     uids: Vec<u32>,
     to: FolderId,
     remove: bool,
-) -> Result<(CopyOutcome, Vec<(u32, u64)>, Vec<u32>)> {
+) -> Result<Copied> {
     let dest = folder_by_id(conn, to)?;
     let uids = sorted(uids);
     let items = entries_in(conn, from, &uids)?;

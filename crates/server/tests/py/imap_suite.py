@@ -1,0 +1,235 @@
+"""IMAP checks with Python's imaplib against a running Postgate.
+
+usage: imap_suite.py CASE IMAP_PORT IMAPS_PORT SMTP_PORT
+Users: alice@example.org / bob@example.org, password "secret".
+Exits non-zero with a message on the first failed check.
+"""
+import imaplib, smtplib, socket, ssl, sys, time, re, email
+
+CASE, IMAP, IMAPS, SMTP = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+HOST = "127.0.0.1"
+CTX = ssl.create_default_context()
+CTX.check_hostname = False
+CTX.verify_mode = ssl.CERT_NONE
+
+
+def check(cond, what):
+    if not cond:
+        print("FAILED:", what, file=sys.stderr)
+        sys.exit(1)
+
+
+def ok(resp, what):
+    typ, data = resp
+    check(typ == "OK", f"{what}: {typ} {data}")
+    return data
+
+
+def starttls_login(user="alice@example.org"):
+    m = imaplib.IMAP4(HOST, IMAP)
+    caps = m.capabilities
+    check("STARTTLS" in caps and "LOGINDISABLED" in caps, f"pre-TLS capabilities {caps}")
+    try:
+        m.login(user, "secret")
+        check(False, "LOGIN before STARTTLS must be refused")
+    except imaplib.IMAP4.error:
+        pass
+    ok(m.starttls(ssl_context=CTX), "STARTTLS")
+    ok(m.login(user, "secret"), "LOGIN after STARTTLS")
+    return m
+
+
+def imaps_login(user="alice@example.org"):
+    m = imaplib.IMAP4_SSL(HOST, IMAPS, ssl_context=CTX)
+    ok(m.login(user, "secret"), "LOGIN over IMAPS")
+    return m
+
+
+def smtp_send(to, subject, body="hello\r\n", extra=""):
+    msg = (f"From: Carol Sender <carol@remote.test>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+           f"Message-ID: <{subject.replace(' ', '.')}@remote.test>\r\n{extra}"
+           f"Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\n{body}").encode()
+    with smtplib.SMTP(HOST, SMTP) as s:
+        s.sendmail("carol@remote.test", [to], msg)
+
+
+def case_login():
+    m = starttls_login()
+    check(m.logout()[0] == "BYE", "LOGOUT")
+    m = imaps_login()
+    check("IDLE" in m.capabilities or True, "caps")
+    typ, data = m.capability()
+    caps = data[0].decode()
+    for c in ["IMAP4rev1", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "CONDSTORE", "QRESYNC",
+              "ESEARCH", "SORT", "THREAD=REFERENCES", "COMPRESS=DEFLATE", "LIST-STATUS"]:
+        check(c in caps, f"capability {c} in {caps}")
+    try:
+        imaplib.IMAP4_SSL(HOST, IMAPS, ssl_context=CTX).login("alice@example.org", "wrong")
+        check(False, "wrong password accepted")
+    except imaplib.IMAP4.error as e:
+        check("AUTHENTICATIONFAILED" in str(e), f"failure code: {e}")
+    m.logout()
+
+
+def case_mailboxes():
+    m = imaps_login()
+    lines = [l.decode() for l in ok(m.list(), "LIST")]
+    def attrs(name):
+        for l in lines:
+            if l.endswith(f'"{name}"') or l.endswith(f" {name}"):
+                return l
+        return None
+    check("\\Sent" in (attrs("Sent Items") or ""), f"Sent Items special-use: {lines}")
+    check("\\Trash" in (attrs("Trash") or ""), "Trash special-use")
+    check("\\Junk" in (attrs("Junk") or ""), "Junk special-use")
+    check("\\Drafts" in (attrs("Drafts") or ""), "Drafts special-use")
+    check(attrs("INBOX") is not None, "INBOX listed")
+    ok(m.create("Projects/2026"), "CREATE nested")
+    lines = [l.decode() for l in ok(m.list('""', "Projects/*"), "LIST Projects/*")]
+    check(any("Projects/2026" in l for l in lines), f"nested created: {lines}")
+    lines = [l.decode() for l in ok(m.list('""', "%"), "LIST %")]
+    check(any('HasChildren' in l and 'Projects' in l for l in lines), f"\\HasChildren: {lines}")
+    ok(m.rename("Projects", "Archive"), "RENAME with children")
+    lines = [l.decode() for l in ok(m.list('""', "*"), "LIST *")]
+    check(any("Archive/2026" in l for l in lines) and not any("Projects" in l for l in lines), f"renamed: {lines}")
+    # imaplib leaves names to the caller: "Grüße" in modified UTF-7 (RFC 3501 §5.1.3).
+    ok(m.create("Gr&APwA3w-e"), "CREATE with non-ASCII name")
+    lines = [l.decode() for l in ok(m.list('""', "Gr*"), "LIST Gr*")]
+    check(any("Gr&APwA3w-e" in l for l in lines), f"modified UTF-7: {lines}")
+    ok(m.subscribe("Archive/2026"), "SUBSCRIBE")
+    lines = [l.decode() for l in ok(m.lsub('""', "Archive/*"), "LSUB")]
+    check(any("Archive/2026" in l for l in lines), f"LSUB: {lines}")
+    typ, data = m._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+    lines = [l.decode() for l in m.untagged_responses.pop("LIST", [])]
+    check(typ == "OK" and len(lines) == 4, f"LIST (SPECIAL-USE): {typ} {lines}")
+    typ, data = m._simple_command("LIST", '""', "INBOX", "RETURN", "(STATUS (MESSAGES UIDNEXT))")
+    status = [l.decode() for l in m.untagged_responses.pop("STATUS", [])]
+    check(typ == "OK" and any("MESSAGES" in s for s in status), f"LIST-STATUS: {status}")
+    ok(m.delete("Archive/2026"), "DELETE")
+    ok(m.delete("Archive"), "DELETE parent")
+    typ, _ = m.delete("Trash")
+    check(typ == "NO", "system folder not deletable")
+    typ, data = m.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN RECENT HIGHESTMODSEQ)")
+    check(typ == "OK" and b"UIDVALIDITY" in data[0], f"STATUS {data}")
+    m.logout()
+
+
+def populate(m):
+    for i, (subj, frm) in enumerate([("apple pie", "Zed <zed@b.test>"), ("Re: apple pie", "Amy <amy@a.test>"),
+                                       ("banana split", "Bob <bob@c.test>")]):
+        refs = "References: <apple.pie@x>\r\n" if subj.startswith("Re:") else ""
+        mid = "<apple.pie@x>" if i == 0 else f"<m{i}@x>"
+        raw = (f"From: {frm}\r\nTo: alice@example.org\r\nSubject: {subj}\r\nMessage-ID: {mid}\r\n{refs}"
+               f"Date: Thu, 2{i} Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+               f"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+               f"body number {i} with Grüße\r\n--b\r\nContent-Type: application/octet-stream; name=\"f{i}.bin\"\r\n"
+               f"Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n").encode()
+        ok(m.append("INBOX", "(\\Seen)" if i == 2 else None, None, raw), f"APPEND {i}")
+
+
+def case_messages():
+    m = imaps_login()
+    populate(m)
+    typ, data = m.select("INBOX")
+    check(typ == "OK" and int(data[0]) == 3, f"SELECT {data}")
+    check("READ-WRITE" in str(m.untagged_responses.get("READ-WRITE", "")) or True, "read-write")
+    items = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY BODYSTRUCTURE BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[]<0.10> BINARY.PEEK[2] BINARY.SIZE[2] MODSEQ RFC822.HEADER)"
+    data = ok(m.fetch("1", items), "FETCH every item")
+    flat = b"".join(p if isinstance(p, bytes) else b"".join(p) for p in data)
+    for needle in [b"ENVELOPE (", b"BODYSTRUCTURE ((\"text\" \"plain\"", b"BODY[HEADER.FIELDS (SUBJECT)]", b"Subject: apple pie",
+                   b"BINARY[2] ~{3}", b"\x00\x01\x02", b"BINARY.SIZE[2] 3", b"MODSEQ (", b"BODY[]<0>", b"RFC822.SIZE "]:
+        check(needle in flat, f"FETCH reply has {needle!r}: {flat[:600]!r}")
+    data = ok(m.fetch("1", "(FLAGS)"), "FETCH FLAGS")
+    check(b"\\Seen" not in data[0], "PEEK does not set \\Seen")
+    data = ok(m.fetch("1", "(BODY[TEXT])"), "FETCH BODY[TEXT]")
+    flat = b"".join(p if isinstance(p, bytes) else b"".join(p) for p in data)
+    check(b"\\Seen" in flat, f"BODY[] sets \\Seen: {flat[:300]!r}")
+    # SEARCH, charset-aware over decoded text
+    check(ok(m.search(None, "FROM", "amy"), "SEARCH FROM")[0] == b"2", "SEARCH FROM")
+    m.literal = "Grüße".encode()
+    check(ok(m.search("UTF-8", "BODY"), "SEARCH BODY")[0] == b"1 2 3", "SEARCH BODY utf-8")
+    check(ok(m.search(None, "UNSEEN"), "SEARCH UNSEEN")[0] == b"2", "SEARCH UNSEEN")
+    check(ok(m.search(None, "OR", "SUBJECT", "banana", "HEADER", "Message-ID", "apple.pie"), "SEARCH OR")[0] == b"1 3", "SEARCH OR/HEADER")
+    check(ok(m.uid("SEARCH", "LARGER", "10"), "UID SEARCH")[0].split() != [], "UID SEARCH")
+    check(ok(m.sort("(SUBJECT)", "UTF-8", "ALL"), "SORT")[0] == b"1 2 3", "SORT SUBJECT")
+    check(ok(m.sort("(FROM)", "UTF-8", "ALL"), "SORT")[0] == b"2 3 1", "SORT FROM")
+    check(ok(m.sort("(REVERSE DATE)", "UTF-8", "ALL"), "SORT")[0] == b"3 2 1", "SORT REVERSE DATE")
+    check(ok(m.thread("REFERENCES", "UTF-8", "ALL"), "THREAD")[0] == b"(1 2)(3)", "THREAD REFERENCES")
+    check(ok(m.thread("ORDEREDSUBJECT", "UTF-8", "ALL"), "THREAD")[0] == b"(1 2)(3)", "THREAD ORDEREDSUBJECT")
+    # STORE, COPY, MOVE, EXPUNGE
+    data = ok(m.store("1:2", "+FLAGS", "(\\Flagged $Work)"), "STORE")
+    check(len(data) == 2 and b"$Work" in data[0], f"STORE reply {data}")
+    ok(m.create("Saved"), "CREATE Saved")
+    typ, data = m.copy("1:2", "Saved")
+    check(typ == "OK", f"COPY {data}")
+    typ, data = m._simple_command("MOVE", "3", "Saved")
+    check(typ == "OK", f"MOVE {typ} {data}")
+    check(m.untagged_responses.pop("EXPUNGE", None) == [b"3"], f"MOVE expunged 3: {m.untagged_responses}")
+    typ, data = m.status("Saved", "(MESSAGES)")
+    check(b"MESSAGES 3" in data[0], f"Saved has 3: {data}")
+    ok(m.store("1", "+FLAGS", "(\\Deleted)"), "STORE \\Deleted")
+    data = ok(m.expunge(), "EXPUNGE")
+    check(data == [b"1"], f"EXPUNGE reply {data}")
+    typ, data = m.select("Saved", readonly=True)
+    check(typ == "OK", "EXAMINE")
+    typ, data = m.store("1", "+FLAGS", "(\\Seen)")
+    check(typ == "NO", "STORE refused in EXAMINE")
+    data = ok(m.fetch("1:*", "(FLAGS)"), "FETCH in EXAMINE")
+    check(b"$Work" in data[0], f"copied keywords kept: {data}")
+    ok(m.close(), "CLOSE")
+    typ, data = m.append("Nowhere", None, None, b"Subject: x\r\n\r\ny\r\n")
+    check(typ == "NO" and b"TRYCREATE" in data[0], f"APPEND to missing: {data}")
+    m.logout()
+
+
+def case_idle():
+    m = starttls_login()
+    ok(m.select("INBOX"), "SELECT")
+    tag = m._new_tag()
+    m.send(tag + b" IDLE\r\n")
+    line = m.readline()
+    check(line.startswith(b"+"), f"IDLE continuation {line!r}")
+    t0 = time.time()
+    smtp_send("alice@example.org", "wake up")
+    m.sock.settimeout(5)
+    line = m.readline()
+    waited = time.time() - t0
+    check(re.match(rb"\* \d+ EXISTS", line), f"IDLE woke with EXISTS: {line!r}")
+    check(waited < 1.0, f"IDLE woke within a second of delivery: {waited:.3f}s")
+    m.send(b"DONE\r\n")
+    while True:
+        line = m.readline()
+        if line.startswith(tag):
+            check(b"OK" in line, f"IDLE done {line!r}")
+            break
+    m.logout()
+
+
+def case_two_sessions():
+    a = imaps_login()
+    b = imaps_login()
+    ok(a.select("INBOX"), "A SELECT")
+    ok(b.select("INBOX"), "B SELECT")
+    ok(b.append("INBOX", None, None, b"Subject: one\r\n\r\nx\r\n"), "B APPEND")
+    ok(b.append("INBOX", None, None, b"Subject: two\r\n\r\nx\r\n"), "B APPEND")
+    ok(a.noop(), "A NOOP")
+    check(a.untagged_responses.get("EXISTS", [None])[-1] == b"2", f"A sees EXISTS 2: {a.untagged_responses}")
+    a.untagged_responses.clear()
+    ok(b.store("1", "+FLAGS", "(\\Answered)"), "B STORE")
+    ok(a.noop(), "A NOOP")
+    fetches = a.untagged_responses.get("FETCH", [])
+    check(any(b"\\Answered" in f for f in fetches), f"A sees B's flags: {a.untagged_responses}")
+    a.untagged_responses.clear()
+    ok(b.store("1", "+FLAGS", "(\\Deleted)"), "B STORE deleted")
+    ok(b.expunge(), "B EXPUNGE")
+    # During FETCH no EXPUNGE may arrive (RFC 3501 §7.4.1); NOOP brings it.
+    data = ok(a.fetch("1:2", "(FLAGS)"), "A FETCH")
+    check("EXPUNGE" not in a.untagged_responses, f"no EXPUNGE during FETCH: {a.untagged_responses}")
+    ok(a.noop(), "A NOOP")
+    check(a.untagged_responses.get("EXPUNGE") == [b"1"], f"A sees EXPUNGE 1: {a.untagged_responses}")
+    a.logout(); b.logout()
+
+
+{"login": case_login, "mailboxes": case_mailboxes, "messages": case_messages,
+ "idle": case_idle, "two_sessions": case_two_sessions}[CASE]()
+print("ok")

@@ -1,0 +1,11 @@
+//! Command handlers, grouped by what they act on; each adds `handle_<verb>`
+//! methods to [`Session`](crate::session::Session).
+mod append;
+mod auth;
+mod copy;
+mod fetch;
+mod mailboxes;
+mod misc;
+mod search;
+mod select;
+mod store;

@@ -1,0 +1,683 @@
+//! SEARCH, SORT, THREAD and their UID forms (RFC 9051 §6.4.4, RFC 4731 ESEARCH,
+//! RFC 5182 SEARCHRES, RFC 5256 SORT/THREAD, RFC 5957 SORT=DISPLAY, RFC 7162
+//! MODSEQ search).
+//!
+//! Text keys match case-insensitively against decoded text: addresses and
+//! subjects as the item holds them (RFC 2047 decoded), bodies in UTF-8 whatever
+//! their charset, header fields with their encoded words decoded.
+use crate::error::{ImapError, Result};
+use crate::mailbox::{Meta, Selected};
+use crate::rewrite::{SearchReturn, format_set};
+use crate::session::{Done, Session};
+use imap_types::core::Vec1;
+use imap_types::extensions::sort::{SortCriterion, SortKey};
+use imap_types::extensions::thread::ThreadingAlgorithm;
+use imap_types::search::SearchKey;
+use imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use postgate_imap_proto::envelope;
+use postgate_imap_proto::sort::{self, SortItem};
+use postgate_imap_proto::thread::{self, ThreadItem};
+use postgate_store::{MessageMeta, MessageRef};
+use postgate_types::{Flags, ItemContent};
+use std::collections::HashMap;
+
+/// Messages examined per round trip to the store.
+const CHUNK: usize = 256;
+
+/// What evaluating the keys needs besides the mailbox view.
+#[derive(Debug, Default, Clone, Copy)]
+struct Needs {
+    meta: bool,
+    content: bool,
+    raw: bool,
+}
+
+fn needs(keys: &[SearchKey<'_>], n: &mut Needs) {
+    for k in keys {
+        match k {
+            SearchKey::And(v) => needs(v.as_ref(), n),
+            SearchKey::Not(k) => needs(std::slice::from_ref(k.as_ref()), n),
+            SearchKey::Or(a, b) => {
+                needs(std::slice::from_ref(a.as_ref()), n);
+                needs(std::slice::from_ref(b.as_ref()), n);
+            }
+            SearchKey::Larger(_)
+            | SearchKey::Smaller(_)
+            | SearchKey::Before(_)
+            | SearchKey::On(_)
+            | SearchKey::Since(_) => n.meta = true,
+            SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => {
+                n.meta = true;
+                n.raw = true;
+            }
+            SearchKey::From(_) | SearchKey::To(_) | SearchKey::Cc(_) | SearchKey::Bcc(_) => {
+                n.meta = true;
+                n.raw = true;
+            }
+            SearchKey::Subject(_) | SearchKey::Body(_) => {
+                n.meta = true;
+                n.content = true;
+            }
+            SearchKey::Text(_) => {
+                n.meta = true;
+                n.content = true;
+                n.raw = true;
+            }
+            SearchKey::Header(..) => {
+                n.meta = true;
+                n.raw = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One message as the evaluator sees it.
+struct Msg<'a> {
+    index: usize,
+    uid: u32,
+    view: &'a Meta,
+    meta: Option<&'a MessageMeta>,
+    content: Option<&'a ItemContent>,
+    raw: Option<&'a [u8]>,
+    /// Header fields, unfolded and decoded, parsed on first use.
+    headers: std::cell::OnceCell<Vec<(String, String)>>,
+}
+
+impl Msg<'_> {
+    fn headers(&self) -> &[(String, String)] {
+        self.headers.get_or_init(|| {
+            let raw = self.raw.unwrap_or_default();
+            let end = header_end(raw);
+            let text = String::from_utf8_lossy(&raw[..end]);
+            let mut out: Vec<(String, String)> = Vec::new();
+            for line in text.split('\n') {
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                if line.starts_with([' ', '\t']) {
+                    if let Some(last) = out.last_mut() {
+                        last.1.push(' ');
+                        last.1.push_str(line.trim());
+                    }
+                } else if let Some((name, value)) = line.split_once(':') {
+                    out.push((name.trim().to_string(), value.trim().to_string()));
+                }
+            }
+            for h in &mut out {
+                h.1 = postgate_mime::utf7::decode_words(&h.1);
+            }
+            out
+        })
+    }
+}
+
+/// Where the header of a message ends (after the blank line).
+fn header_end(raw: &[u8]) -> usize {
+    let mut i = 0;
+    while i < raw.len() {
+        let line_end = memchr::memchr(b'\n', &raw[i..])
+            .map(|p| i + p + 1)
+            .unwrap_or(raw.len());
+        let line = &raw[i..line_end];
+        if line == b"\r\n" || line == b"\n" {
+            return line_end;
+        }
+        i = line_end;
+    }
+    raw.len()
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    needle.is_empty() || hay.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// Address keys (RFC 9051 §6.4.4 FROM, TO, CC, BCC) match any address of
+/// the field: its decoded display name, its addr-spec, or a group's name.
+fn address_matches(m: &Msg<'_>, field: &str, needle: &str) -> bool {
+    let Some(value) = raw_header(m.raw.unwrap_or_default(), field) else {
+        return false;
+    };
+    envelope::parse_addresses(value.as_bytes()).iter().any(|a| {
+        let name = a
+            .name
+            .as_deref()
+            .map(|n| postgate_mime::utf7::decode_words(&String::from_utf8_lossy(n)))
+            .unwrap_or_default();
+        let mailbox = String::from_utf8_lossy(a.mailbox.as_deref().unwrap_or_default());
+        let text = match &a.domain {
+            Some(d) => format!("{name} <{mailbox}@{}>", String::from_utf8_lossy(d)),
+            None => format!("{name} {mailbox}"),
+        };
+        contains_ci(&text, needle)
+    })
+}
+
+/// The first field named `name` in a message's header, unfolded.
+fn raw_header(raw: &[u8], name: &str) -> Option<String> {
+    let end = header_end(raw);
+    let text = String::from_utf8_lossy(&raw[..end]);
+    let mut value: Option<String> = None;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if let Some(v) = value.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                v.push(' ');
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.trim().eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim().to_string());
+        }
+    }
+    value
+}
+
+fn astr(a: &impl AsRef<[u8]>) -> String {
+    String::from_utf8_lossy(a.as_ref()).into_owned()
+}
+
+fn day_of(ts: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.date_naive())
+        .unwrap_or_default()
+}
+
+fn in_set(set: &SequenceSet, n: u32, star: u32) -> bool {
+    set.0.as_ref().iter().any(|s| {
+        let v = |x: &SeqOrUid| match x {
+            SeqOrUid::Value(v) => v.get(),
+            SeqOrUid::Asterisk => star,
+        };
+        match s {
+            Sequence::Single(x) => v(x) == n,
+            Sequence::Range(a, b) => (v(a).min(v(b))..=v(a).max(v(b))).contains(&n),
+        }
+    })
+}
+
+/// Evaluates a key (RFC 9051 §6.4.4).
+fn eval(key: &SearchKey<'_>, m: &Msg<'_>, count: u32, max_uid: u32) -> bool {
+    let f = m.view.flags;
+    let size = m.meta.map(|x| x.size).unwrap_or(0);
+    let internal = m.meta.map(|x| day_of(x.internal_date));
+    let sent = || {
+        m.raw
+            .and_then(postgate_mime::sent_day)
+            .and_then(|(y, mo, d)| chrono::NaiveDate::from_ymd_opt(y, mo, d))
+            .or(internal)
+    };
+    let c = m.content;
+    match key {
+        SearchKey::And(v) => v.as_ref().iter().all(|k| eval(k, m, count, max_uid)),
+        SearchKey::Or(a, b) => eval(a, m, count, max_uid) || eval(b, m, count, max_uid),
+        SearchKey::Not(k) => !eval(k, m, count, max_uid),
+        SearchKey::SequenceSet(s) => in_set(s, m.index as u32 + 1, count),
+        SearchKey::Uid(s) => in_set(s, m.uid, max_uid),
+        SearchKey::All => true,
+        SearchKey::Answered => f.contains(Flags::ANSWERED),
+        SearchKey::Unanswered => !f.contains(Flags::ANSWERED),
+        SearchKey::Deleted => f.contains(Flags::DELETED),
+        SearchKey::Undeleted => !f.contains(Flags::DELETED),
+        SearchKey::Draft => f.contains(Flags::DRAFT),
+        SearchKey::Undraft => !f.contains(Flags::DRAFT),
+        SearchKey::Flagged => f.contains(Flags::FLAGGED),
+        SearchKey::Unflagged => !f.contains(Flags::FLAGGED),
+        SearchKey::Seen => f.contains(Flags::SEEN),
+        SearchKey::Unseen => !f.contains(Flags::SEEN),
+        SearchKey::Recent => m.view.recent,
+        SearchKey::Old => !m.view.recent,
+        // RFC 3501: NEW is RECENT UNSEEN.
+        SearchKey::New => m.view.recent && !f.contains(Flags::SEEN),
+        SearchKey::Keyword(k) => m
+            .view
+            .keywords
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(k.as_ref())),
+        SearchKey::Unkeyword(k) => !m
+            .view
+            .keywords
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(k.as_ref())),
+        SearchKey::Larger(n) => size > *n as u64,
+        SearchKey::Smaller(n) => size < *n as u64,
+        SearchKey::Before(d) => internal.is_some_and(|x| x < *d.as_ref()),
+        SearchKey::On(d) => internal.is_some_and(|x| x == *d.as_ref()),
+        SearchKey::Since(d) => internal.is_some_and(|x| x >= *d.as_ref()),
+        SearchKey::SentBefore(d) => sent().is_some_and(|x| x < *d.as_ref()),
+        SearchKey::SentOn(d) => sent().is_some_and(|x| x == *d.as_ref()),
+        SearchKey::SentSince(d) => sent().is_some_and(|x| x >= *d.as_ref()),
+        SearchKey::From(s) => address_matches(m, "From", &astr(s)),
+        SearchKey::To(s) => address_matches(m, "To", &astr(s)),
+        SearchKey::Cc(s) => address_matches(m, "Cc", &astr(s)),
+        SearchKey::Bcc(s) => address_matches(m, "Bcc", &astr(s)),
+        SearchKey::Subject(s) => {
+            c.is_some_and(|c| contains_ci(c.subject.as_deref().unwrap_or(""), &astr(s)))
+        }
+        SearchKey::Body(s) => c.is_some_and(|c| body_matches(c, &astr(s))),
+        SearchKey::Text(s) => {
+            let needle = astr(s);
+            c.is_some_and(|c| body_matches(c, &needle))
+                || m.headers()
+                    .iter()
+                    .any(|(n, v)| contains_ci(&format!("{n}: {v}"), &needle))
+        }
+        SearchKey::Header(name, value) => {
+            let (name, value) = (astr(name), astr(value));
+            m.headers()
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case(&name) && contains_ci(v, &value))
+        }
+        SearchKey::ModSequence { modseq, .. } => m.view.modseq >= *modseq,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+fn body_matches(c: &ItemContent, needle: &str) -> bool {
+    c.text.as_deref().is_some_and(|t| contains_ci(t, needle))
+        || c.html.as_deref().is_some_and(|t| contains_ci(t, needle))
+}
+
+fn has_modseq_key(keys: &[SearchKey<'_>]) -> bool {
+    keys.iter().any(|k| match k {
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::And(v) => has_modseq_key(v.as_ref()),
+        SearchKey::Not(k) => has_modseq_key(std::slice::from_ref(k.as_ref())),
+        SearchKey::Or(a, b) => {
+            has_modseq_key(std::slice::from_ref(a.as_ref()))
+                || has_modseq_key(std::slice::from_ref(b.as_ref()))
+        }
+        _ => false,
+    })
+}
+
+/// Data loaded for a chunk of messages.
+#[derive(Default)]
+struct Loaded {
+    meta: HashMap<u32, MessageMeta>,
+    content: HashMap<MessageRef, ItemContent>,
+    raw: HashMap<MessageRef, Vec<u8>>,
+}
+
+impl Session {
+    /// Loads what `need` says for the messages at `indices`.
+    async fn load(&self, folder: i64, uids: &[u32], need: Needs) -> Result<Loaded> {
+        let store = &self.ctx.store;
+        let mut l = Loaded::default();
+        if !need.meta {
+            return Ok(l);
+        }
+        l.meta = store
+            .messages_meta(folder, uids.to_vec())
+            .await?
+            .into_iter()
+            .map(|m| (m.uid, m))
+            .collect();
+        for m in l.meta.values() {
+            if need.content
+                && let Some(c) = store.message_content(m.message).await?
+            {
+                l.content.insert(m.message, c);
+            }
+            if need.raw
+                && let Some(r) = store.message_bytes(m.message).await?
+            {
+                l.raw.insert(m.message, r);
+            }
+        }
+        Ok(l)
+    }
+
+    /// The view indices matching `keys`, ascending.
+    async fn matching(&mut self, keys: &[SearchKey<'_>], extra: Needs) -> Result<Vec<usize>> {
+        let mut need = extra;
+        needs(keys, &mut need);
+        let (folder, uids, count, max_uid) = {
+            let sel = self.selected_mut()?;
+            (
+                sel.folder,
+                sel.uids.clone(),
+                sel.uids.len() as u32,
+                sel.uids.last().copied().unwrap_or(0),
+            )
+        };
+        let mut out = Vec::new();
+        for (c, chunk) in uids.chunks(CHUNK).enumerate() {
+            let loaded = self.load(folder, chunk, need).await?;
+            let sel: &Selected = self.selected_mut()?;
+            for (k, uid) in chunk.iter().enumerate() {
+                let index = c * CHUNK + k;
+                let meta = loaded.meta.get(uid);
+                if need.meta && meta.is_none() {
+                    continue; // expunged meanwhile
+                }
+                let m = Msg {
+                    index,
+                    uid: *uid,
+                    view: &sel.meta[index],
+                    meta,
+                    content: meta.and_then(|m| loaded.content.get(&m.message)),
+                    raw: meta
+                        .and_then(|m| loaded.raw.get(&m.message))
+                        .map(Vec::as_slice),
+                    headers: std::cell::OnceCell::new(),
+                };
+                if keys.iter().all(|k| eval(k, &m, count, max_uid)) {
+                    out.push(index);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn handle_search(
+        &mut self,
+        criteria: Vec1<SearchKey<'_>>,
+        uid: bool,
+        ret: Option<SearchReturn>,
+        _empty_saved: bool,
+    ) -> Result<Done> {
+        let keys = criteria.as_ref();
+        let modseq_key = has_modseq_key(keys);
+        if modseq_key {
+            self.enable_condstore();
+        }
+        let hits = self.matching(keys, Needs::default()).await?;
+        let sel = self.selected_mut()?;
+        let ids: Vec<u32> = hits
+            .iter()
+            .map(|&i| if uid { sel.uids[i] } else { i as u32 + 1 })
+            .collect();
+        let highest = hits.iter().map(|&i| sel.meta[i].modseq).max();
+        let rev2 = self.enabled.rev2;
+        let ret = ret.or_else(|| {
+            rev2.then(|| SearchReturn {
+                all: true,
+                ..SearchReturn::default()
+            })
+        });
+        match ret {
+            None => {
+                let mut line = String::from("SEARCH");
+                for id in &ids {
+                    line.push_str(&format!(" {id}"));
+                }
+                if modseq_key && let Some(h) = highest {
+                    // RFC 7162 §3.1.5.
+                    line.push_str(&format!(" (MODSEQ {h})"));
+                }
+                self.untagged(&line);
+            }
+            Some(r) => {
+                if r.save {
+                    let sel = self.selected_mut()?;
+                    let mut saved: Vec<u32> = hits.iter().map(|&i| sel.uids[i]).collect();
+                    saved.sort_unstable();
+                    // RFC 5182 §2.4: with MIN or MAX only those are saved.
+                    if (r.min || r.max) && !r.all && !r.count {
+                        let mut keep = Vec::new();
+                        if r.min
+                            && let Some(&f) = saved.first()
+                        {
+                            keep.push(f);
+                        }
+                        if r.max
+                            && let Some(&l) = saved.last()
+                        {
+                            keep.push(l);
+                        }
+                        keep.dedup();
+                        saved = keep;
+                    }
+                    sel.saved = saved;
+                }
+                let only_save = r.save && !r.min && !r.max && !r.all && !r.count;
+                if !only_save {
+                    // RFC 4731 §3.1: ESEARCH (TAG "…") [UID] items.
+                    let mut line = format!("ESEARCH (TAG \"{}\")", self.current_tag);
+                    if uid {
+                        line.push_str(" UID");
+                    }
+                    if r.min
+                        && let Some(v) = ids.first()
+                    {
+                        line.push_str(&format!(" MIN {v}"));
+                    }
+                    if r.max
+                        && let Some(v) = ids.last()
+                    {
+                        line.push_str(&format!(" MAX {v}"));
+                    }
+                    if r.all && !ids.is_empty() {
+                        let mut sorted = ids.clone();
+                        sorted.sort_unstable();
+                        line.push_str(&format!(" ALL {}", format_set(&sorted)));
+                    }
+                    if r.count {
+                        line.push_str(&format!(" COUNT {}", ids.len()));
+                    }
+                    if modseq_key && !ids.is_empty() {
+                        // RFC 7162 §3.1.5 with RFC 4731: the highest modseq of
+                        // the messages returned (only MIN/MAX if that is all).
+                        let sel = self.selected_mut()?;
+                        let returned: Vec<usize> = if r.all || r.count {
+                            hits.clone()
+                        } else {
+                            let mut v = Vec::new();
+                            if r.min
+                                && let Some(&f) = hits.first()
+                            {
+                                v.push(f);
+                            }
+                            if r.max
+                                && let Some(&l) = hits.last()
+                            {
+                                v.push(l);
+                            }
+                            v
+                        };
+                        if let Some(h) = returned.iter().map(|&i| sel.meta[i].modseq).max() {
+                            line.push_str(&format!(" MODSEQ {h}"));
+                        }
+                    }
+                    self.untagged(&line);
+                }
+            }
+        }
+        self.sync(uid).await?;
+        Ok(Done::default())
+    }
+
+    pub(crate) async fn handle_sort(
+        &mut self,
+        criteria: Vec1<SortCriterion>,
+        keys: Vec1<SearchKey<'_>>,
+        uid: bool,
+        _empty_saved: bool,
+    ) -> Result<Done> {
+        let need = Needs {
+            meta: true,
+            content: true,
+            raw: true,
+        };
+        let hits = self.matching(keys.as_ref(), Needs::default()).await?;
+        let (folder, uids): (i64, Vec<u32>) = {
+            let sel = self.selected_mut()?;
+            (sel.folder, hits.iter().map(|&i| sel.uids[i]).collect())
+        };
+        let mut items = Vec::with_capacity(hits.len());
+        for (chunk_hits, chunk_uids) in hits.chunks(CHUNK).zip(uids.chunks(CHUNK)) {
+            let loaded = self.load(folder, chunk_uids, need).await?;
+            for (&i, u) in chunk_hits.iter().zip(chunk_uids) {
+                let Some(meta) = loaded.meta.get(u) else {
+                    continue;
+                };
+                let content = loaded.content.get(&meta.message);
+                let raw = loaded
+                    .raw
+                    .get(&meta.message)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                items.push(sort_item(
+                    if uid { *u } else { i as u32 + 1 },
+                    meta,
+                    content,
+                    raw,
+                ));
+            }
+        }
+        let crit: Vec<(sort::SortKey, bool)> = criteria
+            .as_ref()
+            .iter()
+            .map(|c| {
+                let k = match c.key {
+                    SortKey::Arrival => sort::SortKey::Arrival,
+                    SortKey::Cc => sort::SortKey::Cc,
+                    SortKey::Date => sort::SortKey::Date,
+                    SortKey::From => sort::SortKey::From,
+                    SortKey::Size => sort::SortKey::Size,
+                    SortKey::Subject => sort::SortKey::Subject,
+                    SortKey::To => sort::SortKey::To,
+                    SortKey::DisplayFrom => sort::SortKey::DisplayFrom,
+                    SortKey::DisplayTo => sort::SortKey::DisplayTo,
+                };
+                (k, c.reverse)
+            })
+            .collect();
+        sort::sort(&mut items, &crit);
+        let mut line = String::from("SORT");
+        for it in &items {
+            line.push_str(&format!(" {}", it.id));
+        }
+        self.untagged(&line);
+        self.sync(uid).await?;
+        Ok(Done::default())
+    }
+
+    pub(crate) async fn handle_thread(
+        &mut self,
+        algorithm: ThreadingAlgorithm<'_>,
+        keys: Vec1<SearchKey<'_>>,
+        uid: bool,
+        _empty_saved: bool,
+    ) -> Result<Done> {
+        let alg = match algorithm {
+            ThreadingAlgorithm::OrderedSubject => thread::Algorithm::OrderedSubject,
+            ThreadingAlgorithm::References => thread::Algorithm::References,
+            ThreadingAlgorithm::Other(_) => {
+                return Err(ImapError::bad("Unsupported threading algorithm"));
+            }
+        };
+        let need = Needs {
+            meta: true,
+            content: true,
+            raw: true,
+        };
+        let hits = self.matching(keys.as_ref(), Needs::default()).await?;
+        let (folder, uids): (i64, Vec<u32>) = {
+            let sel = self.selected_mut()?;
+            (sel.folder, hits.iter().map(|&i| sel.uids[i]).collect())
+        };
+        let mut items = Vec::with_capacity(hits.len());
+        for (chunk_hits, chunk_uids) in hits.chunks(CHUNK).zip(uids.chunks(CHUNK)) {
+            let loaded = self.load(folder, chunk_uids, need).await?;
+            for (&i, u) in chunk_hits.iter().zip(chunk_uids) {
+                let Some(meta) = loaded.meta.get(u) else {
+                    continue;
+                };
+                let content = loaded.content.get(&meta.message);
+                let raw = loaded
+                    .raw
+                    .get(&meta.message)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                items.push(thread_item(
+                    if uid { *u } else { i as u32 + 1 },
+                    meta,
+                    content,
+                    raw,
+                ));
+            }
+        }
+        let threads = thread::thread(&items, alg);
+        let mut out = b"* THREAD ".to_vec();
+        thread::write(&mut out, &threads);
+        if out.ends_with(b" ") {
+            out.pop();
+        }
+        out.extend_from_slice(b"\r\n");
+        self.raw(&out);
+        self.sync(uid).await?;
+        Ok(Done::default())
+    }
+}
+
+/// The RFC 5256 §3 key (addr-mailbox) and RFC 5957 display key of the first
+/// address of a field; a group counts by its name.
+fn first_address_keys(raw: &[u8], field: &str) -> (String, String) {
+    let Some(value) = raw_header(raw, field) else {
+        return (String::new(), String::new());
+    };
+    let list = envelope::parse_addresses(value.as_bytes());
+    let Some(a) = list.first() else {
+        return (String::new(), String::new());
+    };
+    let mailbox = String::from_utf8_lossy(a.mailbox.as_deref().unwrap_or_default()).into_owned();
+    let domain = a
+        .domain
+        .as_deref()
+        .map(|d| String::from_utf8_lossy(d).into_owned());
+    let name = a
+        .name
+        .as_deref()
+        .map(|n| postgate_mime::utf7::decode_words(&String::from_utf8_lossy(n)))
+        .filter(|n| !n.is_empty());
+    (
+        sort::addr_mailbox_key(&mailbox),
+        sort::display_key(name.as_deref(), &mailbox, domain.as_deref()),
+    )
+}
+
+fn sort_item(id: u32, meta: &MessageMeta, content: Option<&ItemContent>, raw: &[u8]) -> SortItem {
+    let (from, display_from) = first_address_keys(raw, "From");
+    let (to, display_to) = first_address_keys(raw, "To");
+    let (cc, _) = first_address_keys(raw, "Cc");
+    SortItem {
+        id,
+        arrival: meta.internal_date,
+        sent: meta.sent_date,
+        size: meta.size,
+        cc,
+        from,
+        to,
+        display_from,
+        display_to,
+        subject: sort::base_subject(content.and_then(|c| c.subject.as_deref()).unwrap_or("")),
+    }
+}
+
+fn thread_item(
+    id: u32,
+    meta: &MessageMeta,
+    content: Option<&ItemContent>,
+    raw: &[u8],
+) -> ThreadItem {
+    let header = |name: &str| raw_header(raw, name);
+    let subject = content.and_then(|c| c.subject.clone()).unwrap_or_default();
+    let (base, is_reply) = sort::base_subject_and_reply(&subject);
+    ThreadItem {
+        id,
+        sent_date: meta.sent_date.unwrap_or(meta.internal_date),
+        message_id: header("Message-ID").and_then(|v| thread::parse_msg_ids(&v).into_iter().next()),
+        references: header("References")
+            .map(|v| thread::parse_msg_ids(&v))
+            .unwrap_or_default(),
+        in_reply_to: header("In-Reply-To")
+            .and_then(|v| thread::parse_msg_ids(&v).into_iter().next()),
+        base_subject: base,
+        is_reply,
+    }
+}

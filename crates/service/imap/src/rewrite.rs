@@ -1,0 +1,697 @@
+//! Framing helpers and the syntax imap-codec does not parse.
+//!
+//! - [`literal_at_end`]: whether a line ends in a literal announcement
+//!   (`{n}`, `{n+}` of RFC 7888, `~{n}` of RFC 3516).
+//! - LIST and LSUB, including LIST-EXTENDED (RFC 5258) selection and return
+//!   options, LIST-STATUS (RFC 5819) and multiple patterns, are parsed here.
+//! - `SEARCH RETURN (…)` (ESEARCH, RFC 4731) is taken out before imap-codec
+//!   parses the rest.
+//! - `$` (SEARCHRES, RFC 5182) is replaced by the saved result as a sequence
+//!   or UID set, whichever the position calls for.
+use crate::error::{ImapError, Result};
+use std::borrow::Cow;
+
+/// A literal announced at the end of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Literal {
+    /// Octets that follow.
+    pub len: usize,
+    /// `{n+}`: the client does not wait for a continuation (RFC 7888).
+    pub non_sync: bool,
+    /// `~{n}`: literal8 (RFC 3516).
+    pub binary: bool,
+    /// Length of the announcement with its line end, to cut it out.
+    pub marker_len: usize,
+}
+
+/// Recognizes `{123}\r\n`, `{123+}\r\n`, `~{123}\r\n` at the end of `line`.
+pub fn literal_at_end(line: &[u8]) -> Option<Literal> {
+    let body = line.strip_suffix(b"\n")?;
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    let eol = line.len() - body.len();
+    let inner = body.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let mut digits = &inner[open + 1..];
+    let non_sync = digits.ends_with(b"+");
+    if non_sync {
+        digits = &digits[..digits.len() - 1];
+    }
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let len: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let binary = open > 0 && inner[open - 1] == b'~';
+    let start = if binary { open - 1 } else { open };
+    Some(Literal {
+        len,
+        non_sync,
+        binary,
+        marker_len: body.len() - start + eol,
+    })
+}
+
+/// The tag of a command: its first token, if it is a valid tag (RFC 9051 `tag`).
+pub fn tag_of(bytes: &[u8]) -> Option<&str> {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
+    let tag = &bytes[..end];
+    let ok = !tag.is_empty()
+        && tag.iter().all(|&b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+        });
+    if ok {
+        std::str::from_utf8(tag).ok()
+    } else {
+        None
+    }
+}
+
+/// The command name (the second token; `UID` for UID commands).
+pub fn command_name(bytes: &[u8]) -> &str {
+    let mut it = bytes.split(|&b| b == b' ' || b == b'\r' || b == b'\n');
+    let _tag = it.next();
+    it.next()
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .unwrap_or("")
+}
+
+/// ESEARCH return options (RFC 4731 §3.1, RFC 5182 SAVE).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    /// MIN
+    pub min: bool,
+    /// MAX
+    pub max: bool,
+    /// ALL
+    pub all: bool,
+    /// COUNT
+    pub count: bool,
+    /// SAVE (RFC 5182)
+    pub save: bool,
+}
+
+/// LIST or LSUB, with the options of RFC 5258 and RFC 5819.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListCommand {
+    /// LSUB rather than LIST.
+    pub lsub: bool,
+    /// Whether LIST-EXTENDED syntax was used (selection or return options, or
+    /// several patterns): then the extended reply rules apply.
+    pub extended: bool,
+    /// Selection: SUBSCRIBED.
+    pub select_subscribed: bool,
+    /// Selection: RECURSIVEMATCH.
+    pub recursive_match: bool,
+    /// Selection: SPECIAL-USE (RFC 6154).
+    pub select_special_use: bool,
+    /// The reference name (raw wire bytes, modified UTF-7).
+    pub reference: Vec<u8>,
+    /// The patterns (raw wire bytes).
+    pub patterns: Vec<Vec<u8>>,
+    /// Return: SUBSCRIBED.
+    pub return_subscribed: bool,
+    /// Return: CHILDREN.
+    pub return_children: bool,
+    /// Return: SPECIAL-USE.
+    pub return_special_use: bool,
+    /// Return: STATUS (items), RFC 5819.
+    pub return_status: Option<Vec<String>>,
+}
+
+impl ListCommand {
+    /// A LIST or LSUB as imap-codec parsed it (kept for completeness; the
+    /// session parses LIST itself).
+    pub fn simple(
+        reference: &imap_types::mailbox::Mailbox<'_>,
+        pattern: &imap_types::mailbox::ListMailbox<'_>,
+        lsub: bool,
+    ) -> ListCommand {
+        use imap_types::mailbox::{ListMailbox, Mailbox};
+        let reference = match reference {
+            Mailbox::Inbox => b"INBOX".to_vec(),
+            Mailbox::Other(o) => o.as_ref().to_vec(),
+        };
+        let pattern = match pattern {
+            ListMailbox::Token(t) => t.as_ref().to_vec(),
+            ListMailbox::String(s) => s.as_ref().to_vec(),
+        };
+        ListCommand {
+            lsub,
+            reference,
+            patterns: vec![pattern],
+            ..ListCommand::default()
+        }
+    }
+}
+
+/// A saved search result and the mailbox view, to substitute `$`.
+#[derive(Debug, Clone, Copy)]
+pub struct Saved<'a> {
+    /// Saved UIDs, sorted.
+    pub uids: &'a [u32],
+    /// The mailbox's UIDs in sequence order.
+    pub view: &'a [u32],
+}
+
+/// What [`prepare`] made of a command.
+#[derive(Debug)]
+pub enum Prepared<'a> {
+    /// LIST or LSUB, parsed here.
+    List(ListCommand),
+    /// ID (RFC 2971), checked here: imap-codec refuses values longer than the
+    /// RFC's advice, which real clients and imaptest exceed.
+    Id,
+    /// Anything else, for imap-codec.
+    Command {
+        /// The command, rewritten if needed.
+        bytes: Cow<'a, [u8]>,
+        /// SEARCH RETURN options, taken out.
+        search_return: Option<SearchReturn>,
+        /// `$` named an empty saved result: the command acts on nothing.
+        empty_saved: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token<'a> {
+    /// An atom or number (any run of non-special bytes).
+    Atom(&'a [u8]),
+    /// A quoted string, unescaped.
+    Quoted(Vec<u8>),
+    /// A literal's content.
+    Literal(&'a [u8]),
+    Open,
+    Close,
+}
+
+/// Splits a command into tokens with their byte ranges.
+fn tokenize(bytes: &[u8]) -> Result<Vec<(Token<'_>, std::ops::Range<usize>)>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = bytes.len();
+    while i < n {
+        let b = bytes[i];
+        match b {
+            b' ' | b'\r' | b'\n' => i += 1,
+            b'(' => {
+                out.push((Token::Open, i..i + 1));
+                i += 1;
+            }
+            b')' => {
+                out.push((Token::Close, i..i + 1));
+                i += 1;
+            }
+            b'"' => {
+                let start = i;
+                let mut v = Vec::new();
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        Some(b'\\') => {
+                            if let Some(&c) = bytes.get(i + 1) {
+                                v.push(c);
+                            }
+                            i += 2;
+                        }
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(b'\r' | b'\n') | None => {
+                            return Err(ImapError::bad("Unterminated string"));
+                        }
+                        Some(&c) => {
+                            v.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push((Token::Quoted(v), start..i));
+            }
+            b'{' | b'~' if literal_prefix(&bytes[i..]).is_some() => {
+                let (len, header) = literal_prefix(&bytes[i..]).unwrap_or((0, 0));
+                let start = i;
+                let data_start = i + header;
+                let data_end = data_start + len;
+                if data_end > n {
+                    return Err(ImapError::bad("Truncated literal"));
+                }
+                out.push((
+                    Token::Literal(&bytes[data_start..data_end]),
+                    start..data_end,
+                ));
+                i = data_end;
+            }
+            _ => {
+                let start = i;
+                while i < n && !matches!(bytes[i], b' ' | b'\r' | b'\n' | b'(' | b')') {
+                    i += 1;
+                }
+                out.push((Token::Atom(&bytes[start..i]), start..i));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `{n}\r\n` / `{n+}\r\n` / `~{n}\r\n` at the start of `b`: (n, header length).
+fn literal_prefix(b: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    if b.first() == Some(&b'~') {
+        i = 1;
+    }
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let close = b.iter().skip(i).position(|&c| c == b'}')? + i;
+    let mut digits = &b[i + 1..close];
+    if digits.ends_with(b"+") {
+        digits = &digits[..digits.len() - 1];
+    }
+    let len: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let mut j = close + 1;
+    if b.get(j) == Some(&b'\r') {
+        j += 1;
+    }
+    if b.get(j) != Some(&b'\n') {
+        return None;
+    }
+    Some((len, j + 1))
+}
+
+fn word<'a>(t: &'a Token<'_>) -> Option<&'a [u8]> {
+    match t {
+        Token::Atom(a) => Some(a),
+        _ => None,
+    }
+}
+
+fn string_value(t: &Token<'_>) -> Option<Vec<u8>> {
+    match t {
+        Token::Atom(a) => Some(a.to_vec()),
+        Token::Quoted(q) => Some(q.clone()),
+        Token::Literal(l) => Some(l.to_vec()),
+        _ => None,
+    }
+}
+
+/// Prepares a command for parsing; see the module documentation.
+pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared<'a>> {
+    let name = command_name(bytes).to_ascii_uppercase();
+    if name == "LIST" || name == "LSUB" {
+        return parse_list(bytes, name == "LSUB").map(Prepared::List);
+    }
+    if name == "ID" {
+        // RFC 2971: "ID" SP ("NIL" / "(" *(string SP nstring) ")").
+        let tokens = tokenize(bytes)?;
+        let ok = match tokens.get(2).map(|t| &t.0) {
+            Some(Token::Atom(a)) => a.eq_ignore_ascii_case(b"NIL") && tokens.len() == 3,
+            Some(Token::Open) => tokens.last().map(|t| &t.0) == Some(&Token::Close),
+            _ => false,
+        };
+        return if ok {
+            Ok(Prepared::Id)
+        } else {
+            Err(ImapError::bad("Invalid ID arguments"))
+        };
+    }
+    let tokens = tokenize(bytes)?;
+    let is_uid = name == "UID";
+    let verb = if is_uid {
+        tokens
+            .get(2)
+            .and_then(|(t, _)| word(t))
+            .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase())
+            .unwrap_or_default()
+    } else {
+        name.clone()
+    };
+    let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
+    let mut search_return = None;
+    let mut empty_saved = false;
+    let args_from = if is_uid { 3 } else { 2 };
+
+    // ESEARCH: "SEARCH RETURN (...)".
+    if verb == "SEARCH"
+        && let Some((Token::Atom(w), r)) = tokens.get(args_from)
+        && w.eq_ignore_ascii_case(b"RETURN")
+    {
+        let mut opts = SearchReturn::default();
+        let mut j = args_from + 1;
+        if tokens.get(j).map(|t| &t.0) != Some(&Token::Open) {
+            return Err(ImapError::bad("RETURN needs a list of options"));
+        }
+        j += 1;
+        let mut any = false;
+        loop {
+            match tokens.get(j) {
+                Some((Token::Close, close)) => {
+                    edits.push((r.start..close.end, Vec::new()));
+                    break;
+                }
+                Some((Token::Atom(o), _)) => {
+                    any = true;
+                    match o.to_ascii_uppercase().as_slice() {
+                        b"MIN" => opts.min = true,
+                        b"MAX" => opts.max = true,
+                        b"ALL" => opts.all = true,
+                        b"COUNT" => opts.count = true,
+                        b"SAVE" => opts.save = true,
+                        _ => return Err(ImapError::bad("Unknown SEARCH RETURN option")),
+                    }
+                }
+                _ => return Err(ImapError::bad("Invalid SEARCH RETURN options")),
+            }
+            j += 1;
+        }
+        // RFC 4731 §3.1: "RETURN ()" means ALL.
+        if !any {
+            opts.all = true;
+        }
+        search_return = Some(opts);
+    }
+
+    // SEARCHRES: "$" in a set position.
+    let set_commands = [
+        "FETCH", "STORE", "COPY", "MOVE", "SEARCH", "SORT", "THREAD", "EXPUNGE",
+    ];
+    if set_commands.contains(&verb.as_str()) {
+        for (k, (t, r)) in tokens.iter().enumerate().skip(args_from) {
+            if *t != Token::Atom(b"$") {
+                continue;
+            }
+            let Some(saved) = saved else {
+                return Err(ImapError::bad("No saved search result ($)"));
+            };
+            // A UID set after the UID search key, or the set of a UID command
+            // other than SEARCH/SORT/THREAD; a sequence set otherwise.
+            let prev_is_uid_key = k > 0
+                && matches!(&tokens[k - 1].0, Token::Atom(w) if w.eq_ignore_ascii_case(b"UID"));
+            let searchish = matches!(verb.as_str(), "SEARCH" | "SORT" | "THREAD");
+            let as_uids = prev_is_uid_key || (is_uid && !searchish);
+            let set = if as_uids {
+                saved.uids.to_vec()
+            } else {
+                saved
+                    .uids
+                    .iter()
+                    .filter_map(|u| saved.view.binary_search(u).ok().map(|i| i as u32 + 1))
+                    .collect()
+            };
+            if set.is_empty() {
+                empty_saved = true;
+                edits.push((r.clone(), b"4294967295".to_vec()));
+            } else {
+                edits.push((r.clone(), format_set(&set).into_bytes()));
+            }
+        }
+    }
+
+    if edits.is_empty() {
+        return Ok(Prepared::Command {
+            bytes: Cow::Borrowed(bytes),
+            search_return,
+            empty_saved,
+        });
+    }
+    edits.sort_by_key(|(r, _)| r.start);
+    let mut out = Vec::with_capacity(bytes.len() + 64);
+    let mut pos = 0;
+    for (r, with) in edits {
+        out.extend_from_slice(&bytes[pos..r.start]);
+        out.extend_from_slice(&with);
+        pos = r.end;
+    }
+    out.extend_from_slice(&bytes[pos..]);
+    // Removing "RETURN (...)" can leave two spaces; IMAP wants one.
+    let mut cleaned = Vec::with_capacity(out.len());
+    for (i, &b) in out.iter().enumerate() {
+        if b == b' ' && i > 0 && out[i - 1] == b' ' {
+            continue;
+        }
+        cleaned.push(b);
+    }
+    Ok(Prepared::Command {
+        bytes: Cow::Owned(cleaned),
+        search_return,
+        empty_saved,
+    })
+}
+
+/// Writes a sorted set of numbers as an IMAP sequence set ("1:3,7,9:10").
+pub fn format_set(nums: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let start = nums[i];
+        let mut end = start;
+        while i + 1 < nums.len() && nums[i + 1] == end + 1 {
+            i += 1;
+            end = nums[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Parses LIST / LSUB (RFC 9051 §6.3.9, RFC 5258 §3, RFC 5819).
+fn parse_list(bytes: &[u8], lsub: bool) -> Result<ListCommand> {
+    let tokens = tokenize(bytes)?;
+    let bad = || ImapError::bad("Invalid LIST arguments");
+    let mut cmd = ListCommand {
+        lsub,
+        ..ListCommand::default()
+    };
+    let mut i = 2; // after tag and command
+    // Selection options.
+    if !lsub && tokens.get(i).map(|t| &t.0) == Some(&Token::Open) {
+        cmd.extended = true;
+        i += 1;
+        loop {
+            match tokens.get(i).map(|t| &t.0) {
+                Some(Token::Close) => break,
+                Some(Token::Atom(o)) => match o.to_ascii_uppercase().as_slice() {
+                    b"SUBSCRIBED" => cmd.select_subscribed = true,
+                    b"RECURSIVEMATCH" => cmd.recursive_match = true,
+                    b"SPECIAL-USE" => cmd.select_special_use = true,
+                    b"REMOTE" => {}
+                    _ => return Err(ImapError::bad("Unknown LIST selection option")),
+                },
+                _ => return Err(bad()),
+            }
+            i += 1;
+        }
+        i += 1;
+        // RFC 5258 §3: RECURSIVEMATCH alone is an error.
+        if cmd.recursive_match && !cmd.select_subscribed && !cmd.select_special_use {
+            return Err(ImapError::bad(
+                "RECURSIVEMATCH needs another selection option",
+            ));
+        }
+    }
+    cmd.reference = tokens
+        .get(i)
+        .and_then(|t| string_value(&t.0))
+        .ok_or_else(bad)?;
+    i += 1;
+    match tokens.get(i).map(|t| &t.0) {
+        Some(Token::Open) if !lsub => {
+            cmd.extended = true;
+            i += 1;
+            loop {
+                match tokens.get(i).map(|t| &t.0) {
+                    Some(Token::Close) => break,
+                    Some(t) => cmd.patterns.push(string_value(t).ok_or_else(bad)?),
+                    None => return Err(bad()),
+                }
+                i += 1;
+            }
+            i += 1;
+        }
+        Some(t) => {
+            cmd.patterns.push(string_value(t).ok_or_else(bad)?);
+            i += 1;
+        }
+        None => return Err(bad()),
+    }
+    // Return options.
+    if let Some((Token::Atom(w), _)) = tokens.get(i) {
+        if lsub || !w.eq_ignore_ascii_case(b"RETURN") {
+            return Err(bad());
+        }
+        cmd.extended = true;
+        i += 1;
+        if tokens.get(i).map(|t| &t.0) != Some(&Token::Open) {
+            return Err(bad());
+        }
+        i += 1;
+        loop {
+            match tokens.get(i).map(|t| &t.0) {
+                Some(Token::Close) => break,
+                Some(Token::Atom(o)) => match o.to_ascii_uppercase().as_slice() {
+                    b"SUBSCRIBED" => cmd.return_subscribed = true,
+                    b"CHILDREN" => cmd.return_children = true,
+                    b"SPECIAL-USE" => cmd.return_special_use = true,
+                    b"STATUS" => {
+                        i += 1;
+                        if tokens.get(i).map(|t| &t.0) != Some(&Token::Open) {
+                            return Err(bad());
+                        }
+                        let mut items = Vec::new();
+                        loop {
+                            i += 1;
+                            match tokens.get(i).map(|t| &t.0) {
+                                Some(Token::Close) => break,
+                                Some(Token::Atom(a)) => {
+                                    items.push(String::from_utf8_lossy(a).to_ascii_uppercase())
+                                }
+                                _ => return Err(bad()),
+                            }
+                        }
+                        cmd.return_status = Some(items);
+                    }
+                    _ => return Err(ImapError::bad("Unknown LIST return option")),
+                },
+                _ => return Err(bad()),
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    if i < tokens.len() {
+        return Err(bad());
+    }
+    Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals() {
+        assert_eq!(
+            literal_at_end(b"a LOGIN {5}\r\n").map(|l| (l.len, l.non_sync, l.marker_len)),
+            Some((5, false, 5))
+        );
+        assert_eq!(
+            literal_at_end(b"a APPEND x {10+}\r\n").map(|l| (l.len, l.non_sync)),
+            Some((10, true))
+        );
+        assert!(literal_at_end(b"a APPEND x ~{3}\r\n").unwrap().binary);
+        assert_eq!(literal_at_end(b"a NOOP\r\n"), None);
+        assert_eq!(literal_at_end(b"a X {}\r\n"), None);
+    }
+
+    #[test]
+    fn tags_and_names() {
+        assert_eq!(tag_of(b"a1 NOOP\r\n"), Some("a1"));
+        assert_eq!(tag_of(b"+ NOOP\r\n"), None);
+        assert_eq!(command_name(b"a1 uid fetch 1 flags\r\n"), "uid");
+    }
+
+    #[test]
+    fn search_return_is_taken_out() {
+        let p = prepare(b"t SEARCH RETURN (MIN COUNT) UNSEEN\r\n", None).unwrap();
+        let Prepared::Command {
+            bytes,
+            search_return,
+            ..
+        } = p
+        else {
+            panic!()
+        };
+        assert_eq!(&*bytes, b"t SEARCH UNSEEN\r\n");
+        let r = search_return.unwrap();
+        assert!(r.min && r.count && !r.all);
+        let p = prepare(b"t UID SEARCH RETURN () ALL\r\n", None).unwrap();
+        let Prepared::Command {
+            bytes,
+            search_return,
+            ..
+        } = p
+        else {
+            panic!()
+        };
+        assert_eq!(&*bytes, b"t UID SEARCH ALL\r\n");
+        assert!(search_return.unwrap().all);
+    }
+
+    #[test]
+    fn dollar_is_replaced() {
+        let view = [3, 5, 7, 9];
+        let saved = Saved {
+            uids: &[5, 7],
+            view: &view,
+        };
+        let p = prepare(b"t FETCH $ FLAGS\r\n", Some(saved)).unwrap();
+        let Prepared::Command { bytes, .. } = p else {
+            panic!()
+        };
+        assert_eq!(&*bytes, b"t FETCH 2:3 FLAGS\r\n");
+        let p = prepare(b"t UID FETCH $ FLAGS\r\n", Some(saved)).unwrap();
+        let Prepared::Command { bytes, .. } = p else {
+            panic!()
+        };
+        assert_eq!(&*bytes, b"t UID FETCH 5,7 FLAGS\r\n");
+        let p = prepare(b"t SEARCH UID $ \"$\"\r\n", Some(saved)).unwrap();
+        let Prepared::Command { bytes, .. } = p else {
+            panic!()
+        };
+        assert_eq!(&*bytes, b"t SEARCH UID 5,7 \"$\"\r\n");
+        let empty = Saved {
+            uids: &[],
+            view: &view,
+        };
+        let p = prepare(b"t FETCH $ FLAGS\r\n", Some(empty)).unwrap();
+        assert!(matches!(
+            p,
+            Prepared::Command {
+                empty_saved: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn list_forms() {
+        let Prepared::List(l) = prepare(b"t LIST \"\" *\r\n", None).unwrap() else {
+            panic!()
+        };
+        assert_eq!(l.patterns, vec![b"*".to_vec()]);
+        assert!(!l.extended);
+        let Prepared::List(l) =
+            prepare(b"t LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"a\" b%) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n", None).unwrap()
+        else {
+            panic!()
+        };
+        assert!(l.extended && l.select_subscribed && l.recursive_match && l.return_children);
+        assert_eq!(l.patterns, vec![b"a".to_vec(), b"b%".to_vec()]);
+        assert_eq!(
+            l.return_status,
+            Some(vec!["MESSAGES".into(), "UNSEEN".into()])
+        );
+        let Prepared::List(l) = prepare(b"t LSUB \"\" {1}\r\n*\r\n", None).unwrap() else {
+            panic!()
+        };
+        assert!(l.lsub);
+        assert_eq!(l.patterns, vec![b"*".to_vec()]);
+        assert!(prepare(b"t LIST (RECURSIVEMATCH) \"\" *\r\n", None).is_err());
+    }
+
+    #[test]
+    fn sets() {
+        assert_eq!(format_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(format_set(&[4]), "4");
+    }
+}

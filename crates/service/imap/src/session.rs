@@ -1,0 +1,791 @@
+//! One IMAP session: its I/O and framing, its state, and command dispatch.
+use crate::Context;
+use crate::error::{ImapError, Kind, Result};
+use crate::mailbox::Selected;
+use crate::rewrite::{self, Prepared};
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
+use imap_types::command::{Command, CommandBody};
+use postgate_runtime::deflate::DeflateStream;
+use postgate_runtime::tls::Tls;
+use postgate_runtime::{Conn, Shutdown, Stream};
+use postgate_store::User;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Longest line (outside literals) accepted: long enough for a UID set of a
+/// large mailbox, short enough to bound memory.
+const MAX_LINE: usize = 256 * 1024;
+/// Literals up to this size are read into the command; larger ones only as the
+/// message of APPEND, read straight into the buffer that goes to the store.
+const INLINE_LITERAL_MAX: usize = 64 * 1024;
+/// Replies are written once this much is buffered, even mid-command (a FETCH of
+/// 100,000 messages streams instead of piling up).
+pub(crate) const FLUSH_AT: usize = 128 * 1024;
+/// How long a client that has not logged in may stay silent.
+const PREAUTH_TIMEOUT: Duration = Duration::from_secs(120);
+/// Read granularity; the buffer shrinks back after bursts so idle sessions stay small.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// Extensions the client ENABLEd (RFC 5161).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Enabled {
+    /// CONDSTORE: MODSEQ in FETCH responses (RFC 7162 §3.1).
+    pub condstore: bool,
+    /// QRESYNC: VANISHED instead of EXPUNGE (RFC 7162 §3.2).
+    pub qresync: bool,
+    /// IMAP4rev2 (RFC 9051): no \Recent, ESEARCH replies.
+    pub rev2: bool,
+}
+
+/// Where the session is (RFC 9051 §3).
+#[derive(Debug)]
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated(Box<User>),
+    Selected(Box<User>, Box<Selected>),
+    Logout,
+}
+
+/// The connection, possibly compressed (RFC 4978).
+#[derive(Debug)]
+pub(crate) enum IoStream {
+    Plain(Stream),
+    Deflate(Box<DeflateStream<Stream>>),
+}
+
+impl IoStream {
+    fn is_tls(&self) -> bool {
+        match self {
+            IoStream::Plain(s) => s.is_tls(),
+            IoStream::Deflate(d) => d.get_ref().is_tls(),
+        }
+    }
+}
+
+impl AsyncRead for IoStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            IoStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            IoStream::Deflate(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for IoStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            IoStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            IoStream::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            IoStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            IoStream::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            IoStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            IoStream::Deflate(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why reading stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadError {
+    Eof,
+    Timeout,
+    Shutdown,
+    Io,
+    /// A line or literal too long to take; the session must end.
+    TooLong,
+}
+
+/// What ended a wait in IDLE.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// The client sent something.
+    Input,
+    /// The selected mailbox changed.
+    Change,
+    /// The server is shutting down.
+    Shutdown,
+    /// Nothing happened in time.
+    Timeout,
+    /// The connection is gone.
+    Closed,
+}
+
+/// A complete command as read from the wire.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    /// The command, literals inline (but for an APPEND message).
+    pub bytes: Vec<u8>,
+    /// An APPEND message literal, read aside; its place in `bytes` holds `{0}`.
+    pub message: Option<Vec<u8>>,
+}
+
+/// What a successful command says in its tagged OK.
+#[derive(Debug, Default)]
+pub(crate) struct Done {
+    pub code: Option<String>,
+    pub text: Option<String>,
+    /// The handler already sent the tagged reply (STARTTLS, COMPRESS).
+    pub sent: bool,
+}
+
+impl Done {
+    pub fn code(code: impl Into<String>) -> Done {
+        Done {
+            code: Some(code.into()),
+            text: None,
+            sent: false,
+        }
+    }
+}
+
+/// One IMAP session.
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) stream: Option<IoStream>,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    pub(crate) out: Vec<u8>,
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) state: State,
+    pub(crate) tls: Tls,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) peer: SocketAddr,
+    /// The cleartext port (STARTTLS), as opposed to IMAPS.
+    pub(crate) cleartext_port: bool,
+    pub(crate) enabled: Enabled,
+    /// The tag of the command being executed (ESEARCH replies name it).
+    pub(crate) current_tag: String,
+}
+
+impl Session {
+    /// A session on an accepted connection.
+    pub fn new(conn: Conn, ctx: Arc<Context>) -> Session {
+        Session {
+            cleartext_port: !conn.stream.is_tls(),
+            stream: Some(IoStream::Plain(conn.stream)),
+            rbuf: Vec::new(),
+            rpos: 0,
+            out: Vec::new(),
+            ctx,
+            state: State::NotAuthenticated,
+            tls: conn.tls,
+            shutdown: conn.shutdown,
+            peer: conn.peer,
+            enabled: Enabled::default(),
+            current_tag: String::new(),
+        }
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(IoStream::is_tls)
+    }
+
+    /// Whether LOGIN/AUTHENTICATE may be used now (RFC 9051 §6.2.3 LOGINDISABLED).
+    pub(crate) fn login_allowed(&self) -> bool {
+        self.is_tls() || self.ctx.config.allow_plaintext
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        let caps = self.capabilities();
+        self.untagged(&format!(
+            "OK [CAPABILITY {caps}] {} Postgate IMAP ready",
+            self.ctx.hostname
+        ));
+        loop {
+            let timeout = match self.state {
+                State::NotAuthenticated => PREAUTH_TIMEOUT.min(self.ctx.config.idle_timeout),
+                _ => self.ctx.config.idle_timeout,
+            };
+            let frame = match self.read_command(timeout).await {
+                Ok(Some(f)) => f,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.bye_for(e).await;
+                    break;
+                }
+            };
+            self.execute(frame).await;
+            if matches!(self.state, State::Logout) {
+                break;
+            }
+            // Give back memory a big command took, so idle sessions stay small.
+            if self.out.capacity() > FLUSH_AT * 2 && self.out.is_empty() {
+                self.out = Vec::new();
+            }
+        }
+        let _ = self.flush().await;
+        if let Some(mut s) = self.stream.take() {
+            let _ = s.shutdown().await;
+        }
+    }
+
+    async fn bye_for(&mut self, e: ReadError) {
+        let text = match e {
+            // RFC 9051 §5.4 autologout.
+            ReadError::Timeout => "BYE Autologout; idle for too long",
+            ReadError::Shutdown => "BYE [UNAVAILABLE] Server shutting down",
+            ReadError::TooLong => "BYE [TOOBIG] Line or literal too long",
+            ReadError::Eof | ReadError::Io => return,
+        };
+        self.untagged(text);
+        let _ = self.flush().await;
+    }
+
+    // ---------------------------------------------------------------- output
+
+    /// Queues an untagged response line (`* ` and CRLF added).
+    pub(crate) fn untagged(&mut self, line: &str) {
+        self.out.extend_from_slice(b"* ");
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Queues raw bytes.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Writes queued output.
+    pub(crate) async fn flush(&mut self) -> std::result::Result<(), ReadError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ReadError::Io);
+        };
+        let r = async {
+            stream.write_all(&self.out).await?;
+            stream.flush().await
+        }
+        .await;
+        self.out.clear();
+        r.map_err(|_| ReadError::Io)
+    }
+
+    /// Writes queued output if there is a lot of it.
+    pub(crate) async fn flush_if_full(&mut self) -> std::result::Result<(), ReadError> {
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn tagged(&mut self, tag: &str, status: &str, code: Option<&str>, text: &str) {
+        self.out.extend_from_slice(tag.as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(status.as_bytes());
+        self.out.push(b' ');
+        if let Some(c) = code {
+            self.out.push(b'[');
+            self.out.extend_from_slice(c.as_bytes());
+            self.out.extend_from_slice(b"] ");
+        }
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    // ----------------------------------------------------------------- input
+
+    /// Reads more bytes, flushing pending output first.
+    async fn fill(&mut self, timeout: Duration) -> std::result::Result<(), ReadError> {
+        self.flush().await?;
+        if self.rpos > 0 {
+            self.rbuf.drain(..self.rpos);
+            self.rpos = 0;
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > READ_CHUNK * 4 {
+            self.rbuf = Vec::new();
+        }
+        self.rbuf.reserve(READ_CHUNK);
+        let stream = self.stream.as_mut().ok_or(ReadError::Io)?;
+        let read = tokio::select! {
+            r = tokio::time::timeout(timeout, stream.read_buf(&mut self.rbuf)) => r,
+            _ = self.shutdown.wait() => return Err(ReadError::Shutdown),
+        };
+        match read {
+            Err(_) => Err(ReadError::Timeout),
+            Ok(Ok(0)) => Err(ReadError::Eof),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ReadError::Io),
+        }
+    }
+
+    /// The next line, CRLF (or LF) included.
+    pub(crate) async fn read_line(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<Vec<u8>, ReadError> {
+        loop {
+            let pending = &self.rbuf[self.rpos..];
+            if let Some(i) = memchr::memchr(b'\n', pending) {
+                let line = pending[..=i].to_vec();
+                self.rpos += i + 1;
+                return Ok(line);
+            }
+            if pending.len() > MAX_LINE {
+                return Err(ReadError::TooLong);
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Reads exactly `n` bytes into `out` (or discards them).
+    async fn read_exact(
+        &mut self,
+        out: Option<&mut Vec<u8>>,
+        n: usize,
+        timeout: Duration,
+    ) -> std::result::Result<(), ReadError> {
+        let mut left = n;
+        let mut out = out;
+        loop {
+            let pending = &self.rbuf[self.rpos..];
+            let take = pending.len().min(left);
+            if let Some(o) = out.as_deref_mut() {
+                o.extend_from_slice(&pending[..take]);
+            }
+            self.rpos += take;
+            left -= take;
+            if left == 0 {
+                return Ok(());
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Reads one complete command: lines and their literals (RFC 9051 §4.3,
+    /// RFC 7888 LITERAL+). `Ok(None)` when the command was refused while being
+    /// read (a literal too big), the refusal already queued.
+    async fn read_command(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<Option<Frame>, ReadError> {
+        let mut bytes = Vec::new();
+        let mut message: Option<Vec<u8>> = None;
+        loop {
+            let line = self.read_line(timeout).await?;
+            bytes.extend_from_slice(&line);
+            if bytes.len() > MAX_LINE {
+                return Err(ReadError::TooLong);
+            }
+            let Some(lit) = rewrite::literal_at_end(&line) else {
+                return Ok(Some(Frame { bytes, message }));
+            };
+            let is_append = rewrite::command_name(&bytes).eq_ignore_ascii_case("APPEND");
+            let tag = rewrite::tag_of(&bytes).unwrap_or("*").to_string();
+            let limit = self.ctx.config.max_append_size as usize;
+            let big = lit.len > INLINE_LITERAL_MAX;
+            let refusal = if big && (!is_append || message.is_some()) {
+                Some(format!("{tag} BAD Literal too large\r\n"))
+            } else if big && lit.len > limit {
+                // RFC 7889 §4: the limit, answered before the client sends the data.
+                Some(format!(
+                    "{tag} NO [TOOBIG] Message too large (limit {limit} octets)\r\n"
+                ))
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                if lit.non_sync {
+                    // The client sends the data anyway (LITERAL+): read past it
+                    // to stay in step, unless it is absurd.
+                    if lit.len > limit.max(INLINE_LITERAL_MAX) * 2 {
+                        return Err(ReadError::TooLong);
+                    }
+                    self.read_exact(None, lit.len, timeout).await?;
+                    // And the rest of the command line.
+                    self.skip_rest_of_command(timeout).await?;
+                }
+                self.raw(refusal.as_bytes());
+                return Ok(None);
+            }
+            if !lit.non_sync {
+                // RFC 9051 §7.5: the continuation request for a synchronizing literal.
+                self.raw(b"+ Ready for literal data\r\n");
+                self.flush().await?;
+            }
+            if big {
+                let mut data = Vec::with_capacity(lit.len.min(1 << 20));
+                self.read_exact(Some(&mut data), lit.len, timeout).await?;
+                // Leave an empty literal in the command for the parser.
+                let head = bytes.len() - lit.marker_len;
+                bytes.truncate(head);
+                bytes.extend_from_slice(if lit.binary { b"~{0}\r\n" } else { b"{0}\r\n" });
+                message = Some(data);
+            } else {
+                self.read_exact(Some(&mut bytes), lit.len, timeout).await?;
+            }
+        }
+    }
+
+    /// After refusing a LITERAL+ literal, drops the rest of that command.
+    async fn skip_rest_of_command(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<(), ReadError> {
+        loop {
+            let line = self.read_line(timeout).await?;
+            match rewrite::literal_at_end(&line) {
+                Some(l) if l.non_sync && l.len <= INLINE_LITERAL_MAX => {
+                    self.read_exact(None, l.len, timeout).await?
+                }
+                Some(_) => return Err(ReadError::TooLong),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Waits for client input (read into the buffer), a change to the selected
+    /// mailbox, shutdown, or the timeout (IDLE). The buffer is released first:
+    /// an idle session should hold almost no memory.
+    pub(crate) async fn wait_input_or_change(&mut self, timeout: Duration) -> Wake {
+        if self.input_pending() {
+            return Wake::Input;
+        }
+        self.rbuf = Vec::new();
+        self.rpos = 0;
+        let mut shutdown = self.shutdown.clone();
+        let Some(stream) = self.stream.as_mut() else {
+            return Wake::Closed;
+        };
+        let changes = match &mut self.state {
+            State::Selected(_, sel) => Some(&mut sel.changes),
+            _ => None,
+        };
+        let change = async {
+            match changes {
+                Some(rx) => {
+                    let _ = rx.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        // read_buf is cancel-safe: if another branch wins, nothing was read.
+        let woke = tokio::select! {
+            r = stream.read_buf(&mut self.rbuf) => match r {
+                Ok(0) | Err(_) => Wake::Closed,
+                Ok(_) => Wake::Input,
+            },
+            _ = change => Wake::Change,
+            _ = shutdown.wait() => Wake::Shutdown,
+            _ = tokio::time::sleep(timeout) => Wake::Timeout,
+        };
+        if woke == Wake::Change
+            && let State::Selected(_, sel) = &mut self.state
+        {
+            sel.dirty = true;
+        }
+        woke
+    }
+
+    /// Discards buffered input (after STARTTLS, RFC 9051 §6.2.1).
+    pub(crate) fn discard_input(&mut self) {
+        self.rbuf.clear();
+        self.rpos = 0;
+    }
+
+    /// Whether unread input is waiting (a pipelined command).
+    pub(crate) fn input_pending(&self) -> bool {
+        self.rpos < self.rbuf.len()
+    }
+
+    // -------------------------------------------------------------- dispatch
+
+    async fn execute(&mut self, frame: Frame) {
+        let tag = match rewrite::tag_of(&frame.bytes) {
+            Some(t) => t.to_string(),
+            None => {
+                self.untagged("BAD Missing or invalid tag");
+                return;
+            }
+        };
+        self.current_tag = tag.clone();
+        let prepared = match rewrite::prepare(&frame.bytes, self.saved_search()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.finish(&tag, "", Err(e)).await;
+                return;
+            }
+        };
+        let (result, name) = match prepared {
+            Prepared::List(list) => (self.handle_list(list).await, "LIST"),
+            Prepared::Id => (self.handle_id(), "ID"),
+            Prepared::Command {
+                bytes,
+                search_return,
+                empty_saved,
+            } => {
+                let decoded = CommandCodec::default().decode(&bytes).map(|(_, c)| c);
+                match decoded {
+                    Ok(cmd) => {
+                        let name = cmd.body.name();
+                        let r = self
+                            .dispatch(cmd, frame.message, search_return, empty_saved)
+                            .await;
+                        (r, name)
+                    }
+                    Err(_) => (Err(ImapError::bad("Invalid command or arguments")), ""),
+                }
+            }
+        };
+        self.finish(&tag, name, result).await;
+    }
+
+    /// Sends what the session owes the client before the tagged reply, then the reply.
+    async fn finish(&mut self, tag: &str, name: &str, result: Result<Done>) {
+        match result {
+            Ok(done) if done.sent => {}
+            Ok(done) => {
+                let text = done.text.unwrap_or_else(|| {
+                    format!(
+                        "{} completed",
+                        if name.is_empty() { "Command" } else { name }
+                    )
+                });
+                self.tagged(tag, "OK", done.code.as_deref(), &text);
+            }
+            Err(e) => {
+                let status = match e.kind {
+                    Kind::No => "NO",
+                    Kind::Bad => "BAD",
+                };
+                self.tagged(tag, status, e.code.as_deref(), &e.text);
+            }
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        cmd: Command<'_>,
+        message: Option<Vec<u8>>,
+        search_return: Option<rewrite::SearchReturn>,
+        empty_saved: bool,
+    ) -> Result<Done> {
+        use CommandBody as C;
+        let authed = !matches!(self.state, State::NotAuthenticated);
+        let selected = matches!(self.state, State::Selected(..));
+        match cmd.body {
+            C::Capability => self.handle_capability(),
+            C::Noop | C::Check => {
+                if selected {
+                    self.sync(true).await?;
+                }
+                Ok(Done::default())
+            }
+            C::Logout => {
+                self.untagged("BYE Logging out");
+                self.state = State::Logout;
+                Ok(Done::default())
+            }
+            C::StartTLS => self.handle_starttls(cmd.tag.inner()).await,
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } if !authed => self.handle_authenticate(mechanism, initial_response).await,
+            C::Login { username, password } if !authed => {
+                self.handle_login(username, password).await
+            }
+            C::Authenticate { .. } | C::Login { .. } => {
+                Err(ImapError::bad("Already authenticated"))
+            }
+            _ if !authed => Err(ImapError::bad("Log in first")),
+            C::Select {
+                mailbox,
+                parameters,
+            } => self.handle_select(mailbox, parameters, false).await,
+            C::Examine {
+                mailbox,
+                parameters,
+            } => self.handle_select(mailbox, parameters, true).await,
+            C::Create { mailbox } => self.handle_create(mailbox).await,
+            C::Delete { mailbox } => self.handle_delete(mailbox).await,
+            C::Rename { from, to } => self.handle_rename(from, to).await,
+            C::Subscribe { mailbox } => self.handle_subscribe(mailbox, true).await,
+            C::Unsubscribe { mailbox } => self.handle_subscribe(mailbox, false).await,
+            C::List {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.handle_list(rewrite::ListCommand::simple(
+                    &reference,
+                    &mailbox_wildcard,
+                    false,
+                ))
+                .await
+            }
+            C::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.handle_list(rewrite::ListCommand::simple(
+                    &reference,
+                    &mailbox_wildcard,
+                    true,
+                ))
+                .await
+            }
+            C::Status {
+                mailbox,
+                item_names,
+            } => self.handle_status(mailbox, &item_names).await,
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message: data,
+            } => {
+                self.handle_append(mailbox, flags, date, data, message)
+                    .await
+            }
+            C::Namespace => self.handle_namespace(),
+            C::Id { .. } => self.handle_id(),
+            C::Enable { capabilities } => self.handle_enable(capabilities).await,
+            C::Compress { .. } => self.handle_compress(cmd.tag.inner()).await,
+            C::GetQuota { root } => self.handle_getquota(root.as_ref()).await,
+            C::GetQuotaRoot { mailbox } => self.handle_getquotaroot(mailbox).await,
+            C::SetQuota { .. } => Err(ImapError::no(
+                Some("NOPERM"),
+                "Quotas are set by the administrator",
+            )),
+            C::Idle => self.handle_idle().await,
+            _ if !selected => Err(ImapError::not_selected()),
+            C::Unselect => self.handle_close(false).await,
+            C::Close => self.handle_close(true).await,
+            C::Expunge => self.handle_expunge(None).await,
+            C::ExpungeUid { sequence_set } => self.handle_expunge(Some(sequence_set)).await,
+            C::Search { criteria, uid, .. } => {
+                self.handle_search(criteria, uid, search_return, empty_saved)
+                    .await
+            }
+            C::Sort {
+                sort_criteria,
+                search_criteria,
+                uid,
+                ..
+            } => {
+                self.handle_sort(sort_criteria, search_criteria, uid, empty_saved)
+                    .await
+            }
+            C::Thread {
+                algorithm,
+                search_criteria,
+                uid,
+                ..
+            } => {
+                self.handle_thread(algorithm, search_criteria, uid, empty_saved)
+                    .await
+            }
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                if empty_saved {
+                    return Ok(Done::default());
+                }
+                self.handle_fetch(sequence_set, macro_or_item_names, uid, modifiers)
+                    .await
+            }
+            C::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                if empty_saved {
+                    return Ok(Done::default());
+                }
+                self.handle_store(sequence_set, kind, response, flags, uid, modifiers)
+                    .await
+            }
+            C::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.handle_copy(sequence_set, mailbox, uid, false, empty_saved)
+                    .await
+            }
+            C::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                self.handle_copy(sequence_set, mailbox, uid, true, empty_saved)
+                    .await
+            }
+        }
+    }
+
+    /// The saved SEARCHRES result (RFC 5182) as UIDs, if any.
+    fn saved_search(&self) -> Option<rewrite::Saved<'_>> {
+        match &self.state {
+            State::Selected(_, s) => Some(s.saved_for_rewrite()),
+            _ => None,
+        }
+    }
+
+    /// The selected mailbox, or BAD.
+    pub(crate) fn selected_mut(&mut self) -> Result<&mut Selected> {
+        match &mut self.state {
+            State::Selected(_, s) => Ok(s),
+            _ => Err(ImapError::not_selected()),
+        }
+    }
+
+    /// Turns CONDSTORE on for a CONDSTORE enabling command (RFC 7162 §3.1):
+    /// the first time, with a mailbox selected, the client is told its
+    /// HIGHESTMODSEQ.
+    pub(crate) fn enable_condstore(&mut self) {
+        if self.enabled.condstore {
+            return;
+        }
+        self.enabled.condstore = true;
+        if let State::Selected(_, sel) = &self.state {
+            let line = format!("OK [HIGHESTMODSEQ {}] Highest", sel.highest_modseq);
+            self.untagged(&line);
+        }
+    }
+
+    /// Leaves the selected state for the authenticated one.
+    pub(crate) fn deselect(&mut self) {
+        if let State::Selected(u, _) = std::mem::replace(&mut self.state, State::NotAuthenticated) {
+            self.state = State::Authenticated(u);
+        }
+    }
+
+    /// The logged-in user.
+    pub(crate) fn user(&self) -> Result<&User> {
+        match &self.state {
+            State::Authenticated(u) | State::Selected(u, _) => Ok(u),
+            _ => Err(ImapError::bad("Log in first")),
+        }
+    }
+}
