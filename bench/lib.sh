@@ -11,7 +11,8 @@ pg_build() {
   (cd "$repo" && cargo build --release -q) || { echo "cargo build --release failed" >&2; exit 2; }
 }
 
-# pg_start CONFIG_EXTRA: starts postgate serve; sets PG_DIR, PG_PID, PG_CONF; waits for "ready".
+# pg_start SMTP_EXTRA [IMAP_SECTION]: starts postgate serve; sets PG_DIR, PG_PID,
+# PG_CONF, PG_SMTP_PORT, PG_IMAP_PORT; waits for "ready".
 pg_start() {
   PG_DIR=$(mktemp -d /tmp/postgate-bench.XXXXXX)
   PG_CONF=$PG_DIR/postgate.toml
@@ -22,9 +23,9 @@ log = "warn"
 [smtp]
 listen = ["127.0.0.1:0"]
 $1
-[imap]
+${2:-[imap]
 listen = []
-imaps = []
+imaps = []}
 [pop3]
 listen = []
 pop3s = []
@@ -48,6 +49,7 @@ CONF
     sleep 0.1
   done
   PG_SMTP_PORT=$(sed -n 's/^postgate: smtp listening on 127.0.0.1:\([0-9]*\) (smtp.*/\1/p' "$PG_DIR/stdout" | head -1)
+  PG_IMAP_PORT=$(sed -n 's/^postgate: imap listening on 127.0.0.1:\([0-9]*\) (imap,.*/\1/p' "$PG_DIR/stdout" | head -1)
   [ -n "$PG_SMTP_PORT" ] || { echo "postgate did not start:"; cat "$PG_DIR/stderr"; exit 2; } >&2
 }
 

@@ -194,6 +194,27 @@ pub fn flags_responses(keywords: &BTreeSet<String>, read_only: bool) -> (String,
 }
 
 impl Session {
+    /// Tells the client about keywords in `entries` it has not heard of, in
+    /// FLAGS and PERMANENTFLAGS, before any FETCH shows them (RFC 9051 §7.3.5:
+    /// a client may only see keywords the FLAGS response listed).
+    pub(crate) fn announce_keywords(&mut self, entries: &[MailboxEntry]) {
+        let State::Selected(_, sel) = &mut self.state else {
+            return;
+        };
+        let mut new = false;
+        for k in entries.iter().flat_map(|e| e.keywords.iter()) {
+            if !sel.keywords.contains(k) {
+                sel.keywords.insert(k.clone());
+                new = true;
+            }
+        }
+        if new {
+            let (flags, permanent) = flags_responses(&sel.keywords, sel.read_only);
+            self.untagged(&flags);
+            self.untagged(&permanent);
+        }
+    }
+
     /// Whether \Recent is shown (not once IMAP4rev2 is enabled: RFC 9051 removed it).
     pub(crate) fn show_recent(&self) -> bool {
         !self.enabled.rev2

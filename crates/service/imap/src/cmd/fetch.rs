@@ -141,6 +141,7 @@ impl Session {
                     sel.apply(e);
                     now_seen.push(e.uid);
                 }
+                self.announce_keywords(&out.changed);
             }
             let metas: HashMap<u32, MessageMeta> = if needs_meta {
                 store

@@ -1,6 +1,6 @@
 //! STORE and UID STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3 UNCHANGEDSINCE).
 use crate::error::{ImapError, Result};
-use crate::mailbox::{flag_list, flags_responses};
+use crate::mailbox::flag_list;
 use crate::rewrite::format_set;
 use crate::session::{Done, Session};
 use imap_types::command::StoreModifier;
@@ -83,24 +83,14 @@ impl Session {
                 unchanged_since,
             )
             .await?;
-        let mut lines = Vec::new();
-        // New keywords first: a client must hear of them in FLAGS before it
-        // sees them on a message.
-        let mut new_kw = false;
-        for k in &keywords {
-            if !sel.keywords.iter().any(|have| have.eq_ignore_ascii_case(k)) {
-                sel.keywords.insert(k.clone());
-                new_kw = true;
-            }
-        }
-        if new_kw {
-            let (f, p) = flags_responses(&sel.keywords, sel.read_only);
-            lines.push(f);
-            lines.push(p);
-        }
         for e in &outcome.changed {
             sel.apply(e);
         }
+        // New keywords (ours, or another session's on the same messages)
+        // are announced before any FETCH shows them.
+        self.announce_keywords(&outcome.changed);
+        let sel = self.selected_mut()?;
+        let mut lines = Vec::new();
         let silent = matches!(response, StoreResponse::Silent);
         // RFC 9051 §6.4.6: the new flags of every message in the set, unless
         // .SILENT; RFC 7162 §3.1.3: with CONDSTORE, also MODSEQ, and .SILENT still

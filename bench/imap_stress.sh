@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# imaptest stress, Postgate beside Dovecot, in one run.
+#
+# Usage: bench/imap_stress.sh [SECS=60] [CLIENTS=50] [USERS=100]
+# Env:   IMAPTEST=/path/to/imaptest (required; Dovecot's tester, built separately)
+#        ROUNDS=1
+# Postgate gets users user1..userUSERS@example.test (password "pass") and runs
+# with cleartext login allowed, as the peer Dovecot does; both get imaptest's
+# default command mix with state tracking, messages APPENDed from a 1,000-message
+# mbox (../shared/bench/gen_mbox.py). Dovecot is the peer of ../shared/peers
+# (127.0.0.1:10143, users user1..user100). Prints each run's summary line, the
+# error and assertion counts imaptest reported, and the ratio.
+here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
+SECS=${1:-60} CLIENTS=${2:-50} USERS=${3:-100} ROUNDS=${ROUNDS:-1}
+: "${IMAPTEST:?set IMAPTEST to the imaptest binary}"
+pg_build
+pg_start "" "[imap]
+listen = [\"127.0.0.1:0\"]
+imaps = []
+allow_plaintext = true"
+"$PG_BIN" --config "$PG_CONF" domain add example.test >/dev/null 2>&1 || true
+for i in $(seq "$USERS"); do
+  echo pass | "$PG_BIN" --config "$PG_CONF" user add "user$i@example.test" --name "User $i" --password-stdin >/dev/null
+done
+run() { # PORT USER_FMT LABEL
+  "$LOADS/wait_quiet.sh" 60 >/dev/null || true
+  local err; err=$(mktemp)
+  line=$(USER_FMT=$2 IMAPTEST=$IMAPTEST "$LOADS/imap_load.sh" 127.0.0.1 "$1" "$SECS" "$CLIENTS" "$USERS" 2>"$err")
+  local errors asserts
+  errors=$(grep -c "^Error:" "$err")
+  asserts=$(grep -ci "assert" "$err")
+  echo "$3 $line errors=$errors assertion_lines=$asserts"
+  grep "^Error:" "$err" | cut -c1-200 | sort | uniq -c | sort -rn | head -5 | sed "s/^/  $3: /"
+  rm -f "$err"
+}
+pg_rates=() dc_rates=()
+have_dovecot=0
+(exec 3<>/dev/tcp/127.0.0.1/10143) 2>/dev/null && have_dovecot=1
+for r in $(seq "$ROUNDS"); do
+  run "$PG_IMAP_PORT" "user%d@example.test" postgate; pg_rates+=("$(figure cmds_per_s "$line")")
+  if [ $have_dovecot = 1 ]; then
+    run 10143 "user%d" dovecot; dc_rates+=("$(figure cmds_per_s "$line")")
+  fi
+done
+pg=$(printf '%s\n' "${pg_rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "postgate cmds_per_s=$pg"
+if [ $have_dovecot = 1 ]; then
+  dc=$(printf '%s\n' "${dc_rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "dovecot  cmds_per_s=$dc"
+  echo "ratio postgate/dovecot = $(ratio "$pg" "$dc")"
+else
+  echo "dovecot: not running on 127.0.0.1:10143 (../shared/peers/start.sh); no comparison"
+fi
