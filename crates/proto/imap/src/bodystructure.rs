@@ -71,7 +71,11 @@ fn write_part(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {
         Structure::Multipart { parts, .. } => {
             // RFC 3501 body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
             if parts.is_empty() {
-                out.extend_from_slice(if extended { EMPTY_BODYSTRUCTURE } else { EMPTY_BODY });
+                out.extend_from_slice(if extended {
+                    EMPTY_BODYSTRUCTURE
+                } else {
+                    EMPTY_BODY
+                });
             }
             for child in parts {
                 out.push(b'(');
@@ -218,7 +222,10 @@ mod tests {
         let (mut b, mut bs) = (Vec::new(), Vec::new());
         body(&mut b, &raw, &root);
         bodystructure(&mut bs, &raw, &root);
-        (String::from_utf8_lossy(&b).into_owned(), String::from_utf8_lossy(&bs).into_owned())
+        (
+            String::from_utf8_lossy(&b).into_owned(),
+            String::from_utf8_lossy(&bs).into_owned(),
+        )
     }
 
     fn check(msg: &str, want_body: &str, want_bs: &str) {
@@ -338,7 +345,13 @@ NIL NIL) \"mixed\" (\"boundary\" \"foo bar\") NIL NIL NIL)"
         );
         // No boundary parameter at all.
         let (_, bs) = both("Content-Type: multipart/related\n\n--x\n\nhi\n");
-        assert_eq!(bs, format!("({} \"related\" NIL NIL NIL NIL)", std::str::from_utf8(EMPTY_BODYSTRUCTURE).unwrap_or("")));
+        assert_eq!(
+            bs,
+            format!(
+                "({} \"related\" NIL NIL NIL NIL)",
+                std::str::from_utf8(EMPTY_BODYSTRUCTURE).unwrap_or("")
+            )
+        );
     }
 
     /// imaptest's fetch-bodystructure message.
@@ -349,22 +362,36 @@ NIL NIL) \"mixed\" (\"boundary\" \"foo bar\") NIL NIL NIL)"
 Content-Type: multipart/mixed; boundary=\"foo\n bar\"\n\n--foo bar\nContent-Type: text/x-myown; charset=us-ascii\n\n\
 hello\n\n--foo bar--\n",
         );
-        assert_eq!(b, "((\"text\" \"x-myown\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 7 1) \"mixed\")");
+        assert_eq!(
+            b,
+            "((\"text\" \"x-myown\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 7 1) \"mixed\")"
+        );
     }
 
     #[test]
     fn parts_without_content_type_and_case_as_written() {
         let (_, bs) = both("Subject: plain\n\nhi\n");
-        assert_eq!(bs, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 4 1 NIL NIL NIL NIL)");
-        let (b, _) = both("MIME-Version: 1.0\nContent-Type: TEXT/Html; Format=Flowed\nContent-Transfer-Encoding: QUOTED-PRINTABLE\n\nx");
-        assert_eq!(b, "(\"TEXT\" \"Html\" (\"Format\" \"Flowed\" \"charset\" \"us-ascii\") NIL NIL \"QUOTED-PRINTABLE\" 1 0)");
+        assert_eq!(
+            bs,
+            "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 4 1 NIL NIL NIL NIL)"
+        );
+        let (b, _) = both(
+            "MIME-Version: 1.0\nContent-Type: TEXT/Html; Format=Flowed\nContent-Transfer-Encoding: QUOTED-PRINTABLE\n\nx",
+        );
+        assert_eq!(
+            b,
+            "(\"TEXT\" \"Html\" (\"Format\" \"Flowed\" \"charset\" \"us-ascii\") NIL NIL \"QUOTED-PRINTABLE\" 1 0)"
+        );
         let (b, _) = both("Content-Type: application/pdf\n\nx");
         assert_eq!(b, "(\"application\" \"pdf\" NIL NIL NIL \"7bit\" 1)");
         // A broken Content-Type is reported as Dovecot parsed it.
         let (b, _) = both("Content-Type: text/plain garbage\n\nx");
         assert_eq!(b, "(\"\" \"\" NIL NIL NIL \"7bit\" 1)");
         let (b, _) = both("Content-Type: multipart\n\nx");
-        assert_eq!(b, "(\"application\" \"octet-stream\" NIL NIL NIL \"7bit\" 1)");
+        assert_eq!(
+            b,
+            "(\"application\" \"octet-stream\" NIL NIL NIL \"7bit\" 1)"
+        );
     }
 
     #[test]
@@ -385,12 +412,17 @@ hello\n\n--foo bar--\n",
         let root = parse(raw);
         let mut out = Vec::new();
         body(&mut out, raw, &root);
-        assert_eq!(out, b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 1)");
+        assert_eq!(
+            out,
+            b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 1)"
+        );
     }
 
     #[test]
     fn folded_values_are_unfolded() {
-        let (_, bs) = both("MIME-Version: 1.0\nContent-Description: two\n  lines\nContent-Location: a\n b\n\n");
+        let (_, bs) = both(
+            "MIME-Version: 1.0\nContent-Description: two\n  lines\nContent-Location: a\n b\n\n",
+        );
         assert_eq!(
             bs,
             "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL \"two  lines\" \"7bit\" 0 0 NIL NIL NIL \"a b\")"

@@ -15,9 +15,9 @@
 pub mod bodystructure;
 pub mod envelope;
 pub mod mime;
-pub mod section;
-pub mod wire;
 pub mod pattern;
+pub mod section;
 pub mod sort;
 pub mod thread;
 pub mod utf7;
+pub mod wire;

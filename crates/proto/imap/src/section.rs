@@ -13,19 +13,25 @@
 //! - `n.MIME` is part n's own header, also for a message/rfc822 part and for
 //!   part 1 of a single-part message (the message header).
 //! - HEADER.FIELDS[.NOT] returns the selected fields as stored, in message
-//!   order, each with its continuation lines, then the blank line; the blank
-//!   line is left out when the header has none (RFC 3501 §6.4.5).
+//!   order, each with its continuation lines, then the blank line. When the
+//!   message has no blank line, HEADER.FIELDS of the message adds one, while
+//!   HEADER.FIELDS.NOT leaves it out (RFC 3501 §6.4.5); HEADER.FIELDS[.NOT]
+//!   of a message/rfc822 part reads to the first blank line, as Dovecot's
+//!   header filter does.
 //! - BODY sections are returned as stored, except that NUL octets become
 //!   0x80 since IMAP literals cannot hold NUL; BINARY keeps NUL (the server
 //!   must then use `~{n}`, RFC 3516 §4.3).
 //! - BINARY decodes base64 and quoted-printable leaves; for a multipart or
 //!   message/rfc822 part it decodes every leaf inside and rewrites each
-//!   decoded part's header to `Content-Transfer-Encoding: binary`. It uses
-//!   the last `Content-Transfer-Encoding` field of a part, MIME or not.
-//!   An encoding other than 7bit, 8bit, binary, base64 or quoted-printable
-//!   is [`BinaryError::UnknownCte`] (answer `NO [UNKNOWN-CTE]`), and base64
-//!   or quoted-printable data that does not decode is
-//!   [`BinaryError::Corrupt`]: Dovecot's decoders reject it too.
+//!   decoded part's header to `Content-Transfer-Encoding: binary` (when no
+//!   body needed decoding, the original bytes are returned unchanged). It
+//!   uses the last `Content-Transfer-Encoding` field of a part, MIME or not,
+//!   unfolded. Identity encodings are returned as stored. An encoding other
+//!   than 7bit, 8bit, binary, base64 or quoted-printable is
+//!   [`BinaryError::UnknownCte`] (answer `NO [UNKNOWN-CTE]`), and base64 or
+//!   quoted-printable data that does not decode is [`BinaryError::Corrupt`]:
+//!   Dovecot's decoders reject it too (it then drops the connection; a NO
+//!   is kinder).
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -89,47 +95,83 @@ impl std::error::Error for BinaryError {}
 /// assert_eq!(section(raw, &root, &[1], &SectionSpec::Full).as_deref(), Some(&b"hello\r\n"[..]));
 /// assert_eq!(section(raw, &root, &[2], &SectionSpec::Full), None);
 /// ```
-pub fn section<'a>(raw: &'a [u8], root: &Part, path: &[u32], spec: &SectionSpec) -> Option<Cow<'a, [u8]>> {
+pub fn section<'a>(
+    raw: &'a [u8],
+    root: &Part,
+    path: &[u32],
+    spec: &SectionSpec,
+) -> Option<Cow<'a, [u8]>> {
     let out = if path.is_empty() {
         match spec {
             SectionSpec::Full => Cow::Borrowed(raw),
             SectionSpec::Mime => return None,
-            _ => message_text(raw, root, spec),
+            _ => message_text(raw, root, spec, true),
         }
     } else {
         let part = root.find(path)?;
         match spec {
             SectionSpec::Full => Cow::Borrowed(slice(raw, &part.body)),
             SectionSpec::Mime => Cow::Borrowed(slice(raw, &part.header)),
-            _ => message_text(raw, part.message()?, spec),
+            _ => message_text(raw, part.message()?, spec, false),
         }
     };
     Some(without_nul(out))
 }
 
-/// HEADER, HEADER.FIELDS[.NOT] or TEXT of the message whose root is `msg`.
-fn message_text<'a>(raw: &'a [u8], msg: &Part, spec: &SectionSpec) -> Cow<'a, [u8]> {
+/// HEADER, HEADER.FIELDS[.NOT] or TEXT of the message whose root is `msg`;
+/// `top` when that is the whole message rather than a message/rfc822 part.
+fn message_text<'a>(raw: &'a [u8], msg: &Part, spec: &SectionSpec, top: bool) -> Cow<'a, [u8]> {
     match spec {
         SectionSpec::Header => Cow::Borrowed(slice(raw, &msg.header)),
         SectionSpec::Text => Cow::Borrowed(slice(raw, &msg.body)),
         SectionSpec::HeaderFields { names, not } => {
-            Cow::Owned(header_fields(raw, &msg.header, names, *not))
+            // Dovecot's header filter: for the message itself it reads the
+            // header and always ends the result with a blank line; for a
+            // message/rfc822 part it reads from the part's header to the
+            // first blank line, which only differs when a delimiter cut
+            // that header short.
+            let range = if top {
+                msg.header.clone()
+            } else {
+                msg.header.start..raw.len()
+            };
+            let add_blank = top && !*not;
+            Cow::Owned(header_fields(raw, range, names, *not, add_blank))
         }
         SectionSpec::Full | SectionSpec::Mime => Cow::Borrowed(&[]),
     }
 }
 
-/// The fields of `raw[header]` whose name is (or, with `not`, is not) in
-/// `names`, as stored, followed by the header's blank line.
-pub fn header_fields(raw: &[u8], header: &Range<usize>, names: &[Vec<u8>], not: bool) -> Vec<u8> {
+/// The fields of the header block in `raw[header]` whose name is (or, with
+/// `not`, is not) in `names`, as stored and in message order, followed by
+/// the blank line ending the block. With `add_blank`, a blank line (and a
+/// line break for an unterminated last field) is added when the block has
+/// none.
+pub fn header_fields(
+    raw: &[u8],
+    header: Range<usize>,
+    names: &[Vec<u8>],
+    not: bool,
+    add_blank: bool,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    for f in mime::fields(raw, header.clone()) {
+    let mut fields = mime::fields(raw, header);
+    for f in fields.by_ref() {
         let named = names.iter().any(|n| n.eq_ignore_ascii_case(f.name));
         if named != not {
             out.extend_from_slice(slice(raw, &f.span));
         }
     }
-    out.extend_from_slice(slice(raw, &mime::blank_line(raw, header)));
+    match fields.terminator() {
+        Some(blank) => out.extend_from_slice(slice(raw, &blank)),
+        None if add_blank => {
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        None => {}
+    }
     out
 }
 
@@ -153,9 +195,23 @@ pub fn binary(raw: &[u8], root: &Part, path: &[u32]) -> Result<Option<Vec<u8>>, 
             None => return Ok(None),
         }
     };
-    let start = if with_header { part.header.start } else { part.body.start };
-    let mut w = BinaryWriter { raw, out: Vec::with_capacity(part.body.end.saturating_sub(start)), copied: start };
+    let start = if with_header {
+        part.header.start
+    } else {
+        part.body.start
+    };
+    let mut w = BinaryWriter {
+        raw,
+        out: Vec::with_capacity(part.body.end.saturating_sub(start)),
+        copied: start,
+        decoded: false,
+    };
     w.part(part, with_header)?;
+    if !w.decoded {
+        // Dovecot sends the original when no body needed decoding, even if
+        // a header would have been rewritten.
+        return Ok(Some(slice(raw, &(start..part.body.end)).to_vec()));
+    }
     Ok(Some(w.out))
 }
 
@@ -175,12 +231,15 @@ struct BinaryWriter<'a> {
     out: Vec<u8>,
     /// Offset in `raw` up to which the output is complete.
     copied: usize,
+    /// Whether any non-empty body was decoded.
+    decoded: bool,
 }
 
 impl BinaryWriter<'_> {
     fn copy_to(&mut self, end: usize) {
         if end > self.copied {
-            self.out.extend_from_slice(slice(self.raw, &(self.copied..end)));
+            self.out
+                .extend_from_slice(slice(self.raw, &(self.copied..end)));
             self.copied = end;
         }
     }
@@ -215,6 +274,7 @@ impl BinaryWriter<'_> {
             _ => {}
         }
         let body = slice(raw, &part.body);
+        self.decoded |= converted && !body.is_empty();
         match cte {
             Cte::Base64 => decode_base64(body, &mut self.out)?,
             Cte::QuotedPrintable => decode_qp(body, &mut self.out)?,
@@ -228,14 +288,15 @@ impl BinaryWriter<'_> {
     /// `Content-Transfer-Encoding: binary` before the blank line.
     fn binary_header(&mut self, header: &Range<usize>) {
         let raw = self.raw;
-        for f in mime::fields(raw, header.clone()) {
+        let mut fields = mime::fields(raw, header.clone());
+        for f in fields.by_ref() {
             if !f.name.eq_ignore_ascii_case(b"Content-Transfer-Encoding") {
                 self.out.extend_from_slice(slice(raw, &f.span));
             }
         }
-        let blank = mime::blank_line(raw, header);
-        if !blank.is_empty() {
-            self.out.extend_from_slice(b"Content-Transfer-Encoding: binary");
+        if let Some(blank) = fields.terminator() {
+            self.out
+                .extend_from_slice(b"Content-Transfer-Encoding: binary");
             self.out.extend_from_slice(slice(raw, &blank));
             self.out.extend_from_slice(slice(raw, &blank));
         }
@@ -355,13 +416,19 @@ fn decode_qp(input: &[u8], out: &mut Vec<u8>) -> Result<(), BinaryError> {
         match c {
             b'=' => {
                 let rest = &input[i + 1..];
-                if let (Some(h), Some(l)) = (rest.first().and_then(|&c| hex(c)), rest.get(1).and_then(|&c| hex(c))) {
+                if let (Some(h), Some(l)) = (
+                    rest.first().and_then(|&c| hex(c)),
+                    rest.get(1).and_then(|&c| hex(c)),
+                ) {
                     out.push(h << 4 | l);
                     i += 3;
                     continue;
                 }
                 // Soft line break: "=" *WSP CRLF (RFC 2045 §6.7 rule 5).
-                let ws = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                let ws = rest
+                    .iter()
+                    .take_while(|&&b| b == b' ' || b == b'\t')
+                    .count();
                 match &rest[ws..] {
                     [b'\n', ..] => i += ws + 2,
                     [b'\r', b'\n', ..] => i += ws + 3,
@@ -369,7 +436,10 @@ fn decode_qp(input: &[u8], out: &mut Vec<u8>) -> Result<(), BinaryError> {
                 }
             }
             b' ' | b'\t' => {
-                let ws = input[i..].iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                let ws = input[i..]
+                    .iter()
+                    .take_while(|&&b| b == b' ' || b == b'\t')
+                    .count();
                 match &input[i + ws..] {
                     // Trailing whitespace is dropped (rule 3), also at the end.
                     [] | [b'\n', ..] | [b'\r', b'\n', ..] => {}
@@ -391,7 +461,10 @@ fn decode_qp(input: &[u8], out: &mut Vec<u8>) -> Result<(), BinaryError> {
                 i += 1;
             }
             _ => {
-                let run = input[i..].iter().take_while(|&&b| !matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n')).count();
+                let run = input[i..]
+                    .iter()
+                    .take_while(|&&b| !matches!(b, b'=' | b' ' | b'\t' | b'\r' | b'\n'))
+                    .count();
                 out.extend_from_slice(&input[i..i + run]);
                 i += run;
             }
@@ -430,7 +503,10 @@ mod tests {
     }
 
     fn fields(names: &[&str], not: bool) -> SectionSpec {
-        SectionSpec::HeaderFields { names: names.iter().map(|n| n.as_bytes().to_vec()).collect(), not }
+        SectionSpec::HeaderFields {
+            names: names.iter().map(|n| n.as_bytes().to_vec()).collect(),
+            not,
+        }
     }
 
     /// imaptest's fetch-body-mime message.
@@ -447,27 +523,61 @@ Content-Type: multipart/alternative; boundary=\"sub1\"\n\nSub MIME prologue\n--s
         let raw = crlf(MIME_MSG);
         let c = |s: &str| Some(s.replace('\n', "\r\n"));
         assert_eq!(get(&raw, &[], SectionSpec::Full), c(MIME_MSG));
-        assert!(get(&raw, &[], SectionSpec::Text).is_some_and(|t| t.starts_with("Root MIME prologue\r\n\r\n--foo bar\r\n")));
+        assert!(
+            get(&raw, &[], SectionSpec::Text)
+                .is_some_and(|t| t.starts_with("Root MIME prologue\r\n\r\n--foo bar\r\n"))
+        );
         assert_eq!(get(&raw, &[1], SectionSpec::Full), c("hello\n"));
-        assert_eq!(get(&raw, &[1], SectionSpec::Mime), c("Content-Type: text/x-myown; charset=us-ascii\n\n"));
-        assert!(get(&raw, &[2], SectionSpec::Full).is_some_and(|t| t.starts_with("From: sub@domain.org\r\n")
-            && t.ends_with("--sub1--\r\nSub MIME epilogue\r\n")));
-        assert_eq!(get(&raw, &[2], SectionSpec::Mime), c("Content-Type: message/rfc822\n\n"));
+        assert_eq!(
+            get(&raw, &[1], SectionSpec::Mime),
+            c("Content-Type: text/x-myown; charset=us-ascii\n\n")
+        );
+        assert!(
+            get(&raw, &[2], SectionSpec::Full)
+                .is_some_and(|t| t.starts_with("From: sub@domain.org\r\n")
+                    && t.ends_with("--sub1--\r\nSub MIME epilogue\r\n"))
+        );
+        assert_eq!(
+            get(&raw, &[2], SectionSpec::Mime),
+            c("Content-Type: message/rfc822\n\n")
+        );
         assert_eq!(
             get(&raw, &[2], SectionSpec::Header),
-            c("From: sub@domain.org\nDate: Sun, 12 Aug 2012 12:34:56 +0300\nSubject: submsg\n\
-Content-Type: multipart/alternative; boundary=\"sub1\"\n\n")
+            c(
+                "From: sub@domain.org\nDate: Sun, 12 Aug 2012 12:34:56 +0300\nSubject: submsg\n\
+Content-Type: multipart/alternative; boundary=\"sub1\"\n\n"
+            )
         );
-        assert_eq!(get(&raw, &[2], fields(&["from", "subject", "X-foo"], false)), c("From: sub@domain.org\nSubject: submsg\n\n"));
+        assert_eq!(
+            get(&raw, &[2], fields(&["from", "subject", "X-foo"], false)),
+            c("From: sub@domain.org\nSubject: submsg\n\n")
+        );
         assert_eq!(
             get(&raw, &[2], fields(&["from", "subject", "X-foo"], true)),
-            c("Date: Sun, 12 Aug 2012 12:34:56 +0300\nContent-Type: multipart/alternative; boundary=\"sub1\"\n\n")
+            c(
+                "Date: Sun, 12 Aug 2012 12:34:56 +0300\nContent-Type: multipart/alternative; boundary=\"sub1\"\n\n"
+            )
         );
-        assert!(get(&raw, &[2], SectionSpec::Text).is_some_and(|t| t.starts_with("Sub MIME prologue\r\n--sub1")));
-        assert_eq!(get(&raw, &[2, 1], SectionSpec::Mime), c("Content-Type: text/html\n\n"));
-        assert_eq!(get(&raw, &[2, 1], SectionSpec::Full), c("<p>Hello world</p>\n"));
-        assert_eq!(get(&raw, &[2, 2], SectionSpec::Mime), c("Content-Type: text/plain\n\n"));
-        assert_eq!(get(&raw, &[2, 2], SectionSpec::Full), c("Hello another world\n"));
+        assert!(
+            get(&raw, &[2], SectionSpec::Text)
+                .is_some_and(|t| t.starts_with("Sub MIME prologue\r\n--sub1"))
+        );
+        assert_eq!(
+            get(&raw, &[2, 1], SectionSpec::Mime),
+            c("Content-Type: text/html\n\n")
+        );
+        assert_eq!(
+            get(&raw, &[2, 1], SectionSpec::Full),
+            c("<p>Hello world</p>\n")
+        );
+        assert_eq!(
+            get(&raw, &[2, 2], SectionSpec::Mime),
+            c("Content-Type: text/plain\n\n")
+        );
+        assert_eq!(
+            get(&raw, &[2, 2], SectionSpec::Full),
+            c("Hello another world\n")
+        );
     }
 
     #[test]
@@ -483,12 +593,20 @@ Hello world\n";
         assert_eq!(get(&raw, &[1, 1, 1], SectionSpec::Full), c("Hello world\n"));
         assert_eq!(
             get(&raw, &[1], SectionSpec::Header),
-            c("From: user2@domain.org\nDate: Fri, 23 Mar 2007 11:22:33 +0200\nMime-Version: 1.0\nContent-Type: message/rfc822\n\n")
+            c(
+                "From: user2@domain.org\nDate: Fri, 23 Mar 2007 11:22:33 +0200\nMime-Version: 1.0\nContent-Type: message/rfc822\n\n"
+            )
         );
         assert_eq!(get(&raw, &[1], SectionSpec::Text), c(inner));
         assert_eq!(get(&raw, &[1, 1], SectionSpec::Text), c("Hello world\n"));
-        assert_eq!(get(&raw, &[1, 1], SectionSpec::Header), c("From: sub@domain.org\nDate: Sun, 12 Aug 2012 12:34:56 +0300\nSubject: submsg\n\n"));
-        assert_eq!(get(&raw, &[1, 1], fields(&["subject"], false)), c("Subject: submsg\n\n"));
+        assert_eq!(
+            get(&raw, &[1, 1], SectionSpec::Header),
+            c("From: sub@domain.org\nDate: Sun, 12 Aug 2012 12:34:56 +0300\nSubject: submsg\n\n")
+        );
+        assert_eq!(
+            get(&raw, &[1, 1], fields(&["subject"], false)),
+            c("Subject: submsg\n\n")
+        );
     }
 
     #[test]
@@ -499,21 +617,38 @@ From: m1@example.com\nSubject: m1\n\nm1 body\n\n--foo \nX-Mime: m2 header\n\nFro
 m2 body\n\n--foo--\n\nepilogue\n";
         let raw = crlf(msg);
         let c = |s: &str| Some(s.replace('\n', "\r\n"));
-        assert_eq!(get(&raw, &[1, 1], SectionSpec::Full), c("From: m1@example.com\nSubject: m1\n\nm1 body\n"));
+        assert_eq!(
+            get(&raw, &[1, 1], SectionSpec::Full),
+            c("From: m1@example.com\nSubject: m1\n\nm1 body\n")
+        );
         assert_eq!(get(&raw, &[1, 1], SectionSpec::Mime), c("\n"));
-        assert_eq!(get(&raw, &[1, 1], SectionSpec::Header), c("From: m1@example.com\nSubject: m1\n\n"));
+        assert_eq!(
+            get(&raw, &[1, 1], SectionSpec::Header),
+            c("From: m1@example.com\nSubject: m1\n\n")
+        );
         assert_eq!(get(&raw, &[1, 1], SectionSpec::Text), c("m1 body\n"));
-        assert_eq!(get(&raw, &[1, 2], SectionSpec::Mime), c("X-Mime: m2 header\n\n"));
+        assert_eq!(
+            get(&raw, &[1, 2], SectionSpec::Mime),
+            c("X-Mime: m2 header\n\n")
+        );
         assert_eq!(get(&raw, &[1, 2], SectionSpec::Text), c("m2 body\n"));
     }
 
     #[test]
     fn header_fields_selection() {
-        let raw = crlf("From: User1 <user1@domain.org>\nDate: Sat, 24 Mar 2007 23:00:00 +0200\nSubject: s1\n \
-folded\nX-No-Colon\n\nbody1\n");
+        let raw = crlf(
+            "From: User1 <user1@domain.org>\nDate: Sat, 24 Mar 2007 23:00:00 +0200\nSubject: s1\n \
+folded\nX-No-Colon\n\nbody1\n",
+        );
         let c = |s: &str| Some(s.replace('\n', "\r\n"));
-        assert_eq!(get(&raw, &[], fields(&["from"], false)), c("From: User1 <user1@domain.org>\n\n"));
-        assert_eq!(get(&raw, &[], fields(&["from", "FROM"], false)), c("From: User1 <user1@domain.org>\n\n"));
+        assert_eq!(
+            get(&raw, &[], fields(&["from"], false)),
+            c("From: User1 <user1@domain.org>\n\n")
+        );
+        assert_eq!(
+            get(&raw, &[], fields(&["from", "FROM"], false)),
+            c("From: User1 <user1@domain.org>\n\n")
+        );
         assert_eq!(
             get(&raw, &[], fields(&["subject", "from"], false)),
             c("From: User1 <user1@domain.org>\nSubject: s1\n folded\n\n")
@@ -523,21 +658,76 @@ folded\nX-No-Colon\n\nbody1\n");
             c("From: User1 <user1@domain.org>\nSubject: s1\n folded\nX-No-Colon\n\n")
         );
         assert_eq!(get(&raw, &[], fields(&["xyz"], false)), c("\n"));
-        // No blank line in the message: none in the result (RFC 3501 §6.4.5).
+        // No blank line in the message: HEADER.FIELDS adds one (Dovecot),
+        // HEADER.FIELDS.NOT does not (RFC 3501 §6.4.5).
         let raw = b"Subject: x\r\nFrom: y\r\n";
-        assert_eq!(get(raw, &[], fields(&["from"], false)).as_deref(), Some("From: y\r\n"));
-        assert_eq!(get(raw, &[], SectionSpec::Header).as_deref(), Some("Subject: x\r\nFrom: y\r\n"));
+        assert_eq!(
+            get(raw, &[], fields(&["from"], false)).as_deref(),
+            Some("From: y\r\n\r\n")
+        );
+        assert_eq!(
+            get(raw, &[], fields(&["from"], true)).as_deref(),
+            Some("Subject: x\r\n")
+        );
+        assert_eq!(
+            get(b"Subject: x", &[], fields(&["subject"], false)).as_deref(),
+            Some("Subject: x\r\n\r\n")
+        );
+        assert_eq!(
+            get(b"", &[], fields(&["subject"], false)).as_deref(),
+            Some("\r\n")
+        );
+        assert_eq!(
+            get(raw, &[], SectionSpec::Header).as_deref(),
+            Some("Subject: x\r\nFrom: y\r\n")
+        );
         assert_eq!(get(raw, &[], SectionSpec::Text).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn header_fields_of_enclosed_message_read_to_blank_line() {
+        // Dovecot's header filter reads past a header that a delimiter cut
+        // short, up to the next blank line.
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\n--b\r\n\r\n--b--\r\n";
+        assert_eq!(
+            get(raw, &[1], SectionSpec::Header).as_deref(),
+            Some("Subject: x\r\n")
+        );
+        assert_eq!(
+            get(raw, &[1], fields(&["subject"], false)).as_deref(),
+            Some("Subject: x\r\n\r\n")
+        );
+        assert_eq!(
+            get(raw, &[1], fields(&["subject"], true)).as_deref(),
+            Some("\r\n")
+        );
+        assert_eq!(
+            get(raw, &[1], SectionSpec::Full).as_deref(),
+            Some("Subject: x\r\n\r\n")
+        );
     }
 
     #[test]
     fn header_and_text_of_root() {
         let raw = crlf("Subject: s\n\nbody1\n\n\n");
-        assert_eq!(get(&raw, &[], SectionSpec::Header).as_deref(), Some("Subject: s\r\n\r\n"));
-        assert_eq!(get(&raw, &[], SectionSpec::Text).as_deref(), Some("body1\r\n\r\n\r\n"));
+        assert_eq!(
+            get(&raw, &[], SectionSpec::Header).as_deref(),
+            Some("Subject: s\r\n\r\n")
+        );
+        assert_eq!(
+            get(&raw, &[], SectionSpec::Text).as_deref(),
+            Some("body1\r\n\r\n\r\n")
+        );
         // Part 1 of a single-part message is its body; 1.MIME its header.
-        assert_eq!(get(&raw, &[1], SectionSpec::Full).as_deref(), Some("body1\r\n\r\n\r\n"));
-        assert_eq!(get(&raw, &[1], SectionSpec::Mime).as_deref(), Some("Subject: s\r\n\r\n"));
+        assert_eq!(
+            get(&raw, &[1], SectionSpec::Full).as_deref(),
+            Some("body1\r\n\r\n\r\n")
+        );
+        assert_eq!(
+            get(&raw, &[1], SectionSpec::Mime).as_deref(),
+            Some("Subject: s\r\n\r\n")
+        );
     }
 
     #[test]
@@ -556,11 +746,25 @@ folded\nX-No-Colon\n\nbody1\n");
     #[test]
     fn nul_becomes_0x80_in_body_not_in_binary() {
         let raw = b"Subject: x\r\n\r\na\0b";
-        assert_eq!(get(raw, &[], SectionSpec::Text).map(String::into_bytes), Some(b"a\x80b".to_vec()).map(|v| String::from_utf8_lossy(&v).into_owned().into_bytes()));
+        assert_eq!(
+            get(raw, &[], SectionSpec::Text).map(String::into_bytes),
+            Some(b"a\x80b".to_vec()).map(|v| String::from_utf8_lossy(&v).into_owned().into_bytes())
+        );
         let root = parse(raw);
-        assert_eq!(section(raw, &root, &[1], &SectionSpec::Full).as_deref(), Some(&b"a\x80b"[..]));
+        assert_eq!(
+            section(raw, &root, &[1], &SectionSpec::Full).as_deref(),
+            Some(&b"a\x80b"[..])
+        );
         assert_eq!(binary(raw, &root, &[1]), Ok(Some(b"a\0b".to_vec())));
-        assert!(matches!(section(b"Subject: x\r\n\r\nab", &parse(b"Subject: x\r\n\r\nab"), &[], &SectionSpec::Full), Some(Cow::Borrowed(_))));
+        assert!(matches!(
+            section(
+                b"Subject: x\r\n\r\nab",
+                &parse(b"Subject: x\r\n\r\nab"),
+                &[],
+                &SectionSpec::Full
+            ),
+            Some(Cow::Borrowed(_))
+        ));
     }
 
     /// imaptest's fetch-binary-mime-base64 message.
@@ -581,14 +785,22 @@ YWJjZGVmZw1oaWprbA0KbW5vCnBxcnN0dXZxeHl6\n\n--foo bar--\nRoot MIME epilogue\n";
         assert_eq!(b(2), Ok(Some(b"hello world".to_vec())));
         assert_eq!(b(3), Ok(Some(b"hello to you too".to_vec())));
         assert_eq!(b(4), Ok(Some(b"hello to everyone!".to_vec())));
-        assert_eq!(b(5), Ok(Some(b"abcdefg\rhijkl\r\nmno\npqrstuvqxyz".to_vec())));
+        assert_eq!(
+            b(5),
+            Ok(Some(b"abcdefg\rhijkl\r\nmno\npqrstuvqxyz".to_vec()))
+        );
         assert_eq!(b(6), Ok(None));
         // BINARY[] rewrites the decoded parts' headers.
         let all = binary(&raw, &root, &[]).ok().flatten().unwrap_or_default();
         let all = String::from_utf8_lossy(&all);
-        assert!(all.contains("--foo bar\r\nContent-Type: text/x-myown; charset=us-ascii\r\n\
-Content-Transfer-Encoding: binary\r\n\r\nhello world\r\n--foo bar\r\n"));
-        assert!(all.starts_with("From: user@domain.org\r\n") && all.ends_with("--foo bar--\r\nRoot MIME epilogue\r\n"));
+        assert!(all.contains(
+            "--foo bar\r\nContent-Type: text/x-myown; charset=us-ascii\r\n\
+Content-Transfer-Encoding: binary\r\n\r\nhello world\r\n--foo bar\r\n"
+        ));
+        assert!(
+            all.starts_with("From: user@domain.org\r\n")
+                && all.ends_with("--foo bar--\r\nRoot MIME epilogue\r\n")
+        );
     }
 
     /// imaptest's fetch-binary-mime-qp message: BINARY.SIZE[1] is 65.
@@ -614,7 +826,10 @@ foo =\n=62\nfoo  \nbar=\n\nfoo_bar\n\n--foo bar--\nRoot MIME epilogue\n";
     fn imaptest_binary_identity() {
         let raw = crlf(MIME_MSG);
         let root = parse(&raw);
-        assert_eq!(binary(&raw, &root, &[]).ok().flatten().map(|v| v.len()), Some(602));
+        assert_eq!(
+            binary(&raw, &root, &[]).ok().flatten().map(|v| v.len()),
+            Some(602)
+        );
         assert_eq!(binary(&raw, &root, &[]), Ok(Some(raw.clone())));
         let size = |p: &[u32]| binary(&raw, &root, p).ok().flatten().map(|v| v.len());
         assert_eq!(size(&[1]), Some(7));
@@ -630,25 +845,76 @@ foo =\n=62\nfoo  \nbar=\n\nfoo_bar\n\n--foo bar--\nRoot MIME epilogue\n";
             let root = parse(raw.as_bytes());
             binary(raw.as_bytes(), &root, &[1])
         };
-        assert_eq!(one("Content-Transfer-Encoding: x-uuencode", "x"), Err(BinaryError::UnknownCte));
-        assert_eq!(one("Content-Transfer-Encoding:", "x"), Err(BinaryError::UnknownCte));
-        assert_eq!(one("Content-Transfer-Encoding: base64 binary", "x"), Err(BinaryError::UnknownCte));
-        assert_eq!(one("Content-Transfer-Encoding: BASE64 (c); x=y", "aGk="), Ok(Some(b"hi".to_vec())));
-        assert_eq!(one("Content-Transfer-Encoding: 8BIT", "\u{e9}"), Ok(Some("\u{e9}".as_bytes().to_vec())));
-        assert_eq!(one("Content-Transfer-Encoding: base64", "aGk*"), Err(BinaryError::Corrupt));
-        assert_eq!(one("Content-Transfer-Encoding: base64", "aGk"), Err(BinaryError::Corrupt));
-        assert_eq!(one("Content-Transfer-Encoding: base64", "aGk=x"), Err(BinaryError::Corrupt));
-        assert_eq!(one("Content-Transfer-Encoding: base64", "aG= ="), Ok(Some(b"h".to_vec())));
-        assert_eq!(one("Content-Transfer-Encoding: base64", "a==="), Err(BinaryError::Corrupt));
-        assert_eq!(one("Content-Transfer-Encoding: base64", ""), Ok(Some(Vec::new())));
-        assert_eq!(one("Content-Transfer-Encoding: quoted-printable", "a=3d=3Db"), Ok(Some(b"a==b".to_vec())));
-        assert_eq!(one("Content-Transfer-Encoding: quoted-printable", "a=zz"), Err(BinaryError::Corrupt));
-        assert_eq!(one("Content-Transfer-Encoding: quoted-printable", "a="), Err(BinaryError::Corrupt));
-        assert_eq!(one("Content-Transfer-Encoding: quoted-printable", "a\rb"), Err(BinaryError::Corrupt));
-        assert_eq!(one("Content-Transfer-Encoding: quoted-printable", "a  "), Ok(Some(b"a".to_vec())));
+        assert_eq!(
+            one("Content-Transfer-Encoding: x-uuencode", "x"),
+            Err(BinaryError::UnknownCte)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding:", "x"),
+            Err(BinaryError::UnknownCte)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: base64 binary", "x"),
+            Err(BinaryError::UnknownCte)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: BASE64 (c); x=y", "aGk="),
+            Ok(Some(b"hi".to_vec()))
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: 8BIT", "\u{e9}"),
+            Ok(Some("\u{e9}".as_bytes().to_vec()))
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: base64", "aGk*"),
+            Err(BinaryError::Corrupt)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: base64", "aGk"),
+            Err(BinaryError::Corrupt)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: base64", "aGk=x"),
+            Err(BinaryError::Corrupt)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: base64", "aG= ="),
+            Ok(Some(b"h".to_vec()))
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: base64", "a==="),
+            Err(BinaryError::Corrupt)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: base64", ""),
+            Ok(Some(Vec::new()))
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: quoted-printable", "a=3d=3Db"),
+            Ok(Some(b"a==b".to_vec()))
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: quoted-printable", "a=zz"),
+            Err(BinaryError::Corrupt)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: quoted-printable", "a="),
+            Err(BinaryError::Corrupt)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: quoted-printable", "a\rb"),
+            Err(BinaryError::Corrupt)
+        );
+        assert_eq!(
+            one("Content-Transfer-Encoding: quoted-printable", "a  "),
+            Ok(Some(b"a".to_vec()))
+        );
         // The last Content-Transfer-Encoding field decides.
         assert_eq!(
-            one("Content-Transfer-Encoding: x-foo\r\nContent-Transfer-Encoding: base64", "aGk="),
+            one(
+                "Content-Transfer-Encoding: x-foo\r\nContent-Transfer-Encoding: base64",
+                "aGk="
+            ),
             Ok(Some(b"hi".to_vec()))
         );
         // Unknown encodings inside a multipart fail BINARY[] as a whole.
@@ -659,13 +925,27 @@ foo =\n=62\nfoo  \nbar=\n\nfoo_bar\n\n--foo bar--\nRoot MIME epilogue\n";
     }
 
     #[test]
+    fn binary_without_decoding_is_the_original() {
+        // A header would be rewritten, but no body is decoded: Dovecot then
+        // sends the message unchanged.
+        let raw = b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n";
+        let root = parse(raw);
+        assert_eq!(binary(raw, &root, &[]), Ok(Some(raw.to_vec())));
+        assert_eq!(binary(raw, &root, &[1]), Ok(Some(b"x".to_vec())));
+    }
+
+    #[test]
     fn binary_of_enclosed_message() {
         let raw = b"Content-Type: message/rfc822\r\n\r\nSubject: in\r\nMIME-Version: 1.0\r\n\
 Content-Transfer-Encoding: Base64\r\n\r\naGk=\r\n";
         let root = parse(raw);
         assert_eq!(
             binary(raw, &root, &[1]),
-            Ok(Some(b"Subject: in\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: binary\r\n\r\nhi".to_vec()))
+            Ok(Some(
+                b"Subject: in\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: binary\r\n\r\nhi"
+                    .to_vec()
+            ))
         );
         assert_eq!(binary(raw, &root, &[1, 1]), Ok(Some(b"hi".to_vec())));
     }

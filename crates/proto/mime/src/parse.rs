@@ -233,7 +233,9 @@ fn utf7_file_name(message: &Message<'_>, part: &MessagePart<'_>) -> Option<Strin
 /// (IMAP SENTON/SENTBEFORE/SENTSINCE compare dates "disregarding time and
 /// timezone", RFC 9051 §6.4.4): (year, month, day).
 pub fn sent_day(raw: &[u8]) -> Option<(i32, u32, u32)> {
-    let msg = MessageParser::new().with_date_headers().parse_headers(raw)?;
+    let msg = MessageParser::new()
+        .with_date_headers()
+        .parse_headers(raw)?;
     let d = msg.date()?;
     Some((d.year as i32, d.month as u32, d.day as u32))
 }
