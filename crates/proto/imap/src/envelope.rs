@@ -59,11 +59,11 @@ pub struct Address {
 /// ```
 pub fn envelope(out: &mut Vec<u8>, raw: &[u8], header: Range<usize>) {
     #[derive(Default)]
-    struct Env<'a> {
-        date: Option<Cow<'a, [u8]>>,
-        subject: Option<Cow<'a, [u8]>>,
-        in_reply_to: Option<Cow<'a, [u8]>>,
-        message_id: Option<Cow<'a, [u8]>>,
+    struct Env {
+        date: Option<Vec<u8>>,
+        subject: Option<Vec<u8>>,
+        in_reply_to: Option<Vec<u8>>,
+        message_id: Option<Vec<u8>>,
         from: Vec<Address>,
         sender: Vec<Address>,
         reply_to: Vec<Address>,
@@ -74,8 +74,8 @@ pub fn envelope(out: &mut Vec<u8>, raw: &[u8], header: Range<usize>) {
     let mut env = Env::default();
     for f in mime::fields(raw, header) {
         let n = f.name;
-        let text =
-            |f: &mime::Field<'_>| Some(Cow::Owned(mime::replace_nul(&f.value()).into_owned()));
+        // The last of each text field wins, as in Dovecot.
+        let text = |f: &mime::Field<'_>| Some(mime::replace_nul(&f.value()).into_owned());
         if n.eq_ignore_ascii_case(b"Date") {
             env.date = text(&f);
         } else if n.eq_ignore_ascii_case(b"Subject") {

@@ -4,7 +4,7 @@
 //!
 //! [`parse`] makes one left-to-right sweep over the message and never fails:
 //! malformed input yields the structure Dovecot 2.3 would report, so that
-//! BODYSTRUCTURE, BODY[section] and BINARY agree with what imaptest and
+//! BODYSTRUCTURE, `BODY[section]` and BINARY agree with what imaptest and
 //! real clients expect. Where the RFCs leave room, the conventions are
 //! Dovecot's (`src/lib-mail/message-parser.c`, `message-header-parser.c`,
 //! `message-part-data.c`, `rfc822-parser.c`, `rfc2231-parser.c`):
@@ -61,11 +61,11 @@ pub(crate) const REPLACEMENT: &[u8] = b"\xEF\xBF\xBD";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     /// Absolute offsets of the header, including the blank line that ends it
-    /// when there is one. This is what BODY[n.MIME] returns. When a delimiter
+    /// when there is one. This is what `BODY[n.MIME]` returns. When a delimiter
     /// line follows the blank line at once, Dovecot gives the blank line to
     /// the delimiter as its preceding line break, and so does this parser.
     pub header: Range<usize>,
-    /// Absolute offsets of the body: BODY[n] (RFC 3501 §6.4.5). Starts where
+    /// Absolute offsets of the body: `BODY[n]` (RFC 3501 §6.4.5). Starts where
     /// the header ends; excludes the line break before a delimiter line.
     pub body: Range<usize>,
     /// How the body is divided.

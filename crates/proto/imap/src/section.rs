@@ -1,5 +1,5 @@
-//! BODY[section] (RFC 3501 §6.4.5, RFC 9051 §6.4.5) and BINARY[section] /
-//! BINARY.SIZE[section] (RFC 3516 §4.2, RFC 9051 §6.4.5): the bytes a FETCH
+//! `BODY[section]` (RFC 3501 §6.4.5, RFC 9051 §6.4.5) and `BINARY[section]` /
+//! `BINARY.SIZE[section]` (RFC 3516 §4.2, RFC 9051 §6.4.5): the bytes a FETCH
 //! returns for a section of a message parsed by [`crate::mime`].
 //!
 //! Partial fetches (`<offset.length>`) are the caller's: slice the result.
@@ -38,7 +38,7 @@ use std::ops::Range;
 
 use crate::mime::{self, Lexer, Part, St, Structure};
 
-/// What a BODY[…] section names, after the part path (RFC 3501 §6.4.5
+/// What a `BODY[…]` section names, after the part path (RFC 3501 §6.4.5
 /// `section-msgtext` / `section-text`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SectionSpec {
@@ -82,7 +82,7 @@ impl std::fmt::Display for BinaryError {
 
 impl std::error::Error for BinaryError {}
 
-/// The bytes of BODY[`path`.`spec`] of the message `raw` parsed into `root`,
+/// The bytes of `BODY[path.spec]` of the message `raw` parsed into `root`,
 /// or `None` if that section does not exist (the server then sends `""`,
 /// as Dovecot does).
 ///
@@ -175,7 +175,7 @@ pub fn header_fields(
     out
 }
 
-/// The content of BINARY[`path`] (RFC 3516 §4.2): the decoded body of the
+/// The content of `BINARY[path]` (RFC 3516 §4.2): the decoded body of the
 /// part, or for an empty path the whole message with every part decoded.
 /// `Ok(None)` when the part does not exist; BINARY.SIZE is the length of the
 /// result.
