@@ -119,7 +119,6 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let mut imap_listeners = bind_all(&config.imap.listen, "imap", false).await?;
     imap_listeners.extend(bind_all(&config.imap.imaps, "imaps", true).await?);
     start(imap, config.imap.threads, imap_listeners)?;
-    drop(start);
 
     writeln!(
         out,

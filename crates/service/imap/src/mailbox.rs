@@ -231,11 +231,8 @@ impl Session {
         let State::Selected(_, sel) = &mut self.state else {
             return Ok(());
         };
-        loop {
-            match sel.changes.try_recv() {
-                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => sel.dirty = true,
-                Err(_) => break,
-            }
+        while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = sel.changes.try_recv() {
+            sel.dirty = true;
         }
         let mut lines: Vec<String> = Vec::new();
         if sel.dirty {

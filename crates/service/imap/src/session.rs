@@ -677,7 +677,12 @@ impl Session {
             C::Close => self.handle_close(true).await,
             C::Expunge => self.handle_expunge(None).await,
             C::ExpungeUid { sequence_set } => self.handle_expunge(Some(sequence_set)).await,
-            C::Search { criteria, uid, .. } => {
+            C::Search {
+                criteria,
+                uid,
+                charset,
+            } => {
+                check_charset(charset.as_ref().map(|c| c.as_ref()))?;
                 self.handle_search(criteria, uid, search_return, empty_saved)
                     .await
             }
@@ -685,8 +690,9 @@ impl Session {
                 sort_criteria,
                 search_criteria,
                 uid,
-                ..
+                charset,
             } => {
+                check_charset(Some(charset.as_ref()))?;
                 self.handle_sort(sort_criteria, search_criteria, uid, empty_saved)
                     .await
             }
@@ -694,8 +700,9 @@ impl Session {
                 algorithm,
                 search_criteria,
                 uid,
-                ..
+                charset,
             } => {
+                check_charset(Some(charset.as_ref()))?;
                 self.handle_thread(algorithm, search_criteria, uid, empty_saved)
                     .await
             }
@@ -787,5 +794,25 @@ impl Session {
             State::Authenticated(u) | State::Selected(u, _) => Ok(u),
             _ => Err(ImapError::bad("Log in first")),
         }
+    }
+}
+
+/// SEARCH, SORT and THREAD strings are compared as Unicode text; the charsets
+/// they may come in are those every client uses (RFC 9051 §6.4.4: others get
+/// NO [BADCHARSET] with the list).
+fn check_charset(charset: Option<&str>) -> Result<()> {
+    match charset {
+        None => Ok(()),
+        Some(c)
+            if ["UTF-8", "US-ASCII", "UTF8"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(c)) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ImapError::no(
+            Some("BADCHARSET (UTF-8 US-ASCII)"),
+            "Unsupported charset",
+        )),
     }
 }

@@ -201,10 +201,10 @@ impl Session {
                     }
                 }
                 if let Some(f) = folder {
-                    if let Some(su) = names::special_use(f.role) {
-                        if cmd.select_special_use || cmd.return_special_use || !cmd.extended {
-                            attrs.push(su);
-                        }
+                    if let Some(su) = names::special_use(f.role)
+                        && (cmd.select_special_use || cmd.return_special_use || !cmd.extended)
+                    {
+                        attrs.push(su);
                     }
                     if !cmd.lsub && (cmd.return_children || !cmd.extended) {
                         attrs.push(if has_children(&name) {
