@@ -3,7 +3,7 @@
 use crate::error::{ImapError, Result};
 use crate::mailbox::flag_list;
 use crate::rewrite::format_set;
-use crate::session::{Done, Session, State};
+use crate::session::{Done, Session};
 use imap_types::command::FetchModifier;
 use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
 use imap_types::sequence::SequenceSet;
@@ -17,11 +17,6 @@ use std::num::NonZeroU32;
 /// Messages fetched per round trip to the store: bounds memory for a FETCH of
 /// the whole of a large mailbox.
 const CHUNK: usize = 64;
-
-/// One item to answer, with what it needs.
-struct Want<'a> {
-    item: MessageDataItemName<'a>,
-}
 
 impl Session {
     pub(crate) async fn handle_fetch(
@@ -57,22 +52,21 @@ impl Session {
             // RFC 7162 §3.1: a CONDSTORE enabling command.
             self.enable_condstore();
         }
-        if (uid && !items.contains(&MessageDataItemName::Uid)) || vanished {
+        if (uid || vanished) && !items.contains(&MessageDataItemName::Uid) {
             items.insert(0, MessageDataItemName::Uid);
         }
         if changed_since.is_some() && !items.contains(&MessageDataItemName::ModSeq) {
             items.push(MessageDataItemName::ModSeq);
         }
-        let wants: Vec<Want<'_>> = items.into_iter().map(|item| Want { item }).collect();
-        let needs_meta = wants.iter().any(|w| {
+        let needs_meta = items.iter().any(|w| {
             !matches!(
-                w.item,
+                w,
                 MessageDataItemName::Uid | MessageDataItemName::Flags | MessageDataItemName::ModSeq
             )
         });
-        let needs_raw = wants.iter().any(|w| {
+        let needs_raw = items.iter().any(|w| {
             matches!(
-                w.item,
+                w,
                 MessageDataItemName::Envelope
                     | MessageDataItemName::Body
                     | MessageDataItemName::BodyStructure
@@ -88,9 +82,9 @@ impl Session {
         let show_recent = self.show_recent();
         let sel = self.selected_mut()?;
         let sets_seen = !sel.read_only
-            && wants.iter().any(|w| {
+            && items.iter().any(|w| {
                 matches!(
-                    w.item,
+                    w,
                     MessageDataItemName::BodyExt { peek: false, .. }
                         | MessageDataItemName::Binary { peek: false, .. }
                         | MessageDataItemName::Rfc822
@@ -175,12 +169,12 @@ impl Session {
                 out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
                 let mut first = true;
                 let mut wrote_flags = false;
-                for w in &wants {
+                for w in &items {
                     if !first {
                         out.push(b' ');
                     }
                     first = false;
-                    match &w.item {
+                    match w {
                         MessageDataItemName::Uid => {
                             out.extend_from_slice(format!("UID {uid_i}").as_bytes())
                         }
@@ -340,7 +334,6 @@ impl Session {
                 "Unknown Content-Transfer-Encoding",
             ));
         }
-        if let State::Selected(..) = self.state {}
         Ok(Done::default())
     }
 }
