@@ -216,6 +216,31 @@ pub struct Pop3Config {
     pub pop3s: Vec<Listen>,
     /// Sessions served at once.
     pub threads: usize,
+    /// Whether USER/PASS and AUTH are allowed before STLS on the cleartext
+    /// port (RFC 2595 §4 leaves it to the server; off by default).
+    pub allow_plaintext: bool,
+    /// A session idle this long is closed (RFC 1939 §3: at least 10 minutes).
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
+    /// What DELE does at QUIT: move the message to Trash, or purge it.
+    pub delete: DeleteMode,
+    /// Days messages stay on the server after retrieval, advertised as EXPIRE
+    /// (RFC 2449 §6.7): 0 deletes what a session retrieved at its QUIT; none
+    /// means NEVER.
+    pub expire: Option<u32>,
+    /// Minimum seconds between logins of one user, advertised as LOGIN-DELAY
+    /// (RFC 2449 §6.8) and enforced; 0: none.
+    pub login_delay: u64,
+}
+
+/// What happens to messages deleted over POP3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteMode {
+    /// Moved to the user's Trash, where IMAP and the console still see them.
+    Trash,
+    /// Removed for good.
+    Purge,
 }
 
 impl Default for Pop3Config {
@@ -224,6 +249,11 @@ impl Default for Pop3Config {
             listen: local(1110),
             pop3s: local(1995),
             threads: 200,
+            allow_plaintext: false,
+            idle_timeout: Duration::from_secs(600),
+            delete: DeleteMode::Trash,
+            expire: None,
+            login_delay: 0,
         }
     }
 }

@@ -95,13 +95,28 @@ fn ensure_self_signed(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathB
         message: e.to_string(),
     };
     std::fs::create_dir_all(&dir).map_err(|e| file_err(&dir, e))?;
-    let mut names = vec![hostname.to_string(), "localhost".to_string()];
+    // The host name, and the loopback names a local client connects with.
+    let mut names = vec![
+        hostname.to_string(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     names.dedup();
-    let generated =
-        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&key, generated.signing_key.serialize_pem().as_bytes())
-        .map_err(|e| file_err(&key, e))?;
-    std::fs::write(&cert, generated.cert.pem()).map_err(|e| file_err(&cert, e))?;
+    let generate = || -> Result<(String, String), rcgen::Error> {
+        let mut params = rcgen::CertificateParams::new(names)?;
+        // Clients that still look at the subject (fetchmail) see the host name.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, hostname);
+        let signing_key = rcgen::KeyPair::generate()?;
+        let certificate = params.self_signed(&signing_key)?;
+        Ok((certificate.pem(), signing_key.serialize_pem()))
+    };
+    let (cert_pem, key_pem) = generate().map_err(|e| TlsError::Generate(e.to_string()))?;
+    write_private(&key, key_pem.as_bytes()).map_err(|e| file_err(&key, e))?;
+    std::fs::write(&cert, cert_pem).map_err(|e| file_err(&cert, e))?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate");
     Ok((cert, key))
 }

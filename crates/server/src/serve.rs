@@ -120,6 +120,18 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     imap_listeners.extend(bind_all(&config.imap.imaps, "imaps", true).await?);
     start(imap, config.imap.threads, imap_listeners)?;
 
+    let pop3 = Arc::new(postgate_pop3::Pop3Service::new(
+        postgate_pop3::Context::new(
+            config.hostname.clone(),
+            config.pop3.clone(),
+            store.clone(),
+            auth.clone(),
+        ),
+    ));
+    let mut pop3_listeners = bind_all(&config.pop3.listen, "pop3", false).await?;
+    pop3_listeners.extend(bind_all(&config.pop3.pop3s, "pop3s", true).await?);
+    start(pop3, config.pop3.threads, pop3_listeners)?;
+
     writeln!(
         out,
         "postgate: ready (data in {})",

@@ -338,3 +338,29 @@ impl RawClient {
         matches!(self.stream.read(&mut b), Ok(0))
     }
 }
+
+/// Delivers `count` small messages to `rcpt` over one pipelined SMTP session
+/// (BDAT, so no dot-stuffing); message `i` has the subject "message i".
+pub fn smtp_fill(addr: SocketAddr, rcpt: &str, count: usize) {
+    let mut c = RawClient::connect(addr);
+    c.reply();
+    c.cmd("EHLO filler.test");
+    for i in 0..count {
+        let body = format!(
+            "From: Sender {i} <s{i}@remote.test>\r\nTo: {rcpt}\r\nSubject: message {i}\r\nMessage-ID: <fill{i}@remote.test>\r\n\r\nbody {i}\r\n.starts with a dot\r\n"
+        );
+        c.send(
+            format!(
+                "MAIL FROM:<s{i}@remote.test>\r\nRCPT TO:<{rcpt}>\r\nBDAT {} LAST\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        c.send(body.as_bytes());
+        for _ in 0..3 {
+            let r = c.reply();
+            assert!(r.first().is_some_and(|l| l.starts_with("250")), "{r:?}");
+        }
+    }
+    c.cmd("QUIT");
+}

@@ -1,0 +1,153 @@
+//! Real POP3 clients download a 500-message mailbox: fetchmail over STLS,
+//! getmail6 over POP3S (getmail6 has no STLS).
+use postgate_testkit::{Server, smtp_fill, tool};
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_postgate");
+
+fn server() -> Server {
+    let s = Server::start(Path::new(BIN), "");
+    s.cli(&["domain", "add", "example.org"]);
+    let out = s.cli_output(
+        &[
+            "user",
+            "add",
+            "alice@example.org",
+            "--name",
+            "Alice Smith",
+            "--password-stdin",
+        ],
+        Some("secret\n"),
+    );
+    assert!(out.status.success());
+    smtp_fill(s.addr("smtp"), "alice@example.org", 500);
+    assert_eq!(s.items("alice@example.org", "Inbox").len(), 500);
+    s
+}
+
+fn files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0)
+}
+
+#[test]
+fn fetchmail_over_stls() {
+    let Some(fetchmail) = tool("fetchmail") else {
+        return;
+    };
+    let s = server();
+    let out_dir = s.dir().join("fetched");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let rc = s.dir().join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "set no bouncemail\n\
+             poll localhost port {port} protocol POP3 uidl\n\
+             \tuser 'alice@example.org' there with password 'secret'\n\
+             \tsslproto 'TLS1.2+' sslcertck sslcertfile '{cert}'\n\
+             \tmda \"/bin/sh -c 'cat > {dir}/msg.$$'\"\n",
+            port = s.addr("pop3").port(),
+            cert = s.dir().join("data/tls/cert.pem").display(),
+            dir = out_dir.display(),
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&rc).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&rc, perms).unwrap();
+    let out = Command::new(fetchmail)
+        .args(["-f"])
+        .arg(&rc)
+        .args(["--nodetach", "--nosyslog", "-v"])
+        .env("HOME", s.dir())
+        .env("FETCHMAILHOME", s.dir())
+        .output()
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "fetchmail failed: {log}");
+    assert!(log.contains("STLS"), "fetchmail used STLS: {log}");
+    assert_eq!(files(&out_dir), 500, "{log}");
+    // fetchmail deletes what it fetched (no "keep"): into Trash by default.
+    assert_eq!(s.items("alice@example.org", "Inbox").len(), 0);
+    assert_eq!(s.items("alice@example.org", "Trash").len(), 500);
+    let sample =
+        std::fs::read_to_string(out_dir.read_dir().unwrap().next().unwrap().unwrap().path())
+            .unwrap();
+    assert!(
+        sample.contains("\n.starts with a dot"),
+        "dot-stuffing undone: {sample}"
+    );
+}
+
+#[test]
+fn getmail_over_pop3s() {
+    let Some(getmail) = tool("getmail") else {
+        return;
+    };
+    let s = server();
+    // getmail will not deliver as root: it delivers as nobody, into a
+    // maildir nobody may write.
+    let maildir = s.dir().join("Maildir");
+    let open = |p: &Path, mode: u32| {
+        let mut perms = std::fs::metadata(p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, mode);
+        std::fs::set_permissions(p, perms).unwrap();
+    };
+    open(s.dir(), 0o711);
+    std::fs::create_dir_all(&maildir).unwrap();
+    open(&maildir, 0o777);
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(d)).unwrap();
+        open(&maildir.join(d), 0o777);
+    }
+    let conf_dir = s.dir().join("getmail");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(
+        conf_dir.join("getmailrc"),
+        format!(
+            "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = 127.0.0.1\nport = {port}\n\
+             username = alice@example.org\npassword = secret\nca_certs = {cert}\n\n\
+             [destination]\ntype = Maildir\npath = {maildir}/\nuser = nobody\n\n\
+             [options]\nread_all = true\ndelete = false\nverbose = 1\n",
+            port = s.addr("pop3s").port(),
+            cert = s.dir().join("data/tls/cert.pem").display(),
+            maildir = maildir.display(),
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = Command::new(&getmail)
+            .arg("--getmaildir")
+            .arg(&conf_dir)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "getmail failed: {log}");
+        assert!(
+            !log.to_lowercase().contains("error"),
+            "getmail reported errors: {log}"
+        );
+        log
+    };
+    run();
+    assert_eq!(files(&maildir.join("new")), 500);
+    // UIDLs are stable: a second run with read_all=false finds nothing new.
+    std::fs::write(
+        conf_dir.join("getmailrc"),
+        std::fs::read_to_string(conf_dir.join("getmailrc"))
+            .unwrap()
+            .replace("read_all = true", "read_all = false"),
+    )
+    .unwrap();
+    run();
+    run();
+    assert_eq!(files(&maildir.join("new")), 500, "nothing fetched twice");
+    assert_eq!(
+        s.items("alice@example.org", "Inbox").len(),
+        500,
+        "delete = false kept them"
+    );
+}

@@ -1,0 +1,607 @@
+//! One POP3 session: I/O, the AUTHORIZATION / TRANSACTION / UPDATE states of
+//! RFC 1939 §3, and the commands.
+use crate::Context;
+use crate::maildrop::{LoginOptions, Maildrop};
+use base64::Engine;
+use postgate_pop3_proto::{Command, MAX_LINE, ParseError, parse, top, write_multiline};
+use postgate_runtime::tls::Tls;
+use postgate_runtime::{Conn, Shutdown, Stream};
+use postgate_store::User;
+use postgate_types::{EmailAddress, FolderId, Secret};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Pause after a failed login (RFC 1939 §13 suggests slowing guessing).
+const FAILURE_DELAY: Duration = Duration::from_secs(1);
+/// Failed logins before the session is closed.
+const MAX_AUTH_FAILURES: u32 = 3;
+/// Read granularity.
+const READ_CHUNK: usize = 4096;
+
+/// Where the session is (RFC 1939 §3).
+#[derive(Debug)]
+enum State {
+    /// Not logged in; maybe USER given.
+    Authorization { user: Option<String> },
+    /// Logged in, maildrop locked.
+    Transaction(Box<Transaction>),
+}
+
+#[derive(Debug)]
+struct Transaction {
+    user: User,
+    maildrop: Maildrop,
+    /// Released when the session ends, whatever the way.
+    _lock: LockGuard,
+}
+
+/// Holds a maildrop lock until dropped.
+#[derive(Debug)]
+struct LockGuard {
+    ctx: Arc<Context>,
+    folder: FolderId,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.ctx.locks.lock() {
+            l.remove(&self.folder);
+        }
+    }
+}
+
+/// A reply and whether the session ends after it.
+struct Reply {
+    bytes: Vec<u8>,
+    close: bool,
+}
+
+fn ok(text: &str) -> Reply {
+    Reply {
+        bytes: format!("+OK {text}\r\n").into_bytes(),
+        close: false,
+    }
+}
+
+fn err(text: &str) -> Reply {
+    Reply {
+        bytes: format!("-ERR {text}\r\n").into_bytes(),
+        close: false,
+    }
+}
+
+/// One session.
+#[derive(Debug)]
+pub struct Session {
+    stream: Option<Stream>,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    out: Vec<u8>,
+    ctx: Arc<Context>,
+    state: State,
+    tls: Tls,
+    shutdown: Shutdown,
+    cleartext_port: bool,
+    auth_failures: u32,
+}
+
+impl Session {
+    /// A session on an accepted connection.
+    pub fn new(conn: Conn, ctx: Arc<Context>) -> Session {
+        Session {
+            cleartext_port: !conn.stream.is_tls(),
+            stream: Some(conn.stream),
+            rbuf: Vec::new(),
+            rpos: 0,
+            out: Vec::new(),
+            ctx,
+            state: State::Authorization { user: None },
+            tls: conn.tls,
+            shutdown: conn.shutdown,
+            auth_failures: 0,
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(Stream::is_tls)
+    }
+
+    fn login_allowed(&self) -> bool {
+        self.is_tls() || self.ctx.config.allow_plaintext
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        self.out.extend_from_slice(
+            format!("+OK {} Postgate POP3 ready\r\n", self.ctx.hostname).as_bytes(),
+        );
+        loop {
+            let line = match self.read_line().await {
+                Ok(l) => l,
+                Err(Stop::TooLong) => {
+                    self.out.extend_from_slice(b"-ERR Line too long\r\n");
+                    continue;
+                }
+                Err(Stop::Timeout) => {
+                    self.out
+                        .extend_from_slice(b"-ERR Autologout; idle for too long\r\n");
+                    break;
+                }
+                Err(Stop::Shutdown) => {
+                    self.out
+                        .extend_from_slice(b"-ERR [SYS/TEMP] Server shutting down\r\n");
+                    break;
+                }
+                Err(Stop::Closed) => break,
+            };
+            let reply = match parse(&line) {
+                Ok(cmd) => self.dispatch(cmd).await,
+                Err(ParseError::Unknown(_)) => err("Unknown command"),
+                Err(ParseError::Syntax(what)) => err(&format!("Syntax: {what}")),
+            };
+            self.out.extend_from_slice(&reply.bytes);
+            if reply.close {
+                break;
+            }
+            if self.out.len() > 64 * 1024 && self.flush().await.is_err() {
+                break;
+            }
+        }
+        let _ = self.flush().await;
+        if let Some(mut s) = self.stream.take() {
+            let _ = s.shutdown().await;
+        }
+    }
+
+    async fn dispatch(&mut self, cmd: Command) -> Reply {
+        match cmd {
+            Command::Capa => self.handle_capa(),
+            Command::Noop => match self.state {
+                State::Transaction(_) => ok(""),
+                _ => err("Not logged in"),
+            },
+            Command::Quit => self.handle_quit().await,
+            Command::Stls => self.handle_stls().await,
+            Command::User(u) => self.handle_user(u),
+            Command::Pass(p) => self.handle_pass(p).await,
+            Command::Auth { mechanism, initial } => self.handle_auth(mechanism, initial).await,
+            Command::Stat => self.with_drop(|d| {
+                let (n, size) = d.stat();
+                ok(&format!("{n} {size}"))
+            }),
+            Command::List(None) => self.with_drop(|d| {
+                let (n, size) = d.stat();
+                let mut body = String::new();
+                for (i, m) in d.messages.iter().enumerate().filter(|(_, m)| !m.deleted) {
+                    body.push_str(&format!("{} {}\r\n", i + 1, m.size));
+                }
+                let mut r = ok(&format!("{n} messages ({size} octets)"));
+                write_multiline(&mut r.bytes, body.as_bytes());
+                r
+            }),
+            Command::List(Some(n)) => self.with_drop(|d| match d.get(n) {
+                Some(m) => ok(&format!("{n} {}", m.size)),
+                None => err("No such message"),
+            }),
+            Command::Uidl(None) => self.with_drop(|d| {
+                let mut body = String::new();
+                for (i, m) in d.messages.iter().enumerate().filter(|(_, m)| !m.deleted) {
+                    body.push_str(&format!("{} {}\r\n", i + 1, d.uidl(m)));
+                }
+                let mut r = ok("");
+                write_multiline(&mut r.bytes, body.as_bytes());
+                r
+            }),
+            Command::Uidl(Some(n)) => self.with_drop(|d| match d.get(n) {
+                Some(m) => ok(&format!("{n} {}", d.uidl(m))),
+                None => err("No such message"),
+            }),
+            Command::Dele(n) => match &mut self.state {
+                State::Transaction(t) => {
+                    match t.maildrop.messages.get_mut((n as usize).wrapping_sub(1)) {
+                        Some(m) if !m.deleted => {
+                            m.deleted = true;
+                            ok(&format!("Message {n} deleted"))
+                        }
+                        Some(_) => err("Message already deleted"),
+                        None => err("No such message"),
+                    }
+                }
+                _ => err("Not logged in"),
+            },
+            Command::Rset => match &mut self.state {
+                State::Transaction(t) => {
+                    for m in &mut t.maildrop.messages {
+                        m.deleted = false;
+                    }
+                    let (n, size) = t.maildrop.stat();
+                    ok(&format!("{n} messages ({size} octets)"))
+                }
+                _ => err("Not logged in"),
+            },
+            Command::Retr(n) => self.send_message(n, None).await,
+            Command::Top(n, lines) => self.send_message(n, Some(lines)).await,
+        }
+    }
+
+    fn with_drop(&self, f: impl FnOnce(&Maildrop) -> Reply) -> Reply {
+        match &self.state {
+            State::Transaction(t) => f(&t.maildrop),
+            _ => err("Not logged in"),
+        }
+    }
+
+    fn handle_capa(&self) -> Reply {
+        // RFC 2449 §5.
+        let mut caps = vec![
+            "TOP".to_string(),
+            "UIDL".into(),
+            "RESP-CODES".into(),
+            "AUTH-RESP-CODE".into(),
+            "PIPELINING".into(),
+        ];
+        if matches!(self.state, State::Authorization { .. }) {
+            if self.cleartext_port && !self.is_tls() {
+                caps.push("STLS".into());
+            }
+            if self.login_allowed() {
+                caps.push("USER".into());
+                caps.push("SASL PLAIN".into());
+            }
+        }
+        caps.push(match self.ctx.config.expire {
+            Some(d) => format!("EXPIRE {d}"),
+            None => "EXPIRE NEVER".into(),
+        });
+        if self.ctx.config.login_delay > 0 {
+            caps.push(format!("LOGIN-DELAY {}", self.ctx.config.login_delay));
+        }
+        caps.push(format!(
+            "IMPLEMENTATION Postgate-{}",
+            env!("CARGO_PKG_VERSION")
+        ));
+        let mut r = ok("Capability list follows");
+        let body: String = caps.iter().map(|c| format!("{c}\r\n")).collect();
+        write_multiline(&mut r.bytes, body.as_bytes());
+        r
+    }
+
+    async fn handle_stls(&mut self) -> Reply {
+        if self.is_tls() {
+            return err("TLS is already active");
+        }
+        if !matches!(self.state, State::Authorization { user: None }) {
+            return err("STLS is only allowed before login");
+        }
+        // RFC 2595 §4: +OK, then the handshake; nothing sent before it counts.
+        self.out.extend_from_slice(b"+OK Begin TLS negotiation\r\n");
+        if self.flush().await.is_err() {
+            return Reply {
+                bytes: Vec::new(),
+                close: true,
+            };
+        }
+        self.rbuf.clear();
+        self.rpos = 0;
+        let Some(plain) = self.stream.take() else {
+            return Reply {
+                bytes: Vec::new(),
+                close: true,
+            };
+        };
+        let tls = self.tls.clone();
+        match tokio::time::timeout(
+            postgate_runtime::listener::TLS_HANDSHAKE_TIMEOUT,
+            plain.start_tls(&tls),
+        )
+        .await
+        {
+            Ok(Ok(s)) => {
+                self.stream = Some(s);
+                Reply {
+                    bytes: Vec::new(),
+                    close: false,
+                }
+            }
+            _ => Reply {
+                bytes: Vec::new(),
+                close: true,
+            },
+        }
+    }
+
+    fn handle_user(&mut self, name: String) -> Reply {
+        if !self.login_allowed() {
+            // RFC 2449 §8.1.1 AUTH: the problem is the authentication, not the user.
+            return err("[AUTH] Plaintext authentication is not allowed without TLS; use STLS");
+        }
+        match &mut self.state {
+            State::Authorization { user } => {
+                *user = Some(name);
+                ok("Send PASS")
+            }
+            _ => err("Already logged in"),
+        }
+    }
+
+    async fn handle_pass(&mut self, password: String) -> Reply {
+        let user = match &mut self.state {
+            State::Authorization { user } => user.take(),
+            _ => return err("Already logged in"),
+        };
+        let Some(user) = user else {
+            return err("Send USER first");
+        };
+        self.log_in(&user, password).await
+    }
+
+    async fn handle_auth(&mut self, mechanism: Option<String>, initial: Option<String>) -> Reply {
+        if !matches!(self.state, State::Authorization { .. }) {
+            return err("Already logged in");
+        }
+        let Some(mechanism) = mechanism else {
+            // RFC 5034 §4 note: a bare AUTH lists the mechanisms (as CAPA SASL does).
+            let mut r = ok("");
+            write_multiline(
+                &mut r.bytes,
+                if self.login_allowed() {
+                    b"PLAIN\r\n"
+                } else {
+                    b""
+                },
+            );
+            return r;
+        };
+        if mechanism != "PLAIN" {
+            return err("Unsupported mechanism");
+        }
+        if !self.login_allowed() {
+            return err("[AUTH] Plaintext authentication is not allowed without TLS; use STLS");
+        }
+        let b64 = match initial {
+            // RFC 5034 §4: "=" is an empty initial response.
+            Some(i) if i == "=" => String::new(),
+            Some(i) => i,
+            None => {
+                self.out.extend_from_slice(b"+ \r\n");
+                match self.read_line().await {
+                    Ok(l) => String::from_utf8_lossy(&l).trim().to_string(),
+                    Err(_) => {
+                        return Reply {
+                            bytes: Vec::new(),
+                            close: true,
+                        };
+                    }
+                }
+            }
+        };
+        if b64 == "*" {
+            return err("Authentication cancelled");
+        }
+        let Ok(data) = base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) else {
+            return err("Invalid base64");
+        };
+        // RFC 4616: [authzid] NUL authcid NUL passwd.
+        let parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+        let [authzid, authcid, passwd] = parts.as_slice() else {
+            return err("Invalid PLAIN response");
+        };
+        if !authzid.is_empty() && authzid != authcid {
+            return err("[AUTH] Cannot act as another user");
+        }
+        let login = String::from_utf8_lossy(authcid).into_owned();
+        self.log_in(&login, String::from_utf8_lossy(passwd).into_owned())
+            .await
+    }
+
+    async fn log_in(&mut self, login: &str, password: String) -> Reply {
+        if !self.login_allowed() {
+            return err("[AUTH] Plaintext authentication is not allowed without TLS; use STLS");
+        }
+        let (address, options) = match LoginOptions::split(login) {
+            Ok(x) => x,
+            Err(why) => return err(&format!("[AUTH] {why}")),
+        };
+        let user = match EmailAddress::parse(address) {
+            Ok(a) => self.ctx.auth.authenticate(&a, &Secret::new(password)).await,
+            Err(_) => Ok(None),
+        };
+        let user = match user {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                self.auth_failures += 1;
+                tokio::time::sleep(FAILURE_DELAY).await;
+                let mut r = err("[AUTH] Authentication failed");
+                r.close = self.auth_failures >= MAX_AUTH_FAILURES;
+                return r;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store error during POP3 login");
+                return err("[SYS/TEMP] Temporary failure, try again later");
+            }
+        };
+        // RFC 2449 §6.8: LOGIN-DELAY.
+        let delay = self.ctx.config.login_delay;
+        if delay > 0
+            && let Ok(mut last) = self.ctx.last_login.lock()
+        {
+            if let Some(t) = last.get(&user.id)
+                && t.elapsed() < Duration::from_secs(delay)
+            {
+                return err("[LOGIN-DELAY] Logged in too recently");
+            }
+            last.insert(user.id, Instant::now());
+        }
+        let folder = match &options.folder {
+            Some(path) => self.ctx.store.folder(user.id, path).await,
+            None => self.ctx.store.folder(user.id, "INBOX").await,
+        };
+        let folder = match folder {
+            Ok(Some(f)) => f,
+            Ok(None) => return err("[SYS/PERM] No such folder"),
+            Err(_) => return err("[SYS/TEMP] Temporary failure, try again later"),
+        };
+        // RFC 2449 §8.1.1: one session per maildrop.
+        {
+            let Ok(mut locks) = self.ctx.locks.lock() else {
+                return err("[SYS/TEMP] Temporary failure");
+            };
+            if !locks.insert(folder.id) {
+                return err("[IN-USE] Mailbox is locked by another session");
+            }
+        }
+        let lock = LockGuard {
+            ctx: self.ctx.clone(),
+            folder: folder.id,
+        };
+        let maildrop =
+            match Maildrop::open(&self.ctx.store, folder, &options, self.ctx.config.delete).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(error = %e, "opening a POP3 maildrop");
+                    return err("[SYS/TEMP] Temporary failure, try again later");
+                }
+            };
+        let (n, size) = maildrop.stat();
+        tracing::info!(user = %user.address, messages = n, "POP3 login");
+        self.state = State::Transaction(Box::new(Transaction {
+            user,
+            maildrop,
+            _lock: lock,
+        }));
+        ok(&format!("Logged in, {n} messages ({size} octets)"))
+    }
+
+    async fn send_message(&mut self, n: u32, lines: Option<u32>) -> Reply {
+        let store = self.ctx.store.clone();
+        let State::Transaction(t) = &mut self.state else {
+            return err("Not logged in");
+        };
+        let Some(m) = t.maildrop.get(n) else {
+            return err("No such message");
+        };
+        let (size, message) = (m.size, m.message);
+        let raw = match store.message_bytes(message).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return err("[SYS/PERM] Message no longer exists"),
+            Err(_) => return err("[SYS/TEMP] Temporary failure, try again later"),
+        };
+        let mut r = ok(&format!("{size} octets"));
+        match lines {
+            None => {
+                write_multiline(&mut r.bytes, &raw);
+                if let State::Transaction(t) = &mut self.state
+                    && let Some(m) = t.maildrop.messages.get_mut(n as usize - 1)
+                {
+                    m.retrieved = true;
+                }
+            }
+            Some(l) => write_multiline(&mut r.bytes, top(&raw, l)),
+        }
+        r
+    }
+
+    async fn handle_quit(&mut self) -> Reply {
+        let State::Transaction(t) = &self.state else {
+            return Reply {
+                bytes: b"+OK Bye\r\n".to_vec(),
+                close: true,
+            };
+        };
+        // RFC 1939 §6: the UPDATE state.
+        match t
+            .maildrop
+            .commit(&self.ctx.store, self.ctx.config.expire)
+            .await
+        {
+            Ok(n) => {
+                tracing::info!(user = %t.user.address, removed = n, "POP3 update");
+                Reply {
+                    bytes: format!("+OK Bye ({n} messages removed)\r\n").into_bytes(),
+                    close: true,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "POP3 update failed");
+                Reply {
+                    bytes: b"-ERR [SYS/TEMP] Some deleted messages were not removed\r\n".to_vec(),
+                    close: true,
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ I/O
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or(std::io::ErrorKind::NotConnected)?;
+        let r = async {
+            stream.write_all(&self.out).await?;
+            stream.flush().await
+        }
+        .await;
+        self.out.clear();
+        if self.out.capacity() > 1 << 20 {
+            self.out = Vec::new();
+        }
+        r
+    }
+
+    /// The next command line; pending replies go out first only when no
+    /// complete command is already buffered (RFC 2449 §6.6 PIPELINING).
+    async fn read_line(&mut self) -> Result<Vec<u8>, Stop> {
+        let mut discarding = false;
+        loop {
+            let pending = &self.rbuf[self.rpos..];
+            if let Some(i) = memchr::memchr(b'\n', pending) {
+                let line = pending[..=i].to_vec();
+                self.rpos += i + 1;
+                if discarding || line.len() > MAX_LINE {
+                    return Err(Stop::TooLong);
+                }
+                return Ok(line);
+            }
+            if pending.len() > MAX_LINE {
+                discarding = true;
+                self.rpos = self.rbuf.len();
+            }
+            if self.flush().await.is_err() {
+                return Err(Stop::Closed);
+            }
+            if self.rpos > 0 {
+                self.rbuf.drain(..self.rpos);
+                self.rpos = 0;
+            }
+            self.rbuf.reserve(READ_CHUNK);
+            let timeout = self.ctx.config.idle_timeout;
+            let Some(stream) = self.stream.as_mut() else {
+                return Err(Stop::Closed);
+            };
+            let read = tokio::select! {
+                r = tokio::time::timeout(timeout, stream.read_buf(&mut self.rbuf)) => r,
+                _ = self.shutdown.wait() => return Err(Stop::Shutdown),
+            };
+            match read {
+                Err(_) => return Err(Stop::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(Stop::Closed),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// Why reading stopped.
+#[derive(Debug)]
+enum Stop {
+    Closed,
+    Timeout,
+    Shutdown,
+    TooLong,
+}
