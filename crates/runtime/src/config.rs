@@ -97,6 +97,10 @@ pub struct SmtpConfig {
     pub max_errors: usize,
     /// Whether VRFY answers from the directory; otherwise `252` (RFC 5321 §3.5.3).
     pub vrfy: bool,
+    /// Require AUTH on the inbound port too (submission and SMTPS always do).
+    pub require_auth: bool,
+    /// Offer AUTH without TLS (RFC 4954 §4 advises against cleartext passwords).
+    pub allow_plaintext_auth: bool,
     /// Time limits.
     pub timeouts: SmtpTimeouts,
 }
@@ -114,6 +118,8 @@ impl Default for SmtpConfig {
             max_commands_before_mail: 100,
             max_errors: 20,
             vrfy: false,
+            require_auth: false,
+            allow_plaintext_auth: false,
             timeouts: SmtpTimeouts::default(),
         }
     }

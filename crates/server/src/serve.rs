@@ -61,7 +61,8 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .map(EmailAddress::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("[delivery] postmaster: {e}"))?;
-    let delivery = Delivery::new(store.clone(), junk, postmaster);
+    let delivery = Delivery::new(store.clone(), junk, postmaster, config.hostname.clone());
+    let auth = postgate_store::auth::Authenticator::new(store.clone());
 
     let (trigger, shutdown) = shutdown::channel();
     let mut running = Vec::new();
@@ -94,22 +95,21 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     };
 
-    // SMTP: the inbound port. Submission and SMTPS arrive with authentication
-    // (the outbound gateway); until then those listeners are simply absent.
+    // SMTP: inbound, submission (STARTTLS) and SMTPS (implicit TLS); the
+    // session knows which by the listener's role.
     let smtp = Arc::new(postgate_smtp::SmtpService::new(
         postgate_smtp::Settings {
             hostname: config.hostname.clone(),
             config: config.smtp.clone(),
         },
         delivery.clone(),
+        auth.clone(),
     ));
-    start(
-        smtp,
-        config.smtp.threads,
-        bind_all(&config.smtp.listen, "smtp", false).await?,
-    )?;
+    let mut smtp_listeners = bind_all(&config.smtp.listen, "smtp", false).await?;
+    smtp_listeners.extend(bind_all(&config.smtp.submission, "submission", false).await?);
+    smtp_listeners.extend(bind_all(&config.smtp.smtps, "smtps", true).await?);
+    start(smtp, config.smtp.threads, smtp_listeners)?;
 
-    let auth = postgate_store::auth::Authenticator::new(store.clone());
     let imap = Arc::new(postgate_imap::ImapService::new(postgate_imap::Context {
         hostname: config.hostname.clone(),
         config: config.imap.clone(),

@@ -10,9 +10,14 @@
 //! [`Resolution`] to its own wire replies) or remote delivery (the outbound queue).
 #![deny(missing_docs)]
 
-use postgate_store::{Envelope, NewDelivery, Resolution, Store, StoreError, Target, UserRef};
-use postgate_types::{EmailAddress, Flags, FolderRole};
+use postgate_mime::dsn;
+use postgate_store::{
+    Envelope, NewDelivery, Notify, Outbound, OutboundRcpt, Resolution, Store, StoreError, Target,
+    UserRef,
+};
+use postgate_types::{EmailAddress, Flags, FolderRole, UserId};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Messages larger than this are parsed on a blocking thread, so that a 20 MB
 /// message does not stall the other sessions sharing the async worker.
@@ -65,26 +70,53 @@ pub struct DeliveryReport {
     pub junk: bool,
 }
 
+/// The local user who sent a message, for a submission or the client API.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender {
+    /// The user.
+    pub user: UserId,
+    /// Also file a copy in their Sent Items (the client API does; SMTP
+    /// submission clients save their own copy).
+    pub sent_copy: bool,
+}
+
+/// Numbers DSNs apart within this process.
+static DSN_SEQ: AtomicU64 = AtomicU64::new(1);
+
 /// The delivery agent.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     store: Arc<dyn Store>,
     junk: Vec<JunkRule>,
     postmaster: Option<EmailAddress>,
+    hostname: String,
 }
 
 impl Delivery {
-    /// A delivery agent over `store`, with Junk rules and the postmaster fallback.
+    /// A delivery agent over `store`, with Junk rules, the postmaster fallback
+    /// and our host name (for DSNs).
     pub fn new(
         store: Arc<dyn Store>,
         junk: Vec<JunkRule>,
         postmaster: Option<EmailAddress>,
+        hostname: String,
     ) -> Delivery {
         Delivery {
             store,
             junk,
             postmaster,
+            hostname,
         }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Our host name.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
     }
 
     /// Resolves a recipient. `postmaster@` a served domain falls back to the
@@ -100,12 +132,17 @@ impl Delivery {
         Ok(r)
     }
 
-    /// Converts and stores `raw` for `users`, durably; returns once on disk.
+    /// Hands a message over in one durable commit: a copy for each local
+    /// user (Inbox, or Junk when a rule says so), the sender's Sent Items copy
+    /// if asked, and a queue entry for the envelope's remote recipients. Then,
+    /// for local recipients that asked NOTIFY=SUCCESS, a "delivered" DSN
+    /// (RFC 3461 §6.2.2.3).
     pub async fn deliver(
         &self,
         raw: Vec<u8>,
-        envelope: Option<Envelope>,
-        users: &[UserRef],
+        envelope: Envelope,
+        local: &[UserRef],
+        sender: Option<Sender>,
     ) -> Result<DeliveryReport, DeliveryError> {
         let (raw, parsed) = if raw.len() > PARSE_INLINE_MAX {
             tokio::task::spawn_blocking(move || {
@@ -127,21 +164,143 @@ impl Delivery {
         } else {
             FolderRole::Inbox
         };
+        let mut targets: Vec<Target> = Vec::with_capacity(local.len() + 1);
+        if let Some(s) = sender
+            && s.sent_copy
+        {
+            targets.push(Target {
+                user: s.user,
+                role: FolderRole::Sent,
+                flags: Flags::SEEN,
+            });
+        }
+        targets.extend(local.iter().map(|u| Target {
+            user: u.id,
+            role,
+            flags: Flags::default(),
+        }));
+        let remote: Vec<OutboundRcpt> = envelope
+            .rcpts
+            .iter()
+            .filter(|r| r.remote)
+            .map(|r| OutboundRcpt {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                notify: Notify::from_keywords(&r.notify),
+            })
+            .collect();
+        let outbound = (!remote.is_empty()).then(|| Outbound {
+            mail_from: envelope.mail_from.clone(),
+            env_id: envelope.env_id.clone(),
+            ret: envelope.ret.clone(),
+            smtputf8: envelope.smtputf8,
+            eight_bit: envelope.body.as_deref() == Some("8BITMIME"),
+            sender_user: sender.map(|s| s.user),
+            rcpts: remote,
+        });
+        let received_at = chrono::Utc::now().timestamp();
+        // RFC 3461 §6.2.2.3: local recipients that asked to hear of success.
+        let succeeded: Vec<dsn::Recipient> = if envelope.mail_from.is_empty() {
+            Vec::new()
+        } else {
+            envelope
+                .rcpts
+                .iter()
+                .filter(|r| !r.remote && Notify::from_keywords(&r.notify).success)
+                .map(|r| dsn::Recipient {
+                    address: r.address.clone(),
+                    original: r.orcpt.clone(),
+                    action: dsn::Action::Delivered,
+                    status: "2.0.0".into(),
+                    remote_mta: None,
+                    diagnostic: None,
+                    last_attempt: Some(received_at),
+                    will_retry_until: None,
+                })
+                .collect()
+        };
+        let dsn_original = (!succeeded.is_empty()).then(|| raw.clone());
         let delivered = self
             .store
             .deliver(NewDelivery {
                 raw,
                 content: parsed.content,
-                envelope,
-                targets: users.iter().map(|u| Target { user: u.id, role }).collect(),
-                flags: Flags::default(),
-                received_at: chrono::Utc::now().timestamp(),
+                envelope: Some(envelope.clone()),
+                targets,
+                outbound,
+                received_at,
             })
             .await?;
+        if let Some(original) = dsn_original {
+            let report = dsn::Report {
+                reporting_mta: &self.hostname,
+                to: &envelope.mail_from,
+                env_id: envelope.env_id.as_deref(),
+                arrival: received_at,
+                recipients: succeeded,
+                original: &original,
+                return_full: false,
+            };
+            let raw = dsn::build(&report, DSN_SEQ.fetch_add(1, Ordering::Relaxed));
+            if let Err(e) = self.notify(&envelope.mail_from, raw).await {
+                tracing::warn!(error = %e, to = %envelope.mail_from, "could not send a success DSN");
+            }
+        }
         Ok(DeliveryReport {
             copies: delivered.len(),
             junk,
         })
+    }
+
+    /// Sends a system message (a DSN) to `to`: into a local user's Inbox, or
+    /// queued with the null reverse path for a remote address (RFC 3461 §6.2:
+    /// DSNs are sent from <>, so they never cause another).
+    pub async fn notify(&self, to: &str, raw: Vec<u8>) -> Result<(), DeliveryError> {
+        let Ok(address) = EmailAddress::parse(to) else {
+            return Ok(());
+        };
+        let received_at = chrono::Utc::now().timestamp();
+        let content = postgate_mime::parse_message(&raw).content;
+        let (targets, outbound) = match self.resolve(&address).await? {
+            Resolution::Users(users) => (
+                users
+                    .iter()
+                    .map(|u| Target {
+                        user: u.id,
+                        role: FolderRole::Inbox,
+                        flags: Flags::default(),
+                    })
+                    .collect(),
+                None,
+            ),
+            Resolution::NotLocal => (
+                Vec::new(),
+                Some(Outbound {
+                    mail_from: String::new(),
+                    rcpts: vec![OutboundRcpt {
+                        address: address.to_string(),
+                        orcpt: None,
+                        notify: Notify::default(),
+                    }],
+                    ..Outbound::default()
+                }),
+            ),
+            Resolution::Unknown | Resolution::Ambiguous => {
+                tracing::warn!(to, "DSN for an unknown local address dropped");
+                return Ok(());
+            }
+        };
+        self.store
+            .deliver(NewDelivery {
+                raw,
+                content,
+                envelope: None,
+                targets,
+                outbound,
+                received_at,
+            })
+            .await?;
+        Ok(())
     }
 }
 

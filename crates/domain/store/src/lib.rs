@@ -204,6 +204,27 @@ pub trait Mailboxes: Send + Sync {
     async fn usage(&self, user: UserId) -> Result<u64>;
 }
 
+/// The outbound queue: messages waiting for remote recipients.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Claims up to `limit` due recipients, grouped by message: their next
+    /// attempt moves `lease` seconds ahead, so no other runner takes them while
+    /// this one works, and if it dies they come due again.
+    async fn claim_due(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<QueuedMessage>>;
+    /// Records what attempts did (by recipient id); a message with no
+    /// recipient left to try leaves the queue.
+    async fn record(&self, outcomes: Vec<(i64, RcptOutcome)>) -> Result<()>;
+    /// Every queued message with all its recipients.
+    async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
+    /// One queued message with all its recipients.
+    async fn queue_get(&self, id: i64) -> Result<Option<QueuedMessage>>;
+    /// Drops a queued message without sending or bouncing it.
+    async fn queue_remove(&self, id: i64) -> Result<bool>;
+    /// Makes the waiting recipients of one message (or all) due now;
+    /// returns how many.
+    async fn queue_retry(&self, id: Option<i64>) -> Result<usize>;
+}
+
 /// The whole store: what engines hold as `Arc<dyn Store>`.
-pub trait Store: Directory + Mailboxes + std::fmt::Debug {}
-impl<T: Directory + Mailboxes + std::fmt::Debug> Store for T {}
+pub trait Store: Directory + Mailboxes + Queue + std::fmt::Debug {}
+impl<T: Directory + Mailboxes + Queue + std::fmt::Debug> Store for T {}

@@ -166,6 +166,9 @@ pub struct EnvelopeRcpt {
     pub orcpt: Option<String>,
     /// RFC 3461 §4.1 NOTIFY: any of SUCCESS, FAILURE, DELAY, or NEVER.
     pub notify: Vec<String>,
+    /// Beyond the post office: relayed by the outbound gateway.
+    #[serde(default)]
+    pub remote: bool,
 }
 
 /// Where one copy of a delivery goes.
@@ -175,6 +178,8 @@ pub struct Target {
     pub user: UserId,
     /// Their folder with this role.
     pub role: FolderRole,
+    /// Initial flags of this copy (the sender's Sent Items copy is \\Seen).
+    pub flags: Flags,
 }
 
 /// A message to be stored in one or more mailboxes in one commit.
@@ -188,10 +193,156 @@ pub struct NewDelivery {
     pub envelope: Option<Envelope>,
     /// Who gets a copy, and in which folder.
     pub targets: Vec<Target>,
-    /// Initial flags (e.g. `\Seen` for Sent Items).
-    pub flags: Flags,
+    /// Recipients outside the post office: queued for the outbound gateway in
+    /// the same commit as the local copies.
+    pub outbound: Option<Outbound>,
     /// Arrival time (IMAP INTERNALDATE), Unix seconds.
     pub received_at: i64,
+}
+
+/// What the outbound queue needs to send a message on: its SMTP envelope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outbound {
+    /// Reverse path; empty for the null sender (DSNs).
+    pub mail_from: String,
+    /// RFC 3461 ENVID.
+    pub env_id: Option<String>,
+    /// RFC 3461 RET (`FULL` or `HDRS`).
+    pub ret: Option<String>,
+    /// The message needs SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
+    /// The message has 8-bit content (RFC 6152 BODY=8BITMIME).
+    pub eight_bit: bool,
+    /// The local user who sent it, if any: DSNs for them go into their Inbox.
+    pub sender_user: Option<UserId>,
+    /// The remote recipients.
+    pub rcpts: Vec<OutboundRcpt>,
+}
+
+/// One remote recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundRcpt {
+    /// The address.
+    pub address: String,
+    /// RFC 3461 ORCPT, as given (`rfc822;user@host`).
+    pub orcpt: Option<String>,
+    /// RFC 3461 NOTIFY.
+    pub notify: Notify,
+}
+
+/// RFC 3461 §4.1 NOTIFY; `Default` is "not given".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notify {
+    /// NOTIFY was given at all.
+    pub given: bool,
+    /// SUCCESS
+    pub success: bool,
+    /// FAILURE
+    pub failure: bool,
+    /// DELAY
+    pub delay: bool,
+}
+
+impl Notify {
+    /// The NOTIFY parameter as stored.
+    pub fn to_bits(self) -> i64 {
+        (self.given as i64)
+            | (self.success as i64) << 1
+            | (self.failure as i64) << 2
+            | (self.delay as i64) << 3
+    }
+    /// The inverse of [`Notify::to_bits`].
+    pub fn from_bits(b: i64) -> Notify {
+        Notify {
+            given: b & 1 != 0,
+            success: b & 2 != 0,
+            failure: b & 4 != 0,
+            delay: b & 8 != 0,
+        }
+    }
+    /// Parses NOTIFY keywords (`SUCCESS`, `FAILURE`, `DELAY`, `NEVER`).
+    pub fn from_keywords<S: AsRef<str>>(words: &[S]) -> Notify {
+        let mut n = Notify::default();
+        for w in words {
+            n.given = true;
+            match w.as_ref().to_ascii_uppercase().as_str() {
+                "SUCCESS" => n.success = true,
+                "FAILURE" => n.failure = true,
+                "DELAY" => n.delay = true,
+                _ => {}
+            }
+        }
+        n
+    }
+    /// Whether a failure is reported (RFC 3461 §4.1: when NOTIFY is absent,
+    /// FAILURE is implied; Postgate also implies DELAY, as Postfix does).
+    pub fn wants_failure(self) -> bool {
+        !self.given || self.failure
+    }
+    /// Whether a delay is reported.
+    pub fn wants_delay(self) -> bool {
+        !self.given || self.delay
+    }
+}
+
+/// A queued message with its recipients that are due, as the runner claims it.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    /// Queue id.
+    pub id: i64,
+    /// The message bytes.
+    pub message: MessageRef,
+    /// Size in octets.
+    pub size: u64,
+    /// The envelope (recipients: those claimed).
+    pub outbound: Outbound,
+    /// When it was queued, Unix seconds.
+    pub created: i64,
+    /// The claimed recipients.
+    pub rcpts: Vec<QueuedRcpt>,
+}
+
+/// A queued recipient.
+#[derive(Debug, Clone)]
+pub struct QueuedRcpt {
+    /// Recipient row id.
+    pub id: i64,
+    /// The address.
+    pub address: String,
+    /// Its domain, lower-case.
+    pub domain: String,
+    /// RFC 3461 ORCPT.
+    pub orcpt: Option<String>,
+    /// RFC 3461 NOTIFY.
+    pub notify: Notify,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// A delay DSN was already sent.
+    pub delay_warned: bool,
+    /// `queued`, `sent` or `failed`.
+    pub status: String,
+    /// When the next attempt is due.
+    pub next_attempt: i64,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+}
+
+/// What happened to one recipient on an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptOutcome {
+    /// Accepted by the next hop (or a final local delivery).
+    Sent,
+    /// Permanently refused or given up on: the DSN, if any, has been made.
+    Failed(String),
+    /// Try again at the given time.
+    Retry {
+        /// When, Unix seconds.
+        at: i64,
+        /// Why this attempt failed.
+        error: String,
+        /// A delay DSN was sent now.
+        delay_warned: bool,
+    },
 }
 
 /// One copy stored by a delivery.

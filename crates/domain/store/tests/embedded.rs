@@ -182,17 +182,20 @@ async fn concurrent_deliveries_share_blobs_and_get_increasing_uids() {
                     Target {
                         user: alice.id,
                         role: FolderRole::Inbox,
+                        flags: Flags::default(),
                     },
                     Target {
                         user: bob.id,
                         role: FolderRole::Junk,
+                        flags: Flags::default(),
                     },
                     Target {
                         user: alice.id,
                         role: FolderRole::Junk,
+                        flags: Flags::default(),
                     },
                 ],
-                flags: Flags::default(),
+                outbound: None,
                 received_at: 1_700_000_000,
             })
             .await
@@ -305,8 +308,9 @@ async fn delivery_to_vanished_users_is_refused_not_lost() {
             targets: vec![Target {
                 user: bob.id,
                 role: FolderRole::Inbox,
+                flags: Flags::default(),
             }],
-            flags: Flags::default(),
+            outbound: None,
             received_at: 0,
         })
         .await;

@@ -12,9 +12,12 @@
 //! this crate only says what it is. It never panics on input and never refuses a
 //! message: malformed mail yields best-effort fields, and the caller keeps the raw bytes.
 //!
-//! Modules: [`parse`] (MIME → item). Item → MIME arrives with the outbound gateway.
+//! Modules: [`parse`] (MIME → item), [`build`] (item → MIME, with
+//! mail-builder), [`dsn`] (delivery status notifications), [`utf7`].
 #![deny(missing_docs)]
 
+pub mod build;
+pub mod dsn;
 pub mod parse;
 pub mod utf7;
 

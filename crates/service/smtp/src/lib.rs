@@ -1,5 +1,7 @@
 //! Postgate's SMTP engine: RFC 5321 sessions on the inbound port, delivering
-//! into local mailboxes.
+//! into local mailboxes, and message submission (RFC 6409) on the submission
+//! and SMTPS ports, where authenticated users (RFC 4954 AUTH PLAIN and LOGIN,
+//! offered only under TLS) may send to the Internet through the queue.
 //!
 //! Implementation notes:
 //! - Commands are parsed by `smtp-proto` (Stalwart's parser, also used by
@@ -26,6 +28,7 @@ use async_trait::async_trait;
 use postgate_delivery::Delivery;
 use postgate_runtime::config::SmtpConfig;
 use postgate_runtime::{Conn, Service};
+use postgate_store::auth::Authenticator;
 use std::sync::Arc;
 
 /// What sessions need to know, fixed at start.
@@ -42,14 +45,16 @@ pub struct Settings {
 pub struct SmtpService {
     settings: Arc<Settings>,
     delivery: Delivery,
+    auth: Authenticator,
 }
 
 impl SmtpService {
-    /// A service delivering through `delivery`.
-    pub fn new(settings: Settings, delivery: Delivery) -> SmtpService {
+    /// A service delivering through `delivery`, checking AUTH with `auth`.
+    pub fn new(settings: Settings, delivery: Delivery, auth: Authenticator) -> SmtpService {
         SmtpService {
             settings: Arc::new(settings),
             delivery,
+            auth,
         }
     }
 }
@@ -66,8 +71,13 @@ impl Service for SmtpService {
     }
 
     async fn serve(&self, conn: Conn) {
-        session::Session::new(conn, self.settings.clone(), self.delivery.clone())
-            .run()
-            .await;
+        session::Session::new(
+            conn,
+            self.settings.clone(),
+            self.delivery.clone(),
+            self.auth.clone(),
+        )
+        .run()
+        .await;
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct Rcpt {
     pub orcpt: Option<String>,
     /// RFC 3461 NOTIFY.
     pub notify: Vec<String>,
+    /// Beyond the post office (relayed for an authenticated user).
+    pub remote: bool,
 }
 
 /// A mail transaction: from MAIL to the end of DATA or BDAT LAST.
@@ -104,12 +106,27 @@ pub struct Session {
     pub(crate) errors: usize,
     /// Whether a command has been received (the greeting timeout applies until then).
     started: bool,
+    /// AUTH checks.
+    pub(crate) auth: postgate_store::auth::Authenticator,
+    /// The user who authenticated (RFC 4954).
+    pub(crate) user: Option<Box<postgate_store::User>>,
+    /// MAIL needs AUTH first: submission, SMTPS, or `[smtp] require_auth`.
+    pub(crate) auth_required: bool,
 }
 
 impl Session {
     /// A session on an accepted connection.
-    pub fn new(conn: Conn, settings: Arc<Settings>, delivery: Delivery) -> Session {
+    pub fn new(
+        conn: Conn,
+        settings: Arc<Settings>,
+        delivery: Delivery,
+        auth: postgate_store::auth::Authenticator,
+    ) -> Session {
+        let auth_required = conn.role != "smtp" || settings.config.require_auth;
         Session {
+            auth,
+            user: None,
+            auth_required,
             stream: Some(conn.stream),
             rbuf: Vec::with_capacity(4096),
             rpos: 0,
@@ -224,7 +241,7 @@ impl Session {
         match request {
             Request::Ehlo { host } => self.handle_ehlo(host, true),
             Request::Helo { host } => self.handle_ehlo(host, false),
-            Request::Mail { from } => self.handle_mail(from),
+            Request::Mail { from } => self.handle_mail(from).await,
             Request::Rcpt { to } => self.handle_rcpt(to).await,
             Request::Data => self.handle_data().await,
             Request::Bdat {
@@ -238,9 +255,10 @@ impl Session {
             Request::Help { .. } => self.handle_help(),
             Request::Quit => Reply::new(221, "2.0.0", "Bye").closing(),
             Request::StartTls => self.handle_starttls(line).await,
-            Request::Auth { .. } => {
-                Reply::new(503, "5.5.1", "Authentication is not available on this port")
-            }
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.handle_auth(mechanism, initial_response).await,
             Request::Lhlo { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
@@ -295,8 +313,8 @@ impl Session {
         }
     }
 
-    /// The next command line, LF included.
-    async fn read_line(&mut self, timeout: Duration) -> Result<Vec<u8>, ReadError> {
+    /// The next command line (or SASL response line), LF included.
+    pub(crate) async fn read_line(&mut self, timeout: Duration) -> Result<Vec<u8>, ReadError> {
         let max = self.settings.config.max_line_length;
         let mut discarding = false;
         loop {

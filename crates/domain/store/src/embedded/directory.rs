@@ -540,7 +540,8 @@ impl Directory for EmbeddedStore {
             // Messages no item refers to any more go too (their blobs cascade).
             conn.execute(
                 "DELETE FROM message WHERE NOT EXISTS \
-                   (SELECT 1 FROM item WHERE item.message_id = message.id)",
+                   (SELECT 1 FROM item WHERE item.message_id = message.id) \
+                   AND NOT EXISTS (SELECT 1 FROM queue WHERE queue.message_id = message.id)",
                 [],
             )
             .map_err(backend)?;

@@ -198,13 +198,18 @@ fn deliver(conn: &Connection, mut d: NewDelivery, hash: [u8; 32]) -> Result<Vec<
             tracing::warn!(user = t.user, role = %t.role, "delivery target has no such folder; skipped");
             continue;
         };
-        let (uid, modseq) = append_item(conn, folder, message, d.flags, d.received_at)?;
+        let (uid, modseq) = append_item(conn, folder, message, t.flags, d.received_at)?;
         out.push(Delivered {
             user: t.user,
             folder,
             uid,
             modseq,
         });
+    }
+    if let Some(ob) = &d.outbound
+        && !ob.rcpts.is_empty()
+    {
+        super::queue::enqueue(conn, message, ob, d.received_at)?;
     }
     if out.is_empty() && !d.targets.is_empty() {
         // Every recipient vanished (removed while the message was in transit):

@@ -249,10 +249,11 @@ pub(crate) fn store_flags(
     Ok(out)
 }
 
-/// Deletes a stored message once no item refers to it.
-fn release_message(conn: &Connection, message: i64) -> Result<()> {
+/// Deletes a stored message once no item or queue entry refers to it.
+pub(crate) fn release_message(conn: &Connection, message: i64) -> Result<()> {
     conn.prepare_cached(
-        "DELETE FROM message WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM item WHERE message_id = ?1)",
+        "DELETE FROM message WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM item WHERE message_id = ?1) \
+         AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1)",
     )
     .and_then(|mut s| s.execute([message]))
     .map_err(backend)?;
@@ -371,7 +372,7 @@ pub(crate) fn append(
         content: m.content,
         envelope: None,
         targets: Vec::new(),
-        flags: m.flags,
+        outbound: None,
         received_at: m.internal_date,
     };
     let message = store_message(conn, &mut d, &hash)?;

@@ -15,6 +15,7 @@ mod cache;
 mod directory;
 mod mailboxes;
 mod messages;
+mod queue;
 mod schema;
 mod writer;
 

@@ -154,6 +154,40 @@ INSERT INTO subscription (user_id, path_key, path)
 
 CREATE INDEX item_modseq ON item (folder_id, modseq);
 "#,
+    // 3: the outbound queue. One row per message to send, one per recipient
+    // with its own state, so that each recipient is retried, bounced or sent
+    // on its own (RFC 5321 §4.5.4.1). A queued message holds its `message`
+    // row just as an item does.
+    r#"
+CREATE TABLE queue (
+    id          INTEGER PRIMARY KEY,
+    message_id  INTEGER NOT NULL REFERENCES message(id),
+    mail_from   TEXT NOT NULL,
+    env_id      TEXT,
+    ret         TEXT,
+    smtputf8    INTEGER NOT NULL DEFAULT 0,
+    eight_bit   INTEGER NOT NULL DEFAULT 0,
+    sender_user INTEGER,
+    created     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX queue_message ON queue (message_id);
+
+CREATE TABLE queue_rcpt (
+    id           INTEGER PRIMARY KEY,
+    queue_id     INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+    address      TEXT NOT NULL,
+    domain       TEXT NOT NULL,
+    orcpt        TEXT,
+    notify       INTEGER NOT NULL DEFAULT 0,
+    status       TEXT NOT NULL DEFAULT 'queued',
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    delay_warned INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT
+) STRICT;
+CREATE INDEX queue_rcpt_due ON queue_rcpt (status, next_attempt);
+CREATE INDEX queue_rcpt_queue ON queue_rcpt (queue_id);
+"#,
 ];
 
 /// Opens a connection with the settings every connection needs.

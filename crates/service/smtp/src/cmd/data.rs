@@ -113,14 +113,17 @@ impl Session {
             return Vec::new();
         };
         let tls = self.stream.as_ref().and_then(|s| s.tls_description());
-        let with = match (tx.smtputf8, helo.extended, tls.is_some()) {
-            (true, _, true) => "UTF8SMTPS",
-            (true, _, false) => "UTF8SMTP",
-            (false, true, true) => "ESMTPS",
-            (false, true, false) => "ESMTP",
-            (false, false, true) => "SMTPS",
-            (false, false, false) => "SMTP",
+        // RFC 3848 and RFC 6531 §3.7.3: "S" for TLS, "A" for AUTH.
+        let base = match (tx.smtputf8, helo.extended) {
+            (true, _) => "UTF8SMTP",
+            (false, true) => "ESMTP",
+            (false, false) => "SMTP",
         };
+        let with = format!(
+            "{base}{}{}",
+            if tls.is_some() { "S" } else { "" },
+            if self.user.is_some() { "A" } else { "" }
+        );
         let tls = tls
             .map(|t| format!("\r\n\t(using {t})"))
             .unwrap_or_default();
@@ -154,9 +157,13 @@ impl Session {
             }
         };
         let envelope = self.envelope(&helo.name, &tx);
+        let sender = self.user.as_ref().map(|u| postgate_delivery::Sender {
+            user: u.id,
+            sent_copy: false,
+        });
         let result = self
             .delivery
-            .deliver(message, Some(envelope), &tx.users)
+            .deliver(message, envelope, &tx.users, sender)
             .await;
         self.state = State::Ready(helo);
         match result {
@@ -189,6 +196,7 @@ impl Session {
                     address: r.address.clone(),
                     orcpt: r.orcpt.clone(),
                     notify: r.notify.clone(),
+                    remote: r.remote,
                 })
                 .collect(),
             peer: Some(self.peer.ip().to_string()),

@@ -30,6 +30,9 @@ impl Session {
         if !self.is_tls() {
             lines.push("STARTTLS".into()); // RFC 3207; not offered again under TLS
         }
+        if self.auth_offered() {
+            lines.push("AUTH PLAIN LOGIN".into()); // RFC 4954 §3
+        }
         lines.push("HELP".into());
         // RFC 2034 §3: EHLO's reply lines carry no enhanced codes.
         Reply {

@@ -5,7 +5,7 @@ use postgate_types::EmailAddress;
 use smtp_proto::MailFrom;
 
 impl Session {
-    pub(crate) fn handle_mail(&mut self, from: MailFrom<String>) -> Reply {
+    pub(crate) async fn handle_mail(&mut self, from: MailFrom<String>) -> Reply {
         let helo = match &self.state {
             State::Fresh => return Reply::bad_sequence("Send HELO/EHLO first"),
             State::Mail(..) => return Reply::bad_sequence("Nested MAIL command"),
@@ -32,6 +32,27 @@ impl Session {
                 "5.3.4",
                 format!("Message size exceeds fixed maximum message size ({max} octets)"),
             );
+        }
+        if self.auth_required && self.user.is_none() {
+            // RFC 6409 §4.3 / RFC 4954 §6: submission needs authentication.
+            return Reply::new(530, "5.7.0", "Authentication required");
+        }
+        if let Some(user) = self.user.as_deref() {
+            // RFC 6409 §8.1: a user sends as themselves; RFC 4954 5.7.1 otherwise.
+            let owner = match EmailAddress::parse(&from.address) {
+                Ok(a) => self.delivery.store().user(&a).await.ok().flatten(),
+                Err(_) => None,
+            };
+            if owner.map(|o| o.id) != Some(user.id) {
+                return Reply::new(
+                    553,
+                    "5.7.1",
+                    format!(
+                        "<{}>: Sender address not owned by {}",
+                        from.address, user.address
+                    ),
+                );
+            }
         }
         let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
         if !from.address.is_empty() {

@@ -1,4 +1,5 @@
 //! One file per command; each adds `handle_<verb>` to [`Session`](crate::session::Session).
+mod auth;
 mod data;
 mod ehlo;
 mod mail;

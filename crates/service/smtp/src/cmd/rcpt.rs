@@ -22,8 +22,14 @@ impl Session {
             // RFC 6531 §3.4.
             return Reply::new(553, "5.6.7", format!("<{address}>: address needs SMTPUTF8"));
         }
+        let mut remote = false;
         let users = match self.delivery.resolve(&address).await {
             Ok(Resolution::Users(users)) => users,
+            Ok(Resolution::NotLocal) if self.user.is_some() => {
+                // Authenticated: relayed through the queue (RFC 6409 §5).
+                remote = true;
+                Vec::new()
+            }
             Ok(Resolution::Unknown) => {
                 return Reply::new(
                     550,
@@ -66,6 +72,7 @@ impl Session {
             address: to.address,
             orcpt: to.orcpt,
             notify,
+            remote,
         });
         Reply::new(250, "2.1.5", "Ok")
     }

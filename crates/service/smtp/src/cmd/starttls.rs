@@ -37,6 +37,7 @@ impl Session {
                 self.stream = Some(stream);
                 // RFC 3207 §4.2: forget everything learned before TLS, HELO included.
                 self.state = State::Fresh;
+                self.user = None;
                 Reply::none()
             }
             _ => {

@@ -1,0 +1,269 @@
+//! The outbound queue of the embedded store.
+use super::messages::release_message;
+use super::{EmbeddedStore, backend, now};
+use crate::{
+    MessageRef, Notify, Outbound, OutboundRcpt, Queue, QueuedMessage, QueuedRcpt, RcptOutcome,
+    Result,
+};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+
+/// Adds a queue entry for a stored message (inside the delivery's transaction).
+pub(crate) fn enqueue(conn: &Connection, message: i64, ob: &Outbound, created: i64) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO queue (message_id, mail_from, env_id, ret, smtputf8, eight_bit, sender_user, created) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            message,
+            ob.mail_from,
+            ob.env_id,
+            ob.ret,
+            ob.smtputf8,
+            ob.eight_bit,
+            ob.sender_user,
+            created
+        ])
+    })
+    .map_err(backend)?;
+    let id = conn.last_insert_rowid();
+    for r in &ob.rcpts {
+        let domain = r
+            .address
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('.').to_lowercase())
+            .unwrap_or_default();
+        conn.prepare_cached(
+            "INSERT INTO queue_rcpt (queue_id, address, domain, orcpt, notify, next_attempt) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                r.address,
+                domain,
+                r.orcpt,
+                r.notify.to_bits(),
+                created
+            ])
+        })
+        .map_err(backend)?;
+    }
+    Ok(id)
+}
+
+/// A row of `SELECT r.queue_id, {RCPT_COLUMNS}`: (queue id, recipient).
+fn rcpt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, QueuedRcpt)> {
+    Ok((
+        r.get(0)?,
+        QueuedRcpt {
+            id: r.get(1)?,
+            address: r.get(2)?,
+            domain: r.get(3)?,
+            orcpt: r.get(4)?,
+            notify: Notify::from_bits(r.get(5)?),
+            attempts: r.get::<_, i64>(6)? as u32,
+            delay_warned: r.get(7)?,
+            status: r.get(8)?,
+            next_attempt: r.get(9)?,
+            last_error: r.get(10)?,
+        },
+    ))
+}
+
+const RCPT_COLUMNS: &str = "r.id, r.address, r.domain, r.orcpt, r.notify, r.attempts, r.delay_warned, r.status, r.next_attempt, r.last_error";
+
+/// Queue entries with the given recipients.
+fn messages_with(conn: &Connection, rcpts: Vec<(i64, QueuedRcpt)>) -> Result<Vec<QueuedMessage>> {
+    let mut by_queue: BTreeMap<i64, Vec<QueuedRcpt>> = BTreeMap::new();
+    for (q, r) in rcpts {
+        by_queue.entry(q).or_default().push(r);
+    }
+    let mut out = Vec::with_capacity(by_queue.len());
+    for (id, rcpts) in by_queue {
+        let row = conn
+            .prepare_cached(
+                "SELECT q.message_id, m.size, q.mail_from, q.env_id, q.ret, q.smtputf8, q.eight_bit, \
+                   q.sender_user, q.created FROM queue q JOIN message m ON m.id = q.message_id WHERE q.id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        Outbound {
+                            mail_from: r.get(2)?,
+                            env_id: r.get(3)?,
+                            ret: r.get(4)?,
+                            smtputf8: r.get(5)?,
+                            eight_bit: r.get(6)?,
+                            sender_user: r.get(7)?,
+                            rcpts: Vec::new(),
+                        },
+                        r.get::<_, i64>(8)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(backend)?;
+        let Some((message, size, mut outbound, created)) = row else {
+            continue;
+        };
+        outbound.rcpts = rcpts
+            .iter()
+            .map(|r| OutboundRcpt {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                notify: r.notify,
+            })
+            .collect();
+        out.push(QueuedMessage {
+            id,
+            message: MessageRef(message),
+            size: size as u64,
+            outbound,
+            created,
+            rcpts,
+        });
+    }
+    Ok(out)
+}
+
+fn claim_due(conn: &Connection, now: i64, lease: i64, limit: usize) -> Result<Vec<QueuedMessage>> {
+    let sql = format!(
+        "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r \
+         WHERE r.status = 'queued' AND r.next_attempt <= ?1 ORDER BY r.next_attempt, r.id LIMIT ?2"
+    );
+    let due: Vec<(i64, QueuedRcpt)> = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_map(params![now, limit as i64], rcpt_row)?.collect())
+        .map_err(backend)?;
+    // The lease: until it runs out nobody else takes these; if this runner
+    // dies, they come due again then.
+    for (_, r) in &due {
+        conn.prepare_cached("UPDATE queue_rcpt SET next_attempt = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![r.id, now + lease]))
+            .map_err(backend)?;
+    }
+    messages_with(conn, due)
+}
+
+fn record(conn: &Connection, outcomes: &[(i64, RcptOutcome)]) -> Result<()> {
+    let mut touched = Vec::new();
+    for (id, o) in outcomes {
+        let queue: Option<i64> = conn
+            .prepare_cached("SELECT queue_id FROM queue_rcpt WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map_err(backend)?;
+        let Some(queue) = queue else { continue };
+        touched.push(queue);
+        match o {
+            RcptOutcome::Sent => conn
+                .prepare_cached(
+                    "UPDATE queue_rcpt SET status = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute([id])),
+            RcptOutcome::Failed(e) => conn
+                .prepare_cached(
+                    "UPDATE queue_rcpt SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id, e])),
+            RcptOutcome::Retry { at, error, delay_warned } => conn
+                .prepare_cached(
+                    "UPDATE queue_rcpt SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3, \
+                     delay_warned = delay_warned OR ?4 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id, at, error, delay_warned])),
+        }
+        .map_err(backend)?;
+    }
+    touched.sort_unstable();
+    touched.dedup();
+    for q in touched {
+        finish_if_done(conn, q)?;
+    }
+    Ok(())
+}
+
+/// Removes a queue entry whose recipients are all sent or failed.
+fn finish_if_done(conn: &Connection, queue: i64) -> Result<()> {
+    let pending: i64 = conn
+        .prepare_cached("SELECT count(*) FROM queue_rcpt WHERE queue_id = ?1 AND status = 'queued'")
+        .and_then(|mut s| s.query_row([queue], |r| r.get(0)))
+        .map_err(backend)?;
+    if pending > 0 {
+        return Ok(());
+    }
+    let message: Option<i64> = conn
+        .prepare_cached("DELETE FROM queue WHERE id = ?1 RETURNING message_id")
+        .and_then(|mut s| s.query_row([queue], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    if let Some(m) = message {
+        release_message(conn, m)?;
+    }
+    Ok(())
+}
+
+fn all_rcpts(conn: &Connection, queue: Option<i64>) -> Result<Vec<(i64, QueuedRcpt)>> {
+    let sql = format!(
+        "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r WHERE ?1 IS NULL OR r.queue_id = ?1 ORDER BY r.queue_id, r.id"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.query_map([queue], rcpt_row)?.collect())
+        .map_err(backend)
+}
+
+#[async_trait]
+impl Queue for EmbeddedStore {
+    async fn claim_due(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<QueuedMessage>> {
+        self.write(move |conn| claim_due(conn, now, lease, limit))
+            .await
+    }
+
+    async fn record(&self, outcomes: Vec<(i64, RcptOutcome)>) -> Result<()> {
+        self.write(move |conn| record(conn, &outcomes)).await
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueuedMessage>> {
+        self.read(move |conn| {
+            let rcpts = all_rcpts(conn, None)?;
+            messages_with(conn, rcpts)
+        })
+        .await
+    }
+
+    async fn queue_get(&self, id: i64) -> Result<Option<QueuedMessage>> {
+        self.read(move |conn| {
+            let rcpts = all_rcpts(conn, Some(id))?;
+            Ok(messages_with(conn, rcpts)?.pop())
+        })
+        .await
+    }
+
+    async fn queue_remove(&self, id: i64) -> Result<bool> {
+        self.write(move |conn| {
+            let message: Option<i64> = conn
+                .prepare_cached("DELETE FROM queue WHERE id = ?1 RETURNING message_id")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .map_err(backend)?;
+            if let Some(m) = message {
+                release_message(conn, m)?;
+            }
+            Ok(message.is_some())
+        })
+        .await
+    }
+
+    async fn queue_retry(&self, id: Option<i64>) -> Result<usize> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE queue_rcpt SET next_attempt = ?2 WHERE status = 'queued' AND (?1 IS NULL OR queue_id = ?1)",
+            )
+            .and_then(|mut s| s.execute(params![id, now()]))
+            .map_err(backend)
+        })
+        .await
+    }
+}
