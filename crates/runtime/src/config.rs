@@ -28,6 +28,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// What happens to mail once accepted.
     pub delivery: DeliveryConfig,
+    /// Delivery to the Internet: the queue and its SMTP client.
+    pub outbound: OutboundConfig,
     /// IMAP4.
     pub imap: ImapConfig,
     /// POP3.
@@ -49,6 +51,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             smtp: SmtpConfig::default(),
             delivery: DeliveryConfig::default(),
+            outbound: OutboundConfig::default(),
             imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
             ldap: LdapConfig::default(),
@@ -101,6 +104,10 @@ pub struct SmtpConfig {
     pub require_auth: bool,
     /// Offer AUTH without TLS (RFC 4954 §4 advises against cleartext passwords).
     pub allow_plaintext_auth: bool,
+    /// Client networks trusted to relay through the inbound port without AUTH
+    /// (Postfix's `mynetworks`), as "ip/prefix" or "ip". Empty by default:
+    /// only authenticated users relay.
+    pub relay_networks: Vec<Network>,
     /// Time limits.
     pub timeouts: SmtpTimeouts,
 }
@@ -120,6 +127,7 @@ impl Default for SmtpConfig {
             vrfy: false,
             require_auth: false,
             allow_plaintext_auth: false,
+            relay_networks: Vec::new(),
             timeouts: SmtpTimeouts::default(),
         }
     }
@@ -169,6 +177,101 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             junk_headers: vec!["X-Spam-Flag: YES".into()],
             postmaster: None,
+        }
+    }
+}
+
+/// `[outbound]`: the queue for remote recipients and the SMTP client that
+/// empties it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Concurrent deliveries (connections to next hops).
+    pub threads: usize,
+    /// A smart host taking all outbound mail, "host:port" or "[ip]:port";
+    /// port 465 speaks implicit TLS (RFC 8314), others STARTTLS when offered.
+    pub relay: Option<String>,
+    /// AUTH credentials for the relay (sent only under TLS or to loopback).
+    pub relay_user: Option<String>,
+    /// Its password.
+    pub relay_password: Option<String>,
+    /// Per-domain next hops that bypass MX lookup and the relay:
+    /// `"example.net" = "[10.0.0.5]:25"`; a key ".example.net" also matches
+    /// its subdomains.
+    pub routes: std::collections::BTreeMap<String, String>,
+    /// A DNS server "ip:port" to use instead of the system's resolvers.
+    pub resolver: Option<String>,
+    /// The port of MX hosts (25; tests change it).
+    pub port: u16,
+    /// STARTTLS policy: "none", "may" (opportunistic, RFC 7435: the default),
+    /// "require" (encrypted or not sent) or "verify" (encrypted to a
+    /// certificate valid for the host).
+    pub tls: TlsPolicy,
+    /// Per-domain STARTTLS policies that override `tls`.
+    pub tls_domains: std::collections::BTreeMap<String, TlsPolicy>,
+    /// Waits between attempts after a temporary failure; the last repeats.
+    #[serde(deserialize_with = "de_durations")]
+    pub retry_intervals: Vec<Duration>,
+    /// How long to keep trying before bouncing (RFC 5321 §4.5.4.1: at least
+    /// 4-5 days).
+    #[serde(deserialize_with = "de_duration")]
+    pub max_age: Duration,
+    /// When the sender hears that delivery is delayed (RFC 3461 NOTIFY=DELAY).
+    #[serde(deserialize_with = "de_duration")]
+    pub delay_warning: Duration,
+    /// How long a claim on queued mail lasts before another node may take it.
+    #[serde(deserialize_with = "de_duration")]
+    pub lease: Duration,
+    /// Connecting to a next hop.
+    #[serde(deserialize_with = "de_duration")]
+    pub connect_timeout: Duration,
+    /// Waiting for a reply (RFC 5321 §4.5.3.2: 5 minutes for most commands).
+    #[serde(deserialize_with = "de_duration")]
+    pub command_timeout: Duration,
+    /// Waiting for the reply after the message data (§4.5.3.2.6: 10 minutes).
+    #[serde(deserialize_with = "de_duration")]
+    pub data_timeout: Duration,
+    /// Messages sent over one connection before it is closed.
+    pub max_messages_per_connection: usize,
+}
+
+/// A STARTTLS policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicy {
+    /// Never.
+    None,
+    /// When offered, without checking the certificate.
+    May,
+    /// Always; unverified.
+    Require,
+    /// Always, with the certificate verified for the host name.
+    Verify,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            threads: 16,
+            relay: None,
+            relay_user: None,
+            relay_password: None,
+            routes: Default::default(),
+            resolver: None,
+            port: 25,
+            tls: TlsPolicy::May,
+            tls_domains: Default::default(),
+            retry_intervals: [300, 900, 3600, 14400]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+            max_age: Duration::from_secs(5 * 86400),
+            delay_warning: Duration::from_secs(4 * 3600),
+            lease: Duration::from_secs(15 * 60),
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+            max_messages_per_connection: 100,
         }
     }
 }
@@ -309,15 +412,100 @@ impl Default for SnmpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
-    /// HTTPS addresses of the web console and client API.
+    /// HTTPS addresses of the web console and client API (always TLS).
     pub listen: Vec<Listen>,
+    /// Concurrent HTTPS connections.
+    pub threads: usize,
 }
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
         ConsoleConfig {
             listen: local(8443),
+            threads: 256,
         }
+    }
+}
+
+/// Parses a next hop: "host", "host:port", "[ip]" or "[ip]:port" (IPv6 as
+/// "[::1]:25"), giving the host (without brackets) and the port.
+pub fn parse_next_hop(s: &str, default_port: u16) -> Option<(String, u16)> {
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => default_port,
+            p => p.strip_prefix(':')?.parse().ok()?,
+        };
+        host.parse::<std::net::IpAddr>().ok()?;
+        (host, port)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().ok()?),
+            None => (s, default_port),
+        }
+    };
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+    valid.then(|| (host.to_string(), port))
+}
+
+/// An IP network, written "192.0.2.0/24", "2001:db8::/32" or a bare address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    /// The address.
+    pub addr: std::net::IpAddr,
+    /// The prefix length.
+    pub prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` is in the network.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Network, String> {
+        let bad = || format!("\"{s}\" is not a network (write \"192.0.2.0/24\" or an address)");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Network { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -364,6 +552,47 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
                 "\"{s}\" is not a duration (write seconds, or e.g. \"90s\", \"5m\", \"1h\", \"2d\")"
             ))
         }),
+    }
+}
+
+/// A list of durations.
+fn de_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let items = Vec::<NumOrStr>::deserialize(d)?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(match item {
+            NumOrStr::Num(n) => Duration::from_secs(n),
+            NumOrStr::Str(s) => parse_duration(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "\"{s}\" is not a duration (write seconds, or e.g. \"90s\", \"5m\", \"1h\", \"2d\")"
+                ))
+            })?,
+        });
+    }
+    if out.is_empty() {
+        return Err(serde::de::Error::custom("give at least one interval"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::Network;
+
+    #[test]
+    fn networks() {
+        let n: Network = "127.0.0.0/8".parse().unwrap();
+        assert!(n.contains("127.1.2.3".parse().unwrap()));
+        assert!(n.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!n.contains("10.0.0.1".parse().unwrap()));
+        let one: Network = "192.0.2.7".parse().unwrap();
+        assert!(one.contains("192.0.2.7".parse().unwrap()));
+        assert!(!one.contains("192.0.2.8".parse().unwrap()));
+        let all: Network = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Network>().is_err());
+        let v6: Network = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
     }
 }
 
@@ -523,6 +752,8 @@ impl Config {
             ("imap", self.imap.threads),
             ("pop3", self.pop3.threads),
             ("ldap", self.ldap.threads),
+            ("outbound", self.outbound.threads),
+            ("console", self.console.threads),
         ] {
             if n == 0 {
                 errs.push((vec![name, "threads"], "threads must be at least 1".into()));
@@ -550,6 +781,42 @@ impl Config {
         }
         if self.hostname.trim().is_empty() {
             errs.push((vec!["hostname"], "must not be empty".into()));
+        }
+        if let Some(relay) = &self.outbound.relay
+            && parse_next_hop(relay, 25).is_none()
+        {
+            errs.push((
+                vec!["outbound", "relay"],
+                format!("\"{relay}\" is not \"host:port\" or \"[ip]:port\""),
+            ));
+        }
+        if self.outbound.relay_user.is_some() != self.outbound.relay_password.is_some() {
+            errs.push((
+                vec!["outbound", "relay_user"],
+                "relay_user and relay_password must be given together".into(),
+            ));
+        }
+        for (domain, hop) in &self.outbound.routes {
+            if parse_next_hop(hop, 25).is_none() {
+                errs.push((
+                    vec!["outbound", "routes"],
+                    format!("{domain}: \"{hop}\" is not \"host:port\" or \"[ip]:port\""),
+                ));
+            }
+        }
+        if let Some(r) = &self.outbound.resolver
+            && r.parse::<SocketAddr>().is_err()
+        {
+            errs.push((
+                vec!["outbound", "resolver"],
+                format!("\"{r}\" is not an \"ip:port\" address"),
+            ));
+        }
+        if self.outbound.max_messages_per_connection == 0 {
+            errs.push((
+                vec!["outbound", "max_messages_per_connection"],
+                "must be at least 1".into(),
+            ));
         }
         errs
     }

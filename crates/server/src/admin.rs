@@ -1,10 +1,12 @@
 //! The administration commands: directory and mailbox inspection, straight on the
 //! store in the data directory (SQLite arbitrates with a running server).
-use crate::cli::{AliasCmd, Command, DomainCmd, FolderCmd, GroupCmd, ItemCmd, MemberCmd, UserCmd};
+use crate::cli::{
+    AliasCmd, Command, DomainCmd, FolderCmd, GroupCmd, ItemCmd, MemberCmd, QueueCmd, UserCmd,
+};
 use anyhow::{Context, bail};
 use postgate_runtime::Config;
 use postgate_store::embedded::EmbeddedStore;
-use postgate_store::{Directory, Mailboxes, NewUser, User, password};
+use postgate_store::{Directory, Mailboxes, NewUser, Queue, QueuedMessage, User, password};
 use postgate_types::{EmailAddress, ItemSummary, Secret};
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -32,6 +34,117 @@ async fn user_of(store: &EmbeddedStore, address: &str) -> anyhow::Result<User> {
         .user(&addr(address)?)
         .await?
         .with_context(|| format!("no user {address}"))
+}
+
+/// A queued message as `queue list --json` and `queue show --json` print it.
+fn queued_json(m: &QueuedMessage) -> serde_json::Value {
+    serde_json::json!({
+        "id": m.id,
+        "created": m.created,
+        "size": m.size,
+        "from": m.outbound.mail_from,
+        "env_id": m.outbound.env_id,
+        "ret": m.outbound.ret,
+        "recipients": m.rcpts.iter().map(|r| serde_json::json!({
+            "address": r.address,
+            "status": r.status,
+            "attempts": r.attempts,
+            "next_attempt": r.next_attempt,
+            "last_error": r.last_error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn age(since: i64) -> String {
+    let s = (chrono::Utc::now().timestamp() - since).max(0);
+    match s {
+        s if s >= 86400 => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+        s if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+async fn queue(store: &EmbeddedStore, cmd: QueueCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        QueueCmd::List { json } => {
+            let list = store.queue_list().await?;
+            if json {
+                let v: Vec<_> = list.iter().map(queued_json).collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else if list.is_empty() {
+                writeln!(out, "queue is empty")?;
+            } else {
+                for m in &list {
+                    let from = if m.outbound.mail_from.is_empty() {
+                        "<>"
+                    } else {
+                        &m.outbound.mail_from
+                    };
+                    writeln!(out, "{}\t{}\t{}\t{}", m.id, age(m.created), m.size, from)?;
+                    for r in &m.rcpts {
+                        let state = match r.status.as_str() {
+                            "queued" => format!(
+                                "waiting, {} attempts{}",
+                                r.attempts,
+                                r.last_error
+                                    .as_deref()
+                                    .map(|e| format!(": {e}"))
+                                    .unwrap_or_default()
+                            ),
+                            other => other.to_string(),
+                        };
+                        writeln!(out, "\t{}\t{state}", r.address)?;
+                    }
+                }
+            }
+        }
+        QueueCmd::Show { id, json } => {
+            let m = store
+                .queue_get(id)
+                .await?
+                .with_context(|| format!("no queued message {id}"))?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&queued_json(&m))?)?;
+            } else {
+                writeln!(out, "id:        {}", m.id)?;
+                writeln!(out, "queued:    {} ago", age(m.created))?;
+                writeln!(out, "size:      {}", m.size)?;
+                writeln!(out, "from:      <{}>", m.outbound.mail_from)?;
+                if let Some(e) = &m.outbound.env_id {
+                    writeln!(out, "envid:     {e}")?;
+                }
+                for r in &m.rcpts {
+                    let next = chrono::DateTime::from_timestamp(r.next_attempt, 0)
+                        .map(|d| d.to_rfc3339())
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "to:        <{}> {} attempts={} next={next}",
+                        r.address, r.status, r.attempts
+                    )?;
+                    if let Some(e) = &r.last_error {
+                        writeln!(out, "           last error: {e}")?;
+                    }
+                }
+            }
+        }
+        QueueCmd::Retry { id } => {
+            let n = store.queue_retry(id).await?;
+            writeln!(out, "{n} recipients due now")?;
+        }
+        QueueCmd::Flush => {
+            let n = store.queue_retry(None).await?;
+            writeln!(out, "{n} recipients due now")?;
+        }
+        QueueCmd::Remove { id } => {
+            if !store.queue_remove(id).await? {
+                bail!("no queued message {id}");
+            }
+            writeln!(out, "removed queued message {id}")?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
@@ -317,6 +430,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         },
+        Command::Queue(cmd) => queue(&store, cmd, &mut out).await?,
         Command::Serve | Command::CheckConfig { .. } => bail!("not an administration command"),
     }
     Ok(ExitCode::SUCCESS)

@@ -51,6 +51,40 @@ pub enum Command {
     /// Items in a user's folders.
     #[command(subcommand)]
     Item(ItemCmd),
+    /// The outbound queue: mail waiting for remote recipients.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+}
+
+/// `queue …`
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// List queued messages: id, age, size, sender, recipients and their state.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one queued message with each recipient's attempts and last error.
+    Show {
+        /// Queue id.
+        id: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make one message's waiting recipients (or, without an id, all) due now.
+    Retry {
+        /// Queue id.
+        id: Option<i64>,
+    },
+    /// Drop a queued message without sending or bouncing it.
+    Remove {
+        /// Queue id.
+        id: i64,
+    },
+    /// Make every waiting recipient due now (the same as `retry` without an id).
+    Flush,
 }
 
 /// `domain …`

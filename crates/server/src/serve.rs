@@ -132,6 +132,27 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     pop3_listeners.extend(bind_all(&config.pop3.pop3s, "pop3s", true).await?);
     start(pop3, config.pop3.threads, pop3_listeners)?;
 
+    // HTTPS: the client API (and the web console to come), TLS only.
+    let console = Arc::new(postgate_console::ConsoleService::new(
+        postgate_console::Context {
+            hostname: config.hostname.clone(),
+            delivery: delivery.clone(),
+            auth: auth.clone(),
+            max_message_size: config.smtp.max_message_size,
+        },
+    ));
+    let console_listeners = bind_all(&config.console.listen, "console", true).await?;
+    start(console, config.console.threads, console_listeners)?;
+
+    // The delivery agent: the outbound queue to the Internet. The embedded
+    // store has one node, so claims a crash left behind are taken back now.
+    let agent = postgate_outbound::Agent::new(
+        postgate_outbound::Settings::from_config(&config, true),
+        delivery.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("[outbound]: {e}"))?;
+    let agent_task = tokio::spawn(agent.run(shutdown.clone()));
+
     writeln!(
         out,
         "postgate: ready (data in {})",
@@ -143,6 +164,12 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     trigger.trigger();
+    if tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(5), agent_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outbound deliveries still under way at shutdown");
+    }
     for r in &running {
         if !r.workers.drain(DRAIN_TIMEOUT).await {
             tracing::warn!(

@@ -9,7 +9,13 @@
 //! Outside tools: [`tool`] finds one; when it is missing the test is skipped with
 //! a loud message, unless `POSTGATE_REQUIRE_INTEROP=1` (as `.ci/run` sets), where
 //! a missing tool fails the test.
+//!
+//! For outbound delivery tests, [`sink`] is a scripted SMTP server standing for
+//! the receiving side, and [`dns`] a loopback DNS responder for MX lookups.
 #![deny(missing_docs)]
+
+pub mod dns;
+pub mod sink;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

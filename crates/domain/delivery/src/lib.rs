@@ -68,6 +68,8 @@ pub struct DeliveryReport {
     pub copies: usize,
     /// Whether it was filed in Junk.
     pub junk: bool,
+    /// The copies, in order: the sender's Sent Items copy first when asked.
+    pub stored: Vec<postgate_store::Delivered>,
 }
 
 /// The local user who sent a message, for a submission or the client API.
@@ -90,6 +92,7 @@ pub struct Delivery {
     junk: Vec<JunkRule>,
     postmaster: Option<EmailAddress>,
     hostname: String,
+    queued: Arc<tokio::sync::Notify>,
 }
 
 impl Delivery {
@@ -106,7 +109,14 @@ impl Delivery {
             junk,
             postmaster,
             hostname,
+            queued: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Signalled whenever mail joins the outbound queue, so that the delivery
+    /// agent starts at once rather than at its next look.
+    pub fn queue_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.queued.clone()
     }
 
     /// The store.
@@ -220,6 +230,7 @@ impl Delivery {
                 .collect()
         };
         let dsn_original = (!succeeded.is_empty()).then(|| raw.clone());
+        let queued = outbound.is_some();
         let delivered = self
             .store
             .deliver(NewDelivery {
@@ -231,25 +242,56 @@ impl Delivery {
                 received_at,
             })
             .await?;
+        if queued {
+            self.queued.notify_one();
+        }
         if let Some(original) = dsn_original {
-            let report = dsn::Report {
-                reporting_mta: &self.hostname,
-                to: &envelope.mail_from,
-                env_id: envelope.env_id.as_deref(),
-                arrival: received_at,
-                recipients: succeeded,
-                original: &original,
-                return_full: false,
-            };
-            let raw = dsn::build(&report, DSN_SEQ.fetch_add(1, Ordering::Relaxed));
-            if let Err(e) = self.notify(&envelope.mail_from, raw).await {
-                tracing::warn!(error = %e, to = %envelope.mail_from, "could not send a success DSN");
-            }
+            self.report(
+                &envelope.mail_from,
+                envelope.env_id.as_deref(),
+                received_at,
+                succeeded,
+                &original,
+                false,
+            )
+            .await;
         }
         Ok(DeliveryReport {
             copies: delivered.len(),
             junk,
+            stored: delivered,
         })
+    }
+
+    /// Sends a DSN (RFC 3464) about `recipients` to `to`, the original
+    /// envelope sender; never for the null reverse path (RFC 3461 §6.2). A
+    /// failure to queue it is logged: the mail it reports on is settled
+    /// either way.
+    pub async fn report(
+        &self,
+        to: &str,
+        env_id: Option<&str>,
+        arrival: i64,
+        recipients: Vec<dsn::Recipient>,
+        original: &[u8],
+        return_full: bool,
+    ) {
+        if to.is_empty() || recipients.is_empty() {
+            return;
+        }
+        let report = dsn::Report {
+            reporting_mta: &self.hostname,
+            to,
+            env_id,
+            arrival,
+            recipients,
+            original,
+            return_full,
+        };
+        let raw = dsn::build(&report, DSN_SEQ.fetch_add(1, Ordering::Relaxed));
+        if let Err(e) = self.notify(to, raw).await {
+            tracing::warn!(error = %e, to, "could not send a DSN");
+        }
     }
 
     /// Sends a system message (a DSN) to `to`: into a local user's Inbox, or
@@ -290,6 +332,7 @@ impl Delivery {
                 return Ok(());
             }
         };
+        let queued = outbound.is_some();
         self.store
             .deliver(NewDelivery {
                 raw,
@@ -300,6 +343,9 @@ impl Delivery {
                 received_at,
             })
             .await?;
+        if queued {
+            self.queued.notify_one();
+        }
         Ok(())
     }
 }

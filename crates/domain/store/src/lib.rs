@@ -221,8 +221,13 @@ pub trait Queue: Send + Sync {
     /// Drops a queued message without sending or bouncing it.
     async fn queue_remove(&self, id: i64) -> Result<bool>;
     /// Makes the waiting recipients of one message (or all) due now;
-    /// returns how many.
+    /// returns how many. Recipients a runner is working on are left alone.
     async fn queue_retry(&self, id: Option<i64>) -> Result<usize>;
+    /// Ends every claim at once, making those recipients due now: for a node
+    /// that starts knowing it is the only one (the embedded store), so that
+    /// work cut short by a crash resumes at once rather than when its lease
+    /// runs out. Returns how many.
+    async fn release_leases(&self) -> Result<usize>;
 }
 
 /// The whole store: what engines hold as `Arc<dyn Store>`.

@@ -189,9 +189,10 @@ async fn concurrent_deliveries_share_blobs_and_get_increasing_uids() {
                         role: FolderRole::Junk,
                         flags: Flags::default(),
                     },
+                    // Named twice (a group and its member): one copy.
                     Target {
                         user: alice.id,
-                        role: FolderRole::Junk,
+                        role: FolderRole::Inbox,
                         flags: Flags::default(),
                     },
                 ],
@@ -510,4 +511,87 @@ async fn authenticator_caches_successes_only() {
             .is_none(),
         "no such alias yet"
     );
+}
+
+#[tokio::test]
+async fn outbound_queue_claims_leases_and_settles() {
+    use postgate_store::{Notify, Outbound, OutboundRcpt, Queue, RcptOutcome};
+    let (_d, s) = fixture().await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let rcpt = |a: &str| OutboundRcpt {
+        address: a.into(),
+        orcpt: None,
+        notify: Notify::default(),
+    };
+    // The Sent copy and the queue entry in one commit.
+    s.deliver(NewDelivery {
+        content: postgate_mime_free_content(1),
+        raw: b"Subject: out\r\n\r\nbody\r\n".to_vec(),
+        envelope: None,
+        targets: vec![Target {
+            user: alice.id,
+            role: FolderRole::Sent,
+            flags: Flags::SEEN,
+        }],
+        outbound: Some(Outbound {
+            mail_from: "alice@example.org".into(),
+            sender_user: Some(alice.id),
+            rcpts: vec![rcpt("carol@remote.test"), rcpt("dave@Other.TEST")],
+            ..Outbound::default()
+        }),
+        received_at: 1000,
+    })
+    .await
+    .unwrap();
+    let now = chrono_now();
+    let claimed = s.claim_due(now, 600, 100).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let m = &claimed[0];
+    let domains: Vec<&str> = m.rcpts.iter().map(|r| r.domain.as_str()).collect();
+    assert_eq!(domains, ["remote.test", "other.test"]);
+    assert_eq!(
+        s.message_bytes(m.message).await.unwrap().unwrap(),
+        b"Subject: out\r\n\r\nbody\r\n"
+    );
+    // Leased: nobody else gets them until the lease runs out...
+    assert!(s.claim_due(now + 500, 600, 100).await.unwrap().is_empty());
+    assert_eq!(s.claim_due(now + 601, 600, 100).await.unwrap().len(), 1);
+    // ...or a lone node starting up takes them back.
+    assert_eq!(s.release_leases().await.unwrap(), 2);
+    let claimed = s.claim_due(chrono_now(), 600, 100).await.unwrap();
+    let (carol, dave) = (claimed[0].rcpts[0].id, claimed[0].rcpts[1].id);
+    s.record(vec![
+        (carol, RcptOutcome::Sent),
+        (
+            dave,
+            RcptOutcome::Retry {
+                at: now + 300,
+                error: "451 later".into(),
+                delay_warned: false,
+            },
+        ),
+    ])
+    .await
+    .unwrap();
+    let listed = s.queue_list().await.unwrap();
+    assert_eq!(listed[0].rcpts[1].attempts, 1);
+    assert_eq!(listed[0].rcpts[1].last_error.as_deref(), Some("451 later"));
+    assert!(s.claim_due(now + 299, 600, 100).await.unwrap().is_empty());
+    assert_eq!(s.queue_retry(None).await.unwrap(), 1);
+    let claimed = s.claim_due(chrono_now(), 600, 100).await.unwrap();
+    assert_eq!(claimed[0].rcpts.len(), 1, "only dave is left to try");
+    s.record(vec![(dave, RcptOutcome::Failed("550 no".into()))])
+        .await
+        .unwrap();
+    assert!(s.queue_list().await.unwrap().is_empty());
+    // The body stays for the Sent copy; removing that frees it.
+    let sent = s.folder(alice.id, "Sent Items").await.unwrap().unwrap();
+    assert_eq!(s.items(sent.id).await.unwrap().len(), 1);
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }

@@ -187,7 +187,13 @@ pub fn build(r: &Report<'_>, unique: u64) -> Vec<u8> {
             } else {
                 format!("rfc822; {o}")
             };
-            let _ = write!(m, "Original-Recipient: {o}\r\n");
+            // RFC 3464 §2.3.1: address-type ";" address; SMTP gives the
+            // address decoded, without its type (RFC 3461 §4.2: rfc822).
+            if o.contains(';') {
+                let _ = write!(m, "Original-Recipient: {o}\r\n");
+            } else {
+                let _ = write!(m, "Original-Recipient: rfc822;{o}\r\n");
+            }
         }
         let _ = write!(
             m,

@@ -112,6 +112,9 @@ pub struct Session {
     pub(crate) user: Option<Box<postgate_store::User>>,
     /// MAIL needs AUTH first: submission, SMTPS, or `[smtp] require_auth`.
     pub(crate) auth_required: bool,
+    /// The client is in `[smtp] relay_networks` and on the inbound port: it
+    /// may relay without AUTH.
+    pub(crate) trusted: bool,
 }
 
 impl Session {
@@ -123,7 +126,14 @@ impl Session {
         auth: postgate_store::auth::Authenticator,
     ) -> Session {
         let auth_required = conn.role != "smtp" || settings.config.require_auth;
+        let trusted = conn.role == "smtp"
+            && settings
+                .config
+                .relay_networks
+                .iter()
+                .any(|n| n.contains(conn.peer.ip()));
         Session {
+            trusted,
             auth,
             user: None,
             auth_required,

@@ -183,7 +183,10 @@ fn deliver(conn: &Connection, mut d: NewDelivery, hash: [u8; 32]) -> Result<Vec<
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(d.targets.len());
     for t in &d.targets {
-        if !seen.insert(t.user) {
+        // One copy per folder: a group and its member, or a user named
+        // twice, get one; the sender's Sent copy and their Inbox copy (a
+        // message to oneself) are two.
+        if !seen.insert((t.user, t.role)) {
             continue;
         }
         let folder: Option<FolderId> = conn

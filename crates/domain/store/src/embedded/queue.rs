@@ -143,7 +143,7 @@ fn claim_due(conn: &Connection, now: i64, lease: i64, limit: usize) -> Result<Ve
     // The lease: until it runs out nobody else takes these; if this runner
     // dies, they come due again then.
     for (_, r) in &due {
-        conn.prepare_cached("UPDATE queue_rcpt SET next_attempt = ?2 WHERE id = ?1")
+        conn.prepare_cached("UPDATE queue_rcpt SET next_attempt = ?2, leased = 1 WHERE id = ?1")
             .and_then(|mut s| s.execute(params![r.id, now + lease]))
             .map_err(backend)?;
     }
@@ -162,17 +162,17 @@ fn record(conn: &Connection, outcomes: &[(i64, RcptOutcome)]) -> Result<()> {
         match o {
             RcptOutcome::Sent => conn
                 .prepare_cached(
-                    "UPDATE queue_rcpt SET status = 'sent', attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                    "UPDATE queue_rcpt SET status = 'sent', attempts = attempts + 1, leased = 0, last_error = NULL WHERE id = ?1",
                 )
                 .and_then(|mut s| s.execute([id])),
             RcptOutcome::Failed(e) => conn
                 .prepare_cached(
-                    "UPDATE queue_rcpt SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    "UPDATE queue_rcpt SET status = 'failed', attempts = attempts + 1, leased = 0, last_error = ?2 WHERE id = ?1",
                 )
                 .and_then(|mut s| s.execute(params![id, e])),
             RcptOutcome::Retry { at, error, delay_warned } => conn
                 .prepare_cached(
-                    "UPDATE queue_rcpt SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3, \
+                    "UPDATE queue_rcpt SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3, leased = 0, \
                      delay_warned = delay_warned OR ?4 WHERE id = ?1",
                 )
                 .and_then(|mut s| s.execute(params![id, at, error, delay_warned])),
@@ -256,10 +256,23 @@ impl Queue for EmbeddedStore {
         .await
     }
 
+    async fn release_leases(&self) -> Result<usize> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE queue_rcpt SET leased = 0, next_attempt = min(next_attempt, ?1) \
+                 WHERE leased = 1 AND status = 'queued'",
+            )
+            .and_then(|mut s| s.execute([now()]))
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn queue_retry(&self, id: Option<i64>) -> Result<usize> {
         self.write(move |conn| {
             conn.prepare_cached(
-                "UPDATE queue_rcpt SET next_attempt = ?2 WHERE status = 'queued' AND (?1 IS NULL OR queue_id = ?1)",
+                "UPDATE queue_rcpt SET next_attempt = ?2 WHERE status = 'queued' AND leased = 0 \
+                 AND (?1 IS NULL OR queue_id = ?1)",
             )
             .and_then(|mut s| s.execute(params![id, now()]))
             .map_err(backend)

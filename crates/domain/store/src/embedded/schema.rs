@@ -183,6 +183,8 @@ CREATE TABLE queue_rcpt (
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_attempt INTEGER NOT NULL,
     delay_warned INTEGER NOT NULL DEFAULT 0,
+    -- Claimed by a delivery agent; next_attempt is then when the claim runs out.
+    leased       INTEGER NOT NULL DEFAULT 0,
     last_error   TEXT
 ) STRICT;
 CREATE INDEX queue_rcpt_due ON queue_rcpt (status, next_attempt);

@@ -33,7 +33,7 @@ impl Session {
                 format!("Message size exceeds fixed maximum message size ({max} octets)"),
             );
         }
-        if self.auth_required && self.user.is_none() {
+        if self.auth_required && self.user.is_none() && !self.trusted {
             // RFC 6409 §4.3 / RFC 4954 §6: submission needs authentication.
             return Reply::new(530, "5.7.0", "Authentication required");
         }

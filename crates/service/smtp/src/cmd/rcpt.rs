@@ -25,8 +25,9 @@ impl Session {
         let mut remote = false;
         let users = match self.delivery.resolve(&address).await {
             Ok(Resolution::Users(users)) => users,
-            Ok(Resolution::NotLocal) if self.user.is_some() => {
-                // Authenticated: relayed through the queue (RFC 6409 §5).
+            Ok(Resolution::NotLocal) if self.user.is_some() || self.trusted => {
+                // Authenticated (RFC 6409 §5), or from a network the operator
+                // trusts: relayed through the queue.
                 remote = true;
                 Vec::new()
             }

@@ -1,0 +1,425 @@
+//! `/api/v1`: the client API.
+use crate::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use postgate_delivery::Sender;
+use postgate_mime::build::{NewAttachment, NewMessage, build_message};
+use postgate_store::{Envelope, EnvelopeRcpt, Resolution, User, UserRef};
+use postgate_types::{EmailAddress, Importance, ItemSummary, Secret};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The client's address, for the trace the message keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub SocketAddr);
+
+type Ctx = Arc<Context>;
+
+pub(crate) fn router(ctx: Ctx) -> Router {
+    // Base64 grows attachments by a third; JSON adds a little more.
+    let limit = (ctx.max_message_size as usize)
+        .saturating_mul(4)
+        .saturating_div(3)
+        .saturating_add(1 << 20);
+    Router::new()
+        .route("/api/v1/messages", post(send))
+        .route("/api/v1/folders", get(folders))
+        .route("/api/v1/folders/{name}/items", get(items))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(ctx)
+}
+
+/// An error as JSON: `{"error": "..."}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "client API");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the post office is unavailable; try again",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 7617 §2: the challenge, with the charset the credentials use.
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Postgate\", charset=\"UTF-8\""),
+            );
+        }
+        r
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such resource")
+}
+
+/// RFC 7617: `Authorization: Basic base64(user-id ":" password)`.
+async fn user(ctx: &Context, headers: &HeaderMap) -> Result<User, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| unauthorized("authentication required"))?;
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| unauthorized("malformed Authorization header"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(unauthorized("use Basic authentication"));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+    let (login, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+    let login = EmailAddress::parse(login).map_err(|_| unauthorized("invalid credentials"))?;
+    match ctx
+        .auth
+        .authenticate(&login, &Secret::new(password.to_string()))
+        .await
+    {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(unauthorized("invalid credentials")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// `GET /api/v1/folders`.
+async fn folders(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, ApiError> {
+    let u = user(&ctx, &headers).await?;
+    let folders = ctx
+        .delivery
+        .store()
+        .folders(u.id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(axum::Json(Value::Array(
+        folders
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.path,
+                    "role": f.role.map(|r| r.as_str()),
+                    "total": f.total,
+                    "unread": f.unseen,
+                })
+            })
+            .collect(),
+    )))
+}
+
+fn rfc3339(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_default()
+}
+
+fn item_json(i: &ItemSummary) -> Value {
+    let flags: Vec<String> = i
+        .flags
+        .names()
+        .map(str::to_string)
+        .chain(i.keywords.iter().cloned())
+        .collect();
+    json!({
+        "id": i.uid,
+        "kind": i.kind,
+        "from": i.from,
+        "subject": i.subject,
+        "date": rfc3339(i.date),
+        "size": i.size,
+        "flags": flags,
+    })
+}
+
+/// `GET /api/v1/folders/{name}/items` (a nested folder's "/" written %2F).
+async fn items(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Value>, ApiError> {
+    let u = user(&ctx, &headers).await?;
+    let store = ctx.delivery.store();
+    let folder = store
+        .folder(u.id, &name)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no folder {name:?}")))?;
+    let items = store.items(folder.id).await.map_err(ApiError::internal)?;
+    Ok(axum::Json(Value::Array(
+        items.iter().map(item_json).collect(),
+    )))
+}
+
+/// The body of `POST /api/v1/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Outgoing {
+    #[serde(default)]
+    to: Vec<String>,
+    #[serde(default)]
+    cc: Vec<String>,
+    #[serde(default)]
+    bcc: Vec<String>,
+    #[serde(default)]
+    subject: String,
+    text: Option<String>,
+    html: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+    importance: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Attachment {
+    filename: String,
+    content_type: Option<String>,
+    data_base64: String,
+}
+
+/// "Name <addr@example.org>" or "addr@example.org".
+fn mailbox(s: &str) -> Result<(String, EmailAddress), ApiError> {
+    let s = s.trim();
+    let (name, addr) = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(i), true) => (
+            s[..i].trim().trim_matches('"').trim().to_string(),
+            &s[i + 1..s.len() - 1],
+        ),
+        _ => (String::new(), s),
+    };
+    let address = EmailAddress::parse(addr.trim())
+        .map_err(|e| ApiError::bad(format!("{s:?} is not an address: {e}")))?;
+    Ok((name, address))
+}
+
+fn unique_id() -> String {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut b = [0u8; 8];
+    let _ = SystemRandom::new().fill(&mut b);
+    format!(
+        "{:x}.{}",
+        chrono::Utc::now().timestamp_millis(),
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+/// `POST /api/v1/messages`: compose and send.
+async fn send(
+    State(ctx): State<Ctx>,
+    axum::Extension(Peer(peer)): axum::Extension<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let u = user(&ctx, &headers).await?;
+    let req: Outgoing = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("the body is not a valid message: {e}")))?;
+    let to = req
+        .to
+        .iter()
+        .map(|s| mailbox(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cc = req
+        .cc
+        .iter()
+        .map(|s| mailbox(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bcc = req
+        .bcc
+        .iter()
+        .map(|s| mailbox(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if to.is_empty() && cc.is_empty() && bcc.is_empty() {
+        return Err(ApiError::bad(
+            "give at least one recipient in to, cc or bcc",
+        ));
+    }
+    let importance = match req
+        .importance
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("normal") => Importance::Normal,
+        Some("high") => Importance::High,
+        Some("low") => Importance::Low,
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "importance {other:?} is not low, normal or high"
+            )));
+        }
+    };
+    let mut attachments = Vec::with_capacity(req.attachments.len());
+    for a in &req.attachments {
+        let compact: String = a.data_base64.split_whitespace().collect();
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .map_err(|e| ApiError::bad(format!("attachment {:?}: bad base64: {e}", a.filename)))?;
+        let content_type = a
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into());
+        if !content_type.contains('/') || content_type.contains(['\r', '\n']) {
+            return Err(ApiError::bad(format!(
+                "attachment {:?}: {content_type:?} is not a MIME type",
+                a.filename
+            )));
+        }
+        attachments.push(NewAttachment {
+            filename: a.filename.clone(),
+            content_type,
+            data,
+        });
+    }
+
+    // Every recipient must exist before anything is sent, as SMTP refuses an
+    // unknown local recipient at RCPT (RFC 5321 §3.3).
+    let mut local: Vec<UserRef> = Vec::new();
+    let mut rcpts: Vec<EnvelopeRcpt> = Vec::new();
+    let mut unknown = Vec::new();
+    for (_, address) in to.iter().chain(&cc).chain(&bcc) {
+        let text = address.to_string();
+        if rcpts.iter().any(|r| r.address.eq_ignore_ascii_case(&text)) {
+            continue;
+        }
+        let remote = match ctx
+            .delivery
+            .resolve(address)
+            .await
+            .map_err(ApiError::internal)?
+        {
+            Resolution::Users(users) => {
+                for user in users {
+                    if !local.iter().any(|l| l.id == user.id) {
+                        local.push(user);
+                    }
+                }
+                false
+            }
+            Resolution::NotLocal => true,
+            Resolution::Unknown | Resolution::Ambiguous => {
+                unknown.push(text.clone());
+                continue;
+            }
+        };
+        rcpts.push(EnvelopeRcpt {
+            address: text,
+            orcpt: None,
+            notify: Vec::new(),
+            remote,
+        });
+    }
+    if !unknown.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no such recipient: {}", unknown.join(", ")),
+        ));
+    }
+
+    let message_id = format!("{}@{}", unique_id(), ctx.hostname);
+    let pair = |(n, a): &(String, EmailAddress)| (n.clone(), a.to_string());
+    let raw = build_message(&NewMessage {
+        from: (u.display_name.clone(), u.address.to_string()),
+        to: to.iter().map(pair).collect(),
+        cc: cc.iter().map(pair).collect(),
+        subject: req.subject,
+        text: req.text,
+        html: req.html,
+        attachments,
+        importance,
+        message_id: message_id.clone(),
+        date: chrono::Utc::now().timestamp(),
+    });
+    if raw.len() as u64 > ctx.max_message_size {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the message is {} octets; the limit is {}",
+                raw.len(),
+                ctx.max_message_size
+            ),
+        ));
+    }
+    let smtputf8 = rcpts.iter().any(|r| !r.address.is_ascii()) || !u.address.to_string().is_ascii();
+    let queued = rcpts.iter().filter(|r| r.remote).count();
+    let envelope = Envelope {
+        mail_from: u.address.to_string(),
+        env_id: None,
+        ret: None,
+        body: None,
+        smtputf8,
+        rcpts,
+        peer: Some(peer.ip().to_string()),
+        helo: None,
+        tls: true,
+    };
+    let report = ctx
+        .delivery
+        .deliver(
+            raw,
+            envelope,
+            &local,
+            Some(Sender {
+                user: u.id,
+                sent_copy: true,
+            }),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let sent = report.stored.first().filter(|d| d.user == u.id).copied();
+    let folder = match sent {
+        Some(d) => ctx
+            .delivery
+            .store()
+            .folders(u.id)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .find(|f| f.id == d.folder)
+            .map(|f| f.path),
+        None => None,
+    };
+    tracing::info!(user = %u.address, message_id, local = local.len(), queued, "client API: message sent");
+    let body = json!({
+        "id": sent.map(|d| d.uid),
+        "folder": folder,
+        "message_id": format!("<{message_id}>"),
+        "delivered": local.len(),
+        "queued": queued,
+    });
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}

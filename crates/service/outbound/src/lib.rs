@@ -1,0 +1,466 @@
+//! The delivery agent: empties the outbound queue to the Internet over SMTP
+//! (RFC 5321), the way a production MTA does.
+//!
+//! Data flow: submission, the client API and DSNs put mail in the store's
+//! queue (one row per message, one per remote recipient, in the same commit
+//! that acknowledged it). [`Agent::run`] claims due recipients with a lease,
+//! groups them by destination domain, finds the next hops (route table, smart
+//! host, or MX per RFC 5321 §5.1), and sends over one connection per host for
+//! as many messages as it can ([`client`]), reusing idle connections for a
+//! while after. Each recipient's outcome is recorded as soon as its message is
+//! done: sent, failed (with a DSN to the sender, RFC 3464), or retried later on
+//! the configured schedule until `max_age`, with one delay DSN on the way.
+//!
+//! Nothing is lost: a claim is a lease, so work cut short by a crash comes due
+//! again (at once on restart, see [`postgate_store::Queue::release_leases`]);
+//! the worst a crash can do is send a message twice.
+#![deny(missing_docs)]
+
+pub mod client;
+mod pool;
+pub mod route;
+mod settle;
+
+use client::{Session, Verdict};
+use pool::Pool;
+use postgate_delivery::Delivery;
+use postgate_runtime::config::TlsPolicy;
+use postgate_runtime::shutdown::Shutdown;
+use postgate_store::{QueuedMessage, QueuedRcpt, RcptOutcome};
+use route::{Hop, RouteError, Router};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How many recipients one claim takes at most.
+const CLAIM_LIMIT: usize = 500;
+/// How often the queue is looked at when nobody signals new mail (for
+/// retries coming due, and mail queued by other nodes or the CLI).
+const POLL: Duration = Duration::from_secs(1);
+/// How long an idle connection is kept for the next message to its host.
+const IDLE_KEEP: Duration = Duration::from_secs(5);
+
+/// What the agent needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our name, for EHLO.
+    pub hostname: String,
+    /// Concurrent deliveries.
+    pub threads: usize,
+    /// A smart host for everything not routed otherwise.
+    pub relay: Option<Hop>,
+    /// AUTH credentials for the smart host.
+    pub relay_credentials: Option<(String, String)>,
+    /// Per-domain next hops: a domain, or ".domain" for it and its subdomains.
+    pub routes: Vec<(String, Hop)>,
+    /// A DNS server to ask instead of the system's.
+    pub resolver: Option<SocketAddr>,
+    /// The port of MX hosts.
+    pub port: u16,
+    /// The STARTTLS policy.
+    pub tls: TlsPolicy,
+    /// Per-domain STARTTLS policies.
+    pub tls_domains: HashMap<String, TlsPolicy>,
+    /// Waits between attempts; the last repeats.
+    pub retry_intervals: Vec<Duration>,
+    /// When to give up.
+    pub max_age: Duration,
+    /// When to send a delay DSN.
+    pub delay_warning: Duration,
+    /// How long a claim lasts.
+    pub lease: Duration,
+    /// Connecting.
+    pub connect_timeout: Duration,
+    /// A reply to a command.
+    pub command_timeout: Duration,
+    /// The reply after the data.
+    pub data_timeout: Duration,
+    /// Messages per connection.
+    pub max_messages_per_connection: usize,
+    /// This node is the only one on its store (the embedded store): claims
+    /// left by a previous run are taken back at once on start.
+    pub exclusive: bool,
+}
+
+impl Settings {
+    /// The settings from the `[outbound]` section.
+    pub fn from_config(c: &postgate_runtime::config::Config, exclusive: bool) -> Settings {
+        let o = &c.outbound;
+        let hop = |s: &str| {
+            postgate_runtime::config::parse_next_hop(s, 25)
+                .map(|(host, port)| Hop::named(&host, port))
+        };
+        Settings {
+            hostname: c.hostname.clone(),
+            threads: o.threads.max(1),
+            relay: o.relay.as_deref().and_then(hop),
+            relay_credentials: o.relay_user.clone().zip(o.relay_password.clone()),
+            routes: o
+                .routes
+                .iter()
+                .filter_map(|(d, h)| Some((d.to_ascii_lowercase(), hop(h)?)))
+                .collect(),
+            resolver: o.resolver.as_deref().and_then(|r| r.parse().ok()),
+            port: o.port,
+            tls: o.tls,
+            tls_domains: o
+                .tls_domains
+                .iter()
+                .map(|(d, p)| (d.to_ascii_lowercase(), *p))
+                .collect(),
+            retry_intervals: o.retry_intervals.clone(),
+            max_age: o.max_age,
+            delay_warning: o.delay_warning,
+            lease: o.lease,
+            connect_timeout: o.connect_timeout,
+            command_timeout: o.command_timeout,
+            data_timeout: o.data_timeout,
+            max_messages_per_connection: o.max_messages_per_connection.max(1),
+            exclusive,
+        }
+    }
+
+    /// The STARTTLS policy for a domain.
+    fn tls_for(&self, domain: &str) -> TlsPolicy {
+        self.tls_domains.get(domain).copied().unwrap_or(self.tls)
+    }
+}
+
+/// One message's recipients for one domain, as claimed.
+#[derive(Debug, Clone)]
+struct Job {
+    message: Arc<QueuedMessage>,
+    rcpts: Vec<QueuedRcpt>,
+}
+
+/// The delivery agent.
+#[derive(Debug)]
+pub struct Agent {
+    settings: Settings,
+    delivery: Delivery,
+    router: Router,
+    pool: Pool,
+    connector: client::Connector,
+}
+
+impl Agent {
+    /// An agent over the delivery's store.
+    pub fn new(settings: Settings, delivery: Delivery) -> Result<Arc<Agent>, String> {
+        let router = Router::new(&settings)?;
+        let connector = client::Connector::new()?;
+        Ok(Arc::new(Agent {
+            settings,
+            delivery,
+            router,
+            pool: Pool::new(IDLE_KEEP),
+            connector,
+        }))
+    }
+
+    /// Runs until shutdown: claims due mail and hands it to workers.
+    pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
+        let store = self.delivery.store().clone();
+        if self.settings.exclusive {
+            match store.release_leases().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(recipients = n, "outbound: resuming deliveries cut short"),
+                Err(e) => tracing::error!(error = %e, "outbound: cannot release leases"),
+            }
+        }
+        let signal = self.delivery.queue_signal();
+        let workers = Arc::new(Semaphore::new(self.settings.threads));
+        let lease = self.settings.lease.as_secs().max(60) as i64;
+        loop {
+            if shutdown.is_triggered() {
+                break;
+            }
+            // Claim only when a worker is free: waiting work stays in the
+            // queue, where other nodes can take it, not in this one's memory.
+            let permit = tokio::select! {
+                p = workers.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.wait() => break,
+            };
+            let batch = match store.claim_due(now(), lease, CLAIM_LIMIT).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbound: cannot read the queue");
+                    drop(permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = shutdown.wait() => break,
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                drop(permit);
+                self.pool.sweep().await;
+                tokio::select! {
+                    _ = signal.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = shutdown.wait() => break,
+                }
+                continue;
+            }
+            let mut permit = Some(permit);
+            for (domain, jobs) in by_domain(batch) {
+                let agent = self.clone();
+                let held = permit.take();
+                let workers = workers.clone();
+                tokio::spawn(async move {
+                    let _permit = match held {
+                        Some(p) => p,
+                        None => match workers.acquire_owned().await {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                    };
+                    agent.deliver_domain(&domain, jobs).await;
+                });
+            }
+        }
+        // Let deliveries under way finish (their leases cover them if not).
+        let all = self.settings.threads as u32;
+        let _ = tokio::time::timeout(Duration::from_secs(10), workers.acquire_many(all)).await;
+        self.pool.close_all().await;
+    }
+
+    /// Sends every job for one domain.
+    async fn deliver_domain(&self, domain: &str, jobs: Vec<Job>) {
+        let hops = match self.router.route(domain, &self.settings).await {
+            Ok(h) => h,
+            Err(e) => {
+                let verdict = match e {
+                    RouteError::Temporary(text) => Verdict::temporary("4.4.3", &text),
+                    RouteError::Permanent { status, text } => Verdict::permanent(status, &text),
+                };
+                for job in &jobs {
+                    let all = vec![verdict.clone(); job.rcpts.len()];
+                    self.settle(job, &all, None).await;
+                }
+                return;
+            }
+        };
+        let tls = if hops.relay {
+            self.settings.tls
+        } else {
+            self.settings.tls_for(domain)
+        };
+        let credentials = if hops.relay {
+            self.settings.relay_credentials.as_ref()
+        } else {
+            None
+        };
+        let mut session: Option<Session> = None;
+        let mut jobs = jobs.into_iter().peekable();
+        while let Some(job) = jobs.next() {
+            if session
+                .as_ref()
+                .is_some_and(|s| s.sent() >= self.settings.max_messages_per_connection)
+                && let Some(s) = session.take()
+            {
+                s.quit().await;
+            }
+            if session.is_none() {
+                match self.open(&hops.hops, tls, credentials).await {
+                    Ok(s) => session = Some(s),
+                    Err(verdict) => {
+                        // No host takes connections: everything for this
+                        // domain waits for its next try.
+                        let all = vec![verdict.clone(); job.rcpts.len()];
+                        self.settle(&job, &all, None).await;
+                        for job in jobs.by_ref() {
+                            let all = vec![verdict.clone(); job.rcpts.len()];
+                            self.settle(&job, &all, None).await;
+                        }
+                        return;
+                    }
+                }
+            }
+            let Some(s) = session.as_mut() else { continue };
+            let data = match self
+                .delivery
+                .store()
+                .message_bytes(job.message.message)
+                .await
+            {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    tracing::error!(
+                        queue = job.message.id,
+                        "outbound: queued message has no content"
+                    );
+                    let all = vec![
+                        Verdict::permanent("5.3.0", "message content missing");
+                        job.rcpts.len()
+                    ];
+                    self.settle(&job, &all, None).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbound: cannot read a queued message");
+                    let all = vec![Verdict::temporary("4.3.0", &e.to_string()); job.rcpts.len()];
+                    self.settle(&job, &all, None).await;
+                    continue;
+                }
+            };
+            let verdicts = s
+                .send(
+                    &job.message.outbound,
+                    &job.rcpts,
+                    &data,
+                    self.settings.data_timeout,
+                )
+                .await;
+            let peer = s.peer_name().to_string();
+            let dsn_capable = s.has_dsn();
+            let broken = s.is_broken();
+            self.settle_with_data(&job, &verdicts, Some((&peer, dsn_capable)), &data)
+                .await;
+            if broken {
+                session = None;
+                // The next job reconnects; it is not charged for this one's
+                // broken connection unless the reconnect fails too.
+                if jobs.peek().is_none() {
+                    break;
+                }
+            }
+        }
+        if let Some(s) = session {
+            self.pool.put(s).await;
+        }
+    }
+
+    /// A session with the first host that takes one, reusing an idle one.
+    async fn open(
+        &self,
+        hops: &[Hop],
+        tls: TlsPolicy,
+        credentials: Option<&(String, String)>,
+    ) -> Result<Session, Verdict> {
+        let mut last = Verdict::temporary("4.4.1", "no host to connect to");
+        for hop in hops {
+            let addrs = match self.router.addresses(hop).await {
+                Ok(a) => a,
+                Err(e) => {
+                    last = Verdict::temporary("4.4.3", &format!("{}: {e}", hop.host));
+                    continue;
+                }
+            };
+            for addr in addrs {
+                let target = SocketAddr::new(addr, hop.port);
+                if let Some(s) = self.pool.take(target, tls, credentials).await {
+                    return Ok(s);
+                }
+                match Session::connect(
+                    &self.connector,
+                    hop,
+                    target,
+                    tls,
+                    credentials,
+                    &self.settings,
+                )
+                .await
+                {
+                    Ok(s) => return Ok(s),
+                    Err(v) => {
+                        tracing::info!(host = %hop.host, addr = %target, error = %v.text, "outbound: connection failed");
+                        last = v;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn settle(&self, job: &Job, verdicts: &[Verdict], peer: Option<(&str, bool)>) {
+        let data = match self
+            .delivery
+            .store()
+            .message_bytes(job.message.message)
+            .await
+        {
+            Ok(Some(d)) => d,
+            _ => Vec::new(),
+        };
+        self.settle_with_data(job, verdicts, peer, &data).await;
+    }
+
+    /// Records each recipient's outcome, after sending the DSNs they call
+    /// for: a crash between the two repeats a DSN rather than losing one.
+    async fn settle_with_data(
+        &self,
+        job: &Job,
+        verdicts: &[Verdict],
+        peer: Option<(&str, bool)>,
+        data: &[u8],
+    ) {
+        let now = now();
+        let plan = settle::plan(
+            &self.settings,
+            &job.message,
+            &job.rcpts,
+            verdicts,
+            peer,
+            now,
+        );
+        for line in &plan.log {
+            tracing::info!("{line}");
+        }
+        if !plan.report.is_empty() {
+            let ob = &job.message.outbound;
+            self.delivery
+                .report(
+                    &ob.mail_from,
+                    ob.env_id.as_deref(),
+                    job.message.created,
+                    plan.report,
+                    data,
+                    ob.ret
+                        .as_deref()
+                        .is_some_and(|r| r.eq_ignore_ascii_case("FULL")),
+                )
+                .await;
+        }
+        if let Err(e) = self.delivery.store().record(plan.outcomes).await {
+            // The lease brings these recipients back: a repeat, not a loss.
+            tracing::error!(error = %e, queue = job.message.id, "outbound: cannot record outcomes");
+        }
+    }
+}
+
+/// Groups claimed recipients by destination domain, keeping message order.
+fn by_domain(batch: Vec<QueuedMessage>) -> BTreeMap<String, Vec<Job>> {
+    let mut out: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+    for mut m in batch {
+        let rcpts = std::mem::take(&mut m.rcpts);
+        let message = Arc::new(m);
+        let mut per: BTreeMap<String, Vec<QueuedRcpt>> = BTreeMap::new();
+        for r in rcpts {
+            per.entry(r.domain.clone()).or_default().push(r);
+        }
+        for (domain, rcpts) in per {
+            out.entry(domain).or_default().push(Job {
+                message: message.clone(),
+                rcpts,
+            });
+        }
+    }
+    out
+}
+
+/// Unix seconds now.
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// What to do with a recipient, apart from the DSN.
+pub(crate) fn outcome_for_log(o: &RcptOutcome) -> &'static str {
+    match o {
+        RcptOutcome::Sent => "sent",
+        RcptOutcome::Failed(_) => "bounced",
+        RcptOutcome::Retry { .. } => "deferred",
+    }
+}
