@@ -485,6 +485,46 @@ fn permanent_failure_bounces_with_a_dsn() {
 }
 
 #[test]
+fn eight_bit_content_only_to_8bitmime_hosts() {
+    // RFC 6152 §3: 8-bit data goes only to a server that offers 8BITMIME;
+    // one that does not gets no message, and the sender a 5.6.3 DSN.
+    let dns = Dns::start();
+    let modern = Sink::start(SinkOptions::default());
+    let old = Sink::start(SinkOptions {
+        eight_bit: false,
+        ..SinkOptions::default()
+    });
+    let s = server(
+        &dns,
+        1,
+        &format!(
+            "[outbound.routes]\n\"modern.test\" = \"[127.0.0.1]:{}\"\n\"old.test\" = \"[127.0.0.1]:{}\"\n",
+            modern.port(),
+            old.port()
+        ),
+    );
+    if send(
+        &s,
+        "carol@modern.test,dave@old.test",
+        &["--eight-bit", "--mail-opt", "BODY=8BITMIME"],
+    )
+    .is_none()
+    {
+        return;
+    }
+    let got = received_by(&modern, 1);
+    assert!(
+        got[0].mail_params.iter().any(|p| p == "BODY=8BITMIME"),
+        "{:?}",
+        got[0].mail_params
+    );
+    assert!(String::from_utf8_lossy(&got[0].data).contains("Grüße"));
+    let d = &dsns(&s, 1)[0];
+    assert_eq!(d["report"]["recipients"][0]["status"], "5.6.3", "{d}");
+    assert!(old.received().is_empty());
+}
+
+#[test]
 fn dsn_to_a_remote_sender_and_no_bounce_for_the_null_sender() {
     // Inbound mail from a remote sender asking NOTIFY=SUCCESS: the
     // "delivered" DSN goes back out from <>; when it bounces, nobody hears

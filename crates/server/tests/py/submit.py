@@ -9,6 +9,7 @@ usage: submit.py PORT MODE USER PASSWORD FROM TO[,TO...] [options]
   --rcpt-opt X       an RCPT parameter for every recipient (repeatable), e.g. NOTIFY=SUCCESS
   --mail-opt X       a MAIL parameter (repeatable), e.g. RET=HDRS, ENVID=abc
   --header-from A    the From: header (default FROM)
+  --eight-bit        a UTF-8 body sent as 8bit (add --mail-opt BODY=8BITMIME)
 Prints {"sent": n, "error": null|[code, text, stage], "refused": {...}, "ehlo": [...], "auth": [code, text]|null}.
 """
 import json, smtplib, ssl, sys
@@ -28,6 +29,7 @@ subject = opt("--subject", "outbound test")
 rcpt_opts = multi("--rcpt-opt")
 mail_opts = multi("--mail-opt")
 header_from = opt("--header-from", sender)
+eight_bit = "--eight-bit" in opts
 
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
@@ -58,7 +60,10 @@ try:
         m["Subject"] = f"{subject} {i + 1}"
         m["Message-ID"] = make_msgid(domain="client.test")
         m["Date"] = formatdate(localtime=True)
-        m.set_content(f"Message {i + 1} of {count}.\n.leading dot line\nThe end.\n")
+        if eight_bit:
+            m.set_content(f"Grüße, message {i + 1} of {count}: 日本語.\n", cte="8bit")
+        else:
+            m.set_content(f"Message {i + 1} of {count}.\n.leading dot line\nThe end.\n")
         refused = s.send_message(m, from_addr=sender, to_addrs=rcpts,
                                  mail_options=mail_opts, rcpt_options=rcpt_opts)
         out["refused"].update({k: [v[0], v[1].decode()] for k, v in refused.items()})

@@ -453,12 +453,24 @@ impl Session {
                 ),
             ));
         }
+        // RFC 6152 §3: 8-bit data only to a server that offers 8BITMIME. What
+        // counts is the bytes, whatever the submitter declared.
+        let eight_bit = data.iter().any(|&b| b >= 0x80);
+        if eight_bit && !self.caps.has_capability(EXT_8BIT_MIME) {
+            return all(Verdict::permanent(
+                "5.6.3",
+                &format!(
+                    "{} does not support 8BITMIME, and this message has 8-bit content",
+                    self.peer
+                ),
+            ));
+        }
         let dsn = self.has_dsn();
         let mut mail = format!("MAIL FROM:<{}>", ob.mail_from);
         if self.caps.has_capability(EXT_SIZE) {
             mail.push_str(&format!(" SIZE={}", data.len()));
         }
-        if ob.eight_bit && self.caps.has_capability(EXT_8BIT_MIME) {
+        if eight_bit {
             mail.push_str(" BODY=8BITMIME"); // RFC 6152 §2
         }
         if ob.smtputf8 {
