@@ -377,6 +377,24 @@ pub struct LdapConfig {
     pub ldaps: Vec<Listen>,
     /// Sessions served at once.
     pub threads: usize,
+    /// The naming context, e.g. "dc=example,dc=org"; by default derived from
+    /// the first domain served.
+    pub base_dn: Option<String>,
+    /// Whether clients that have not bound may search (public access, the
+    /// point of an address book; the root DSE is always readable).
+    pub anonymous: bool,
+    /// Attributes anonymous clients may read and search on; bound users see
+    /// every attribute.
+    pub attributes: Vec<String>,
+    /// Most entries one search returns (a larger search ends with
+    /// sizeLimitExceeded); paged searches get this many per page.
+    pub max_entries: usize,
+    /// Allow simple binds with a password over a connection without TLS
+    /// (RFC 4513 §5.1.2 advises against it).
+    pub allow_plaintext: bool,
+    /// How long an idle session stays open.
+    #[serde(deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for LdapConfig {
@@ -385,6 +403,29 @@ impl Default for LdapConfig {
             listen: local(1389),
             ldaps: local(1636),
             threads: 200,
+            base_dn: None,
+            anonymous: true,
+            attributes: [
+                "objectClass",
+                "cn",
+                "sn",
+                "givenName",
+                "displayName",
+                "mail",
+                "uid",
+                "telephoneNumber",
+                "title",
+                "ou",
+                "o",
+                "dc",
+                "member",
+                "description",
+            ]
+            .map(String::from)
+            .to_vec(),
+            max_entries: 1000,
+            allow_plaintext: false,
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }

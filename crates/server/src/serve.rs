@@ -132,6 +132,14 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     pop3_listeners.extend(bind_all(&config.pop3.pop3s, "pop3s", true).await?);
     start(pop3, config.pop3.threads, pop3_listeners)?;
 
+    // LDAP: the directory for address books (StartTLS and LDAPS).
+    let ldap = Arc::new(postgate_ldap::LdapService::new(
+        postgate_ldap::Context::new(config.ldap.clone(), store.clone(), auth.clone()),
+    ));
+    let mut ldap_listeners = bind_all(&config.ldap.listen, "ldap", false).await?;
+    ldap_listeners.extend(bind_all(&config.ldap.ldaps, "ldaps", true).await?);
+    start(ldap, config.ldap.threads, ldap_listeners)?;
+
     // HTTPS: the client API (and the web console to come), TLS only.
     let console = Arc::new(postgate_console::ConsoleService::new(
         postgate_console::Context {

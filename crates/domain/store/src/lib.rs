@@ -104,6 +104,13 @@ pub trait Directory: Send + Sync {
     /// Removes a member from a group.
     async fn remove_group_member(&self, group: &EmailAddress, member: &EmailAddress) -> Result<()>;
 
+    /// A number that changes whenever the directory does (users, aliases,
+    /// groups, domains), from this process or another: for caches of it.
+    async fn directory_generation(&self) -> Result<u64>;
+    /// Users after `after` (a user id) in id order, at most `limit`: for
+    /// walking a large directory in bounded memory.
+    async fn users_page(&self, after: UserId, limit: usize) -> Result<Vec<User>>;
+
     /// Resolves a recipient address to the users who should receive mail sent to it:
     /// user, alias, group (expanded recursively), First.Last, plus-addressing.
     async fn resolve(&self, address: &EmailAddress) -> Result<Resolution>;

@@ -509,6 +509,30 @@ impl Directory for EmbeddedStore {
         .await
     }
 
+    async fn directory_generation(&self) -> Result<u64> {
+        self.read(generation).await
+    }
+
+    async fn users_page(&self, after: UserId, limit: usize) -> Result<Vec<User>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM user u JOIN domain d ON d.id = u.domain_id \
+                 JOIN post_office p ON p.id = u.post_office_id \
+                 WHERE u.id > ?1 ORDER BY u.id LIMIT ?2"
+            );
+            let mut users: Vec<User> = conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_map(rusqlite::params![after, limit as i64], user_row)?
+                        .collect()
+                })
+                .map_err(backend)?;
+            load_aliases(conn, &mut users)?;
+            Ok(users)
+        })
+        .await
+    }
+
     async fn user(&self, address: &EmailAddress) -> Result<Option<User>> {
         let address = address.clone();
         self.read(move |conn| find_user(conn, &address)).await
