@@ -11,7 +11,7 @@ pg_build() {
   (cd "$repo" && cargo build --release -q) || { echo "cargo build --release failed" >&2; exit 2; }
 }
 
-# pg_start SMTP_EXTRA [IMAP_SECTION] [POP3_SECTION]: starts postgate serve; sets
+# pg_start SMTP_EXTRA [IMAP_SECTION] [POP3_SECTION] [LDAP_SECTION]: starts postgate serve; sets
 # PG_DIR, PG_PID, PG_CONF, PG_SMTP_PORT, PG_IMAP_PORT, PG_POP3_PORT; waits for "ready".
 pg_start() {
   PG_DIR=$(mktemp -d /tmp/postgate-bench.XXXXXX)
@@ -29,9 +29,9 @@ imaps = []}
 ${3:-[pop3]
 listen = []
 pop3s = []}
-[ldap]
+${4:-[ldap]
 listen = []
-ldaps = []
+ldaps = []}
 [snmp]
 listen = []
 [console]

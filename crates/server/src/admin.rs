@@ -36,6 +36,138 @@ async fn user_of(store: &EmbeddedStore, address: &str) -> anyhow::Result<User> {
         .with_context(|| format!("no user {address}"))
 }
 
+/// Parses LDIF (RFC 2849): entries as (attribute, value) lists. Folded
+/// lines are joined, `::` values base64-decoded, comments skipped.
+fn parse_ldif(text: &str) -> Vec<Vec<(String, String)>> {
+    use base64::Engine;
+    let mut lines: Vec<String> = Vec::new();
+    for raw in text.lines() {
+        if let Some(cont) = raw.strip_prefix(' ')
+            && let Some(last) = lines.last_mut()
+            && !last.is_empty()
+        {
+            last.push_str(cont);
+            continue;
+        }
+        lines.push(raw.to_string());
+    }
+    let mut entries = Vec::new();
+    let mut cur: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        if line.trim().is_empty() {
+            if !cur.is_empty() {
+                entries.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((attr, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let value = if let Some(b64) = rest.strip_prefix(':') {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default()
+        } else {
+            rest.trim_start().to_string()
+        };
+        let attr = attr.split(';').next().unwrap_or(attr).to_ascii_lowercase();
+        cur.push((attr, value));
+    }
+    if !cur.is_empty() {
+        entries.push(cur);
+    }
+    entries
+}
+
+/// Imports the people of an LDIF file: (imported, present, skipped).
+async fn import_ldif(
+    store: &EmbeddedStore,
+    text: &str,
+    add_domains: bool,
+    passwords: bool,
+) -> anyhow::Result<(usize, usize, usize)> {
+    let entries = parse_ldif(text);
+    let mut served: std::collections::HashSet<String> = store
+        .list_domains()
+        .await?
+        .into_iter()
+        .map(|d| d.name.to_lowercase())
+        .collect();
+    let (mut imported, mut present, mut skipped) = (0, 0, 0);
+    let mut tasks = tokio::task::JoinSet::new();
+    for e in entries {
+        let get = |name: &str| e.iter().find(|(a, _)| a == name).map(|(_, v)| v.clone());
+        let Some(mail) = get("mail") else {
+            skipped += 1;
+            continue;
+        };
+        let address = addr(&mail)?;
+        let domain = address.domain().to_lowercase();
+        if !served.contains(&domain) {
+            if !add_domains {
+                bail!("{mail}: domain {domain} is not served (add it, or use --add-domains)");
+            }
+            store.add_domain(&domain).await?;
+            served.insert(domain);
+        }
+        let display = get("displayname").or_else(|| get("cn")).unwrap_or_default();
+        let password = if passwords { get("userpassword") } else { None };
+        let user = NewUser {
+            address,
+            post_office: None,
+            display_name: display,
+            given_name: get("givenname"),
+            surname: get("sn"),
+            title: get("title"),
+            department: get("departmentnumber").or_else(|| get("ou")),
+            phone: get("telephonenumber"),
+            password_hash: None,
+        };
+        let store = store.clone();
+        // Concurrent adds share the store's commits (group commit).
+        tasks.spawn(async move {
+            let mut user = user;
+            if let Some(pw) = password {
+                user.password_hash = Some(if pw.starts_with("$argon2") {
+                    pw
+                } else {
+                    password::hash_blocking(Secret::new(pw))
+                        .await
+                        .map_err(anyhow::Error::msg)?
+                });
+            }
+            let address = user.address.clone();
+            match store.add_user(user).await {
+                Ok(_) => Ok(true),
+                Err(postgate_store::StoreError::Exists(_)) => Ok(false),
+                Err(e) => Err(anyhow::anyhow!("{address}: {e}")),
+            }
+        });
+        while tasks.len() >= 64 {
+            match tasks.join_next().await {
+                Some(Ok(Ok(true))) => imported += 1,
+                Some(Ok(Ok(false))) => present += 1,
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            }
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        match r? {
+            Ok(true) => imported += 1,
+            Ok(false) => present += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((imported, present, skipped))
+}
+
 /// A queued message as `queue list --json` and `queue show --json` print it.
 fn queued_json(m: &QueuedMessage) -> serde_json::Value {
     serde_json::json!({
@@ -250,6 +382,26 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
             UserCmd::Remove { address } => {
                 store.remove_user(&addr(&address)?).await?;
                 writeln!(out, "removed user {address}")?;
+            }
+            UserCmd::Import {
+                file,
+                add_domains,
+                passwords,
+            } => {
+                let text = if file.as_os_str() == "-" {
+                    let mut t = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)?;
+                    t
+                } else {
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?
+                };
+                let r = import_ldif(&store, &text, add_domains, passwords).await?;
+                writeln!(
+                    out,
+                    "imported {} users ({} already present, {} entries without mail skipped)",
+                    r.0, r.1, r.2
+                )?;
             }
             UserCmd::Passwd { address, .. } => {
                 let address = addr(&address)?;

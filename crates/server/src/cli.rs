@@ -166,6 +166,21 @@ pub enum UserCmd {
         /// Address.
         address: String,
     },
+    /// Add the people of an LDIF file (RFC 2849), as slapcat or an address
+    /// book exports them: entries with a `mail` become users (cn, sn,
+    /// givenName, title, telephoneNumber, departmentNumber or ou). Entries
+    /// already present are skipped.
+    Import {
+        /// The LDIF file ("-" for standard input).
+        file: PathBuf,
+        /// Add the domains of the addresses when not yet served.
+        #[arg(long = "add-domains")]
+        add_domains: bool,
+        /// Also import plain-text `userPassword` values (hashed with argon2id
+        /// on the way in; slow for large files).
+        #[arg(long)]
+        passwords: bool,
+    },
     /// Set a user's password, read from the first line of standard input.
     Passwd {
         /// Address.

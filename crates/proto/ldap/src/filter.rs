@@ -31,12 +31,16 @@ impl Tri {
     }
 }
 
+/// An attribute value as entries hold it (shared: equal values, and a value
+/// equal to its normal form, are one allocation).
+pub type Value = std::sync::Arc<str>;
+
 /// What the filter sees of an entry.
 pub trait Entry {
     /// The normal forms of an attribute's values, if the entry has it.
-    fn normalized(&self, attr: &'static AttributeType) -> Option<&[String]>;
+    fn normalized(&self, attr: &'static AttributeType) -> Option<&[Value]>;
     /// The values as stored, if the entry has it.
-    fn raw(&self, attr: &'static AttributeType) -> Option<&[String]>;
+    fn raw(&self, attr: &'static AttributeType) -> Option<&[Value]>;
     /// The entry's DN.
     fn dn(&self) -> &str;
 }
@@ -217,7 +221,7 @@ impl Filter {
             Filter::Not(f) => f.eval(e).not(),
             Filter::Equal(t, v) => Tri::of(
                 e.normalized(t)
-                    .is_some_and(|vals| vals.iter().any(|x| x == v)),
+                    .is_some_and(|vals| vals.iter().any(|x| **x == **v)),
             ),
             Filter::Substrings(t, i, a, f) => Tri::of(e.normalized(t).is_some_and(|vals| {
                 vals.iter()
@@ -252,9 +256,12 @@ impl Filter {
                             } else {
                                 normalize(t.syntax, value)
                             };
-                            e.normalized(t).is_some_and(|vals| vals.contains(&want))
+                            e.normalized(t)
+                                .is_some_and(|vals| vals.iter().any(|x| **x == *want))
                         }
-                        Rule::Exact => e.raw(t).is_some_and(|vals| vals.iter().any(|x| x == value)),
+                        Rule::Exact => e
+                            .raw(t)
+                            .is_some_and(|vals| vals.iter().any(|x| **x == **value)),
                     }
                 };
                 let mut hit = match attr {
@@ -322,15 +329,19 @@ mod tests {
 
     struct E(Vec<(&'static str, Vec<&'static str>)>);
     impl Entry for E {
-        fn normalized(&self, a: &'static AttributeType) -> Option<&[String]> {
+        fn normalized(&self, a: &'static AttributeType) -> Option<&[Value]> {
             // Tests normalize on the fly through a leaked cache.
             let vals = self.0.iter().find(|(n, _)| *n == a.name)?;
-            let v: Vec<String> = vals.1.iter().map(|x| normalize(a.syntax, x)).collect();
+            let v: Vec<Value> = vals
+                .1
+                .iter()
+                .map(|x| normalize(a.syntax, x).into())
+                .collect();
             Some(Box::leak(v.into_boxed_slice()))
         }
-        fn raw(&self, a: &'static AttributeType) -> Option<&[String]> {
+        fn raw(&self, a: &'static AttributeType) -> Option<&[Value]> {
             let vals = self.0.iter().find(|(n, _)| *n == a.name)?;
-            let v: Vec<String> = vals.1.iter().map(|x| x.to_string()).collect();
+            let v: Vec<Value> = vals.1.iter().map(|x| Value::from(*x)).collect();
             Some(Box::leak(v.into_boxed_slice()))
         }
         fn dn(&self) -> &str {

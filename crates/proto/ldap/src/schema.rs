@@ -318,6 +318,16 @@ pub static ATTRIBUTES: &[AttributeType] = &[
     ),
 ];
 
+/// The position of an attribute type in [`ATTRIBUTES`] (for per-type
+/// tables); `None` for a type not from that table.
+pub fn index_of(at: &AttributeType) -> Option<usize> {
+    let start = ATTRIBUTES.as_ptr() as usize;
+    let addr = at as *const AttributeType as usize;
+    let size = std::mem::size_of::<AttributeType>();
+    let i = addr.checked_sub(start)? / size;
+    (i < ATTRIBUTES.len() && std::ptr::eq(&ATTRIBUTES[i], at)).then_some(i)
+}
+
 /// The attribute type named `name` (a name, an alias or an OID; any case;
 /// options such as ";lang-de" ignored).
 pub fn attribute(name: &str) -> Option<&'static AttributeType> {
@@ -613,6 +623,9 @@ mod tests {
         assert_eq!(attribute("CN;lang-de").unwrap().name, "cn");
         assert_eq!(attribute("2.5.4.4").unwrap().name, "sn");
         assert!(attribute("userPassword").is_none());
+        assert_eq!(index_of(attribute("sn").unwrap()), Some(2));
+        let copy = *attribute("sn").unwrap();
+        assert_eq!(index_of(&copy), None);
         assert_eq!(
             object_class("2.16.840.1.113730.3.2.2").unwrap().name,
             "inetOrgPerson"

@@ -7,7 +7,7 @@
 //! bounded whatever the result's size. Sorted, paged and VLV searches keep
 //! only the matching entries' numbers (4 octets each) between pages.
 use crate::session::{FLUSH_AT, Session, result};
-use crate::view::{Entry, INDEXED, Snapshot};
+use crate::view::{Entry, INDEXED, NO_PARENT, Snapshot, TRIGRAM};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapOp, LdapPartialAttribute, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
@@ -71,11 +71,11 @@ impl Selection {
 /// How entries are chosen before the filter.
 enum Scope<'a> {
     Base(&'a Entry),
-    /// Children of this normalized DN.
-    One(String),
-    /// This normalized DN and below ("" for everything); `with_base` false
-    /// for the "children" scope.
-    Sub(String, bool),
+    /// Children of this entry (`NO_PARENT`: the naming context).
+    One(u32),
+    /// This entry and below (`None`: everything); `with_base` false for the
+    /// "children" scope.
+    Sub(Option<u32>, bool),
 }
 
 /// One sort key (RFC 2891 §1.1).
@@ -93,8 +93,7 @@ impl Session {
     fn send_entry(&mut self, id: i32, e: &Entry, sel: &Selection, types_only: bool) {
         let bound = self.bound.is_some();
         let attributes = e
-            .attrs
-            .iter()
+            .attrs()
             .filter(|a| sel.wants(a.at) && self.ctx.visible(a.at, bound))
             .map(|a| LdapPartialAttribute {
                 atype: a.at.name.to_string(),
@@ -108,7 +107,7 @@ impl Session {
         self.send(
             id,
             LdapOp::SearchResultEntry(LdapSearchResultEntry {
-                dn: e.dn.clone(),
+                dn: e.dn.to_string(),
                 attributes,
             }),
             Vec::new(),
@@ -139,7 +138,7 @@ impl Session {
             }
         };
         let bound = self.bound.is_some();
-        let special = base_norm.is_empty() || base_norm == snap.subschema.dn_norm;
+        let special = base_norm.is_empty() || *base_norm == *snap.subschema.dn_norm;
         let public_entry = special && req.scope == LdapSearchScope::Base;
         if !(bound || self.ctx.config.anonymous || public_entry) {
             self.done(
@@ -197,8 +196,8 @@ impl Session {
             // A search from the root over one level or a subtree: the naming
             // context and what is under it (clients with an empty base DN).
             match req.scope {
-                LdapSearchScope::OneLevel => Scope::One(String::new()),
-                _ => Scope::Sub(String::new(), true),
+                LdapSearchScope::OneLevel => Scope::One(NO_PARENT),
+                _ => Scope::Sub(None, true),
             }
         } else {
             match snap.lookup(&base_norm) {
@@ -208,12 +207,15 @@ impl Session {
                     self.send(id, LdapOp::SearchResultDone(r), Vec::new());
                     return Ok(());
                 }
-                Some(e) => match req.scope {
-                    LdapSearchScope::Base => Scope::Base(e),
-                    LdapSearchScope::OneLevel => Scope::One(base_norm.clone()),
-                    LdapSearchScope::Subtree => Scope::Sub(base_norm.clone(), true),
-                    LdapSearchScope::Children => Scope::Sub(base_norm.clone(), false),
-                },
+                Some(e) => {
+                    let n = snap.number(&base_norm).unwrap_or(NO_PARENT);
+                    match req.scope {
+                        LdapSearchScope::Base => Scope::Base(e),
+                        LdapSearchScope::OneLevel => Scope::One(n),
+                        LdapSearchScope::Subtree => Scope::Sub(Some(n), true),
+                        LdapSearchScope::Children => Scope::Sub(Some(n), false),
+                    }
+                }
             }
         };
 
@@ -240,18 +242,16 @@ impl Session {
             return Ok(());
         }
 
-        let in_scope = |e: &Entry| match &scope {
+        let in_scope = |i: u32| match &scope {
             Scope::Base(_) => false,
-            Scope::One(parent) => e.parent_norm == *parent,
-            Scope::Sub(base, with_base) => {
-                dn::is_under(&e.dn_norm, base) && (*with_base || e.dn_norm != *base)
+            Scope::One(parent) => snap.entries[i as usize].parent == *parent,
+            Scope::Sub(None, _) => true,
+            Scope::Sub(Some(base), with_base) => {
+                snap.is_under(i, *base) && (*with_base || i != *base)
             }
         };
         let candidates = candidates(&snap, &compiled);
-        let matches = |i: u32| {
-            let e = &snap.entries[i as usize];
-            in_scope(e) && compiled.eval(e) == Tri::True
-        };
+        let matches = |i: u32| in_scope(i) && compiled.eval(&snap.entries[i as usize]) == Tri::True;
 
         // Sorted, paged or VLV: the matching entries' numbers first.
         if sort.is_some() || paged.is_some() || vlv.is_some() {
@@ -496,23 +496,55 @@ impl Session {
     }
 }
 
-/// Entry numbers an equality index narrows the search to, if it can.
+/// The entries the indexes narrow a search to (a superset of the matches,
+/// in entry order), or `None` when every entry must be looked at.
 fn candidates(snap: &Snapshot, f: &Filter) -> Option<Vec<u32>> {
-    for attr in INDEXED {
-        if let Some(v) = f.required_equality(attr) {
-            return Some(
-                snap.index
-                    .get(&(attr, v.to_string()))
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+    match f {
+        Filter::Equal(at, v) => {
+            let k = INDEXED.iter().position(|n| *n == at.name)?;
+            Some(snap.index[k].get(v.as_str()).cloned().unwrap_or_default())
         }
+        Filter::Substrings(at, initial, any, final_) if TRIGRAM.contains(&at.name) => {
+            // The longest piece, by its rarest trigram.
+            let piece = initial
+                .iter()
+                .chain(any.iter())
+                .chain(final_.iter())
+                .filter(|p| p.len() >= 3)
+                .max_by_key(|p| p.len())?;
+            let mut best: Option<&Vec<u32>> = None;
+            for w in piece.as_bytes().windows(3) {
+                match snap.trigrams.get(&[w[0], w[1], w[2]]) {
+                    // A trigram no value holds: nothing matches.
+                    None => return Some(Vec::new()),
+                    Some(list) => {
+                        if best.is_none_or(|b| list.len() < b.len()) {
+                            best = Some(list);
+                        }
+                    }
+                }
+            }
+            best.cloned()
+        }
+        Filter::And(v) => v
+            .iter()
+            .filter_map(|f| candidates(snap, f))
+            .min_by_key(Vec::len),
+        Filter::Or(v) if !v.is_empty() => {
+            let mut out = Vec::new();
+            for f in v {
+                out.extend(candidates(snap, f)?);
+            }
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
+        }
+        _ => None,
     }
-    None
 }
 
 fn first_key<'a>(e: &'a Entry, at: &AttributeType) -> Option<&'a str> {
-    e.attr(at).and_then(|a| a.norm.first()).map(String::as_str)
+    e.attr(at).and_then(|a| a.norm.first()).map(|v| &**v)
 }
 
 /// Sorts by the keys (RFC 2891 §1.1: entries without the attribute last).

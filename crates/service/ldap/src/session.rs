@@ -423,7 +423,7 @@ impl Session {
                 Err(e) => return result(LdapResultCode::Unavailable, e.to_string()),
             };
             match snap.lookup(&norm).and_then(|e| e.login.clone()) {
-                Some(l) => l,
+                Some(l) => l.to_string(),
                 None => {
                     // Spend the time a real check takes.
                     let _ = self
@@ -456,8 +456,8 @@ impl Session {
                 };
                 let dn = snap
                     .by_login
-                    .get(&user.address.to_string().to_lowercase())
-                    .map(|&i| snap.entries[i as usize].dn.clone())
+                    .get(user.address.to_string().to_lowercase().as_str())
+                    .map(|&i| snap.entries[i as usize].dn.to_string())
                     .unwrap_or_else(|| {
                         format!(
                             "uid={},ou=People,{}",
@@ -511,7 +511,7 @@ impl Session {
         };
         let value = String::from_utf8_lossy(&req.val);
         let want = matching::normalize(at.syntax, &value);
-        if attr.norm.contains(&want) {
+        if attr.norm.iter().any(|v| **v == *want) {
             result(LdapResultCode::CompareTrue, "")
         } else {
             result(LdapResultCode::CompareFalse, "")
