@@ -564,3 +564,53 @@ fn malformed_ber_gets_a_notice_and_the_server_goes_on() {
     };
     assert_eq!((code, found.len()), (0, 1), "the next client is served");
 }
+
+#[test]
+fn people_imported_from_ldif_are_found() {
+    let s = server("");
+    let (_d, ldif) = dir_file(
+        "# from slapcat\n\
+         dn: uid=frank,ou=people,dc=old,dc=example\nobjectClass: inetOrgPerson\nuid: frank\n\
+         cn: Frank Fischer\nsn: Fischer\ngivenName: Frank\nmail: frank@example.org\n\
+         telephoneNumber: +49 30 1234\ntitle: Buyer\n\n\
+         dn: uid=gisela,ou=people,dc=old,dc=example\nobjectClass: inetOrgPerson\ncn:: R2lzZWxhIEfDvG50aGVy\n\
+         sn: Gün\n ther\nmail: gisela@new.example\n\n\
+         dn: ou=people,dc=old,dc=example\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: uid=alice,ou=people,dc=old,dc=example\nmail: alice@example.org\ncn: Alice\nsn: A\n",
+    );
+    let out = s.cli_output(&["user", "import", &ldif], None);
+    assert!(
+        !out.status.success(),
+        "new.example is not served without --add-domains"
+    );
+    let out = s.cli(&["user", "import", &ldif, "--add-domains"]);
+    assert!(
+        out.contains("imported 2 users (1 already present, 1 entries without mail skipped)"),
+        "{out}"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let Some((_, out)) = run(
+        &s,
+        "ldapsearch",
+        &["-x", "-LLL", "-b", BASE, "(mail=frank@*)", "cn", "title"],
+    ) else {
+        return;
+    };
+    assert!(
+        out.contains("cn: Frank Fischer") && out.contains("title: Buyer"),
+        "{out}"
+    );
+    // Another domain lives under o=DOMAIN below the naming context; base64
+    // and folded LDIF values came through.
+    let (_, out) = run(
+        &s,
+        "ldapsearch",
+        &["-x", "-LLL", "-b", BASE, "(sn=Günther)", "cn"],
+    )
+    .unwrap();
+    assert!(
+        out.contains("dn: uid=gisela,ou=People,o=new.example,dc=example,dc=org"),
+        "{out}"
+    );
+    assert!(out.contains("cn:: R2lzZWxhIEfDvG50aGVy"), "{out}");
+}
