@@ -29,11 +29,10 @@ sleep 1
 PG_LDAP_PORT=$(sed -n 's/^postgate: ldap listening on 127.0.0.1:\([0-9]*\) (ldap,.*/\1/p' "$PG_DIR/stdout" | head -1)
 [ -n "$PG_LDAP_PORT" ] || { echo "no LDAP listener" >&2; exit 2; }
 run() { "$PY" "$LOADS/ldap_load.py" 127.0.0.1 "$1" --secs "$SECS" --workers "$WORKERS" --users "$USERS"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 have_slapd=0
 (exec 3<>/dev/tcp/127.0.0.1/10389) 2>/dev/null && have_slapd=1
 # Warm both (the first search builds Postgate's directory view).
-run "$PG_LDAP_PORT" >/dev/null 2>&1 <<<"" || true
+"$PY" "$LOADS/ldap_load.py" 127.0.0.1 "$PG_LDAP_PORT" --secs 1 --workers 1 --users "$USERS" >/dev/null 2>&1 || true
 pg_rates=() sl_rates=()
 for r in $(seq "$ROUNDS"); do
   "$LOADS/wait_quiet.sh" 60 >/dev/null || true

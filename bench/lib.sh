@@ -66,4 +66,7 @@ pg_stop() {
 # figure KEY LINE: the value of key=value in a summary line
 figure() { sed -n "s/.*[ ^]$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
+# median: the median of the numbers on standard input, one a line.
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }

@@ -41,7 +41,6 @@ for r in $(seq "$ROUNDS"); do
     echo "round $r dovecot  $line"; dc_rates+=("$(figure msgs_per_s "$line")")
   fi
 done
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 pg=$(printf '%s\n' "${pg_rates[@]}" | median)
 echo "postgate median_msgs_per_s=$pg"
 if [ $have_dovecot = 1 ]; then

@@ -14,7 +14,6 @@ MSGS=${1:-20000} SESS=${2:-10} SIZE=${3:-10240} ROUNDS=${4:-3}
 pg_build
 pg_start ""
 run() { RCPT=sink@example.test TIMEOUT=${TIMEOUT:-300} "$LOADS/smtp_load.sh" 127.0.0.1 "$1" "$MSGS" "$SESS" "$SIZE"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 have_postfix=0
 (exec 3<>/dev/tcp/127.0.0.1/10025) 2>/dev/null && have_postfix=1
 pg_rates=() pf_rates=()

@@ -82,7 +82,6 @@ run() {
   t1=$(date +%s.%N)
   awk -v a="$t0" -v b="$t1" -v n="$((n - before))" 'BEGIN { d = b - a; printf "arrived=%d secs=%.2f msgs_per_s=%.1f\n", n, d, n / d }'
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 pg_rates=() pf_rates=()
 for r in $(seq "$ROUNDS"); do

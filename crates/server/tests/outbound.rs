@@ -40,6 +40,17 @@ fn server(dns: &Dns, sink_port: u16, outbound: &str) -> Server {
     s
 }
 
+/// The usual Internet: remote.test's MX host (mx.remote.test) is a sink
+/// on loopback; a server sending to it.
+fn remote(opts: SinkOptions) -> (Dns, Sink, Server) {
+    let dns = Dns::start();
+    dns.mx("remote.test", 10, "mx.remote.test");
+    dns.a("mx.remote.test", LOCALHOST);
+    let sink = Sink::start(opts);
+    let s = server(&dns, sink.port(), "");
+    (dns, sink, s)
+}
+
 /// Runs submit.py against a listener; `None` when python3 is missing.
 fn submit(
     s: &Server,
@@ -175,11 +186,7 @@ fn rcpt_addresses(r: &Received) -> Vec<&str> {
 
 #[test]
 fn submission_requires_tls_auth_and_an_owned_sender() {
-    let dns = Dns::start();
-    dns.mx("remote.test", 10, "mx.remote.test");
-    dns.a("mx.remote.test", LOCALHOST);
-    let sink = Sink::start(SinkOptions::default());
-    let s = server(&dns, sink.port(), "");
+    let (_dns, sink, s) = remote(SinkOptions::default());
 
     // RFC 4954 §4: no AUTH offered before TLS.
     let Some(r) = submit(
@@ -376,15 +383,11 @@ fn relay_host_with_auth_and_route_table() {
 
 #[test]
 fn temporary_failures_are_retried_then_delivered() {
-    let dns = Dns::start();
-    dns.mx("remote.test", 10, "mx.remote.test");
-    dns.a("mx.remote.test", LOCALHOST);
-    let sink = Sink::start(SinkOptions::default());
+    let (_dns, sink, s) = remote(SinkOptions::default());
     sink.script_rcpt(
         "carol@remote.test",
         &["451 4.3.0 greylisted, try again later"],
     );
-    let s = server(&dns, sink.port(), "");
     if send(&s, "carol@remote.test", &["--subject", "greylisted"]).is_none() {
         return;
     }
@@ -413,15 +416,11 @@ fn temporary_failures_are_retried_then_delivered() {
 
 #[test]
 fn permanent_failure_bounces_with_a_dsn() {
-    let dns = Dns::start();
-    dns.mx("remote.test", 10, "mx.remote.test");
-    dns.a("mx.remote.test", LOCALHOST);
-    let sink = Sink::start(SinkOptions::default());
+    let (_dns, sink, s) = remote(SinkOptions::default());
     sink.script_rcpt(
         "carol@remote.test",
         &["550 5.1.1 <carol@remote.test>: no such user here"],
     );
-    let s = server(&dns, sink.port(), "");
     if send(
         &s,
         "carol@remote.test,dave@remote.test",
@@ -529,11 +528,7 @@ fn dsn_to_a_remote_sender_and_no_bounce_for_the_null_sender() {
     // Inbound mail from a remote sender asking NOTIFY=SUCCESS: the
     // "delivered" DSN goes back out from <>; when it bounces, nobody hears
     // (RFC 3461 §6.2), and the queue empties.
-    let dns = Dns::start();
-    dns.mx("remote.test", 10, "mx.remote.test");
-    dns.a("mx.remote.test", LOCALHOST);
-    let sink = Sink::start(SinkOptions::default());
-    let s = server(&dns, sink.port(), "");
+    let (_dns, sink, s) = remote(SinkOptions::default());
     let Some(r) = submit(
         &s,
         "smtp",
@@ -784,11 +779,7 @@ fn curl(
 #[test]
 fn client_api_sends_utf8_html_and_attachments() {
     use base64::Engine;
-    let dns = Dns::start();
-    dns.mx("remote.test", 10, "mx.remote.test");
-    dns.a("mx.remote.test", LOCALHOST);
-    let sink = Sink::start(SinkOptions::default());
-    let s = server(&dns, sink.port(), "");
+    let (_dns, sink, s) = remote(SinkOptions::default());
     let dir = tempfile::tempdir().unwrap();
     let attachment: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
     let subject = "Grüße aus Köln — 日本語の件名 ✉";

@@ -230,10 +230,8 @@ impl Delivery {
                 .collect()
         };
         let dsn_original = (!succeeded.is_empty()).then(|| raw.clone());
-        let queued = outbound.is_some();
         let delivered = self
-            .store
-            .deliver(NewDelivery {
+            .commit(NewDelivery {
                 raw,
                 content: parsed.content,
                 envelope: Some(envelope.clone()),
@@ -242,9 +240,6 @@ impl Delivery {
                 received_at,
             })
             .await?;
-        if queued {
-            self.queued.notify_one();
-        }
         if let Some(original) = dsn_original {
             self.report(
                 &envelope.mail_from,
@@ -261,6 +256,20 @@ impl Delivery {
             junk,
             stored: delivered,
         })
+    }
+
+    /// Stores a delivery in one commit, then wakes the delivery agent if it
+    /// queued anything.
+    async fn commit(
+        &self,
+        d: NewDelivery,
+    ) -> Result<Vec<postgate_store::Delivered>, DeliveryError> {
+        let queued = d.outbound.as_ref().is_some_and(|o| !o.rcpts.is_empty());
+        let delivered = self.store.deliver(d).await?;
+        if queued {
+            self.queued.notify_one();
+        }
+        Ok(delivered)
     }
 
     /// Sends a DSN (RFC 3464) about `recipients` to `to`, the original
@@ -332,20 +341,15 @@ impl Delivery {
                 return Ok(());
             }
         };
-        let queued = outbound.is_some();
-        self.store
-            .deliver(NewDelivery {
-                raw,
-                content,
-                envelope: None,
-                targets,
-                outbound,
-                received_at,
-            })
-            .await?;
-        if queued {
-            self.queued.notify_one();
-        }
+        self.commit(NewDelivery {
+            raw,
+            content,
+            envelope: None,
+            targets,
+            outbound,
+            received_at,
+        })
+        .await?;
         Ok(())
     }
 }
