@@ -18,6 +18,7 @@ use postgate_ldap_proto::dn;
 use postgate_ldap_proto::filter::{self, Filter, Tri};
 use postgate_ldap_proto::matching::normalize;
 use postgate_ldap_proto::schema::{self, AttributeType};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -497,12 +498,17 @@ impl Session {
 }
 
 /// The entries the indexes narrow a search to (a superset of the matches,
-/// in entry order), or `None` when every entry must be looked at.
-fn candidates(snap: &Snapshot, f: &Filter) -> Option<Vec<u32>> {
+/// in entry order), or `None` when every entry must be looked at. An
+/// index's own list is lent, not copied.
+fn candidates<'a>(snap: &'a Snapshot, f: &Filter) -> Option<Cow<'a, [u32]>> {
     match f {
         Filter::Equal(at, v) => {
             let k = INDEXED.iter().position(|n| *n == at.name)?;
-            Some(snap.index[k].get(v.as_str()).cloned().unwrap_or_default())
+            Some(
+                snap.index[k]
+                    .get(v.as_str())
+                    .map_or(Cow::Borrowed(&[][..]), |l| Cow::Borrowed(l.as_slice())),
+            )
         }
         Filter::Substrings(at, initial, any, final_) if TRIGRAM.contains(&at.name) => {
             // The longest piece, by its rarest trigram.
@@ -516,7 +522,7 @@ fn candidates(snap: &Snapshot, f: &Filter) -> Option<Vec<u32>> {
             for w in piece.as_bytes().windows(3) {
                 match snap.trigrams.get(&[w[0], w[1], w[2]]) {
                     // A trigram no value holds: nothing matches.
-                    None => return Some(Vec::new()),
+                    None => return Some(Cow::Borrowed(&[])),
                     Some(list) => {
                         if best.is_none_or(|b| list.len() < b.len()) {
                             best = Some(list);
@@ -524,20 +530,20 @@ fn candidates(snap: &Snapshot, f: &Filter) -> Option<Vec<u32>> {
                     }
                 }
             }
-            best.cloned()
+            best.map(|l| Cow::Borrowed(l.as_slice()))
         }
         Filter::And(v) => v
             .iter()
             .filter_map(|f| candidates(snap, f))
-            .min_by_key(Vec::len),
+            .min_by_key(|c| c.len()),
         Filter::Or(v) if !v.is_empty() => {
             let mut out = Vec::new();
             for f in v {
-                out.extend(candidates(snap, f)?);
+                out.extend_from_slice(&candidates(snap, f)?);
             }
             out.sort_unstable();
             out.dedup();
-            Some(out)
+            Some(Cow::Owned(out))
         }
         _ => None,
     }
