@@ -735,6 +735,7 @@ fn hundred_recipients_over_five_domains_share_connections() {
     expected.sort();
     assert_eq!(seen, expected);
     let connections = sink.connections();
+    eprintln!("100 deliveries over {connections} connections");
     assert!(
         connections <= 25,
         "{connections} connections for 100 deliveries: connections are not reused"
