@@ -491,19 +491,21 @@ impl Session {
         Ok(Done::default())
     }
 
-    pub(crate) async fn handle_sort(
+    /// The messages matching `keys`, each made into an item for SORT or
+    /// THREAD by `make` (id: UID or sequence number, metadata, decoded
+    /// content, raw bytes), loaded a chunk at a time.
+    async fn matching_items<T>(
         &mut self,
-        criteria: Vec1<SortCriterion>,
-        keys: Vec1<SearchKey<'_>>,
+        keys: &[SearchKey<'_>],
         uid: bool,
-        _empty_saved: bool,
-    ) -> Result<Done> {
+        make: fn(u32, &MessageMeta, Option<&ItemContent>, &[u8]) -> T,
+    ) -> Result<Vec<T>> {
         let need = Needs {
             meta: true,
             content: true,
             raw: true,
         };
-        let hits = self.matching(keys.as_ref(), Needs::default()).await?;
+        let hits = self.matching(keys, Needs::default()).await?;
         let (folder, uids): (i64, Vec<u32>) = {
             let sel = self.selected_mut()?;
             (sel.folder, hits.iter().map(|&i| sel.uids[i]).collect())
@@ -521,7 +523,7 @@ impl Session {
                     .get(&meta.message)
                     .map(Vec::as_slice)
                     .unwrap_or_default();
-                items.push(sort_item(
+                items.push(make(
                     if uid { *u } else { i as u32 + 1 },
                     meta,
                     content,
@@ -529,6 +531,17 @@ impl Session {
                 ));
             }
         }
+        Ok(items)
+    }
+
+    pub(crate) async fn handle_sort(
+        &mut self,
+        criteria: Vec1<SortCriterion>,
+        keys: Vec1<SearchKey<'_>>,
+        uid: bool,
+        _empty_saved: bool,
+    ) -> Result<Done> {
+        let mut items = self.matching_items(keys.as_ref(), uid, sort_item).await?;
         let crit: Vec<(sort::SortKey, bool)> = criteria
             .as_ref()
             .iter()
@@ -571,37 +584,7 @@ impl Session {
                 return Err(ImapError::bad("Unsupported threading algorithm"));
             }
         };
-        let need = Needs {
-            meta: true,
-            content: true,
-            raw: true,
-        };
-        let hits = self.matching(keys.as_ref(), Needs::default()).await?;
-        let (folder, uids): (i64, Vec<u32>) = {
-            let sel = self.selected_mut()?;
-            (sel.folder, hits.iter().map(|&i| sel.uids[i]).collect())
-        };
-        let mut items = Vec::with_capacity(hits.len());
-        for (chunk_hits, chunk_uids) in hits.chunks(CHUNK).zip(uids.chunks(CHUNK)) {
-            let loaded = self.load(folder, chunk_uids, need).await?;
-            for (&i, u) in chunk_hits.iter().zip(chunk_uids) {
-                let Some(meta) = loaded.meta.get(u) else {
-                    continue;
-                };
-                let content = loaded.content.get(&meta.message);
-                let raw = loaded
-                    .raw
-                    .get(&meta.message)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                items.push(thread_item(
-                    if uid { *u } else { i as u32 + 1 },
-                    meta,
-                    content,
-                    raw,
-                ));
-            }
-        }
+        let items = self.matching_items(keys.as_ref(), uid, thread_item).await?;
         let threads = thread::thread(&items, alg);
         let mut out = b"* THREAD ".to_vec();
         thread::write(&mut out, &threads);
