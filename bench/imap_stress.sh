@@ -22,32 +22,16 @@ allow_plaintext = true"
 for i in $(seq "$USERS"); do
   echo pass | "$PG_BIN" --config "$PG_CONF" user add "user$i@example.test" --name "User $i" --password-stdin >/dev/null
 done
-run() { # PORT USER_FMT LABEL
-  "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-  local err; err=$(mktemp)
-  line=$(USER_FMT=$2 IMAPTEST=$IMAPTEST "$LOADS/imap_load.sh" 127.0.0.1 "$1" "$SECS" "$CLIENTS" "$USERS" 2>"$err")
-  local errors asserts
+# run PORT: one imaptest run; the summary line, then its most common errors.
+run() {
+  local fmt="user%d" err errors asserts line
+  [ "$1" = "$PG_IMAP_PORT" ] && fmt="user%d@example.test"
+  err=$(mktemp)
+  line=$(USER_FMT=$fmt IMAPTEST=$IMAPTEST "$LOADS/imap_load.sh" 127.0.0.1 "$1" "$SECS" "$CLIENTS" "$USERS" 2>"$err")
   errors=$(grep -c "^Error:" "$err")
   asserts=$(grep -ci "assert" "$err")
-  echo "$3 $line errors=$errors assertion_lines=$asserts"
-  grep "^Error:" "$err" | cut -c1-200 | sort | uniq -c | sort -rn | head -5 | sed "s/^/  $3: /"
+  echo "$line errors=$errors assertion_lines=$asserts"
+  grep "^Error:" "$err" | cut -c1-200 | sort | uniq -c | sort -rn | head -5 | sed "s/^/  /"
   rm -f "$err"
 }
-pg_rates=() dc_rates=()
-have_dovecot=0
-(exec 3<>/dev/tcp/127.0.0.1/10143) 2>/dev/null && have_dovecot=1
-for r in $(seq "$ROUNDS"); do
-  run "$PG_IMAP_PORT" "user%d@example.test" postgate; pg_rates+=("$(figure cmds_per_s "$line")")
-  if [ $have_dovecot = 1 ]; then
-    run 10143 "user%d" dovecot; dc_rates+=("$(figure cmds_per_s "$line")")
-  fi
-done
-pg=$(printf '%s\n' "${pg_rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-echo "postgate cmds_per_s=$pg"
-if [ $have_dovecot = 1 ]; then
-  dc=$(printf '%s\n' "${dc_rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "dovecot  cmds_per_s=$dc"
-  echo "ratio postgate/dovecot = $(ratio "$pg" "$dc")"
-else
-  echo "dovecot: not running on 127.0.0.1:10143 (../shared/peers/start.sh); no comparison"
-fi
+side_by_side "$ROUNDS" cmds_per_s "$PG_IMAP_PORT" dovecot 10143

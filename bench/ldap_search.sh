@@ -29,27 +29,6 @@ sleep 1
 PG_LDAP_PORT=$(sed -n 's/^postgate: ldap listening on 127.0.0.1:\([0-9]*\) (ldap,.*/\1/p' "$PG_DIR/stdout" | head -1)
 [ -n "$PG_LDAP_PORT" ] || { echo "no LDAP listener" >&2; exit 2; }
 run() { "$PY" "$LOADS/ldap_load.py" 127.0.0.1 "$1" --secs "$SECS" --workers "$WORKERS" --users "$USERS"; }
-have_slapd=0
-(exec 3<>/dev/tcp/127.0.0.1/10389) 2>/dev/null && have_slapd=1
-# Warm both (the first search builds Postgate's directory view).
+# Warm Postgate up (its first search builds the directory view).
 "$PY" "$LOADS/ldap_load.py" 127.0.0.1 "$PG_LDAP_PORT" --secs 1 --workers 1 --users "$USERS" >/dev/null 2>&1 || true
-pg_rates=() sl_rates=()
-for r in $(seq "$ROUNDS"); do
-  "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-  line=$(run "$PG_LDAP_PORT"); echo "round $r postgate $line"
-  pg_rates+=("$(figure searches_per_s "$line")")
-  if [ $have_slapd = 1 ]; then
-    "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-    line=$(run 10389); echo "round $r slapd    $line"
-    sl_rates+=("$(figure searches_per_s "$line")")
-  fi
-done
-pg=$(printf '%s\n' "${pg_rates[@]}" | median)
-echo "postgate median_searches_per_s=$pg"
-if [ $have_slapd = 1 ]; then
-  sl=$(printf '%s\n' "${sl_rates[@]}" | median)
-  echo "slapd    median_searches_per_s=$sl"
-  echo "ratio postgate/slapd = $(ratio "$pg" "$sl")"
-else
-  echo "slapd: not running on 127.0.0.1:10389 (../shared/peers/start.sh); no comparison"
-fi
+side_by_side "$ROUNDS" searches_per_s "$PG_LDAP_PORT" slapd 10389

@@ -70,3 +70,33 @@ figure() { sed -n "s/.*[ ^]$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# side_by_side ROUNDS KEY PG_PORT PEER PEER_PORT: calls the script's
+# `run PORT` on Postgate and, when something listens on PEER_PORT, on the
+# peer, alternately, ROUNDS times, each after waiting for a quiet machine;
+# prints every run, both medians of the KEY figure and their ratio. A
+# `pg_note` function, when the script defines one, adds to Postgate's line.
+side_by_side() {
+  local rounds=$1 key=$2 pg_port=$3 peer=$4 peer_port=$5 r line pg pe have=0
+  local pg_rates=() peer_rates=()
+  (exec 3<>"/dev/tcp/127.0.0.1/$peer_port") 2>/dev/null && have=1
+  for r in $(seq "$rounds"); do
+    "$LOADS/wait_quiet.sh" 60 >/dev/null || true
+    line=$(run "$pg_port"); echo "round $r postgate $line"
+    pg_rates+=("$(figure "$key" "$line")")
+    if [ $have = 1 ]; then
+      "$LOADS/wait_quiet.sh" 60 >/dev/null || true
+      line=$(run "$peer_port"); printf 'round %s %-8s %s\n' "$r" "$peer" "$line"
+      peer_rates+=("$(figure "$key" "$line")")
+    fi
+  done
+  pg=$(printf '%s\n' "${pg_rates[@]}" | median)
+  echo "postgate median_$key=$pg$(declare -F pg_note >/dev/null && pg_note)"
+  if [ $have = 1 ]; then
+    pe=$(printf '%s\n' "${peer_rates[@]}" | median)
+    printf '%-8s median_%s=%s\n' "$peer" "$key" "$pe"
+    echo "ratio postgate/$peer = $(ratio "$pg" "$pe")"
+  else
+    echo "$peer: not running on 127.0.0.1:$peer_port (../shared/peers/start.sh); no comparison"
+  fi
+}

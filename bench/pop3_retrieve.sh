@@ -21,30 +21,19 @@ for i in $(seq 20); do
   echo pass | "$PG_BIN" --config "$PG_CONF" user add "pop$i@example.test" --name "Pop $i" --password-stdin >/dev/null
 done
 python3 "$LOADS/pop3_fill.py" 127.0.0.1 "$PG_SMTP_PORT" "$MBOX" --nusers 20 --per-user 50 >/dev/null
-have_dovecot=0
 if (exec 3<>/dev/tcp/127.0.0.1/10110) 2>/dev/null; then
-  have_dovecot=1
   n=$(python3 -c "import poplib; p=poplib.POP3('127.0.0.1',10110); p.user('pop1'); p.pass_('pass'); print(p.stat()[0])" 2>/dev/null || echo 0)
   if [ "${n:-0}" -lt 50 ]; then
     python3 "$LOADS/pop3_fill.py" 127.0.0.1 10025 "$MBOX" --nusers 20 --per-user 50 --domain example.test >/dev/null
     sleep 10
   fi
 fi
-pg_rates=() dc_rates=()
-for r in $(seq "$ROUNDS"); do
-  "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-  line=$(python3 "$LOADS/pop3_load.py" 127.0.0.1 "$PG_POP3_PORT" --secs "$SECS" --workers "$WORKERS" --user-fmt "pop%d@example.test")
-  echo "round $r postgate $line"; pg_rates+=("$(figure msgs_per_s "$line")")
-  if [ $have_dovecot = 1 ]; then
-    "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-    line=$(python3 "$LOADS/pop3_load.py" 127.0.0.1 10110 --secs "$SECS" --workers "$WORKERS")
-    echo "round $r dovecot  $line"; dc_rates+=("$(figure msgs_per_s "$line")")
+# Postgate's users log in by address; Dovecot's by name.
+run() {
+  if [ "$1" = "$PG_POP3_PORT" ]; then
+    python3 "$LOADS/pop3_load.py" 127.0.0.1 "$1" --secs "$SECS" --workers "$WORKERS" --user-fmt "pop%d@example.test"
+  else
+    python3 "$LOADS/pop3_load.py" 127.0.0.1 "$1" --secs "$SECS" --workers "$WORKERS"
   fi
-done
-pg=$(printf '%s\n' "${pg_rates[@]}" | median)
-echo "postgate median_msgs_per_s=$pg"
-if [ $have_dovecot = 1 ]; then
-  dc=$(printf '%s\n' "${dc_rates[@]}" | median)
-  echo "dovecot  median_msgs_per_s=$dc"
-  echo "ratio postgate/dovecot = $(ratio "$pg" "$dc")"
-fi
+}
+side_by_side "$ROUNDS" msgs_per_s "$PG_POP3_PORT" dovecot 10110

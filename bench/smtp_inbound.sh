@@ -14,26 +14,5 @@ MSGS=${1:-20000} SESS=${2:-10} SIZE=${3:-10240} ROUNDS=${4:-3}
 pg_build
 pg_start ""
 run() { RCPT=sink@example.test TIMEOUT=${TIMEOUT:-300} "$LOADS/smtp_load.sh" 127.0.0.1 "$1" "$MSGS" "$SESS" "$SIZE"; }
-have_postfix=0
-(exec 3<>/dev/tcp/127.0.0.1/10025) 2>/dev/null && have_postfix=1
-pg_rates=() pf_rates=()
-for r in $(seq "$ROUNDS"); do
-  "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-  line=$(run "$PG_SMTP_PORT"); echo "round $r postgate $line"
-  pg_rates+=("$(figure msgs_per_s "$line")")
-  if [ $have_postfix = 1 ]; then
-    "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-    line=$(run 10025); echo "round $r postfix  $line"
-    pf_rates+=("$(figure msgs_per_s "$line")")
-  fi
-done
-stored=$("$PG_BIN" --config "$PG_CONF" item list sink@example.test | tail -n +2 | wc -l)
-pg=$(printf '%s\n' "${pg_rates[@]}" | median)
-echo "postgate median_msgs_per_s=$pg stored=$stored (of $((MSGS * ROUNDS)))"
-if [ $have_postfix = 1 ]; then
-  pf=$(printf '%s\n' "${pf_rates[@]}" | median)
-  echo "postfix  median_msgs_per_s=$pf"
-  echo "ratio postgate/postfix = $(ratio "$pg" "$pf")"
-else
-  echo "postfix: not running on 127.0.0.1:10025 (../shared/peers/start.sh); no comparison"
-fi
+pg_note() { echo " stored=$("$PG_BIN" --config "$PG_CONF" item list sink@example.test | tail -n +2 | wc -l) (of $((MSGS * ROUNDS)))"; }
+side_by_side "$ROUNDS" msgs_per_s "$PG_SMTP_PORT" postfix 10025

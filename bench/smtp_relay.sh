@@ -83,24 +83,5 @@ run() {
   awk -v a="$t0" -v b="$t1" -v n="$((n - before))" 'BEGIN { d = b - a; printf "arrived=%d secs=%.2f msgs_per_s=%.1f\n", n, d, n / d }'
 }
 
-pg_rates=() pf_rates=()
-for r in $(seq "$ROUNDS"); do
-  "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-  line=$(run "$PG_SMTP_PORT"); echo "round $r postgate $line"
-  pg_rates+=("$(figure msgs_per_s "$line")")
-  if [ $have_postfix = 1 ]; then
-    "$LOADS/wait_quiet.sh" 60 >/dev/null || true
-    line=$(run 10025); echo "round $r postfix  $line"
-    pf_rates+=("$(figure msgs_per_s "$line")")
-  fi
-done
-left=$("$PG_BIN" --config "$PG_CONF" queue list | grep -vc "queue is empty")
-pg=$(printf '%s\n' "${pg_rates[@]}" | median)
-echo "postgate median_msgs_per_s=$pg queue_left=$left"
-if [ $have_postfix = 1 ]; then
-  pf=$(printf '%s\n' "${pf_rates[@]}" | median)
-  echo "postfix  median_msgs_per_s=$pf"
-  echo "ratio postgate/postfix = $(ratio "$pg" "$pf")"
-else
-  echo "postfix: not running on 127.0.0.1:10025 (../shared/peers/start.sh); no comparison"
-fi
+pg_note() { echo " queue_left=$("$PG_BIN" --config "$PG_CONF" queue list | grep -vc "queue is empty")"; }
+side_by_side "$ROUNDS" msgs_per_s "$PG_SMTP_PORT" postfix 10025

@@ -41,23 +41,12 @@ fn server(ldap_section: &str) -> Server {
         s.cli(&["user", "add", a, "--name", n]);
     }
     s.cli(&["alias", "add", "ali@example.org", "alice@example.org"]);
-    s.cli(&["group", "add", "team@example.org", "--name", "The Team"]);
-    s.cli(&[
-        "group",
-        "member",
-        "add",
+    s.group(
         "team@example.org",
-        "alice@example.org",
-    ]);
-    s.cli(&[
-        "group",
-        "member",
-        "add",
-        "team@example.org",
-        "bob@example.org",
-    ]);
-    let out = s.cli_output(&["user", "passwd", "alice@example.org"], Some("secret\n"));
-    assert!(out.status.success());
+        "The Team",
+        &["alice@example.org", "bob@example.org"],
+    );
+    s.set_password("alice@example.org", "secret");
     // The server notices directory changes made by another process within
     // a fraction of a second.
     std::thread::sleep(Duration::from_millis(400));

@@ -34,8 +34,7 @@ fn server(dns: &Dns, sink_port: u16, outbound: &str) -> Server {
         ],
     );
     for u in ["alice@example.org", "bob@example.org"] {
-        let out = s.cli_output(&["user", "passwd", u], Some("secret\n"));
-        assert!(out.status.success());
+        s.set_password(u, "secret");
     }
     s
 }

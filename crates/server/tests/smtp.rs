@@ -329,21 +329,11 @@ fn more_sessions_than_threads() {
 fn group_address_expanded() {
     let s = server("");
     s.cli(&["user", "add", "carol@example.org", "--name", "Carol King"]);
-    s.cli(&["group", "add", "team@example.org", "--name", "The Team"]);
-    s.cli(&[
-        "group",
-        "member",
-        "add",
+    s.group(
         "team@example.org",
-        "alice@example.org",
-    ]);
-    s.cli(&[
-        "group",
-        "member",
-        "add",
-        "team@example.org",
-        "bob@example.org",
-    ]);
+        "The Team",
+        &["alice@example.org", "bob@example.org"],
+    );
     s.cli(&["alias", "add", "boss@example.org", "carol@example.org"]);
     s.cli(&["group", "add", "all@example.org"]);
     s.cli(&[

@@ -216,6 +216,24 @@ impl Server {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
+    /// Adds a group with its members.
+    pub fn group(&self, address: &str, name: &str, members: &[&str]) {
+        self.cli(&["group", "add", address, "--name", name]);
+        for m in members {
+            self.cli(&["group", "member", "add", address, m]);
+        }
+    }
+
+    /// Sets a user's password (through `user passwd`, on standard input).
+    pub fn set_password(&self, address: &str, password: &str) {
+        let out = self.cli_output(&["user", "passwd", address], Some(&format!("{password}\n")));
+        assert!(
+            out.status.success(),
+            "user passwd {address}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Adds a domain and users ("alice@example.org:Alice Smith").
     pub fn populate(&self, domain: &str, users: &[(&str, &str)]) {
         self.cli(&["domain", "add", domain]);

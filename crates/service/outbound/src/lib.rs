@@ -238,7 +238,7 @@ impl Agent {
                 };
                 for job in &jobs {
                     let all = vec![verdict.clone(); job.rcpts.len()];
-                    self.settle(job, &all, None).await;
+                    self.settle(job, &all, None, None).await;
                 }
                 return;
             }
@@ -270,10 +270,10 @@ impl Agent {
                         // No host takes connections: everything for this
                         // domain waits for its next try.
                         let all = vec![verdict.clone(); job.rcpts.len()];
-                        self.settle(&job, &all, None).await;
+                        self.settle(&job, &all, None, None).await;
                         for job in jobs.by_ref() {
                             let all = vec![verdict.clone(); job.rcpts.len()];
-                            self.settle(&job, &all, None).await;
+                            self.settle(&job, &all, None, None).await;
                         }
                         return;
                     }
@@ -296,13 +296,13 @@ impl Agent {
                         Verdict::permanent("5.3.0", "message content missing");
                         job.rcpts.len()
                     ];
-                    self.settle(&job, &all, None).await;
+                    self.settle(&job, &all, None, None).await;
                     continue;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "outbound: cannot read a queued message");
                     let all = vec![Verdict::temporary("4.3.0", &e.to_string()); job.rcpts.len()];
-                    self.settle(&job, &all, None).await;
+                    self.settle(&job, &all, None, None).await;
                     continue;
                 }
             };
@@ -317,7 +317,7 @@ impl Agent {
             let peer = s.peer_name().to_string();
             let dsn_capable = s.has_dsn();
             let broken = s.is_broken();
-            self.settle_with_data(&job, &verdicts, Some((&peer, dsn_capable)), &data)
+            self.settle(&job, &verdicts, Some((&peer, dsn_capable)), Some(&data))
                 .await;
             if broken {
                 session = None;
@@ -375,27 +375,16 @@ impl Agent {
         Err(last)
     }
 
-    async fn settle(&self, job: &Job, verdicts: &[Verdict], peer: Option<(&str, bool)>) {
-        let data = match self
-            .delivery
-            .store()
-            .message_bytes(job.message.message)
-            .await
-        {
-            Ok(Some(d)) => d,
-            _ => Vec::new(),
-        };
-        self.settle_with_data(job, verdicts, peer, &data).await;
-    }
-
     /// Records each recipient's outcome, after sending the DSNs they call
     /// for: a crash between the two repeats a DSN rather than losing one.
-    async fn settle_with_data(
+    /// `data` is the message when the caller has it; it is read only if a
+    /// DSN needs it.
+    async fn settle(
         &self,
         job: &Job,
         verdicts: &[Verdict],
         peer: Option<(&str, bool)>,
-        data: &[u8],
+        data: Option<&[u8]>,
     ) {
         let now = now();
         let plan = settle::plan(
@@ -410,6 +399,21 @@ impl Agent {
             tracing::info!("{line}");
         }
         if !plan.report.is_empty() {
+            let loaded;
+            let data = match data {
+                Some(d) => d,
+                None => {
+                    loaded = self
+                        .delivery
+                        .store()
+                        .message_bytes(job.message.message)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    &loaded
+                }
+            };
             let ob = &job.message.outbound;
             self.delivery
                 .report(

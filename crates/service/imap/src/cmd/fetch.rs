@@ -236,22 +236,17 @@ impl Session {
                             out.extend_from_slice(b"RFC822 ");
                             wire::literal(&mut out, raw.as_deref().unwrap_or_default());
                         }
-                        MessageDataItemName::Rfc822Header => {
-                            out.extend_from_slice(b"RFC822.HEADER ");
+                        MessageDataItemName::Rfc822Header | MessageDataItemName::Rfc822Text => {
+                            // RFC 3501 §6.4.5: BODY.PEEK[HEADER] and BODY[TEXT] by old names.
+                            let (name, spec): (&[u8], _) =
+                                if matches!(w, MessageDataItemName::Rfc822Header) {
+                                    (b"RFC822.HEADER ", SectionSpec::Header)
+                                } else {
+                                    (b"RFC822.TEXT ", SectionSpec::Text)
+                                };
+                            out.extend_from_slice(name);
                             let data = match (raw.as_deref(), root.as_ref()) {
-                                (Some(r), Some(p)) => {
-                                    section::section(r, p, &[], &SectionSpec::Header)
-                                }
-                                _ => None,
-                            };
-                            wire::literal(&mut out, data.as_deref().unwrap_or_default());
-                        }
-                        MessageDataItemName::Rfc822Text => {
-                            out.extend_from_slice(b"RFC822.TEXT ");
-                            let data = match (raw.as_deref(), root.as_ref()) {
-                                (Some(r), Some(p)) => {
-                                    section::section(r, p, &[], &SectionSpec::Text)
-                                }
+                                (Some(r), Some(p)) => section::section(r, p, &[], &spec),
                                 _ => None,
                             };
                             wire::literal(&mut out, data.as_deref().unwrap_or_default());
