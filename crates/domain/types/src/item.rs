@@ -1,9 +1,12 @@
-//! Items: the post office's own format for mail, appointments, tasks and notes.
+//! Items: the post office's own format for mail, appointments and tasks.
 //!
 //! An item is not MIME. Mail that arrived from the Internet keeps its original
 //! RFC 5322 bytes beside the item (for IMAP and POP3, byte-exact), but what the
 //! post office reasons about (who sent it, to whom, its bodies and attachments)
-//! is decoded once, at delivery, into [`ItemContent`].
+//! is decoded once, at delivery, into [`ItemContent`]. An appointment or a task
+//! is an item whose [`ItemBody`] holds its calendar object; its MIME form (a
+//! message with a text/calendar part) is a view rendered once, for IMAP.
+use crate::calendar::ItemBody;
 use std::fmt;
 
 /// What kind of item this is.
@@ -16,8 +19,6 @@ pub enum ItemKind {
     Appointment,
     /// A task.
     Task,
-    /// A note.
-    Note,
 }
 
 impl ItemKind {
@@ -27,16 +28,16 @@ impl ItemKind {
             ItemKind::Mail => "mail",
             ItemKind::Appointment => "appointment",
             ItemKind::Task => "task",
-            ItemKind::Note => "note",
         }
     }
-    /// Inverse of [`ItemKind::as_str`]; unknown names read as mail.
-    pub fn parse(s: &str) -> ItemKind {
+    /// Inverse of [`ItemKind::as_str`]; `None` for a name that is no kind
+    /// (never silently mail).
+    pub fn parse(s: &str) -> Option<ItemKind> {
         match s {
-            "appointment" => ItemKind::Appointment,
-            "task" => ItemKind::Task,
-            "note" => ItemKind::Note,
-            _ => ItemKind::Mail,
+            "mail" => Some(ItemKind::Mail),
+            "appointment" => Some(ItemKind::Appointment),
+            "task" => Some(ItemKind::Task),
+            _ => None,
         }
     }
 }
@@ -44,6 +45,13 @@ impl ItemKind {
 impl fmt::Display for ItemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl ItemContent {
+    /// The kind of item.
+    pub fn kind(&self) -> ItemKind {
+        self.body.kind()
     }
 }
 
@@ -126,8 +134,11 @@ pub struct Attachment {
 /// The post office's own record of an item's content.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ItemContent {
-    /// Mail, appointment, task or note.
-    pub kind: Option<ItemKind>,
+    /// What the item is: mail, or an appointment or task with its calendar
+    /// object. The fields below are what a reader sees of it (for an
+    /// appointment: its organizer, attendees, summary and description).
+    #[serde(default, skip_serializing_if = "ItemBody::is_mail")]
+    pub body: ItemBody,
     /// The author (From).
     pub from: Option<Contact>,
     /// The agent that sent it on the author's behalf (Sender), when different.

@@ -8,15 +8,17 @@
 //! and the `proto/*` crates; this crate has no async and no dependencies beyond serde.
 //!
 //! Modules: [`address`] (RFC 5321 mailbox addresses), [`item`] (items, attachments,
-//! flags), [`folder`] (folder roles), [`secret`] (redacted secrets).
+//! flags), [`calendar`] (appointments and tasks), [`folder`] (folder roles), [`secret`] (redacted secrets).
 #![deny(missing_docs)]
 
 pub mod address;
+pub mod calendar;
 pub mod folder;
 pub mod item;
 pub mod secret;
 
 pub use address::{AddressError, EmailAddress};
+pub use calendar::{CalTime, CalendarComponent, CalendarObject, ItemBody};
 pub use folder::FolderRole;
 pub use item::{
     Attachment, Change, ChangeKind, Contact, Flags, Importance, ItemContent, ItemKind, ItemSummary,

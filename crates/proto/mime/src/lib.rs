@@ -21,5 +21,5 @@ pub mod dsn;
 pub mod parse;
 pub mod utf7;
 
-pub use parse::{ParsedMessage, parse_message, sent_day};
+pub use parse::{CalendarPart, ParsedMessage, parse_message, sent_day};
 pub use postgate_types::ItemContent;

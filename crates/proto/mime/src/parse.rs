@@ -6,7 +6,7 @@ use mail_parser::{
     Address, Encoding, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
     PartType,
 };
-use postgate_types::{Attachment, Contact, Importance, ItemContent, ItemKind};
+use postgate_types::{Attachment, Contact, Importance, ItemBody, ItemContent};
 
 /// The parser: the fields an item needs are parsed; every other field (Received
 /// among them, a visible share of delivery time when parsed) is kept raw.
@@ -28,6 +28,24 @@ pub struct ParsedMessage {
     pub content: ItemContent,
     /// Top-level header fields in order: name as written, unfolded raw value, trimmed.
     pub headers: Vec<(String, String)>,
+    /// The calendar parts (text/calendar, application/ics), decoded, in
+    /// order; none from a report (see [`ParsedMessage::report`]) or from
+    /// inside an attached message.
+    pub calendars: Vec<CalendarPart>,
+    /// The message is a report (multipart/report, RFC 6522: a DSN, an MDN):
+    /// what it quotes is not addressed to the recipient.
+    pub report: bool,
+}
+
+/// One calendar part of a message (RFC 6047 §2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarPart {
+    /// The iCalendar text, decoded (transfer encoding and charset).
+    pub text: String,
+    /// The Content-Type's `method` parameter (RFC 6047 §2.4), if given.
+    pub method: Option<String>,
+    /// Sent as an attachment (an .ics file) rather than as a body part.
+    pub attached: bool,
 }
 
 impl ParsedMessage {
@@ -54,13 +72,7 @@ impl ParsedMessage {
 /// ```
 pub fn parse_message(raw: &[u8]) -> ParsedMessage {
     let Some(message) = PARSER.parse(raw) else {
-        return ParsedMessage {
-            content: ItemContent {
-                kind: Some(ItemKind::Mail),
-                ..ItemContent::default()
-            },
-            headers: Vec::new(),
-        };
+        return ParsedMessage::default();
     };
 
     let headers = message
@@ -152,7 +164,7 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
     }
 
     let content = ItemContent {
-        kind: Some(ItemKind::Mail),
+        body: ItemBody::Mail,
         from,
         sender: first(message.sender()),
         to: list(message.to()),
@@ -169,7 +181,70 @@ pub fn parse_message(raw: &[u8]) -> ParsedMessage {
         attachments,
         importance: importance(&headers),
     };
-    ParsedMessage { content, headers }
+    let report = message.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    });
+    let calendars = if report {
+        Vec::new()
+    } else {
+        calendar_parts(&message)
+    };
+    ParsedMessage {
+        content,
+        headers,
+        calendars,
+        report,
+    }
+}
+
+/// At most this many calendar parts are taken from one message.
+const MAX_CALENDAR_PARTS: usize = 8;
+
+/// The text/calendar and application/ics parts of a message, not those of
+/// messages it carries as attachments (their parts are not in `parts`).
+fn calendar_parts(message: &Message<'_>) -> Vec<CalendarPart> {
+    let mut out = Vec::new();
+    for part in &message.parts {
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        let (t, sub) = (ct.ctype(), ct.subtype().unwrap_or(""));
+        let is_calendar = (t.eq_ignore_ascii_case("text") && sub.eq_ignore_ascii_case("calendar"))
+            || (t.eq_ignore_ascii_case("application") && sub.eq_ignore_ascii_case("ics"))
+            || (t.eq_ignore_ascii_case("application")
+                && sub.eq_ignore_ascii_case("octet-stream")
+                && part
+                    .attachment_name()
+                    .is_some_and(|n| n.to_ascii_lowercase().ends_with(".ics")));
+        if !is_calendar {
+            continue;
+        }
+        let text = match &part.body {
+            PartType::Text(t) | PartType::Html(t) => t.to_string(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => {
+                // iCalendar's charset is UTF-8 (RFC 5545 §3.1.4).
+                String::from_utf8_lossy(b).into_owned()
+            }
+            _ => continue,
+        };
+        let attached = part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
+        out.push(CalendarPart {
+            text,
+            method: ct
+                .attribute("method")
+                .map(|m| m.trim().to_ascii_uppercase()),
+            attached,
+        });
+        if out.len() >= MAX_CALENDAR_PARTS {
+            break;
+        }
+    }
+    out
 }
 
 /// The decoded text of text part number `i`; UTF-7 parts are decoded here.
@@ -322,7 +397,7 @@ mod tests {
             b"From: <<<@@@>>>\r\nDate: yesterday\r\n\r\n",
         ] {
             let m = parse_message(raw);
-            assert_eq!(m.content.kind, Some(ItemKind::Mail));
+            assert_eq!(m.content.kind(), postgate_types::ItemKind::Mail);
         }
     }
 
@@ -354,6 +429,38 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--o--\r\n";
         assert_eq!(c.attachments[0].name.as_deref(), Some("résumé.pdf"));
         assert_eq!(c.attachments[0].content_type, "application/pdf");
         assert_eq!(c.attachments[0].size, 5);
+    }
+
+    #[test]
+    fn calendar_parts_inline_and_attached_but_not_from_reports() {
+        let ics = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n";
+        let raw = format!(
+            "From: a@b\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n\
+--o\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n\
+--i\r\nContent-Type: text/plain\r\n\r\nInvitation\r\n\
+--i\r\nContent-Type: text/calendar; charset=utf-8; method=REQUEST\r\n\r\n{ics}\r\n--i--\r\n\
+--o\r\nContent-Type: application/ics; name=invite.ics\r\n\
+Content-Disposition: attachment; filename=invite.ics\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nQkVHSU46VkNBTEVOREFSDQpFTkQ6VkNBTEVOREFSDQo=\r\n--o--\r\n"
+        );
+        let m = parse_message(raw.as_bytes());
+        assert!(!m.report);
+        assert_eq!(m.calendars.len(), 2);
+        assert_eq!(m.calendars[0].method.as_deref(), Some("REQUEST"));
+        assert!(m.calendars[0].text.starts_with("BEGIN:VCALENDAR"));
+        assert!(!m.calendars[0].attached);
+        assert!(m.calendars[1].attached);
+        assert_eq!(m.calendars[1].text, "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n");
+        let bounce = format!(
+            "From: MAILER-DAEMON@b\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n\
+--r\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+--r\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\n{ics}\r\n--r--\r\n"
+        );
+        let m = parse_message(bounce.as_bytes());
+        assert!(m.report);
+        assert!(m.calendars.is_empty());
     }
 
     #[test]

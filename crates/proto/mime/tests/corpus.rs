@@ -43,7 +43,7 @@ fn whole_corpus_converts_without_panic() {
             }
         }
         let m = parse_message(&raw);
-        assert_eq!(m.content.kind, Some(ItemKind::Mail), "{}", f.display());
+        assert_eq!(m.content.kind(), ItemKind::Mail, "{}", f.display());
     }
     assert!(failures.is_empty(), "panicked on: {failures:#?}");
 }

@@ -47,7 +47,16 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemSummary> {
     let keywords: String = r.get(9)?;
     Ok(ItemSummary {
         uid: r.get::<_, i64>(0)? as u32,
-        kind: ItemKind::parse(&r.get::<_, String>(1)?),
+        kind: {
+            let k: String = r.get(1)?;
+            ItemKind::parse(&k).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    format!("unknown item kind {k:?}").into(),
+                )
+            })?
+        },
         from: (name.is_some() || address.is_some()).then_some(Contact { name, address }),
         subject: r.get(4)?,
         date: r.get(5)?,
@@ -118,7 +127,7 @@ pub(crate) fn store_message(
         s.execute(params![
             hash.as_ref(),
             d.raw.len() as i64,
-            c.kind.unwrap_or(ItemKind::Mail).as_str(),
+            c.kind().as_str(),
             c.from.as_ref().and_then(|f| f.name.as_deref()),
             c.from.as_ref().and_then(|f| f.address.as_deref()),
             c.subject,
