@@ -40,6 +40,8 @@ pub struct Config {
     pub snmp: SnmpConfig,
     /// Web console and client API.
     pub console: ConsoleConfig,
+    /// Appointments and tasks.
+    pub calendar: CalendarConfig,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             ldap: LdapConfig::default(),
             snmp: SnmpConfig::default(),
             console: ConsoleConfig::default(),
+            calendar: CalendarConfig::default(),
         }
     }
 }
@@ -466,6 +469,45 @@ impl Default for ConsoleConfig {
             threads: 256,
         }
     }
+}
+
+/// `[calendar]`: appointments and tasks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// The IANA zone in which times without a zone ("floating", RFC 5545
+    /// §3.3.5) and all-day dates are placed in time, for range queries and
+    /// free/busy.
+    #[serde(deserialize_with = "de_zone")]
+    pub time_zone: chrono_tz::Tz,
+    /// Answer VFREEBUSY requests that arrive by mail with the recipient's
+    /// busy periods (RFC 5546 §3.3.2), as calendar systems expect.
+    pub answer_freebusy: bool,
+    /// The most occurrences one appointment yields to one query; more are
+    /// left out and the reply says so.
+    pub max_occurrences_per_item: usize,
+    /// The most occurrences one query returns.
+    pub max_occurrences_per_query: usize,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        CalendarConfig {
+            time_zone: chrono_tz::UTC,
+            answer_freebusy: true,
+            max_occurrences_per_item: 1_000,
+            max_occurrences_per_query: 10_000,
+        }
+    }
+}
+
+fn de_zone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let s = String::deserialize(d)?;
+    s.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "\"{s}\" is not an IANA time zone (e.g. \"Europe/Berlin\", \"UTC\")"
+        ))
+    })
 }
 
 /// Parses a next hop: "host", "host:port", "[ip]" or "[ip]:port" (IPv6 as

@@ -1,15 +1,17 @@
 //! The administration commands: directory and mailbox inspection, straight on the
 //! store in the data directory (SQLite arbitrates with a running server).
 use crate::cli::{
-    AliasCmd, Command, DomainCmd, FolderCmd, GroupCmd, ItemCmd, MemberCmd, QueueCmd, UserCmd,
+    AliasCmd, CalendarCmd, Command, DomainCmd, FolderCmd, GroupCmd, ItemCmd, MemberCmd, QueueCmd,
+    UserCmd,
 };
 use anyhow::{Context, bail};
 use postgate_runtime::Config;
 use postgate_store::embedded::EmbeddedStore;
-use postgate_store::{Directory, Mailboxes, NewUser, Queue, QueuedMessage, User, password};
+use postgate_store::{Directory, Mailboxes, NewUser, Queue, QueuedMessage, Store, User, password};
 use postgate_types::{EmailAddress, ItemSummary, Secret};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 fn addr(s: &str) -> anyhow::Result<EmailAddress> {
     EmailAddress::parse(s).with_context(|| format!("{s:?} is not an address"))
@@ -274,6 +276,61 @@ async fn queue(store: &EmbeddedStore, cmd: QueueCmd, out: &mut impl Write) -> an
                 bail!("no queued message {id}");
             }
             writeln!(out, "removed queued message {id}")?;
+        }
+    }
+    Ok(())
+}
+
+async fn calendar(
+    config: &Config,
+    store: &EmbeddedStore,
+    cmd: CalendarCmd,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let scheduler = postgate_calendar::Scheduler::new(
+        shared.clone(),
+        config.calendar.time_zone,
+        config.hostname.clone(),
+    );
+    match cmd {
+        CalendarCmd::Import { address, file } => {
+            let u = user_of(store, &address).await?;
+            let text = if file.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::stdin().read_to_string(&mut t)?;
+                t
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let postgate_calendar::organize::Import {
+                plan,
+                imported: done,
+                problems,
+            } = scheduler
+                .import(&u, &text)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let delivery =
+                postgate_delivery::Delivery::new(shared, Vec::new(), None, config.hostname.clone())
+                    .with_scheduler(scheduler);
+            delivery.carry_out(plan).await?;
+            for p in &problems {
+                writeln!(out, "note: {p}")?;
+            }
+            writeln!(
+                out,
+                "imported {} appointments and tasks into {address}",
+                done.len()
+            )?;
+        }
+        CalendarCmd::Export { address } => {
+            let u = user_of(store, &address).await?;
+            let text = scheduler
+                .export(&u)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            out.write_all(text.as_bytes())?;
         }
     }
     Ok(())
@@ -583,6 +640,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Queue(cmd) => queue(&store, cmd, &mut out).await?,
+        Command::Calendar(cmd) => calendar(&config, &store, cmd, &mut out).await?,
         Command::Serve | Command::CheckConfig { .. } => bail!("not an administration command"),
     }
     Ok(ExitCode::SUCCESS)

@@ -54,6 +54,27 @@ pub enum Command {
     /// The outbound queue: mail waiting for remote recipients.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// A user's appointments and tasks, as iCalendar files.
+    #[command(subcommand)]
+    Calendar(CalendarCmd),
+}
+
+/// `calendar …`
+#[derive(Debug, Subcommand)]
+pub enum CalendarCmd {
+    /// Import an iCalendar file (.ics) into a user's Calendar and Tasks (no
+    /// invitations are sent).
+    Import {
+        /// The user.
+        address: String,
+        /// The file ("-" for standard input).
+        file: PathBuf,
+    },
+    /// Print a user's appointments and tasks as one iCalendar file.
+    Export {
+        /// The user.
+        address: String,
+    },
 }
 
 /// `queue …`

@@ -61,7 +61,18 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .map(EmailAddress::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("[delivery] postmaster: {e}"))?;
-    let delivery = Delivery::new(store.clone(), junk, postmaster, config.hostname.clone());
+    let scheduler = postgate_calendar::Scheduler::new(
+        store.clone(),
+        config.calendar.time_zone,
+        config.hostname.clone(),
+    )
+    .with_caps(postgate_calendar::Caps {
+        per_item: config.calendar.max_occurrences_per_item,
+        per_query: config.calendar.max_occurrences_per_query,
+    })
+    .with_freebusy_answers(config.calendar.answer_freebusy);
+    let delivery = Delivery::new(store.clone(), junk, postmaster, config.hostname.clone())
+        .with_scheduler(scheduler);
     let auth = postgate_store::auth::Authenticator::new(store.clone());
 
     let (trigger, shutdown) = shutdown::channel();

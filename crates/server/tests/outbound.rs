@@ -5,7 +5,7 @@
 //! email package.
 use postgate_testkit::dns::Dns;
 use postgate_testkit::sink::{Received, Sink, SinkOptions};
-use postgate_testkit::{Server, python, tool};
+use postgate_testkit::{Server, python};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -742,7 +742,7 @@ fn hundred_recipients_over_five_domains_share_connections() {
     assert!(wait_until(Duration::from_secs(10), || queue_empty(&s)));
 }
 
-/// curl against the client API: (HTTP status, body).
+/// The client API through the testkit's curl: (HTTP status, body).
 fn curl(
     s: &Server,
     method: &str,
@@ -750,30 +750,14 @@ fn curl(
     user: &str,
     body: Option<&Path>,
 ) -> Option<(u16, Value)> {
-    let curl = tool("curl")?;
-    let url = format!("https://127.0.0.1:{}{path}", s.addr("console").port());
-    let mut cmd = std::process::Command::new(curl);
-    cmd.args([
-        "-sk",
-        "-X",
+    let bytes = body.map(|b| std::fs::read(b).expect("read body"));
+    let r = s.api(
         method,
-        "-u",
+        path,
         user,
-        "-w",
-        "\n%{http_code}",
-        &url,
-    ]);
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary"]);
-        cmd.arg(format!("@{}", b.display()));
-    }
-    let out = cmd.output().expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    Some((
-        code.parse().unwrap(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    ))
+        bytes.as_deref().map(|b| ("application/json", b)),
+    )?;
+    Some((r.status, r.body))
 }
 
 #[test]

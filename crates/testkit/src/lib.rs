@@ -234,6 +234,72 @@ impl Server {
         );
     }
 
+    /// Calls the client API with curl, as `user` ("address:password"), with
+    /// an optional body (content type, bytes). `None` when curl is missing
+    /// (see [`tool`]).
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Option<ApiReply> {
+        let curl = tool("curl")?;
+        let url = format!("https://127.0.0.1:{}{path}", self.addr("console").port());
+        let headers = self
+            .dir
+            .path()
+            .join(format!("api-headers-{}", std::process::id()));
+        let mut cmd = Command::new(curl);
+        cmd.args([
+            "-sk",
+            "-X",
+            method,
+            "-u",
+            user,
+            "-w",
+            "\n%{http_code}",
+            "-D",
+        ])
+        .arg(&headers)
+        .arg(&url);
+        let body_file = self.dir.path().join("api-body");
+        if let Some((content_type, bytes)) = body {
+            std::fs::write(&body_file, bytes).expect("write API body");
+            cmd.args([
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "--data-binary",
+            ])
+            .arg(format!("@{}", body_file.display()));
+        }
+        let out = cmd.output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        Some(ApiReply {
+            status: code.trim().parse().unwrap_or(0),
+            body: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+            headers: std::fs::read_to_string(&headers).unwrap_or_default(),
+        })
+    }
+
+    /// Calls the client API with a JSON body (or none).
+    pub fn api_json(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Option<ApiReply> {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        self.api(
+            method,
+            path,
+            user,
+            bytes.as_deref().map(|b| ("application/json", b)),
+        )
+    }
+
     /// Adds a domain and users ("alice@example.org:Alice Smith").
     pub fn populate(&self, domain: &str, users: &[(&str, &str)]) {
         self.cli(&["domain", "add", domain]);
@@ -247,6 +313,50 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// What the client API answered.
+#[derive(Debug, Clone)]
+pub struct ApiReply {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub body: serde_json::Value,
+    /// The response header block, as received.
+    pub headers: String,
+}
+
+impl ApiReply {
+    /// A response header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Whether python3 can import `module`. When it cannot: panics under
+/// `POSTGATE_REQUIRE_INTEROP=1`, else prints a loud skip notice.
+pub fn python_module(module: &str) -> bool {
+    let Some(py) = tool("python3") else {
+        return false;
+    };
+    let ok = Command::new(py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = format!(
+            "\n\n*** SKIPPED: the Python module `{module}` is not installed; this interop \
+             test did not run. Install it (pip install {module}; see .ci/run). ***\n"
+        );
+        if interop_required() {
+            panic!("{msg} POSTGATE_REQUIRE_INTEROP=1: a skip is a failure.");
+        }
+        eprintln!("{msg}");
+    }
+    ok
 }
 
 /// Whether tests must have every outside tool (`POSTGATE_REQUIRE_INTEROP=1`).

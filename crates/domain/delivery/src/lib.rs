@@ -3,13 +3,17 @@
 //! What it is for: resolving recipients through the directory (users, aliases,
 //! groups, First.Last, postmaster), converting the MIME bytes into an item
 //! ([`postgate_mime`]), deciding the folder (Inbox, or Junk when a configured
-//! header says so), and handing the store one durable delivery. SMTP uses it
-//! today; submission and the client API will deliver to local users through it too.
+//! header says so), and handing the store one durable delivery. SMTP,
+//! submission and the client API deliver through it. Mail that carries
+//! iCalendar scheduling (iMIP) changes the recipients' calendars in the same
+//! commit ([`postgate_calendar`] plans what it does), and scheduling acts of
+//! local users are carried out here ([`Delivery::carry_out`]).
 //!
 //! What it is not for: protocol replies (the engine maps [`DeliveryError`] and
 //! [`Resolution`] to its own wire replies) or remote delivery (the outbound queue).
 #![deny(missing_docs)]
 
+use postgate_calendar::{Plan, Scheduler};
 use postgate_mime::dsn;
 use postgate_store::{
     Envelope, NewDelivery, Notify, Outbound, OutboundRcpt, Resolution, Store, StoreError, Target,
@@ -93,6 +97,7 @@ pub struct Delivery {
     postmaster: Option<EmailAddress>,
     hostname: String,
     queued: Arc<tokio::sync::Notify>,
+    scheduler: Scheduler,
 }
 
 impl Delivery {
@@ -105,12 +110,24 @@ impl Delivery {
         hostname: String,
     ) -> Delivery {
         Delivery {
+            scheduler: Scheduler::new(store.clone(), chrono_tz::UTC, hostname.clone()),
             store,
             junk,
             postmaster,
             hostname,
             queued: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// With another scheduler (calendar time zone, caps, free/busy answers).
+    pub fn with_scheduler(mut self, scheduler: Scheduler) -> Delivery {
+        self.scheduler = scheduler;
+        self
+    }
+
+    /// The scheduling agent.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
     }
 
     /// Signalled whenever mail joins the outbound queue, so that the delivery
@@ -230,6 +247,15 @@ impl Delivery {
                 .collect()
         };
         let dsn_original = (!succeeded.is_empty()).then(|| raw.clone());
+        // iMIP (RFC 6047): the scheduling the message carries, for those it
+        // reaches; not from mail filed as junk.
+        let inbound = if junk {
+            postgate_calendar::Inbound::default()
+        } else {
+            self.scheduler
+                .inbound(&parsed, &envelope.mail_from, local)
+                .await
+        };
         let delivered = self
             .commit(NewDelivery {
                 raw,
@@ -238,8 +264,16 @@ impl Delivery {
                 targets,
                 outbound,
                 received_at,
+                calendar: inbound.updates,
             })
             .await?;
+        if !inbound.later.is_empty() {
+            for plan in self.scheduler.answer(inbound.later).await {
+                if let Err(e) = self.carry_out(plan).await {
+                    tracing::warn!(error = %e, "calendar answer not sent");
+                }
+            }
+        }
         if let Some(original) = dsn_original {
             self.report(
                 &envelope.mail_from,
@@ -256,6 +290,56 @@ impl Delivery {
             junk,
             stored: delivered,
         })
+    }
+
+    /// Carries out a scheduling plan: its calendar changes with the first of
+    /// its mails in one commit (so a change is never stored without the
+    /// message that tells of it), each further mail in its own.
+    pub async fn carry_out(&self, plan: Plan) -> Result<(), DeliveryError> {
+        let mut updates = plan.updates;
+        if plan.mails.is_empty() {
+            if !updates.is_empty() {
+                self.store.update_calendar(updates).await?;
+            }
+            return Ok(());
+        }
+        for mail in plan.mails {
+            let content = postgate_mime::parse_message(&mail.raw).content;
+            let outbound = (!mail.remote.is_empty()).then(|| Outbound {
+                mail_from: mail.mail_from.clone(),
+                sender_user: mail.sender_user,
+                rcpts: mail
+                    .remote
+                    .iter()
+                    .map(|r| OutboundRcpt {
+                        address: r.clone(),
+                        orcpt: None,
+                        notify: Notify::default(),
+                    })
+                    .collect(),
+                smtputf8: mail.remote.iter().any(|r| !r.is_ascii()) || !mail.mail_from.is_ascii(),
+                ..Outbound::default()
+            });
+            self.commit(NewDelivery {
+                raw: mail.raw,
+                content,
+                envelope: None,
+                targets: mail
+                    .local
+                    .iter()
+                    .map(|u| Target {
+                        user: *u,
+                        role: FolderRole::Inbox,
+                        flags: Flags::default(),
+                    })
+                    .collect(),
+                outbound,
+                received_at: chrono::Utc::now().timestamp(),
+                calendar: std::mem::take(&mut updates),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Stores a delivery in one commit, then wakes the delivery agent if it
@@ -348,6 +432,7 @@ impl Delivery {
             targets,
             outbound,
             received_at,
+            calendar: Vec::new(),
         })
         .await?;
         Ok(())

@@ -25,7 +25,9 @@ pub mod model;
 pub mod password;
 
 use async_trait::async_trait;
-use postgate_types::{EmailAddress, Flags, FolderId, ItemContent, ItemSummary, Secret, UserId};
+use postgate_types::{
+    EmailAddress, Flags, FolderId, ItemContent, ItemKind, ItemSummary, Secret, UserId,
+};
 
 pub use feed::ChangeFeed;
 pub use model::*;
@@ -51,6 +53,9 @@ pub enum StoreError {
     /// The store has shut down.
     #[error("store is closed")]
     Closed,
+    /// What the request was based on changed meanwhile; read it again.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl StoreError {
@@ -237,6 +242,36 @@ pub trait Queue: Send + Sync {
     async fn release_leases(&self) -> Result<usize>;
 }
 
+/// Appointments and tasks: each user's calendar objects, by iCalendar UID,
+/// with their MIME forms in the Calendar and Tasks folders (for IMAP) and
+/// an index of the time they cover.
+#[async_trait]
+pub trait Calendars: Send + Sync {
+    /// Runs calendar changes in one commit; each merge sees what is held
+    /// when it runs.
+    async fn update_calendar(&self, updates: Vec<CalendarUpdate>) -> Result<Vec<CalendarOutcome>>;
+    /// One object, by its id.
+    async fn calendar_entry(&self, user: UserId, id: i64) -> Result<Option<CalendarEntry>>;
+    /// One object, by its iCalendar UID.
+    async fn calendar_by_uid(
+        &self,
+        user: UserId,
+        kind: ItemKind,
+        uid: &str,
+    ) -> Result<Option<CalendarEntry>>;
+    /// Every object of a kind, by id.
+    async fn calendar_entries(&self, user: UserId, kind: ItemKind) -> Result<Vec<CalendarEntry>>;
+    /// The objects whose span meets `[from, to]`: an index query, not a
+    /// scan; the caller expands recurrences to find the occurrences.
+    async fn calendar_range(
+        &self,
+        user: UserId,
+        kind: ItemKind,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<CalendarEntry>>;
+}
+
 /// The whole store: what engines hold as `Arc<dyn Store>`.
-pub trait Store: Directory + Mailboxes + Queue + std::fmt::Debug {}
-impl<T: Directory + Mailboxes + Queue + std::fmt::Debug> Store for T {}
+pub trait Store: Directory + Mailboxes + Queue + Calendars + std::fmt::Debug {}
+impl<T: Directory + Mailboxes + Queue + Calendars + std::fmt::Debug> Store for T {}

@@ -1,5 +1,8 @@
 //! The records the store traits speak.
-use postgate_types::{EmailAddress, Flags, FolderId, FolderRole, ItemContent, ItemSummary, UserId};
+use postgate_types::{
+    CalendarObject, EmailAddress, Flags, FolderId, FolderRole, ItemContent, ItemKind, ItemSummary,
+    UserId,
+};
 
 /// A domain this system serves.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -198,6 +201,8 @@ pub struct NewDelivery {
     pub outbound: Option<Outbound>,
     /// Arrival time (IMAP INTERNALDATE), Unix seconds.
     pub received_at: i64,
+    /// Calendar changes the message makes (iMIP, RFC 6047), committed with it.
+    pub calendar: Vec<CalendarUpdate>,
 }
 
 /// What the outbound queue needs to send a message on: its SMTP envelope.
@@ -460,4 +465,85 @@ pub struct NewMessage {
     pub keywords: Vec<String>,
     /// INTERNALDATE, Unix seconds.
     pub internal_date: i64,
+}
+
+/// An appointment or task as a user's calendar holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarEntry {
+    /// Row id: stays the same across updates (the client API's `id`).
+    pub id: i64,
+    /// Whose calendar.
+    pub user: UserId,
+    /// Appointment or task.
+    pub kind: ItemKind,
+    /// The folder its MIME form is in (Calendar or Tasks).
+    pub folder: FolderId,
+    /// The IMAP UID of its MIME form there (a new one after each change).
+    pub item_uid: u32,
+    /// The object.
+    pub object: CalendarObject,
+    /// The time it covers, for range queries: (first start, last end),
+    /// `i64::MAX` for a series without end.
+    pub span: Option<(i64, i64)>,
+}
+
+/// What to store for a calendar object.
+#[derive(Debug, Clone)]
+pub struct CalendarWrite {
+    /// The item: its body holds the object (`ItemBody::Appointment` or `Task`).
+    pub content: ItemContent,
+    /// Its MIME form, served by IMAP (a message with a text/calendar part).
+    pub raw: Vec<u8>,
+    /// The time it covers (see [`CalendarEntry::span`]).
+    pub span: Option<(i64, i64)>,
+    /// Flags of the IMAP item.
+    pub flags: Flags,
+}
+
+/// What a [`CalendarMerge`] decides.
+#[derive(Debug, Clone)]
+pub enum MergeResult {
+    /// Leave the calendar as it is, for this reason.
+    Keep(String),
+    /// Store this (creating or replacing), for this reason.
+    Put(Box<CalendarWrite>, String),
+    /// Remove the object, for this reason.
+    Remove(String),
+    /// What the change was based on is no longer what is held: refuse it,
+    /// and the whole commit it is part of ([`crate::StoreError::Conflict`]).
+    Conflict(String),
+}
+
+/// A change to one calendar object that depends on what is held: run by
+/// the store inside the transaction that writes its result, so that two
+/// changes to one object never overwrite each other.
+pub trait CalendarMerge: Send + Sync + std::fmt::Debug {
+    /// What to do, given the object held now (if any).
+    fn merge(&self, current: Option<&CalendarEntry>) -> MergeResult;
+}
+
+/// A change to the object with iCalendar UID `uid` in `user`'s calendar.
+#[derive(Debug, Clone)]
+pub struct CalendarUpdate {
+    /// Whose calendar.
+    pub user: UserId,
+    /// Appointment or task.
+    pub kind: ItemKind,
+    /// The iCalendar UID.
+    pub uid: String,
+    /// What to do.
+    pub merge: std::sync::Arc<dyn CalendarMerge>,
+}
+
+/// What a [`CalendarUpdate`] did.
+#[derive(Debug, Clone)]
+pub struct CalendarOutcome {
+    /// Whose calendar.
+    pub user: UserId,
+    /// The object as held now (`None`: none, or removed).
+    pub entry: Option<CalendarEntry>,
+    /// Whether anything changed.
+    pub changed: bool,
+    /// The merge's reason.
+    pub note: String,
 }

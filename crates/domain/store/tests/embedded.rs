@@ -198,6 +198,7 @@ async fn concurrent_deliveries_share_blobs_and_get_increasing_uids() {
                 ],
                 outbound: None,
                 received_at: 1_700_000_000,
+                calendar: Vec::new(),
             })
             .await
             .unwrap()
@@ -313,6 +314,7 @@ async fn delivery_to_vanished_users_is_refused_not_lost() {
             }],
             outbound: None,
             received_at: 0,
+            calendar: Vec::new(),
         })
         .await;
     assert!(
@@ -540,6 +542,7 @@ async fn outbound_queue_claims_leases_and_settles() {
             ..Outbound::default()
         }),
         received_at: 1000,
+        calendar: Vec::new(),
     })
     .await
     .unwrap();

@@ -372,22 +372,8 @@ fn reply(current: Option<&CalendarObject>, msg: &Incoming<'_>, ctx: &Context) ->
                     Some(Status::Completed.as_str()),
                 );
                 let at = c.completed.unwrap_or(msg.now);
-                doc.set(
-                    item,
-                    Some(
-                        calcard::icalendar::ICalendarEntry::new(ICalendarProperty::Completed)
-                            .with_value(crate::write::utc_value(at)),
-                    ),
-                    ICalendarProperty::Completed,
-                );
-                doc.set(
-                    item,
-                    Some(
-                        calcard::icalendar::ICalendarEntry::new(ICalendarProperty::PercentComplete)
-                            .with_value(calcard::icalendar::ICalendarValue::Integer(100)),
-                    ),
-                    ICalendarProperty::PercentComplete,
-                );
+                doc.set_utc(item, ICalendarProperty::Completed, Some(at));
+                doc.set_integer(item, ICalendarProperty::PercentComplete, Some(100));
                 changed = true;
             }
             if doc.set_partstat(item, a, &partstat, &a.delegated_to) {
@@ -509,22 +495,8 @@ pub fn respond(
             ICalendarProperty::Status,
             Some(Status::Completed.as_str()),
         );
-        doc.set(
-            item,
-            Some(
-                calcard::icalendar::ICalendarEntry::new(ICalendarProperty::Completed)
-                    .with_value(crate::write::utc_value(now)),
-            ),
-            ICalendarProperty::Completed,
-        );
-        doc.set(
-            item,
-            Some(
-                calcard::icalendar::ICalendarEntry::new(ICalendarProperty::PercentComplete)
-                    .with_value(calcard::icalendar::ICalendarValue::Integer(100)),
-            ),
-            ICalendarProperty::PercentComplete,
-        );
+        doc.set_utc(item, ICalendarProperty::Completed, Some(now));
+        doc.set_integer(item, ICalendarProperty::PercentComplete, Some(100));
     }
     let position = doc.items().iter().position(|i| *i == item)?;
     let mut reply_doc = doc.clone();

@@ -29,4 +29,8 @@ pub mod parse;
 pub mod write;
 pub mod zone;
 
+/// Property names, for [`write::Doc`] edits.
+pub use calcard::icalendar::ICalendarProperty as Property;
+/// The IANA zones (chrono-tz), as [`Context::zone`] names them.
+pub use chrono_tz::Tz;
 pub use parse::{Context, Limits, Method, ParseError, Parsed, ParsedObject, parse_all, parse_one};

@@ -25,7 +25,8 @@ use postgate_types::calendar::{
 /// What the post office writes in PRODID (RFC 5545 §3.7.3).
 pub const PRODID: &str = "-//Postgate//Postgate Calendar//EN";
 
-pub(crate) fn utc_value(utc: i64) -> PartialDateTime {
+/// A UTC DATE-TIME value.
+pub fn utc_value(utc: i64) -> PartialDateTime {
     let dt = chrono::DateTime::from_timestamp(utc, 0).unwrap_or_default();
     PartialDateTime {
         year: Some(dt.year().clamp(0, 9999) as u16),
@@ -362,6 +363,32 @@ impl Doc {
         self.set(item, e, name);
     }
 
+    /// Sets or removes an INTEGER property (PRIORITY, PERCENT-COMPLETE).
+    pub fn set_integer(&mut self, item: usize, name: ICalendarProperty, value: Option<i64>) {
+        let e =
+            value.map(|v| ICalendarEntry::new(name.clone()).with_value(ICalendarValue::Integer(v)));
+        self.set(item, e, name);
+    }
+
+    /// Sets or removes a UTC DATE-TIME property (COMPLETED, DTSTAMP).
+    pub fn set_utc(&mut self, item: usize, name: ICalendarProperty, value: Option<i64>) {
+        let e = value.map(|v| ICalendarEntry::new(name.clone()).with_value(utc_value(v)));
+        self.set(item, e, name);
+    }
+
+    /// Sets or removes RRULE (the caller has checked it parses).
+    pub fn set_rrule(&mut self, item: usize, rule: Option<&str>) {
+        let e = rule
+            .and_then(crate::expand::parse_rrule)
+            .map(|r| ICalendarEntry::new(ICalendarProperty::Rrule).with_value(r));
+        self.set(item, e, ICalendarProperty::Rrule);
+    }
+
+    /// Sets the ORGANIZER.
+    pub fn set_organizer(&mut self, item: usize, o: &Organizer) {
+        self.set(item, Some(organizer_entry(o)), ICalendarProperty::Organizer);
+    }
+
     /// SEQUENCE and DTSTAMP.
     pub fn stamp(&mut self, item: usize, sequence: u32, now: i64) {
         self.set(
@@ -639,6 +666,30 @@ impl Doc {
         );
         self.set_text(item, ICalendarProperty::Comment, comment);
     }
+}
+
+/// Several objects as one iCalendar text (an export): one VCALENDAR, each
+/// VTIMEZONE once, every object's components.
+pub fn combine<'a>(objects: impl IntoIterator<Item = &'a CalendarObject>) -> String {
+    let mut out = Doc {
+        ical: ICalendar {
+            components: vec![ICalendarComponent {
+                component_type: ICalendarComponentType::VCalendar,
+                entries: vec![
+                    text_entry(ICalendarProperty::Version, "2.0"),
+                    text_entry(ICalendarProperty::Prodid, PRODID),
+                ],
+                component_ids: Vec::new(),
+            }],
+        },
+    };
+    for o in objects {
+        let Some(doc) = Doc::of(o) else { continue };
+        for item in doc.items() {
+            out.put_from(None, &doc, item);
+        }
+    }
+    out.text()
 }
 
 /// A VFREEBUSY reply (RFC 5546 §3.3.3): the busy periods of `attendee`

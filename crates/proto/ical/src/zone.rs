@@ -89,6 +89,17 @@ impl Zone {
     }
 }
 
+/// The zone a time of `obj` is read in: its TZID as the object defines it
+/// (a VTIMEZONE of its own) or by name; UTC; or `default` for floating
+/// times and dates.
+pub fn of_time(
+    obj: &postgate_types::CalendarObject,
+    t: &postgate_types::CalTime,
+    default: chrono_tz::Tz,
+) -> Zone {
+    crate::parse::Zones::for_object(obj, default).zone_of(&t.form)
+}
+
 /// A zone known by name: IANA names, Windows names ("W. Europe Standard
 /// Time"), Outlook's display names ("(UTC+01:00) Amsterdam, Berlin, …"),
 /// Lotus Notes' and the `/softwarestudio.org/…` prefixes, via calcard.

@@ -122,3 +122,90 @@ pub fn build_message(m: &NewMessage) -> Vec<u8> {
     }
     b.write_to_vec().unwrap_or_default()
 }
+
+/// A message carrying an iCalendar object: an iMIP message (RFC 6047) when
+/// it has a METHOD, else the MIME form of an appointment or task as the
+/// Calendar folder shows it over IMAP.
+#[derive(Debug, Clone, Default)]
+pub struct CalendarMessage {
+    /// Author: (display name, address).
+    pub from: (String, String),
+    /// Recipients.
+    pub to: Vec<(String, String)>,
+    /// Subject.
+    pub subject: String,
+    /// The readable summary, plain text.
+    pub text: String,
+    /// The readable summary, HTML (none: text only).
+    pub html: Option<String>,
+    /// The iTIP METHOD (RFC 6047 §2.4: also the Content-Type's `method`).
+    pub method: Option<String>,
+    /// The iCalendar text.
+    pub ical: String,
+    /// Also attach the object as `invite.ics`, as Outlook and Google do, for
+    /// clients that only look at attachments.
+    pub attach: bool,
+    /// Message-ID without brackets.
+    pub message_id: String,
+    /// Date, Unix seconds.
+    pub date: i64,
+}
+
+/// Builds a [`CalendarMessage`]: multipart/alternative of the summary
+/// (text, HTML) and the text/calendar part (RFC 6047 §2.4: one iCalendar
+/// object, its METHOD in the Content-Type), wrapped with the .ics
+/// attachment in a multipart/mixed when `attach` is set.
+///
+/// ```
+/// use postgate_mime::build::{build_calendar_message, CalendarMessage};
+/// let raw = build_calendar_message(&CalendarMessage {
+///     from: ("Ann".into(), "ann@example.org".into()),
+///     to: vec![("".into(), "bob@example.net".into())],
+///     subject: "Invitation: Plan".into(),
+///     text: "Plan, Monday 9:00".into(),
+///     method: Some("REQUEST".into()),
+///     ical: "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n".into(),
+///     attach: true,
+///     message_id: "1@example.org".into(),
+///     date: 1_800_000_000,
+///     ..CalendarMessage::default()
+/// });
+/// let m = postgate_mime::parse_message(&raw);
+/// assert_eq!(m.calendars.len(), 2);
+/// assert_eq!(m.calendars[0].method.as_deref(), Some("REQUEST"));
+/// assert!(m.calendars[1].attached);
+/// assert_eq!(m.calendars[1].text, m.calendars[0].text);
+/// ```
+pub fn build_calendar_message(m: &CalendarMessage) -> Vec<u8> {
+    use mail_builder::headers::content_type::ContentType;
+    use mail_builder::mime::MimePart;
+    let mut b = MessageBuilder::new()
+        .from(addr(&m.from))
+        .subject(m.subject.as_str())
+        .message_id(m.message_id.as_str())
+        .date(m.date);
+    if !m.to.is_empty() {
+        b = b.to(list(&m.to));
+    }
+    let mut calendar = ContentType::new("text/calendar").attribute("charset", "utf-8");
+    if let Some(method) = &m.method {
+        calendar = calendar.attribute("method", method.as_str());
+    }
+    let mut alternative = vec![MimePart::new("text/plain", m.text.as_str())];
+    if let Some(h) = &m.html {
+        alternative.push(MimePart::new("text/html", h.as_str()));
+    }
+    alternative.push(MimePart::new(calendar, m.ical.as_str()));
+    let alternative = MimePart::new("multipart/alternative", alternative);
+    let body = if m.attach {
+        let ics = MimePart::new(
+            ContentType::new("application/ics").attribute("name", "invite.ics"),
+            m.ical.as_bytes(),
+        )
+        .attachment("invite.ics");
+        MimePart::new("multipart/mixed", vec![alternative, ics])
+    } else {
+        alternative
+    };
+    b.body(body).write_to_vec().unwrap_or_default()
+}

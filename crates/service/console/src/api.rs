@@ -20,7 +20,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub SocketAddr);
 
-type Ctx = Arc<Context>;
+pub(crate) type Ctx = Arc<Context>;
 
 pub(crate) fn router(ctx: Ctx) -> Router {
     // Base64 grows attachments by a third; JSON adds a little more.
@@ -28,10 +28,11 @@ pub(crate) fn router(ctx: Ctx) -> Router {
         .saturating_mul(4)
         .saturating_div(3)
         .saturating_add(1 << 20);
-    Router::new()
+    let router = Router::new()
         .route("/api/v1/messages", post(send))
         .route("/api/v1/folders", get(folders))
-        .route("/api/v1/folders/{name}/items", get(items))
+        .route("/api/v1/folders/{name}/items", get(items));
+    crate::calendar::routes(router)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(ctx)
@@ -45,16 +46,16 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
         }
     }
-    fn bad(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
-    fn internal(e: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "client API");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -82,7 +83,7 @@ async fn not_found() -> ApiError {
 }
 
 /// RFC 7617: `Authorization: Basic base64(user-id ":" password)`.
-async fn user(ctx: &Context, headers: &HeaderMap) -> Result<User, ApiError> {
+pub(crate) async fn user(ctx: &Context, headers: &HeaderMap) -> Result<User, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
     let value = headers
         .get(header::AUTHORIZATION)
@@ -436,6 +437,16 @@ mod tests {
             "/api/v1/messages:",
             "/api/v1/folders:",
             "/api/v1/folders/{name}/items:",
+            "/api/v1/calendar:",
+            "/api/v1/calendar/import:",
+            "/api/v1/calendar/{id}:",
+            "/api/v1/calendar/{id}/reply:",
+            "/api/v1/calendar/{id}/counters/{n}/accept:",
+            "/api/v1/calendar/{id}/counters/{n}/decline:",
+            "/api/v1/tasks:",
+            "/api/v1/tasks/{id}:",
+            "/api/v1/tasks/{id}/complete:",
+            "/api/v1/freebusy:",
         ] {
             assert!(spec.contains(path), "{path} missing from docs/openapi.yaml");
         }

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod calendar;
 
 use async_trait::async_trait;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

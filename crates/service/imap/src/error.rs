@@ -58,7 +58,9 @@ impl From<StoreError> for ImapError {
             StoreError::Exists(what) => {
                 ImapError::no(Some("ALREADYEXISTS"), format!("{what} already exists"))
             }
-            StoreError::Invalid(why) => ImapError::no(Some("CANNOT"), why),
+            StoreError::Invalid(why) | StoreError::Conflict(why) => {
+                ImapError::no(Some("CANNOT"), why)
+            }
             StoreError::Backend(_) | StoreError::Closed => {
                 tracing::error!(error = %e, "store error in IMAP session");
                 ImapError::no(Some("UNAVAILABLE"), "Temporary failure, try again later")

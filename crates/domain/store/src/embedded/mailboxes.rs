@@ -101,10 +101,12 @@ pub(crate) fn digest(raw: &[u8]) -> [u8; 32] {
 /// Messages larger than this are hashed on a blocking thread, not an async one.
 pub(crate) const HASH_INLINE_MAX: usize = 256 * 1024;
 
-/// Stores the message (once, by hash) and returns its row id.
+/// Stores the message (once, by hash) and returns its row id. The decoded
+/// bodies are taken out of `content` into columns of their own.
 pub(crate) fn store_message(
     conn: &Connection,
-    d: &mut NewDelivery,
+    raw: &[u8],
+    content: &mut ItemContent,
     hash: &[u8; 32],
 ) -> Result<i64> {
     let existing: Option<i64> = conn
@@ -115,9 +117,9 @@ pub(crate) fn store_message(
         return Ok(id);
     }
     // The bodies go in columns of their own, compressed, not through JSON escaping.
-    let text = d.content.text.take().map(|t| compress(&t));
-    let html = d.content.html.take().map(|h| compress(&h));
-    let c = &d.content;
+    let text = content.text.take().map(|t| compress(&t));
+    let html = content.html.take().map(|h| compress(&h));
+    let c = &*content;
     let content = serde_json::to_string(c).map_err(|e| StoreError::Backend(e.to_string()))?;
     conn.prepare_cached(
         "INSERT INTO message (hash, size, kind, from_name, from_addr, subject, sent_date, content, \
@@ -126,7 +128,7 @@ pub(crate) fn store_message(
     .and_then(|mut s| {
         s.execute(params![
             hash.as_ref(),
-            d.raw.len() as i64,
+            raw.len() as i64,
             c.kind().as_str(),
             c.from.as_ref().and_then(|f| f.name.as_deref()),
             c.from.as_ref().and_then(|f| f.address.as_deref()),
@@ -140,47 +142,20 @@ pub(crate) fn store_message(
     .map_err(backend)?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO blob (id, data) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute(params![id, d.raw]))
+        .and_then(|mut s| s.execute(params![id, raw]))
         .map_err(backend)?;
     Ok(id)
 }
 
-/// Appends one item to a folder: next UID, next modseq (RFC 7162 §3.1.1: every
-/// change gets a modseq greater than any before in the mailbox).
-fn append_item(
+/// A delivery in the writer's transaction: the message, a copy per target,
+/// the queue entry, the calendar changes. Returns the copies and every
+/// change to publish.
+fn deliver(
     conn: &Connection,
-    folder: FolderId,
-    message: i64,
-    flags: Flags,
-    internal_date: i64,
-) -> Result<(u32, u64)> {
-    let (uid, modseq): (i64, i64) = conn
-        .prepare_cached(
-            "UPDATE folder SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 \
-             WHERE id = ?1 RETURNING uid_next - 1, highest_modseq",
-        )
-        .and_then(|mut s| s.query_row([folder], |r| Ok((r.get(0)?, r.get(1)?))))
-        .map_err(backend)?;
-    conn.prepare_cached(
-        "INSERT INTO item (folder_id, uid, message_id, flags, modseq, internal_date) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            folder,
-            uid,
-            message,
-            flags.0,
-            modseq,
-            internal_date
-        ])
-    })
-    .map_err(backend)?;
-    Ok((uid as u32, modseq as u64))
-}
-
-fn deliver(conn: &Connection, mut d: NewDelivery, hash: [u8; 32]) -> Result<Vec<Delivered>> {
-    let message = store_message(conn, &mut d, &hash)?;
+    mut d: NewDelivery,
+    hash: [u8; 32],
+) -> Result<(Vec<Delivered>, Vec<Change>)> {
+    let message = store_message(conn, &d.raw, &mut d.content, &hash)?;
     if let Some(env) = &d.envelope {
         let data = serde_json::to_string(env).map_err(|e| StoreError::Backend(e.to_string()))?;
         conn.prepare_cached(
@@ -210,7 +185,7 @@ fn deliver(conn: &Connection, mut d: NewDelivery, hash: [u8; 32]) -> Result<Vec<
             tracing::warn!(user = t.user, role = %t.role, "delivery target has no such folder; skipped");
             continue;
         };
-        let (uid, modseq) = append_item(conn, folder, message, t.flags, d.received_at)?;
+        let (uid, modseq) = messages::add_item(conn, folder, message, t.flags, &[], d.received_at)?;
         out.push(Delivered {
             user: t.user,
             folder,
@@ -228,7 +203,27 @@ fn deliver(conn: &Connection, mut d: NewDelivery, hash: [u8; 32]) -> Result<Vec<
         // refuse, so that the sender keeps the message and tries again.
         return Err(StoreError::NotFound("every recipient's mailbox".into()));
     }
-    Ok(out)
+    let mut changes: Vec<Change> = out
+        .iter()
+        .map(|d| Change {
+            user: d.user,
+            folder: d.folder,
+            modseq: d.modseq,
+            uid: d.uid,
+            kind: ChangeKind::Append,
+        })
+        .collect();
+    for update in d.calendar {
+        // A calendar change that fails is logged and left out; the mail that
+        // carried it is delivered all the same. One whose basis changed
+        // meanwhile refuses the whole delivery (the mail says what it did).
+        match super::calendar::apply_in_savepoint(conn, update, d.received_at, &mut changes) {
+            Ok(_) => {}
+            Err(e @ StoreError::Conflict(_)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "calendar change not applied"),
+        }
+    }
+    Ok((out, changes))
 }
 
 pub(crate) fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result<Option<Folder>> {
@@ -264,16 +259,10 @@ impl Mailboxes for EmbeddedStore {
             let h = digest(&delivery.raw);
             (delivery, h)
         };
-        let delivered = self
+        let (delivered, changes) = self
             .write(move |conn| deliver(conn, delivery, hash))
             .await?;
-        self.inner.feed.publish(delivered.iter().map(|d| Change {
-            user: d.user,
-            folder: d.folder,
-            modseq: d.modseq,
-            uid: d.uid,
-            kind: ChangeKind::Append,
-        }));
+        self.inner.feed.publish(changes);
         Ok(delivered)
     }
 

@@ -6,7 +6,7 @@ use super::directory::next_uid_validity;
 use super::mailboxes::{FOLDER_COLUMNS, find_folder, folder_row, store_message, valid_path};
 use crate::{
     CopyOutcome, FlagOp, FlagOutcome, Folder, FolderChanges, MailboxEntry, MailboxSnapshot,
-    MessageMeta, MessageRef, NewDelivery, NewMessage, Result, StoreError,
+    MessageMeta, MessageRef, NewMessage, Result, StoreError,
 };
 use postgate_types::{Flags, FolderId, FolderRole, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -253,7 +253,8 @@ pub(crate) fn store_flags(
 pub(crate) fn release_message(conn: &Connection, message: i64) -> Result<()> {
     conn.prepare_cached(
         "DELETE FROM message WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM item WHERE message_id = ?1) \
-         AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1)",
+         AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = ?1) \
+         AND NOT EXISTS (SELECT 1 FROM cal_object WHERE message_id = ?1)",
     )
     .and_then(|mut s| s.execute([message]))
     .map_err(backend)?;
@@ -292,8 +293,10 @@ pub(crate) fn expunge(
     Ok((removed, modseq))
 }
 
-/// Appends an item for an already stored message; returns (uid, modseq).
-fn add_item(
+/// Appends an item for an already stored message: the folder's next UID and
+/// next modseq (RFC 7162 §3.1.1: every change gets a modseq greater than any
+/// before in the mailbox). The one place UIDs are given. Returns (uid, modseq).
+pub(crate) fn add_item(
     conn: &Connection,
     folder: FolderId,
     message: i64,
@@ -367,15 +370,8 @@ pub(crate) fn append(
     hash: [u8; 32],
 ) -> Result<(u32, u32, u64)> {
     let f = folder_by_id(conn, folder)?;
-    let mut d = NewDelivery {
-        raw: m.raw,
-        content: m.content,
-        envelope: None,
-        targets: Vec::new(),
-        outbound: None,
-        received_at: m.internal_date,
-    };
-    let message = store_message(conn, &mut d, &hash)?;
+    let mut content = m.content;
+    let message = store_message(conn, &m.raw, &mut content, &hash)?;
     let (uid, modseq) = add_item(conn, folder, message, m.flags, &m.keywords, m.internal_date)?;
     Ok((f.uid_validity, uid, modseq))
 }

@@ -190,6 +190,32 @@ CREATE TABLE queue_rcpt (
 CREATE INDEX queue_rcpt_due ON queue_rcpt (status, next_attempt);
 CREATE INDEX queue_rcpt_queue ON queue_rcpt (queue_id);
 "#,
+    // 4: appointments and tasks. One row per object (iCalendar UID) per user,
+    // whose MIME form is an item of the user's Calendar or Tasks folder (the
+    // row holds that item's message, as an item does). The time an object
+    // covers is indexed in an R*Tree over (user, time), so "what is on
+    // between A and B" reads the objects that meet the span and no others.
+    // R*Tree coordinates are 32-bit floats rounded outwards: the index finds
+    // a superset, the exact span is in cal_object.
+    r#"
+CREATE TABLE cal_object (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL,
+    uid        TEXT NOT NULL,
+    folder_id  INTEGER NOT NULL REFERENCES folder(id) ON DELETE CASCADE,
+    item_uid   INTEGER NOT NULL,
+    message_id INTEGER NOT NULL REFERENCES message(id),
+    span_lo    INTEGER,
+    span_hi    INTEGER,
+    UNIQUE (user_id, kind, uid)
+) STRICT;
+CREATE INDEX cal_object_message ON cal_object (message_id);
+CREATE VIRTUAL TABLE cal_span USING rtree(id, user_lo, user_hi, lo, hi);
+CREATE TRIGGER cal_object_gone AFTER DELETE ON cal_object BEGIN
+    DELETE FROM cal_span WHERE id = old.id;
+END;
+"#,
 ];
 
 /// Opens a connection with the settings every connection needs.

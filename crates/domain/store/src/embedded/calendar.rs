@@ -1,0 +1,382 @@
+//! [`Calendars`] for the embedded store: calendar objects, their MIME items,
+//! and the R*Tree of the time they cover.
+use super::mailboxes::{digest, store_message};
+use super::messages::{add_item, expunge, release_message};
+use super::{EmbeddedStore, backend, now};
+use crate::{
+    CalendarEntry, CalendarOutcome, CalendarUpdate, CalendarWrite, Calendars, MergeResult, Result,
+    StoreError,
+};
+use async_trait::async_trait;
+use postgate_types::{
+    Change, ChangeKind, FolderId, FolderRole, ItemBody, ItemContent, ItemKind, UserId,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+const COLUMNS: &str =
+    "c.id, c.user_id, c.kind, c.folder_id, c.item_uid, c.span_lo, c.span_hi, m.content";
+
+type Row = (
+    i64,
+    UserId,
+    String,
+    FolderId,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn entry(r: Row) -> Result<CalendarEntry> {
+    let (id, user, kind, folder, item_uid, lo, hi, content) = r;
+    let kind = ItemKind::parse(&kind)
+        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
+    let content: ItemContent = serde_json::from_str(&content)
+        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
+    let object = match content.body {
+        ItemBody::Appointment(o) | ItemBody::Task(o) => *o,
+        ItemBody::Mail => {
+            return Err(StoreError::Backend(format!(
+                "calendar object {id} holds mail"
+            )));
+        }
+    };
+    Ok(CalendarEntry {
+        id,
+        user,
+        kind,
+        folder,
+        item_uid: item_uid as u32,
+        object,
+        span: lo.zip(hi),
+    })
+}
+
+fn query(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<CalendarEntry>> {
+    let rows: Vec<Row> = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_map(params, row)?.collect())
+        .map_err(backend)?;
+    rows.into_iter().map(entry).collect()
+}
+
+fn by_uid(
+    conn: &Connection,
+    user: UserId,
+    kind: ItemKind,
+    uid: &str,
+) -> Result<Option<CalendarEntry>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM cal_object c JOIN message m ON m.id = c.message_id \
+         WHERE c.user_id = ?1 AND c.kind = ?2 AND c.uid = ?3"
+    );
+    Ok(query(conn, &sql, params![user, kind.as_str(), uid])?
+        .into_iter()
+        .next())
+}
+
+fn role_of(kind: ItemKind) -> FolderRole {
+    if kind == ItemKind::Task {
+        FolderRole::Tasks
+    } else {
+        FolderRole::Calendar
+    }
+}
+
+/// The R*Tree's time coordinates: 32-bit floats, which it rounds outwards.
+fn coord(t: i64) -> f64 {
+    t as f64
+}
+
+fn index(conn: &Connection, id: i64, user: UserId, span: Option<(i64, i64)>) -> Result<()> {
+    conn.prepare_cached("DELETE FROM cal_span WHERE id = ?1")
+        .and_then(|mut s| s.execute([id]))
+        .map_err(backend)?;
+    if let Some((lo, hi)) = span {
+        conn.prepare_cached(
+            "INSERT INTO cal_span (id, user_lo, user_hi, lo, hi) VALUES (?1, ?2, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| s.execute(params![id, user as f64, coord(lo), coord(hi)]))
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Stores a calendar object's MIME item; returns (folder, uid, message).
+fn put_item(
+    conn: &Connection,
+    user: UserId,
+    kind: ItemKind,
+    w: CalendarWrite,
+    at: i64,
+    changes: &mut Vec<Change>,
+) -> Result<(FolderId, u32, i64)> {
+    let role = role_of(kind);
+    let folder: FolderId = conn
+        .prepare_cached("SELECT id FROM folder WHERE user_id = ?1 AND role = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![user, role.as_str()], |r| r.get(0))
+                .optional()
+        })
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("{role} folder of user {user}")))?;
+    let hash = digest(&w.raw);
+    let mut content = w.content;
+    let message = store_message(conn, &w.raw, &mut content, &hash)?;
+    let (uid, modseq) = add_item(conn, folder, message, w.flags, &[], at)?;
+    changes.push(Change {
+        user,
+        folder,
+        modseq,
+        uid,
+        kind: ChangeKind::Append,
+    });
+    Ok((folder, uid, message))
+}
+
+fn drop_item(
+    conn: &Connection,
+    user: UserId,
+    folder: FolderId,
+    uid: u32,
+    changes: &mut Vec<Change>,
+) -> Result<()> {
+    let (removed, modseq) = expunge(conn, folder, vec![uid])?;
+    changes.extend(removed.into_iter().map(|uid| Change {
+        user,
+        folder,
+        modseq,
+        uid,
+        kind: ChangeKind::Expunge,
+    }));
+    Ok(())
+}
+
+fn message_of(conn: &Connection, id: i64) -> Result<i64> {
+    conn.prepare_cached("SELECT message_id FROM cal_object WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+        .map_err(backend)
+}
+
+/// Runs one update in the open transaction.
+fn apply(
+    conn: &Connection,
+    u: CalendarUpdate,
+    at: i64,
+    changes: &mut Vec<Change>,
+) -> Result<CalendarOutcome> {
+    let current = by_uid(conn, u.user, u.kind, &u.uid)?;
+    // The merge runs code that reads untrusted text: it must not take the
+    // writer down with it.
+    let decision = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        u.merge.merge(current.as_ref())
+    }))
+    .unwrap_or_else(|_| MergeResult::Keep("the calendar change failed".into()));
+    match decision {
+        MergeResult::Conflict(note) => Err(StoreError::Conflict(note)),
+        MergeResult::Keep(note) => Ok(CalendarOutcome {
+            user: u.user,
+            entry: current,
+            changed: false,
+            note,
+        }),
+        MergeResult::Put(w, note) => {
+            let span = w.span;
+            let (folder, item_uid, message) = put_item(conn, u.user, u.kind, *w, at, changes)?;
+            let id = match &current {
+                Some(cur) => {
+                    let old = message_of(conn, cur.id)?;
+                    conn.prepare_cached(
+                        "UPDATE cal_object SET folder_id = ?2, item_uid = ?3, message_id = ?4, \
+                         span_lo = ?5, span_hi = ?6 WHERE id = ?1",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            cur.id,
+                            folder,
+                            item_uid,
+                            message,
+                            span.map(|s| s.0),
+                            span.map(|s| s.1)
+                        ])
+                    })
+                    .map_err(backend)?;
+                    drop_item(conn, u.user, cur.folder, cur.item_uid, changes)?;
+                    release_message(conn, old)?;
+                    cur.id
+                }
+                None => {
+                    conn.prepare_cached(
+                        "INSERT INTO cal_object (user_id, kind, uid, folder_id, item_uid, message_id, \
+                         span_lo, span_hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            u.user,
+                            u.kind.as_str(),
+                            u.uid,
+                            folder,
+                            item_uid,
+                            message,
+                            span.map(|s| s.0),
+                            span.map(|s| s.1)
+                        ])
+                    })
+                    .map_err(backend)?;
+                    conn.last_insert_rowid()
+                }
+            };
+            index(conn, id, u.user, span)?;
+            let sql = format!(
+                "SELECT {COLUMNS} FROM cal_object c JOIN message m ON m.id = c.message_id WHERE c.id = ?1"
+            );
+            Ok(CalendarOutcome {
+                user: u.user,
+                entry: query(conn, &sql, [id])?.into_iter().next(),
+                changed: true,
+                note,
+            })
+        }
+        MergeResult::Remove(note) => {
+            if let Some(cur) = &current {
+                let old = message_of(conn, cur.id)?;
+                conn.prepare_cached("DELETE FROM cal_object WHERE id = ?1")
+                    .and_then(|mut s| s.execute([cur.id]))
+                    .map_err(backend)?;
+                drop_item(conn, u.user, cur.folder, cur.item_uid, changes)?;
+                release_message(conn, old)?;
+            }
+            Ok(CalendarOutcome {
+                user: u.user,
+                entry: None,
+                changed: current.is_some(),
+                note,
+            })
+        }
+    }
+}
+
+/// Runs one update inside its own savepoint: if it fails, it leaves no
+/// trace and the rest of the transaction goes on.
+pub(crate) fn apply_in_savepoint(
+    conn: &Connection,
+    u: CalendarUpdate,
+    at: i64,
+    changes: &mut Vec<Change>,
+) -> Result<CalendarOutcome> {
+    conn.execute_batch("SAVEPOINT calendar_update")
+        .map_err(backend)?;
+    let mine = changes.len();
+    match apply(conn, u, at, changes) {
+        Ok(o) => {
+            conn.execute_batch("RELEASE calendar_update")
+                .map_err(backend)?;
+            Ok(o)
+        }
+        Err(e) => {
+            changes.truncate(mine);
+            let _ = conn.execute_batch("ROLLBACK TO calendar_update; RELEASE calendar_update");
+            Err(e)
+        }
+    }
+}
+
+#[async_trait]
+impl Calendars for EmbeddedStore {
+    async fn update_calendar(&self, updates: Vec<CalendarUpdate>) -> Result<Vec<CalendarOutcome>> {
+        let at = now();
+        let (outcomes, changes) = self
+            .write(move |conn| {
+                let mut changes = Vec::new();
+                let mut outcomes = Vec::with_capacity(updates.len());
+                for u in updates {
+                    outcomes.push(apply(conn, u, at, &mut changes)?);
+                }
+                Ok((outcomes, changes))
+            })
+            .await?;
+        self.inner.feed.publish(changes);
+        Ok(outcomes)
+    }
+
+    async fn calendar_entry(&self, user: UserId, id: i64) -> Result<Option<CalendarEntry>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM cal_object c JOIN message m ON m.id = c.message_id \
+                 WHERE c.id = ?1 AND c.user_id = ?2"
+            );
+            Ok(query(conn, &sql, params![id, user])?.into_iter().next())
+        })
+        .await
+    }
+
+    async fn calendar_by_uid(
+        &self,
+        user: UserId,
+        kind: ItemKind,
+        uid: &str,
+    ) -> Result<Option<CalendarEntry>> {
+        let uid = uid.to_string();
+        self.read(move |conn| by_uid(conn, user, kind, &uid)).await
+    }
+
+    async fn calendar_entries(&self, user: UserId, kind: ItemKind) -> Result<Vec<CalendarEntry>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM cal_object c JOIN message m ON m.id = c.message_id \
+                 WHERE c.user_id = ?1 AND c.kind = ?2 ORDER BY c.id"
+            );
+            query(conn, &sql, params![user, kind.as_str()])
+        })
+        .await
+    }
+
+    async fn calendar_range(
+        &self,
+        user: UserId,
+        kind: ItemKind,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<CalendarEntry>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM cal_span s JOIN cal_object c ON c.id = s.id \
+                 JOIN message m ON m.id = c.message_id \
+                 WHERE s.user_lo <= ?1 AND s.user_hi >= ?1 AND s.lo <= ?3 AND s.hi >= ?2 \
+                   AND c.user_id = ?4 AND c.kind = ?5 AND c.span_lo <= ?6 AND c.span_hi >= ?7 \
+                 ORDER BY c.span_lo"
+            );
+            query(
+                conn,
+                &sql,
+                params![
+                    user as f64,
+                    coord(from),
+                    coord(to),
+                    user,
+                    kind.as_str(),
+                    to,
+                    from
+                ],
+            )
+        })
+        .await
+    }
+}
