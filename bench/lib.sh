@@ -11,8 +11,9 @@ pg_build() {
   (cd "$repo" && cargo build --release -q) || { echo "cargo build --release failed" >&2; exit 2; }
 }
 
-# pg_start SMTP_EXTRA [IMAP_SECTION] [POP3_SECTION] [LDAP_SECTION]: starts postgate serve; sets
-# PG_DIR, PG_PID, PG_CONF, PG_SMTP_PORT, PG_IMAP_PORT, PG_POP3_PORT; waits for "ready".
+# pg_start SMTP_EXTRA [IMAP_SECTION] [POP3_SECTION] [LDAP_SECTION] [CONSOLE_SECTION]: starts
+# postgate serve; sets PG_DIR, PG_PID, PG_CONF, PG_SMTP_PORT, PG_IMAP_PORT, PG_POP3_PORT,
+# PG_CONSOLE_PORT; waits for "ready".
 pg_start() {
   PG_DIR=$(mktemp -d /tmp/postgate-bench.XXXXXX)
   PG_CONF=$PG_DIR/postgate.toml
@@ -34,8 +35,8 @@ listen = []
 ldaps = []}
 [snmp]
 listen = []
-[console]
-listen = []
+${5:-[console]
+listen = []}
 CONF
   "$PG_BIN" --config "$PG_CONF" domain add example.test >/dev/null
   "$PG_BIN" --config "$PG_CONF" domain add discard.test >/dev/null
@@ -51,6 +52,7 @@ CONF
   PG_SMTP_PORT=$(sed -n 's/^postgate: smtp listening on 127.0.0.1:\([0-9]*\) (smtp.*/\1/p' "$PG_DIR/stdout" | head -1)
   PG_IMAP_PORT=$(sed -n 's/^postgate: imap listening on 127.0.0.1:\([0-9]*\) (imap,.*/\1/p' "$PG_DIR/stdout" | head -1)
   PG_POP3_PORT=$(sed -n 's/^postgate: pop3 listening on 127.0.0.1:\([0-9]*\) (pop3,.*/\1/p' "$PG_DIR/stdout" | head -1)
+  PG_CONSOLE_PORT=$(sed -n 's/^postgate: console listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PG_DIR/stdout" | head -1)
   [ -n "$PG_SMTP_PORT" ] || { echo "postgate did not start:"; cat "$PG_DIR/stderr"; exit 2; } >&2
 }
 

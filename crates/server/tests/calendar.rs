@@ -484,11 +484,28 @@ fn inside_appointment_with_an_outside_and_an_inside_attendee() {
         (Some("Room 9"), Some(2))
     );
 
+    // An attendee who lost the invitation asks again (REFRESH): the current one.
+    send(
+        &w,
+        json!({
+            "from": "carol@remote.test", "to": ["alice@example.org"], "method": "REFRESH",
+            "components": [{"type": "VEVENT", "uid": uid,
+                "organizer": {"email": "alice@example.org"},
+                "attendees": [{"email": "carol@remote.test"}]}],
+        }),
+    );
+    let out = sent(&w, 5);
+    assert_eq!(out[4].0, vec!["carol@remote.test"]);
+    let c = only_calendar(&out[4].1);
+    assert_eq!(c["method"], "REQUEST");
+    assert_eq!(c["components"][0]["sequence"], 2);
+    assert_eq!(c["components"][0]["location"], "Room 9");
+
     // Deleting it cancels it for everyone.
     let r = api(&w, "DELETE", &format!("/api/v1/calendar/{id}"), ALICE, None);
     assert_eq!(r.status, 204);
-    let out = sent(&w, 5);
-    let c = only_calendar(&out[4].1);
+    let out = sent(&w, 6);
+    let c = only_calendar(&out[5].1);
     assert_eq!(c["method"], "CANCEL");
     assert_eq!(c["components"][0]["status"], "CANCELLED");
     assert!(find(&appointments(&w, ALICE), &uid).is_none());
@@ -725,6 +742,31 @@ fn task_assigned_from_outside_and_completed_inside() {
         .as_deref(),
         Some("COMPLETED")
     );
+    assert_eq!(t["priority"], 1);
+
+    // A task of one's own: changed, then deleted.
+    let own = ok(api(
+        &w,
+        "POST",
+        "/api/v1/tasks",
+        ALICE,
+        Some(json!({"summary": "Water plants"})),
+    ));
+    let t = ok(api(
+        &w,
+        "PATCH",
+        &format!("/api/v1/tasks/{}", own["id"]),
+        ALICE,
+        Some(json!({"percent_complete": 40, "due": "2027-04-01T08:00:00Z"})),
+    ));
+    assert_eq!(
+        (t["percent_complete"].as_u64(), t["due"].as_str()),
+        (Some(40), Some("2027-04-01T08:00:00Z"))
+    );
+    let path = format!("/api/v1/tasks/{}", own["id"]);
+    assert_eq!(api(&w, "DELETE", &path, ALICE, None).status, 204);
+    assert_eq!(api(&w, "GET", &path, ALICE, None).status, 404);
+    assert_eq!(w.s.items("alice@example.org", "Tasks").len(), 2);
 }
 
 #[test]

@@ -108,7 +108,18 @@ impl Scheduler {
         }
         let now = Self::now();
         let mut seen = HashSet::new();
-        for part in &parsed.calendars {
+        for (i, part) in parsed.calendars.iter().enumerate() {
+            // The same object inline and attached (as Outlook and Google
+            // send it): read once.
+            let same = |a: &str, b: &str| {
+                a.trim_end_matches(['\r', '\n', ' ']) == b.trim_end_matches(['\r', '\n', ' '])
+            };
+            if parsed.calendars[..i]
+                .iter()
+                .any(|q| same(&q.text, &part.text))
+            {
+                continue;
+            }
             let p = match parse_one(&part.text, &self.ctx) {
                 Ok(p) => p,
                 Err(e) => {
@@ -139,6 +150,9 @@ impl Scheduler {
                 continue;
             }
             for o in p.objects.iter().take(MAX_OBJECTS) {
+                // What a new invitation stores is the same for every
+                // recipient: worked out once, here, not in the commit.
+                let mut fresh = None;
                 for (user, addrs) in &people {
                     if method == Method::Refresh {
                         if let Some(requester) = senders.first() {
@@ -151,19 +165,25 @@ impl Scheduler {
                         }
                         continue;
                     }
+                    let mut merge = ItipMerge {
+                        method: method.clone(),
+                        kind: o.kind,
+                        object: o.object.clone(),
+                        senders: senders.clone(),
+                        recipient: addrs.clone(),
+                        now,
+                        ctx: self.ctx,
+                        fresh: fresh.clone(),
+                    };
+                    if method == Method::Request && fresh.is_none() {
+                        merge.prepare();
+                        fresh = merge.fresh.clone();
+                    }
                     out.updates.push(CalendarUpdate {
                         user: *user,
                         kind: o.kind,
                         uid: o.object.uid.clone(),
-                        merge: Arc::new(ItipMerge {
-                            method: method.clone(),
-                            kind: o.kind,
-                            object: o.object.clone(),
-                            senders: senders.clone(),
-                            recipient: addrs.clone(),
-                            now,
-                            ctx: self.ctx,
-                        }),
+                        merge: Arc::new(merge),
                     });
                 }
             }

@@ -140,6 +140,7 @@ pub struct Scheduler {
     hostname: String,
     caps: Caps,
     answer_freebusy: bool,
+    cache: Arc<std::sync::Mutex<query::Cache>>,
 }
 
 impl Scheduler {
@@ -154,6 +155,7 @@ impl Scheduler {
             hostname,
             caps: Caps::default(),
             answer_freebusy: true,
+            cache: Arc::default(),
         }
     }
 

@@ -17,19 +17,46 @@ pub struct ItipMerge {
     pub(crate) recipient: Vec<String>,
     pub(crate) now: i64,
     pub(crate) ctx: Context,
+    /// What to store when nothing is held yet, worked out before the
+    /// commit (outside the store's single writer, which every delivery waits
+    /// for): a new invitation needs no look at the calendar.
+    pub(crate) fresh: Option<std::sync::Arc<CalendarWrite>>,
 }
 
-impl CalendarMerge for ItipMerge {
-    fn merge(&self, current: Option<&CalendarEntry>) -> MergeResult {
-        let msg = Incoming {
+impl ItipMerge {
+    /// Works out, ahead of the commit, what this merge stores when the
+    /// calendar holds nothing for the UID yet.
+    pub(crate) fn prepare(&mut self) {
+        if let Outcome::Store(p, _) = apply(None, &self.incoming(), &self.ctx) {
+            self.fresh = Some(std::sync::Arc::new(render_item(
+                p.kind,
+                p.object,
+                self.ctx.zone,
+            )));
+        }
+    }
+
+    fn incoming(&self) -> Incoming<'_> {
+        Incoming {
             method: &self.method,
             kind: self.kind,
             object: &self.object,
             senders: &self.senders,
             recipient: &self.recipient,
             now: self.now,
-        };
-        match apply(current.map(|c| &c.object), &msg, &self.ctx) {
+        }
+    }
+}
+
+impl CalendarMerge for ItipMerge {
+    fn merge(&self, current: Option<&CalendarEntry>) -> MergeResult {
+        if current.is_none()
+            && let Some(w) = &self.fresh
+        {
+            tracing::info!(method = %self.method, uid = %self.object.uid, to = ?self.recipient.first(), "calendar: invitation added");
+            return MergeResult::Put(Box::new((**w).clone()), "invitation added".into());
+        }
+        match apply(current.map(|c| &c.object), &self.incoming(), &self.ctx) {
             Outcome::Store(p, why) => {
                 tracing::info!(method = %self.method, uid = %self.object.uid, to = ?self.recipient.first(), "calendar: {why}");
                 MergeResult::Put(Box::new(render_item(p.kind, p.object, self.ctx.zone)), why)

@@ -13,7 +13,7 @@ use postgate_ical::expand::parse_rrule;
 use postgate_ical::itip::{Answer, accept_counter, decline_counter, respond};
 use postgate_ical::write::{Doc, NewItem, new_object};
 use postgate_ical::zone::{Zone, by_name};
-use postgate_ical::{Method, ParsedObject, Property as P, parse_all, parse_one};
+use postgate_ical::{Context, Limits, Method, ParsedObject, Property as P, parse_all, parse_one};
 use postgate_store::{CalendarEntry, CalendarUpdate, CalendarWrite, Resolution, User};
 use postgate_types::calendar::{
     Attendee, CalTime, CalendarComponent, CalendarObject, Organizer, PartStat, Status, TimeForm,
@@ -210,6 +210,7 @@ impl Scheduler {
                         recipient,
                         now,
                         ctx: self.ctx,
+                        fresh: None,
                     }),
                 });
             }
@@ -312,7 +313,7 @@ impl Scheduler {
                 end = Some(if all_day {
                     cal_time(
                         &chrono::NaiveDate::parse_from_str(&s.local, "%Y%m%d")
-                            .map(|d| (d + chrono::Duration::days(1)).to_string())
+                            .map(|d| d.succ_opt().unwrap_or(d).to_string())
                             .unwrap_or_default(),
                         true,
                         None,
@@ -809,7 +810,11 @@ impl Scheduler {
     /// messages: a file, a PUBLISH). Returns the plan, what was imported
     /// (kind, UID) and what had to be repaired or dropped.
     pub fn import(&self, user: &User, text: &str) -> Result<Import> {
-        let all = parse_all(text, &self.ctx).map_err(|e| invalid(e.to_string()))?;
+        let ctx = Context {
+            limits: Limits::import(),
+            ..self.ctx
+        };
+        let all = parse_all(text, &ctx).map_err(|e| invalid(e.to_string()))?;
         let mut plan = Plan::default();
         let mut done = Vec::new();
         let mut problems = Vec::new();

@@ -1,16 +1,73 @@
 //! What is on when: occurrences in a span, and free/busy time.
+//!
+//! The store's time-range index says which objects meet a span (ids and
+//! versions only); objects already read and made ready for expansion are
+//! kept in memory ([`Cache`]) by id and version, so a calendar asked about
+//! again and again (a week view, free/busy) is neither read from disk nor
+//! parsed again.
 use crate::{Result, Scheduler};
-use postgate_ical::expand::{Occurrence, occurrences};
+use postgate_ical::expand::{Occurrence, Series};
 use postgate_ical::itip::component_of;
 use postgate_store::CalendarEntry;
 use postgate_types::calendar::{PartStat, Status};
 use postgate_types::{ItemKind, UserId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Objects made ready for expansion, by id, with the version (item UID)
+/// they were read at: a changed object has a new version and is read again.
+#[derive(Debug, Default)]
+pub struct Cache {
+    map: HashMap<i64, Cached>,
+    clock: u64,
+}
+
+#[derive(Debug)]
+struct Cached {
+    version: u32,
+    entry: Arc<CalendarEntry>,
+    series: Arc<Series>,
+    used: u64,
+}
+
+/// At most this many objects are kept (a listing is a few KB): past it the
+/// least recently used half goes.
+const CACHE_MAX: usize = 10_000;
+
+impl Cache {
+    fn get(&mut self, id: i64, version: u32) -> Option<(Arc<CalendarEntry>, Arc<Series>)> {
+        self.clock += 1;
+        let c = self.map.get_mut(&id).filter(|c| c.version == version)?;
+        c.used = self.clock;
+        Some((c.entry.clone(), c.series.clone()))
+    }
+
+    fn put(&mut self, entry: Arc<CalendarEntry>, series: Arc<Series>) {
+        if self.map.len() >= CACHE_MAX {
+            let mut ages: Vec<u64> = self.map.values().map(|c| c.used).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            self.map.retain(|_, c| c.used > cut);
+        }
+        self.clock += 1;
+        self.map.insert(
+            entry.id,
+            Cached {
+                version: entry.item_uid,
+                entry,
+                series,
+                used: self.clock,
+            },
+        );
+    }
+}
 
 /// The occurrences of a user's appointments (or tasks) in a span.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
-    /// The objects that have occurrences in the span.
-    pub entries: Vec<CalendarEntry>,
+    /// The objects that have occurrences in the span (as listed: without
+    /// their iCalendar text).
+    pub entries: Vec<Arc<CalendarEntry>>,
     /// (index into `entries`, occurrence), in order of start.
     pub occurrences: Vec<(usize, Occurrence)>,
     /// The caps cut some occurrences off.
@@ -39,21 +96,40 @@ impl Scheduler {
         from: i64,
         to: i64,
     ) -> Result<Listing> {
-        let entries = self.store.calendar_range(user, kind, from, to).await?;
+        let keys = self.store.calendar_range_keys(user, kind, from, to).await?;
+        let mut ready: Vec<(Arc<CalendarEntry>, Arc<Series>)> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, version) in &keys {
+                match cache.get(*id, *version) {
+                    Some(hit) => ready.push(hit),
+                    None => missing.push(*id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let read = self.store.calendar_listings(user, missing).await?;
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            for e in read {
+                let series = Arc::new(Series::new(&e.object, self.ctx.zone));
+                let entry = Arc::new(e);
+                cache.put(entry.clone(), series.clone());
+                ready.push((entry, series));
+            }
+        }
         let mut out = Listing::default();
-        let mut kept = Vec::with_capacity(entries.len());
-        for e in entries {
-            let x = occurrences(&e.object, from, to, self.ctx.zone, self.caps.per_item);
+        for (entry, series) in ready {
+            let x = series.occurrences(from, to, self.caps.per_item);
             out.truncated |= x.truncated;
             if x.occurrences.is_empty() {
                 continue;
             }
-            let i = kept.len();
+            let i = out.entries.len();
             out.occurrences
                 .extend(x.occurrences.into_iter().map(|o| (i, o)));
-            kept.push(e);
+            out.entries.push(entry);
         }
-        out.entries = kept;
         out.occurrences.sort_by_key(|(_, o)| (o.start, o.end));
         if out.occurrences.len() > self.caps.per_query {
             out.occurrences.truncate(self.caps.per_query);

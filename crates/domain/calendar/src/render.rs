@@ -160,8 +160,8 @@ pub fn render_item(kind: ItemKind, object: CalendarObject, zone: chrono_tz::Tz) 
         ItemKind::Task => ItemBody::Task(Box::new(object)),
         _ => ItemBody::Appointment(Box::new(object)),
     };
-    CalendarWrite {
-        content: ItemContent {
+    CalendarWrite::new(
+        ItemContent {
             body,
             from: Some(contact(&from)),
             to: to.iter().map(contact).collect(),
@@ -172,8 +172,8 @@ pub fn render_item(kind: ItemKind, object: CalendarObject, zone: chrono_tz::Tz) 
         },
         raw,
         span,
-        flags: Flags::default(),
-    }
+        Flags::default(),
+    )
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

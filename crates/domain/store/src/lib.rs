@@ -261,15 +261,32 @@ pub trait Calendars: Send + Sync {
     ) -> Result<Option<CalendarEntry>>;
     /// Every object of a kind, by id.
     async fn calendar_entries(&self, user: UserId, kind: ItemKind) -> Result<Vec<CalendarEntry>>;
-    /// The objects whose span meets `[from, to]`: an index query, not a
-    /// scan; the caller expands recurrences to find the occurrences.
+    /// The objects whose span meets `[from, to]`, as (id, item UID: which
+    /// version): an index query, not a scan. The caller expands recurrences
+    /// to find the occurrences.
+    async fn calendar_range_keys(
+        &self,
+        user: UserId,
+        kind: ItemKind,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, u32)>>;
+    /// Objects by id, as range queries read them: without their iCalendar
+    /// text (`ical` is empty; read one with [`Calendars::calendar_entry`]
+    /// for that).
+    async fn calendar_listings(&self, user: UserId, ids: Vec<i64>) -> Result<Vec<CalendarEntry>>;
+    /// The objects whose span meets `[from, to]`, as listings.
     async fn calendar_range(
         &self,
         user: UserId,
         kind: ItemKind,
         from: i64,
         to: i64,
-    ) -> Result<Vec<CalendarEntry>>;
+    ) -> Result<Vec<CalendarEntry>> {
+        let keys = self.calendar_range_keys(user, kind, from, to).await?;
+        self.calendar_listings(user, keys.into_iter().map(|k| k.0).collect())
+            .await
+    }
 }
 
 /// The whole store: what engines hold as `Arc<dyn Store>`.

@@ -498,6 +498,53 @@ pub struct CalendarWrite {
     pub span: Option<(i64, i64)>,
     /// Flags of the IMAP item.
     pub flags: Flags,
+    /// The object as range queries read it: JSON, without its iCalendar
+    /// text (see [`Calendars::calendar_range`](crate::Calendars::calendar_range)).
+    pub listing: String,
+}
+
+impl CalendarWrite {
+    /// A write of `content`, whose body must be an appointment or a task.
+    pub fn new(content: ItemContent, raw: Vec<u8>, span: Option<(i64, i64)>, flags: Flags) -> Self {
+        let listing = match content.body.calendar() {
+            Some(o) => listing_json(o),
+            None => String::new(),
+        };
+        CalendarWrite {
+            content,
+            raw,
+            span,
+            flags,
+            listing,
+        }
+    }
+}
+
+/// An object as range queries read it: JSON without the iCalendar text
+/// (the larger part of it, and not needed to list or expand occurrences).
+pub fn listing_json(o: &CalendarObject) -> String {
+    #[derive(serde::Serialize)]
+    struct Listing<'a> {
+        uid: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        master: Option<&'a postgate_types::CalendarComponent>,
+        #[serde(skip_serializing_if = "<[postgate_types::CalendarComponent]>::is_empty")]
+        overrides: &'a [postgate_types::CalendarComponent],
+        #[serde(skip_serializing_if = "<[postgate_types::calendar::ZoneRule]>::is_empty")]
+        zones: &'a [postgate_types::calendar::ZoneRule],
+        #[serde(skip_serializing_if = "<[postgate_types::calendar::Counter]>::is_empty")]
+        counters: &'a [postgate_types::calendar::Counter],
+        ical: &'a str,
+    }
+    serde_json::to_string(&Listing {
+        uid: &o.uid,
+        master: o.master.as_ref(),
+        overrides: &o.overrides,
+        zones: &o.zones,
+        counters: &o.counters,
+        ical: "",
+    })
+    .unwrap_or_default()
 }
 
 /// What a [`CalendarMerge`] decides.

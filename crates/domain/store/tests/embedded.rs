@@ -598,3 +598,228 @@ fn chrono_now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// A calendar change for the store tests: put (or remove) if what is held
+/// has the expected item UID.
+#[derive(Debug)]
+struct PutIf {
+    uid: String,
+    expected: Option<u32>,
+    object: Option<(String, Option<(i64, i64)>)>,
+}
+
+impl postgate_store::CalendarMerge for PutIf {
+    fn merge(
+        &self,
+        current: Option<&postgate_store::CalendarEntry>,
+    ) -> postgate_store::MergeResult {
+        use postgate_store::{CalendarWrite, MergeResult};
+        if current.map(|c| c.item_uid) != self.expected {
+            return MergeResult::Conflict("changed".into());
+        }
+        let Some((summary, span)) = &self.object else {
+            return MergeResult::Remove("gone".into());
+        };
+        let object = postgate_types::CalendarObject {
+            uid: self.uid.clone(),
+            master: Some(postgate_types::CalendarComponent {
+                summary: Some(summary.clone()),
+                ..Default::default()
+            }),
+            ical: format!(
+                "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+            ),
+            ..Default::default()
+        };
+        MergeResult::Put(
+            Box::new(CalendarWrite::new(
+                ItemContent {
+                    body: postgate_types::ItemBody::Appointment(Box::new(object)),
+                    subject: Some(summary.clone()),
+                    ..ItemContent::default()
+                },
+                format!("Subject: {summary}\r\n\r\n{summary}\r\n").into_bytes(),
+                *span,
+                Flags::default(),
+            )),
+            "put".into(),
+        )
+    }
+}
+
+fn update(
+    user: i64,
+    uid: &str,
+    expected: Option<u32>,
+    object: Option<(&str, Option<(i64, i64)>)>,
+) -> postgate_store::CalendarUpdate {
+    postgate_store::CalendarUpdate {
+        user,
+        kind: postgate_types::ItemKind::Appointment,
+        uid: uid.into(),
+        merge: Arc::new(PutIf {
+            uid: uid.into(),
+            expected,
+            object: object.map(|(s, span)| (s.to_string(), span)),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn calendar_objects_items_and_time_range_index() {
+    use postgate_store::Calendars;
+    use postgate_types::ItemKind::Appointment;
+    let (_d, s) = fixture().await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let bob = s.user(&addr("bob@example.org")).await.unwrap().unwrap();
+    let cal = s.folder(alice.id, "Calendar").await.unwrap().unwrap();
+    let mut feed = s.changes().subscribe(cal.id);
+    // 1,000 one-hour appointments, an hour apart, and one that never ends.
+    let h = 3600;
+    let t0 = 1_800_000_000;
+    let mut ups: Vec<_> = (0..1000)
+        .map(|i| {
+            update(
+                alice.id,
+                &format!("e{i}"),
+                None,
+                Some(("event", Some((t0 + i * 2 * h, t0 + i * 2 * h + h)))),
+            )
+        })
+        .collect();
+    ups.push(update(
+        alice.id,
+        "forever",
+        None,
+        Some(("series", Some((t0, i64::MAX)))),
+    ));
+    ups.push(update(
+        bob.id,
+        "bobs",
+        None,
+        Some(("bob's", Some((t0, t0 + h)))),
+    ));
+    let out = s.update_calendar(ups).await.unwrap();
+    assert!(out.iter().all(|o| o.changed));
+    assert_eq!(s.items(cal.id).await.unwrap().len(), 1001);
+    // 1,001 appends: the subscriber has lagged (it re-reads the folder).
+    assert!(
+        !matches!(
+            feed.try_recv(),
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty)
+        ),
+        "the change feed carries calendar items"
+    );
+    // The span [t0+10h, t0+13h) meets e5 (10–11h), e6 (12–13h) and the series.
+    let mut got: Vec<String> = s
+        .calendar_range(alice.id, Appointment, t0 + 10 * h, t0 + 13 * h)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.object.uid.clone())
+        .collect();
+    got.sort();
+    // The R*Tree is a superset filter; the exact spans decide.
+    got.retain(|u| u == "forever" || u == "e5" || u == "e6" || u == "e4" || u == "e7");
+    assert!(
+        got.contains(&"e5".into()) && got.contains(&"e6".into()) && got.contains(&"forever".into()),
+        "{got:?}"
+    );
+    let exact: Vec<String> = s
+        .calendar_range(alice.id, Appointment, t0 + 10 * h, t0 + 13 * h)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.span
+                .is_some_and(|(lo, hi)| lo < t0 + 13 * h && hi > t0 + 10 * h)
+        })
+        .map(|e| e.object.uid)
+        .collect();
+    assert_eq!(exact.len(), 3, "{exact:?}");
+    // Far in the future only the series.
+    let later = s
+        .calendar_range(alice.id, Appointment, t0 + 10_000 * h, t0 + 10_001 * h)
+        .await
+        .unwrap();
+    assert_eq!(
+        later
+            .iter()
+            .map(|e| e.object.uid.as_str())
+            .collect::<Vec<_>>(),
+        ["forever"]
+    );
+    // Not another user's.
+    assert!(
+        s.calendar_range(bob.id, Appointment, t0 + 10 * h, t0 + 13 * h)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An update keeps the id, gives the item a new UID and moves the span.
+    let e5 = s
+        .calendar_by_uid(alice.id, Appointment, "e5")
+        .await
+        .unwrap()
+        .unwrap();
+    let out = s
+        .update_calendar(vec![update(
+            alice.id,
+            "e5",
+            Some(e5.item_uid),
+            Some(("moved", Some((t0 + 5000 * h, t0 + 5001 * h)))),
+        )])
+        .await
+        .unwrap();
+    let moved = out[0].entry.clone().unwrap();
+    assert_eq!(moved.id, e5.id);
+    assert_ne!(moved.item_uid, e5.item_uid);
+    assert_eq!(
+        moved.object.master.unwrap().summary.as_deref(),
+        Some("moved")
+    );
+    assert_eq!(
+        s.items(cal.id).await.unwrap().len(),
+        1001,
+        "the old item is expunged"
+    );
+    assert!(
+        s.calendar_range(alice.id, Appointment, t0 + 10 * h, t0 + 11 * h)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.object.uid != "e5")
+    );
+    // A change based on what is no longer held is refused, and nothing is written.
+    let r = s
+        .update_calendar(vec![update(
+            alice.id,
+            "e5",
+            Some(e5.item_uid),
+            Some(("stale", None)),
+        )])
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    // Removal takes the item and the index entry.
+    s.update_calendar(vec![update(alice.id, "e5", Some(moved.item_uid), None)])
+        .await
+        .unwrap();
+    assert!(s.calendar_entry(alice.id, e5.id).await.unwrap().is_none());
+    assert_eq!(s.items(cal.id).await.unwrap().len(), 1000);
+    assert!(
+        s.calendar_range(alice.id, Appointment, t0 + 5000 * h, t0 + 5001 * h)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.object.uid != "e5")
+    );
+    // Removing the user removes their calendar.
+    s.remove_user(&addr("bob@example.org")).await.unwrap();
+    assert!(
+        s.calendar_entries(bob.id, Appointment)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

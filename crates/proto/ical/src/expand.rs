@@ -61,11 +61,29 @@ pub struct Expansion {
     pub truncated: bool,
 }
 
+/// Parsed RRULE values: most calendars repeat a few rules many times.
+static RULES: std::sync::LazyLock<std::sync::Mutex<HashMap<String, ICalendarRecurrenceRule>>> =
+    std::sync::LazyLock::new(Default::default);
+
 /// Parses an RRULE value.
 pub fn parse_rrule(value: &str) -> Option<ICalendarRecurrenceRule> {
     if value.len() > 2048 || value.contains(['\r', '\n']) {
         return None;
     }
+    if let Some(r) = RULES.lock().ok().and_then(|m| m.get(value).cloned()) {
+        return Some(r);
+    }
+    let parsed = parse_rrule_text(value)?;
+    if let Ok(mut m) = RULES.lock() {
+        if m.len() >= 1024 {
+            m.clear();
+        }
+        m.insert(value.to_string(), parsed.clone());
+    }
+    Some(parsed)
+}
+
+fn parse_rrule_text(value: &str) -> Option<ICalendarRecurrenceRule> {
     let text = format!(
         "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nRRULE:{value}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     );
@@ -235,7 +253,9 @@ fn fast_forward(
     let interval = rule.interval.unwrap_or(1).max(1) as i64;
     let exact = |unit: i64| {
         let periods = (target - start).num_seconds() / (unit * interval);
-        start + chrono::Duration::seconds(periods * unit * interval)
+        start
+            .checked_add_signed(chrono::Duration::seconds(periods * unit * interval))
+            .unwrap_or(start)
     };
     let no_day_rules = rule.byweekno.is_empty()
         && rule.byyearday.is_empty()
@@ -314,163 +334,425 @@ pub fn occurrences(
     zone: chrono_tz::Tz,
     cap: usize,
 ) -> Expansion {
-    let mut out = Expansion::default();
-    let mut zones = Zones::for_object(obj, zone);
-    // Overrides by the instance they replace.
-    let by_rid: HashMap<i64, usize> = obj
-        .overrides
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| o.recurrence_id.as_ref().map(|r| (r.utc, i)))
-        .collect();
-    // THISANDFUTURE overrides, in order: later instances move with them.
-    let mut taf: Vec<(i64, i64, usize)> = obj
-        .overrides
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.this_and_future)
-        .filter_map(|(i, o)| {
-            let rid = o.recurrence_id.as_ref()?.utc;
-            let delta = o.start.as_ref().map(|s| s.utc - rid).unwrap_or(0);
-            Some((rid, delta, i))
-        })
-        .collect();
-    taf.sort_unstable();
-    let max_shift = taf.iter().map(|t| t.1.abs()).max().unwrap_or(0);
+    Series::new(obj, zone).occurrences(from, to, cap)
+}
 
-    if let Some(m) = &obj.master
-        && let Some(start) = &m.start
-    {
-        let len = length(m);
-        let recurring = m.rrule.is_some() || !m.rdates.is_empty();
-        if !recurring {
-            let end = start.utc + len;
-            if overlaps(start.utc, end, from, to) {
-                out.occurrences.push(Occurrence {
-                    start: start.utc,
-                    end,
-                    recurrence_id: None,
-                    source: Source::Master,
+/// The master of a recurring series, read once: what expanding it in any
+/// span needs.
+#[derive(Debug, Clone)]
+struct Rule {
+    /// The RRULE, UNTIL and COUNT taken out (applied as instants).
+    rule: Option<ICalendarRecurrenceRule>,
+    /// DTSTART as local time in its zone.
+    local: NaiveDateTime,
+    zone: crate::zone::Zone,
+    /// The last instant the rule reaches (UNTIL, COUNT), if it ends.
+    last: Option<i64>,
+    rdates: Vec<i64>,
+    exdates: Vec<i64>,
+    /// DATE EXDATEs, `YYYYMMDD`: the instance on that day goes.
+    exdate_days: Vec<String>,
+}
+
+/// An object made ready for expansion: its rules parsed, its zones read,
+/// its overrides indexed, and the instances of its rule worked out a year
+/// at a time as spans ask for them and kept. Worth keeping for an object
+/// expanded again and again (see postgate-calendar's cache); [`occurrences`]
+/// makes one each time.
+#[derive(Debug)]
+pub struct Series {
+    /// The master's start and length, if it has a start.
+    master: Option<(i64, i64)>,
+    /// Recurrence of the master, if it recurs.
+    rule: Option<Rule>,
+    /// Overrides by the instance they replace.
+    by_rid: HashMap<i64, usize>,
+    /// THISANDFUTURE overrides: (instance, shift, index), in order.
+    taf: Vec<(i64, i64, usize)>,
+    max_shift: i64,
+    /// Each override: (start, length, instance) unless cancelled.
+    overrides: Vec<Option<(i64, i64, Option<i64>)>>,
+    /// The rule's instances by UTC year, as worked out so far.
+    years: std::sync::Mutex<HashMap<i32, std::sync::Arc<Year>>>,
+}
+
+/// The instances of a rule in one UTC year.
+#[derive(Debug)]
+struct Year {
+    instants: Vec<i64>,
+    /// More than [`YEAR_MAX`] fell in the year.
+    truncated: bool,
+}
+
+/// The most instances of one rule worked out for one year (a rule that
+/// recurs every minute has half a million): past it, the year is cut and the
+/// expansion says so.
+const YEAR_MAX: usize = 20_000;
+
+/// Past this many years a span is walked once rather than year by year.
+const SPAN_YEARS: i32 = 4;
+
+fn year_of(t: i64) -> i32 {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.year())
+        .unwrap_or(if t < 0 { -262_000 } else { 262_000 })
+}
+
+fn year_start(y: i32) -> i64 {
+    NaiveDate::from_ymd_opt(y, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp())
+        .unwrap_or(if y < 0 { i64::MIN / 4 } else { i64::MAX / 4 })
+}
+
+/// The instances of a rule in `[lo, hi)`, walked for that span alone from a
+/// whole number of periods before it; whether the cap cut the walk short.
+fn walk_span(
+    r: &Rule,
+    base: &ICalendarRecurrenceRule,
+    start: i64,
+    lo: i64,
+    hi: i64,
+    cap: usize,
+    instants: &mut Vec<i64>,
+) -> bool {
+    let z = &r.zone;
+    let mut rule = base.clone();
+    // Two periods of margin before the span: the first period of a moved
+    // start may be partial.
+    let margin = 2 * period(&rule);
+    let target = z.to_local(lo.saturating_sub(margin));
+    let begin = fast_forward(&mut rule, r.local, target);
+    let most = cap.saturating_mul(2).saturating_add(64);
+    let per_period = (rule.byday.len().max(1)
+        * rule.bymonthday.len().max(1)
+        * rule.byhour.len().max(1)
+        * rule.byminute.len().max(1))
+    .min(10_000) as i64;
+    let periods = hi.saturating_sub(z.to_utc(begin)) / period(&rule).max(1) + 2;
+    let mut limit = (periods.saturating_mul(per_period).clamp(2, most as i64)) as usize;
+    loop {
+        let walked = walk(&rule, begin, limit);
+        let complete = walked.len() < limit;
+        let past = walked
+            .last()
+            .is_some_and(|l| z.to_utc(*l) >= hi || r.last.is_some_and(|x| z.to_utc(*l) > x));
+        if complete || past || limit >= most {
+            for l in walked {
+                let t = z.to_utc(l);
+                if t < start {
+                    continue; // no instance comes before DTSTART
+                }
+                if r.last.is_some_and(|last| t > last) || t >= hi {
+                    break;
+                }
+                instants.push(t);
+            }
+            return !complete && !past;
+        }
+        limit = limit.saturating_mul(4).min(most);
+    }
+}
+
+impl Series {
+    /// Reads an object for expansion; floating times and dates in `zone`.
+    pub fn new(obj: &CalendarObject, zone: chrono_tz::Tz) -> Series {
+        let mut zones = Zones::for_object(obj, zone);
+        let by_rid = obj
+            .overrides
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.recurrence_id.as_ref().map(|r| (r.utc, i)))
+            .collect();
+        let mut taf: Vec<(i64, i64, usize)> = obj
+            .overrides
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.this_and_future)
+            .filter_map(|(i, o)| {
+                let rid = o.recurrence_id.as_ref()?.utc;
+                let delta = o.start.as_ref().map(|s| s.utc - rid).unwrap_or(0);
+                Some((rid, delta, i))
+            })
+            .collect();
+        taf.sort_unstable();
+        let max_shift = taf.iter().map(|t| t.1.abs()).max().unwrap_or(0);
+        let overrides = obj
+            .overrides
+            .iter()
+            .map(|o| {
+                if o.is_cancelled() {
+                    return None;
+                }
+                let start = o.start.as_ref()?;
+                Some((
+                    start.utc,
+                    length(o),
+                    o.recurrence_id.as_ref().map(|r| r.utc),
+                ))
+            })
+            .collect();
+        let mut master = None;
+        let mut rule = None;
+        if let Some(m) = &obj.master
+            && let Some(start) = &m.start
+        {
+            master = Some((start.utc, length(m)));
+            if m.rrule.is_some() || !m.rdates.is_empty() {
+                let z = zones.zone_of(&start.form);
+                let mut parsed = m.rrule.as_deref().and_then(parse_rrule);
+                let local = parse_local(&start.local);
+                let mut last = m.rrule_last;
+                if let Some(r) = parsed.as_mut() {
+                    let until = until_instant(r, &z);
+                    last = match (until, m.rrule_last) {
+                        (Some(u), Some(l)) => Some(u.min(l)),
+                        (a, b) => a.or(b),
+                    };
+                    r.until = None;
+                    r.count = None;
+                }
+                rule = Some(Rule {
+                    rule: parsed.filter(|_| local.is_some()),
+                    local: local.unwrap_or_default(),
+                    zone: z,
+                    last,
+                    rdates: m.rdates.iter().map(|r| r.utc).collect(),
+                    exdates: m.exdates.iter().map(|e| e.utc).collect(),
+                    exdate_days: m
+                        .exdates
+                        .iter()
+                        .filter(|e| e.is_date())
+                        .map(|e| e.local.clone())
+                        .collect(),
                 });
             }
-        } else {
-            let z = zones.zone_of(&start.form);
-            let lo = from.saturating_sub(len).saturating_sub(max_shift);
-            let hi = to.saturating_add(max_shift);
-            let mut instants: Vec<i64> = Vec::new();
-            let mut walked_full = false;
-            if let Some(mut rule) = m.rrule.as_deref().and_then(parse_rrule)
-                && let Some(local) = parse_local(&start.local)
-            {
-                let until = until_instant(&rule, &z);
-                let last = match (until, m.rrule_last) {
-                    (Some(u), Some(l)) => Some(u.min(l)),
-                    (a, b) => a.or(b),
-                };
-                rule.until = None;
-                rule.count = None;
-                if last.is_none_or(|l| l >= lo) && start.utc < hi {
-                    // Two periods of margin before the span: the first period
-                    // of a moved start may be partial.
-                    let margin = 2 * period(&rule);
-                    let target = z.to_local(lo.saturating_sub(margin));
-                    let begin = fast_forward(&mut rule, local, target);
-                    // Occurrences before the span are walked too; bound them
-                    // by the span's length in periods, plus the cap.
-                    let limit = cap.saturating_mul(2).saturating_add(64);
-                    let walked = walk(&rule, begin, limit);
-                    walked_full = walked.len() >= limit;
-                    for l in walked {
-                        let t = z.to_utc(l);
-                        if t < start.utc {
-                            continue; // no instance comes before DTSTART
-                        }
-                        if last.is_some_and(|last| t > last) || t >= hi {
-                            walked_full = false;
+        }
+        Series {
+            master,
+            rule,
+            by_rid,
+            taf,
+            max_shift,
+            overrides,
+            years: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The rule's instances in UTC year `y` (at or after DTSTART, at or
+    /// before its last), worked out once.
+    fn year(
+        &self,
+        r: &Rule,
+        base: &ICalendarRecurrenceRule,
+        start: i64,
+        y: i32,
+    ) -> std::sync::Arc<Year> {
+        if let Some(done) = self.years.lock().ok().and_then(|m| m.get(&y).cloned()) {
+            return done;
+        }
+        let (lo, hi) = (year_start(y), year_start(y + 1));
+        let z = &r.zone;
+        let mut rule = base.clone();
+        // Two periods of margin before the year: the first period of a
+        // moved start may be partial.
+        let margin = 2 * period(&rule);
+        let target = z.to_local(lo.saturating_sub(margin));
+        let begin = fast_forward(&mut rule, r.local, target);
+        // The iterator yields a list: walk as many as the year's length in
+        // periods suggests, four times more while that ends before the year
+        // does.
+        let per_period = (rule.byday.len().max(1)
+            * rule.bymonthday.len().max(1)
+            * rule.byhour.len().max(1)
+            * rule.byminute.len().max(1))
+        .min(10_000) as i64;
+        let most = YEAR_MAX * 2 + 64;
+        let periods = hi.saturating_sub(z.to_utc(begin)) / period(&rule).max(1) + 2;
+        let mut limit = (periods.saturating_mul(per_period).clamp(2, most as i64)) as usize;
+        let mut instants = Vec::new();
+        let mut truncated;
+        loop {
+            let walked = walk(&rule, begin, limit);
+            let complete = walked.len() < limit;
+            let past = walked
+                .last()
+                .is_some_and(|l| z.to_utc(*l) >= hi || r.last.is_some_and(|x| z.to_utc(*l) > x));
+            if complete || past || limit >= most {
+                for l in walked {
+                    let t = z.to_utc(l);
+                    if t < start || t < lo {
+                        continue; // no instance comes before DTSTART
+                    }
+                    if r.last.is_some_and(|last| t > last) || t >= hi {
+                        break;
+                    }
+                    instants.push(t);
+                }
+                truncated = !complete && !past;
+                break;
+            }
+            limit = limit.saturating_mul(4).min(most);
+        }
+        if instants.len() > YEAR_MAX {
+            instants.truncate(YEAR_MAX);
+            truncated = true;
+        }
+        let year = std::sync::Arc::new(Year {
+            instants,
+            truncated,
+        });
+        if let Ok(mut m) = self.years.lock() {
+            // A series is asked about a few years at most; a walk over
+            // centuries is not kept.
+            if m.len() < 64 {
+                m.insert(y, year.clone());
+            }
+        }
+        year
+    }
+
+    /// The occurrences that overlap `[from, to)`, at most `cap`. Cancelled
+    /// instances (an override with STATUS:CANCELLED) are left out.
+    pub fn occurrences(&self, from: i64, to: i64, cap: usize) -> Expansion {
+        let mut out = Expansion::default();
+        if let Some((start, len)) = self.master {
+            match &self.rule {
+                None => {
+                    let end = start + len;
+                    if overlaps(start, end, from, to) {
+                        out.occurrences.push(Occurrence {
+                            start,
+                            end,
+                            recurrence_id: None,
+                            source: Source::Master,
+                        });
+                    }
+                }
+                Some(r) => self.series(r, start, len, from, to, cap, &mut out),
+            }
+        }
+        for (i, o) in self.overrides.iter().enumerate() {
+            let Some((start, len, rid)) = *o else {
+                continue;
+            };
+            let end = start + len;
+            if overlaps(start, end, from, to) {
+                out.occurrences.push(Occurrence {
+                    start,
+                    end,
+                    recurrence_id: rid,
+                    source: Source::Override(i),
+                });
+            }
+        }
+        out.occurrences.sort_by_key(|o| (o.start, o.end));
+        if out.occurrences.len() > cap {
+            out.occurrences.truncate(cap);
+            out.truncated = true;
+        }
+        out
+    }
+
+    /// The instances of a recurring master in the span.
+    #[allow(clippy::too_many_arguments)]
+    fn series(
+        &self,
+        r: &Rule,
+        start: i64,
+        len: i64,
+        from: i64,
+        to: i64,
+        cap: usize,
+        out: &mut Expansion,
+    ) {
+        let z = &r.zone;
+        let lo = from.saturating_sub(len).saturating_sub(self.max_shift);
+        let hi = to.saturating_add(self.max_shift);
+        let mut instants: Vec<i64> = Vec::new();
+        let mut walked_full = false;
+        if let Some(base) = &r.rule {
+            let last = r.last;
+            if last.is_none_or(|l| l >= lo) && start < hi {
+                let first = year_of(lo.max(start));
+                let end = year_of(hi.saturating_sub(1).min(last.unwrap_or(i64::MAX)));
+                if matches!(
+                    base.freq,
+                    ICalendarFrequency::Hourly
+                        | ICalendarFrequency::Minutely
+                        | ICalendarFrequency::Secondly
+                ) || end.saturating_sub(first) > SPAN_YEARS
+                {
+                    // More than a day's worth a day, or a span of many years
+                    // (a calendar view is a day to a year): walked for the
+                    // span alone, as far as the cap.
+                    walked_full = walk_span(r, base, start, lo, hi, cap, &mut instants);
+                } else {
+                    // Year by year, from the first the span and the series
+                    // share, until the span, the series or the cap ends.
+                    let mut y = first;
+                    while y <= end {
+                        let year = self.year(r, base, start, y);
+                        walked_full |= year.truncated;
+                        instants.extend(
+                            year.instants
+                                .iter()
+                                .copied()
+                                .filter(|t| *t >= lo && *t < hi),
+                        );
+                        if instants.len() > cap {
+                            walked_full = true;
                             break;
                         }
-                        instants.push(t);
+                        y += 1;
                     }
                 }
-                if start.utc >= lo && start.utc < hi && !instants.contains(&start.utc) {
-                    // RFC 5545 §3.8.5.3: DTSTART is the first instance.
-                    instants.push(start.utc);
-                }
-            } else if start.utc >= lo && start.utc < hi {
-                instants.push(start.utc);
             }
-            // RFC 5545 §3.8.5.2: RDATEs join the set; §3.8.5.1: EXDATEs leave it.
-            instants.extend(
-                m.rdates
-                    .iter()
-                    .map(|r| r.utc)
-                    .filter(|t| *t >= lo && *t < hi),
-            );
-            instants.sort_unstable();
-            instants.dedup();
-            let exdates: Vec<i64> = m.exdates.iter().map(|e| e.utc).collect();
-            let exdate_days: Vec<&str> = m
-                .exdates
-                .iter()
-                .filter(|e| e.is_date())
-                .map(|e| e.local.as_str())
-                .collect();
-            for t in instants {
-                if exdates.contains(&t) {
+            if start >= lo && start < hi && !instants.contains(&start) {
+                // RFC 5545 §3.8.5.3: DTSTART is the first instance.
+                instants.push(start);
+            }
+        } else if start >= lo && start < hi {
+            instants.push(start);
+        }
+        // RFC 5545 §3.8.5.2: RDATEs join the set; §3.8.5.1: EXDATEs leave it.
+        instants.extend(r.rdates.iter().copied().filter(|t| *t >= lo && *t < hi));
+        instants.sort_unstable();
+        instants.dedup();
+        for t in instants {
+            if r.exdates.contains(&t) {
+                continue;
+            }
+            if !r.exdate_days.is_empty() {
+                // A DATE EXDATE removes the instance on that day (all-day series).
+                let day = local_string(&z.to_local(t), true);
+                if r.exdate_days.contains(&day) {
                     continue;
                 }
-                if !exdate_days.is_empty() {
-                    // A DATE EXDATE removes the instance on that day (all-day series).
-                    let day = local_string(&z.to_local(t), true);
-                    if exdate_days.contains(&day.as_str()) {
-                        continue;
-                    }
-                }
-                if by_rid.contains_key(&t) {
-                    continue; // shown as the override below
-                }
-                let (s, e, source) = match taf.iter().rev().find(|(rid, _, _)| *rid <= t) {
-                    Some(&(_, delta, i)) => {
-                        let l = length(&obj.overrides[i]);
-                        (t + delta, t + delta + l, Source::Override(i))
-                    }
-                    None => (t, t + len, Source::Master),
-                };
-                if overlaps(s, e, from, to) {
-                    out.occurrences.push(Occurrence {
-                        start: s,
-                        end: e,
-                        recurrence_id: Some(t),
-                        source,
-                    });
-                }
             }
-            if walked_full {
-                out.truncated = true;
+            if self.by_rid.contains_key(&t) {
+                continue; // shown as the override
+            }
+            let (s, e, source) = match self.taf.iter().rev().find(|(rid, _, _)| *rid <= t) {
+                Some(&(_, delta, i)) => {
+                    let l = self.overrides[i].map(|o| o.1).unwrap_or(len);
+                    (t + delta, t + delta + l, Source::Override(i))
+                }
+                None => (t, t + len, Source::Master),
+            };
+            if overlaps(s, e, from, to) {
+                out.occurrences.push(Occurrence {
+                    start: s,
+                    end: e,
+                    recurrence_id: Some(t),
+                    source,
+                });
             }
         }
-    }
-    for (i, o) in obj.overrides.iter().enumerate() {
-        if o.is_cancelled() {
-            continue;
-        }
-        let Some(start) = &o.start else { continue };
-        let end = start.utc + length(o);
-        if overlaps(start.utc, end, from, to) {
-            out.occurrences.push(Occurrence {
-                start: start.utc,
-                end,
-                recurrence_id: o.recurrence_id.as_ref().map(|r| r.utc),
-                source: Source::Override(i),
-            });
+        if walked_full {
+            out.truncated = true;
         }
     }
-    out.occurrences.sort_by_key(|o| (o.start, o.end));
-    if out.occurrences.len() > cap {
-        out.occurrences.truncate(cap);
-        out.truncated = true;
-    }
-    out
 }
 
 /// Whether a component's times are zoned by a TZID (not UTC or floating).

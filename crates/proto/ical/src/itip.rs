@@ -121,11 +121,17 @@ fn keep_own_answers(doc: &mut Doc, new: &CalendarObject, old: &CalendarObject, m
 fn request(current: Option<&CalendarObject>, msg: &Incoming<'_>, ctx: &Context) -> Outcome {
     let new = msg.object;
     let Some(cur) = current else {
-        // A new invitation (RFC 5546 §3.2.2).
-        return match Doc::of(new).and_then(|d| d.into_object(Vec::new(), ctx)) {
-            Some(o) => Outcome::store(o, "invitation added"),
-            None => Outcome::no("unreadable invitation"),
-        };
+        // A new invitation (RFC 5546 §3.2.2): held as it came (its text is
+        // already the object's own, METHOD left out).
+        let mut object = new.clone();
+        object.counters.clear();
+        return Outcome::store(
+            ParsedObject {
+                kind: msg.kind,
+                object,
+            },
+            "invitation added",
+        );
     };
     let Some(cur_main) = cur.main() else {
         return Outcome::no("stored object has no component");
@@ -692,6 +698,40 @@ ATTENDEE;PARTSTAT=ACCEPTED:mailto:olga@remote.test\r\nSUMMARY:Sync\r\nEND:VEVENT
         ));
         let gone = stored(apply(Some(&upd3), &incoming(&cm, &co, &olga, &ann), &ctx));
         assert!(gone.master.as_ref().unwrap().is_cancelled());
+    }
+
+    #[test]
+    fn an_instance_invited_alone_is_held_without_its_master() {
+        let ctx = Context::default();
+        let olga = vec!["olga@remote.test".to_string()];
+        let ann = vec!["ann@local.test".to_string()];
+        let text = REQ
+            .replace(
+                "RRULE:FREQ=WEEKLY;COUNT=6\r\n",
+                "RECURRENCE-ID:20260317T140000Z\r\n",
+            )
+            .replace("DTSTART:20260310T140000Z", "DTSTART:20260317T160000Z")
+            .replace("DTEND:20260310T150000Z", "DTEND:20260317T170000Z");
+        let (m, o) = obj(&text);
+        assert!(o.master.is_none());
+        let held = stored(apply(None, &incoming(&m, &o, &olga, &ann), &ctx));
+        assert!(held.master.is_none());
+        let e = expand::occurrences(&held, 0, i64::MAX / 2, chrono_tz::UTC, 100);
+        assert_eq!(e.occurrences.len(), 1);
+        let ts = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+        assert_eq!(e.occurrences[0].start, ts("2026-03-17T16:00:00Z"));
+        assert_eq!(
+            e.occurrences[0].recurrence_id,
+            Some(ts("2026-03-17T14:00:00Z"))
+        );
+        // Then the series arrives: it is held with its master.
+        let (_, series) = obj(&REQ.replace("SEQUENCE:0", "SEQUENCE:1"));
+        let both = stored(apply(
+            Some(&held),
+            &incoming(&m, &series, &olga, &ann),
+            &ctx,
+        ));
+        assert!(both.master.is_some());
     }
 
     #[test]

@@ -46,6 +46,19 @@ pub struct Limits {
     pub max_value: usize,
 }
 
+impl Limits {
+    /// For a file a user or operator imports (an export of a whole
+    /// calendar): much larger than one scheduling message.
+    pub fn import() -> Limits {
+        Limits {
+            max_bytes: 256 << 20,
+            max_lines: 5_000_000,
+            max_components: 1_000_000,
+            ..Limits::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
@@ -415,7 +428,12 @@ fn params_texts<'a>(
 /// An address from a cal-address (`mailto:a@b`), lower-cased.
 pub(crate) fn address(s: &str) -> String {
     let s = s.trim();
-    let s = if s.len() >= 7 && s[..7].eq_ignore_ascii_case("mailto:") {
+    let s = if s
+        .as_bytes()
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"mailto:"))
+    {
+        // The first seven bytes are ASCII: 7 is a char boundary.
         &s[7..]
     } else {
         s
@@ -831,7 +849,9 @@ fn component(
 pub(crate) fn shift(t: &CalTime, secs: i64, zones: &mut Zones) -> CalTime {
     let local = parse_local(&t.local).unwrap_or_default();
     if t.is_date() || (secs % 86400 == 0 && t.form != TimeForm::Utc) {
-        let moved = local + chrono::Duration::seconds(secs);
+        let Some(moved) = local.checked_add_signed(chrono::Duration::seconds(secs)) else {
+            return t.clone();
+        };
         let zone = zones.zone_of(&t.form);
         CalTime {
             utc: zone.to_utc(moved),
@@ -1136,6 +1156,7 @@ pub(crate) fn convert(ical: &ICalendar, ctx: &Context) -> Parsed {
     let mut zones = zones_of(ical, ctx.zone, &mut problems);
     // (kind, uid) → component indexes, in order of appearance.
     let mut groups: Vec<(Key, Vec<(usize, CalendarComponent)>)> = Vec::new();
+    let mut index: HashMap<Key, usize> = HashMap::new();
     let mut freebusy = Vec::new();
     for &id in &root.component_ids {
         let Some(c) = ical.components.get(id as usize) else {
@@ -1153,11 +1174,33 @@ pub(crate) fn convert(ical: &ICalendar, ctx: &Context) -> Parsed {
         let Some((uid, comp)) = component(ical, c, &mut zones, &ctx.limits, &mut problems) else {
             continue;
         };
-        match groups.iter_mut().find(|(k, _)| k.0 == kind && k.1 == uid) {
-            Some((_, v)) => v.push((id as usize, comp)),
-            None => groups.push(((kind, uid), vec![(id as usize, comp)])),
+        let key = (kind, uid);
+        match index.get(&key) {
+            Some(&i) => groups[i].1.push((id as usize, comp)),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![(id as usize, comp)]));
+            }
         }
     }
+    // The calendar's VTIMEZONEs by TZID, for each object's own text.
+    let zone_index: Vec<(String, usize)> = root
+        .component_ids
+        .iter()
+        .map(|i| *i as usize)
+        .filter_map(|i| {
+            let c = ical.components.get(i)?;
+            if c.component_type != ICalendarComponentType::VTimezone {
+                return None;
+            }
+            let tzid = c
+                .entries
+                .iter()
+                .find(|e| e.name == ICalendarProperty::Tzid)
+                .and_then(text_of)?;
+            Some((tzid.to_string(), i))
+        })
+        .collect();
     let mut objects = Vec::with_capacity(groups.len());
     for ((kind, uid), comps) in groups {
         let mut master: Option<(usize, CalendarComponent)> = None;
@@ -1211,7 +1254,7 @@ pub(crate) fn convert(ical: &ICalendar, ctx: &Context) -> Parsed {
                 .filter_map(|t| zones.custom.get(t).cloned())
                 .collect(),
             counters: Vec::new(),
-            ical: object_text(ical, &ids, &tzids),
+            ical: object_text(ical, &ids, &tzids, &zone_index),
         };
         crate::expand::settle(&mut object, ctx.zone);
         objects.push(ParsedObject { kind, object });
@@ -1249,8 +1292,10 @@ fn free_busy(c: &ICalendarComponent, zones: &mut Zones, problems: &mut Vec<Strin
                             ),
                             calcard::icalendar::ICalendarPeriod::Duration { start, duration } => {
                                 let s = start.to_date_time();
-                                let e = s.as_ref().map(|s| {
-                                    s.date_time + chrono::Duration::seconds(duration_secs(duration))
+                                let e = s.as_ref().and_then(|s| {
+                                    s.date_time.checked_add_signed(chrono::Duration::seconds(
+                                        duration_secs(duration),
+                                    ))
                                 });
                                 (s, e)
                             }
@@ -1274,7 +1319,12 @@ fn free_busy(c: &ICalendarComponent, zones: &mut Zones, problems: &mut Vec<Strin
 
 /// The text of one object: the calendar's header (METHOD left out), the
 /// VTIMEZONEs it uses, its components with their sub-components.
-fn object_text(ical: &ICalendar, ids: &[usize], tzids: &BTreeSet<String>) -> String {
+fn object_text(
+    ical: &ICalendar,
+    ids: &[usize],
+    tzids: &BTreeSet<String>,
+    zone_index: &[(String, usize)],
+) -> String {
     let root = &ical.components[0];
     let mut out = ICalendar {
         components: vec![ICalendarComponent {
@@ -1288,20 +1338,10 @@ fn object_text(ical: &ICalendar, ids: &[usize], tzids: &BTreeSet<String>) -> Str
             component_ids: Vec::new(),
         }],
     };
-    let zone_ids: Vec<usize> = root
-        .component_ids
+    let zone_ids: Vec<usize> = zone_index
         .iter()
-        .map(|i| *i as usize)
-        .filter(|&i| {
-            ical.components.get(i).is_some_and(|c| {
-                c.component_type == ICalendarComponentType::VTimezone
-                    && c.entries
-                        .iter()
-                        .find(|e| e.name == ICalendarProperty::Tzid)
-                        .and_then(text_of)
-                        .is_some_and(|t| tzids.contains(t))
-            })
-        })
+        .filter(|(t, _)| tzids.contains(t))
+        .map(|(_, i)| *i)
         .collect();
     for &i in zone_ids.iter().chain(ids) {
         let new = copy_component(ical, i, &mut out, 0);

@@ -44,8 +44,11 @@ impl Zone {
                 chrono::LocalResult::Ambiguous(a, b) => a.timestamp().min(b.timestamp()),
                 // A time in a gap: read with the offset in force before it.
                 chrono::LocalResult::None => {
+                    let earlier = local
+                        .checked_sub_signed(chrono::Duration::hours(26))
+                        .unwrap_or(local);
                     let before = tz
-                        .offset_from_utc_datetime(&(local - chrono::Duration::hours(26)))
+                        .offset_from_utc_datetime(&earlier)
                         .fix()
                         .local_minus_utc();
                     naive - before as i64

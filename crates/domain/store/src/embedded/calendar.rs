@@ -1,7 +1,8 @@
 //! [`Calendars`] for the embedded store: calendar objects, their MIME items,
 //! and the R*Tree of the time they cover.
-use super::mailboxes::{digest, store_message};
+use super::mailboxes::{Key, seal, store_sealed};
 use super::messages::{add_item, expunge, release_message};
+use super::writer::exec;
 use super::{EmbeddedStore, backend, now};
 use crate::{
     CalendarEntry, CalendarOutcome, CalendarUpdate, CalendarWrite, Calendars, MergeResult, Result,
@@ -54,6 +55,24 @@ fn entry(r: Row) -> Result<CalendarEntry> {
             )));
         }
     };
+    Ok(CalendarEntry {
+        id,
+        user,
+        kind,
+        folder,
+        item_uid: item_uid as u32,
+        object,
+        span: lo.zip(hi),
+    })
+}
+
+/// An entry from a range query's row, its object read from `listing`.
+fn listed(r: Row) -> Result<CalendarEntry> {
+    let (id, user, kind, folder, item_uid, lo, hi, listing) = r;
+    let kind = ItemKind::parse(&kind)
+        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
+    let object = serde_json::from_str(&listing)
+        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
     Ok(CalendarEntry {
         id,
         user,
@@ -127,7 +146,7 @@ fn put_item(
     w: CalendarWrite,
     at: i64,
     changes: &mut Vec<Change>,
-) -> Result<(FolderId, u32, i64)> {
+) -> Result<(FolderId, u32, i64, String)> {
     let role = role_of(kind);
     let folder: FolderId = conn
         .prepare_cached("SELECT id FROM folder WHERE user_id = ?1 AND role = ?2")
@@ -137,9 +156,8 @@ fn put_item(
         })
         .map_err(backend)?
         .ok_or_else(|| StoreError::NotFound(format!("{role} folder of user {user}")))?;
-    let hash = digest(&w.raw);
-    let mut content = w.content;
-    let message = store_message(conn, &w.raw, &mut content, &hash)?;
+    let sealed = seal(&w.raw, w.content, Key::BytesAndContent)?;
+    let message = store_sealed(conn, &w.raw, &sealed)?;
     let (uid, modseq) = add_item(conn, folder, message, w.flags, &[], at)?;
     changes.push(Change {
         user,
@@ -148,7 +166,7 @@ fn put_item(
         uid,
         kind: ChangeKind::Append,
     });
-    Ok((folder, uid, message))
+    Ok((folder, uid, message, w.listing))
 }
 
 fn drop_item(
@@ -175,12 +193,14 @@ fn message_of(conn: &Connection, id: i64) -> Result<i64> {
         .map_err(backend)
 }
 
-/// Runs one update in the open transaction.
+/// Runs one update in the open transaction; `read_back`: give the object
+/// as stored in the outcome (a delivery does not need it).
 fn apply(
     conn: &Connection,
     u: CalendarUpdate,
     at: i64,
     changes: &mut Vec<Change>,
+    read_back: bool,
 ) -> Result<CalendarOutcome> {
     let current = by_uid(conn, u.user, u.kind, &u.uid)?;
     // The merge runs code that reads untrusted text: it must not take the
@@ -199,13 +219,14 @@ fn apply(
         }),
         MergeResult::Put(w, note) => {
             let span = w.span;
-            let (folder, item_uid, message) = put_item(conn, u.user, u.kind, *w, at, changes)?;
+            let (folder, item_uid, message, listing) =
+                put_item(conn, u.user, u.kind, *w, at, changes)?;
             let id = match &current {
                 Some(cur) => {
                     let old = message_of(conn, cur.id)?;
                     conn.prepare_cached(
                         "UPDATE cal_object SET folder_id = ?2, item_uid = ?3, message_id = ?4, \
-                         span_lo = ?5, span_hi = ?6 WHERE id = ?1",
+                         span_lo = ?5, span_hi = ?6, listing = ?7 WHERE id = ?1",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
@@ -214,7 +235,8 @@ fn apply(
                             item_uid,
                             message,
                             span.map(|s| s.0),
-                            span.map(|s| s.1)
+                            span.map(|s| s.1),
+                            listing
                         ])
                     })
                     .map_err(backend)?;
@@ -225,7 +247,7 @@ fn apply(
                 None => {
                     conn.prepare_cached(
                         "INSERT INTO cal_object (user_id, kind, uid, folder_id, item_uid, message_id, \
-                         span_lo, span_hi) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         span_lo, span_hi, listing) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
@@ -236,7 +258,8 @@ fn apply(
                             item_uid,
                             message,
                             span.map(|s| s.0),
-                            span.map(|s| s.1)
+                            span.map(|s| s.1),
+                            listing
                         ])
                     })
                     .map_err(backend)?;
@@ -244,12 +267,17 @@ fn apply(
                 }
             };
             index(conn, id, u.user, span)?;
-            let sql = format!(
-                "SELECT {COLUMNS} FROM cal_object c JOIN message m ON m.id = c.message_id WHERE c.id = ?1"
-            );
+            let entry = if read_back {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM cal_object c JOIN message m ON m.id = c.message_id WHERE c.id = ?1"
+                );
+                query(conn, &sql, [id])?.into_iter().next()
+            } else {
+                None
+            };
             Ok(CalendarOutcome {
                 user: u.user,
-                entry: query(conn, &sql, [id])?.into_iter().next(),
+                entry,
                 changed: true,
                 note,
             })
@@ -273,8 +301,9 @@ fn apply(
     }
 }
 
-/// Runs one update inside its own savepoint: if it fails, it leaves no
-/// trace and the rest of the transaction goes on.
+/// Runs one update of a delivery inside its own savepoint: if it fails, it
+/// leaves no trace and the rest of the transaction goes on. The outcome
+/// does not carry the stored object.
 pub(crate) fn apply_in_savepoint(
     conn: &Connection,
     u: CalendarUpdate,
@@ -284,7 +313,7 @@ pub(crate) fn apply_in_savepoint(
     conn.execute_batch("SAVEPOINT calendar_update")
         .map_err(backend)?;
     let mine = changes.len();
-    match apply(conn, u, at, changes) {
+    match apply(conn, u, at, changes, false) {
         Ok(o) => {
             conn.execute_batch("RELEASE calendar_update")
                 .map_err(backend)?;
@@ -292,7 +321,8 @@ pub(crate) fn apply_in_savepoint(
         }
         Err(e) => {
             changes.truncate(mine);
-            let _ = conn.execute_batch("ROLLBACK TO calendar_update; RELEASE calendar_update");
+            let _ = exec(conn, "ROLLBACK TO calendar_update")
+                .and_then(|()| exec(conn, "RELEASE calendar_update"));
             Err(e)
         }
     }
@@ -307,7 +337,7 @@ impl Calendars for EmbeddedStore {
                 let mut changes = Vec::new();
                 let mut outcomes = Vec::with_capacity(updates.len());
                 for u in updates {
-                    outcomes.push(apply(conn, u, at, &mut changes)?);
+                    outcomes.push(apply(conn, u, at, &mut changes, true)?);
                 }
                 Ok((outcomes, changes))
             })
@@ -348,34 +378,64 @@ impl Calendars for EmbeddedStore {
         .await
     }
 
-    async fn calendar_range(
+    async fn calendar_range_keys(
         &self,
         user: UserId,
         kind: ItemKind,
         from: i64,
         to: i64,
-    ) -> Result<Vec<CalendarEntry>> {
+    ) -> Result<Vec<(i64, u32)>> {
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM cal_span s JOIN cal_object c ON c.id = s.id \
-                 JOIN message m ON m.id = c.message_id \
+            // CROSS JOIN: the R*Tree first. Left to itself, the planner reads
+            // every object of the user by (user_id, kind) and probes the
+            // R*Tree for each: a scan of the calendar.
+            conn.prepare_cached(
+                "SELECT c.id, c.item_uid FROM cal_span s CROSS JOIN cal_object c ON c.id = s.id \
                  WHERE s.user_lo <= ?1 AND s.user_hi >= ?1 AND s.lo <= ?3 AND s.hi >= ?2 \
-                   AND c.user_id = ?4 AND c.kind = ?5 AND c.span_lo <= ?6 AND c.span_hi >= ?7 \
-                 ORDER BY c.span_lo"
-            );
-            query(
-                conn,
-                &sql,
-                params![
-                    user as f64,
-                    coord(from),
-                    coord(to),
-                    user,
-                    kind.as_str(),
-                    to,
-                    from
-                ],
+                   AND c.user_id = ?4 AND c.kind = ?5 AND c.span_lo <= ?6 AND c.span_hi >= ?7",
             )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![
+                        user as f64,
+                        coord(from),
+                        coord(to),
+                        user,
+                        kind.as_str(),
+                        to,
+                        from
+                    ],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u32)),
+                )?
+                .collect()
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn calendar_listings(&self, user: UserId, ids: Vec<i64>) -> Result<Vec<CalendarEntry>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |conn| {
+            let mut out = Vec::with_capacity(ids.len());
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, user_id, kind, folder_id, item_uid, span_lo, span_hi, listing \
+                     FROM cal_object WHERE id = ?1 AND user_id = ?2",
+                )
+                .map_err(backend)?;
+            for id in ids {
+                if let Some(r) = stmt
+                    .query_row(params![id, user], row)
+                    .optional()
+                    .map_err(backend)?
+                {
+                    out.push(listed(r)?);
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -101,42 +101,89 @@ pub(crate) fn digest(raw: &[u8]) -> [u8; 32] {
 /// Messages larger than this are hashed on a blocking thread, not an async one.
 pub(crate) const HASH_INLINE_MAX: usize = 256 * 1024;
 
-/// Stores the message (once, by hash) and returns its row id. The decoded
-/// bodies are taken out of `content` into columns of their own.
-pub(crate) fn store_message(
-    conn: &Connection,
-    raw: &[u8],
-    content: &mut ItemContent,
-    hash: &[u8; 32],
-) -> Result<i64> {
+/// A message made ready for the store's writer: hashed, its content
+/// serialized and its bodies compressed, so that the single writer thread,
+/// which every delivery waits for, only inserts rows.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    hash: [u8; 32],
+    kind: &'static str,
+    from_name: Option<String>,
+    from_addr: Option<String>,
+    subject: Option<String>,
+    sent_date: Option<i64>,
+    content: String,
+    text: Option<Vec<u8>>,
+    html: Option<Vec<u8>>,
+}
+
+/// How a sealed message is keyed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Key {
+    /// By its bytes (mail: its content follows from them); the hash given.
+    Bytes([u8; 32]),
+    /// By its bytes and its content (a calendar object's MIME form does not
+    /// show all of the object: a pending COUNTER, say).
+    BytesAndContent,
+}
+
+/// Seals a message: the decoded bodies go in columns of their own,
+/// compressed, not through JSON escaping.
+pub(crate) fn seal(raw: &[u8], mut content: ItemContent, key: Key) -> Result<Sealed> {
+    let text = content.text.take().map(|t| compress(&t));
+    let html = content.html.take().map(|h| compress(&h));
+    let json = serde_json::to_string(&content).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let hash = match key {
+        Key::Bytes(h) => h,
+        Key::BytesAndContent => {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            ctx.update(raw);
+            ctx.update(b"\0");
+            ctx.update(json.as_bytes());
+            let mut out = [0u8; 32];
+            out.copy_from_slice(ctx.finish().as_ref());
+            out
+        }
+    };
+    let from = content.from.take().unwrap_or_default();
+    Ok(Sealed {
+        hash,
+        kind: content.kind().as_str(),
+        from_name: from.name,
+        from_addr: from.address,
+        subject: content.subject,
+        sent_date: content.date,
+        content: json,
+        text,
+        html,
+    })
+}
+
+/// Stores a sealed message (once, by hash) and returns its row id.
+pub(crate) fn store_sealed(conn: &Connection, raw: &[u8], m: &Sealed) -> Result<i64> {
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM message WHERE hash = ?1")
-        .and_then(|mut s| s.query_row([hash.as_ref()], |r| r.get(0)).optional())
+        .and_then(|mut s| s.query_row([m.hash.as_ref()], |r| r.get(0)).optional())
         .map_err(backend)?;
     if let Some(id) = existing {
         return Ok(id);
     }
-    // The bodies go in columns of their own, compressed, not through JSON escaping.
-    let text = content.text.take().map(|t| compress(&t));
-    let html = content.html.take().map(|h| compress(&h));
-    let c = &*content;
-    let content = serde_json::to_string(c).map_err(|e| StoreError::Backend(e.to_string()))?;
     conn.prepare_cached(
         "INSERT INTO message (hash, size, kind, from_name, from_addr, subject, sent_date, content, \
            text_body, html_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
-            hash.as_ref(),
+            m.hash.as_ref(),
             raw.len() as i64,
-            c.kind().as_str(),
-            c.from.as_ref().and_then(|f| f.name.as_deref()),
-            c.from.as_ref().and_then(|f| f.address.as_deref()),
-            c.subject,
-            c.date,
-            content,
-            text,
-            html,
+            m.kind,
+            m.from_name,
+            m.from_addr,
+            m.subject,
+            m.sent_date,
+            m.content,
+            m.text,
+            m.html,
         ])
     })
     .map_err(backend)?;
@@ -152,12 +199,12 @@ pub(crate) fn store_message(
 /// change to publish.
 fn deliver(
     conn: &Connection,
-    mut d: NewDelivery,
-    hash: [u8; 32],
+    d: NewDelivery,
+    sealed: Sealed,
+    envelope: Option<String>,
 ) -> Result<(Vec<Delivered>, Vec<Change>)> {
-    let message = store_message(conn, &d.raw, &mut d.content, &hash)?;
-    if let Some(env) = &d.envelope {
-        let data = serde_json::to_string(env).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let message = store_sealed(conn, &d.raw, &sealed)?;
+    if let Some(data) = envelope {
         conn.prepare_cached(
             "INSERT INTO envelope (message_id, received_at, data) VALUES (?1, ?2, ?3)",
         )
@@ -246,21 +293,32 @@ pub(crate) fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result
 
 #[async_trait]
 impl Mailboxes for EmbeddedStore {
-    async fn deliver(&self, delivery: NewDelivery) -> Result<Vec<Delivered>> {
-        // Hash here, not on the writer thread, which every delivery waits for.
-        let (delivery, hash) = if delivery.raw.len() > HASH_INLINE_MAX {
+    async fn deliver(&self, mut delivery: NewDelivery) -> Result<Vec<Delivered>> {
+        // Hash and serialize here, not on the writer thread, which every
+        // delivery waits for.
+        let prepare = |d: &mut NewDelivery| -> Result<(Sealed, Option<String>)> {
+            let content = std::mem::take(&mut d.content);
+            let sealed = seal(&d.raw, content, Key::Bytes(digest(&d.raw)))?;
+            let envelope = d
+                .envelope
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            Ok((sealed, envelope))
+        };
+        let (delivery, sealed, envelope) = if delivery.raw.len() > HASH_INLINE_MAX {
             tokio::task::spawn_blocking(move || {
-                let h = digest(&delivery.raw);
-                (delivery, h)
+                prepare(&mut delivery).map(|(s, e)| (delivery, s, e))
             })
             .await
-            .map_err(|e| StoreError::Backend(format!("hash task: {e}")))?
+            .map_err(|e| StoreError::Backend(format!("hash task: {e}")))??
         } else {
-            let h = digest(&delivery.raw);
-            (delivery, h)
+            let (s, e) = prepare(&mut delivery)?;
+            (delivery, s, e)
         };
         let (delivered, changes) = self
-            .write(move |conn| deliver(conn, delivery, hash))
+            .write(move |conn| deliver(conn, delivery, sealed, envelope))
             .await?;
         self.inner.feed.publish(changes);
         Ok(delivered)
@@ -487,19 +545,24 @@ impl Mailboxes for EmbeddedStore {
         Ok(outcome)
     }
 
-    async fn append(&self, folder: FolderId, message: NewMessage) -> Result<(u32, u32)> {
-        let hash = if message.raw.len() > HASH_INLINE_MAX {
-            let raw = message.raw.clone();
-            tokio::task::spawn_blocking(move || digest(&raw))
+    async fn append(&self, folder: FolderId, mut message: NewMessage) -> Result<(u32, u32)> {
+        // Hash and serialize off the writer thread.
+        let prepare = |m: &mut NewMessage| {
+            let content = std::mem::take(&mut m.content);
+            seal(&m.raw, content, Key::Bytes(digest(&m.raw)))
+        };
+        let (message, sealed) = if message.raw.len() > HASH_INLINE_MAX {
+            tokio::task::spawn_blocking(move || prepare(&mut message).map(|s| (message, s)))
                 .await
-                .map_err(|e| StoreError::Backend(format!("hash task: {e}")))?
+                .map_err(|e| StoreError::Backend(format!("hash task: {e}")))??
         } else {
-            digest(&message.raw)
+            let s = prepare(&mut message)?;
+            (message, s)
         };
         let (owner, validity, uid, modseq) = self
             .write(move |conn| {
                 let owner = messages::folder_by_id(conn, folder)?.user;
-                let (v, u, m) = messages::append(conn, folder, message, hash)?;
+                let (v, u, m) = messages::append(conn, folder, message, sealed)?;
                 Ok((owner, v, u, m))
             })
             .await?;

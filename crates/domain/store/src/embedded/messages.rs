@@ -3,7 +3,7 @@
 //! Each function runs on one connection inside the caller's transaction.
 use super::backend;
 use super::directory::next_uid_validity;
-use super::mailboxes::{FOLDER_COLUMNS, find_folder, folder_row, store_message, valid_path};
+use super::mailboxes::{FOLDER_COLUMNS, Sealed, find_folder, folder_row, store_sealed, valid_path};
 use crate::{
     CopyOutcome, FlagOp, FlagOutcome, Folder, FolderChanges, MailboxEntry, MailboxSnapshot,
     MessageMeta, MessageRef, NewMessage, Result, StoreError,
@@ -367,11 +367,10 @@ pub(crate) fn append(
     conn: &Connection,
     folder: FolderId,
     m: NewMessage,
-    hash: [u8; 32],
+    sealed: Sealed,
 ) -> Result<(u32, u32, u64)> {
     let f = folder_by_id(conn, folder)?;
-    let mut content = m.content;
-    let message = store_message(conn, &m.raw, &mut content, &hash)?;
+    let message = store_sealed(conn, &m.raw, &sealed)?;
     let (uid, modseq) = add_item(conn, folder, message, m.flags, &m.keywords, m.internal_date)?;
     Ok((f.uid_validity, uid, modseq))
 }

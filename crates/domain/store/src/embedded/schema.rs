@@ -208,6 +208,8 @@ CREATE TABLE cal_object (
     message_id INTEGER NOT NULL REFERENCES message(id),
     span_lo    INTEGER,
     span_hi    INTEGER,
+    -- The object without its iCalendar text, for range queries.
+    listing    TEXT NOT NULL,
     UNIQUE (user_id, kind, uid)
 ) STRICT;
 CREATE INDEX cal_object_message ON cal_object (message_id);
@@ -223,15 +225,27 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // WAL: readers never block the writer nor the writer readers.
     // synchronous=FULL: every commit fsyncs the WAL, so an acknowledged delivery
     // survives power loss, not just a crash of the process.
+    // temp_store=MEMORY: the statement journal of each savepoint (one per job
+    // in a group commit) stays in memory, not in a temporary file.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 10000;
-         PRAGMA journal_size_limit = 67108864;",
+         PRAGMA journal_size_limit = 67108864;
+         PRAGMA temp_store = MEMORY;",
     )?;
     // Every hot query is prepared once per connection and kept.
     conn.set_prepared_statement_cache_capacity(128);
+    // Query planner stability: plans do not depend on the values bound to a
+    // statement. Without it, SQLite 3.54 re-prepares a cached statement that
+    // joins tables at every execution (the planner may look at bound values,
+    // and every rebinding counts as a change): a parse and plan per delivery
+    // on the single writer, and per FETCH on the readers.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 

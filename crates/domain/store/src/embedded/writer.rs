@@ -108,7 +108,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
 /// Runs a statement without parameters or results through the statement cache:
 /// transaction control runs several times per batch, and parsing it anew each
 /// time showed up in profiles.
-fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+pub(crate) fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 

@@ -1,0 +1,121 @@
+//! Load generators for bench/ (not a test, not shipped).
+//!
+//! `smtp PORT COUNT SESSIONS TEMPLATE RCPT [TIMEOUT_SECS] [FIRST]`: sends COUNT
+//! messages to 127.0.0.1:PORT over SESSIONS concurrent senders, a new
+//! connection per message (as smtp-source does by default), each message
+//! the TEMPLATE file with every `{N}` replaced by the message's number
+//! (FIRST, FIRST+1, …; default 0), so that no two are alike (an invitation
+//! with its own UID, say). Prints one
+//! summary line: `loadgen_smtp msgs=… ok=… failed=… secs=… msgs_per_s=…`.
+//! Stops after COUNT messages or TIMEOUT_SECS (default 300), loopback only.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+async fn reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std::io::Result<u16> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0));
+        }
+    }
+}
+
+async fn one(port: u16, rcpt: &str, body: &[u8]) -> std::io::Result<bool> {
+    let s = TcpStream::connect(("127.0.0.1", port)).await?;
+    s.set_nodelay(true)?;
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    if reply(&mut r).await? != 220 {
+        return Ok(false);
+    }
+    for (cmd, want) in [
+        ("EHLO loadgen.test\r\n".to_string(), 250),
+        ("MAIL FROM:<bench@remote.test>\r\n".to_string(), 250),
+        (format!("RCPT TO:<{rcpt}>\r\n"), 250),
+        ("DATA\r\n".to_string(), 354),
+    ] {
+        w.write_all(cmd.as_bytes()).await?;
+        if reply(&mut r).await? != want {
+            return Ok(false);
+        }
+    }
+    w.write_all(body).await?;
+    w.write_all(b".\r\n").await?;
+    let ok = reply(&mut r).await? == 250;
+    w.write_all(b"QUIT\r\n").await?;
+    let _ = reply(&mut r).await;
+    Ok(ok)
+}
+
+/// The message as sent: `{N}` replaced, lines CRLF, leading dots doubled.
+fn render(template: &str, n: usize) -> Vec<u8> {
+    let text = template.replace("{N}", &n.to_string());
+    let mut out = Vec::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        if line.starts_with('.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 7 || args[1] != "smtp" {
+        eprintln!(
+            "usage: postgate-loadgen smtp PORT COUNT SESSIONS TEMPLATE RCPT [TIMEOUT_SECS] [FIRST]"
+        );
+        std::process::exit(2);
+    }
+    let port: u16 = args[2].parse().expect("PORT");
+    let count: usize = args[3].parse().expect("COUNT");
+    let sessions: usize = args[4].parse().expect("SESSIONS");
+    let template = Arc::new(std::fs::read_to_string(&args[5]).expect("TEMPLATE"));
+    let rcpt = Arc::new(args[6].clone());
+    let timeout = Duration::from_secs(args.get(7).and_then(|t| t.parse().ok()).unwrap_or(300));
+    let first: usize = args.get(8).and_then(|f| f.parse().ok()).unwrap_or(0);
+    assert!(count <= 1_000_000, "COUNT capped at 1,000,000");
+    let next = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut tasks = Vec::new();
+    for _ in 0..sessions {
+        let (next, ok, failed) = (next.clone(), ok.clone(), failed.clone());
+        let (template, rcpt) = (template.clone(), rcpt.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count || Instant::now() > deadline {
+                    break;
+                }
+                let body = render(&template, first + n);
+                match one(port, &rcpt, &body).await {
+                    Ok(true) => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let ok = ok.load(Ordering::Relaxed);
+    println!(
+        "loadgen_smtp msgs={count} ok={ok} failed={} secs={secs:.2} msgs_per_s={:.1}",
+        failed.load(Ordering::Relaxed),
+        ok as f64 / secs
+    );
+}
