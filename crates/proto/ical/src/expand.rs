@@ -30,7 +30,7 @@ use std::collections::HashMap;
 pub const SETTLE_MAX: usize = 10_000;
 
 /// Where an occurrence's details come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
     /// The master (or the single occurrence).
     Master,

@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use postgate_calendar::organize::Spec;
 use postgate_calendar::{CalendarError, Plan};
 use postgate_ical::Tz;
+use postgate_ical::expand::Source;
 use postgate_ical::itip::component_of;
 use postgate_ical::zone::of_time;
 use postgate_store::{CalendarEntry, User};
@@ -129,7 +130,9 @@ struct ItemOut<'a> {
     uid: &'a str,
     kind: ItemKind,
     summary: Option<&'a str>,
-    start: Option<String>,
+    /// Left out of an occurrence's shared part (see [`occurrences_json`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<Option<String>>,
     /// Appointments only.
     #[serde(skip_serializing_if = "Option::is_none")]
     end: Option<Option<String>>,
@@ -171,7 +174,7 @@ fn item_out<'a>(
     e: &'a CalendarEntry,
     c: &'a CalendarComponent,
     shown: &Shown<'_>,
-    span: Option<(i64, i64)>,
+    times: bool,
 ) -> ItemOut<'a> {
     let task = e.kind == ItemKind::Task;
     let people: Vec<AttendeeOut<'a>> = c
@@ -185,12 +188,12 @@ fn item_out<'a>(
             rsvp: a.rsvp,
         })
         .collect();
-    let (start, end) = match (span, &c.start) {
-        (Some((s, en)), Some(like)) => (
-            at(s, like, shown),
-            at(en, c.end.as_ref().unwrap_or(like), shown),
+    let (start, end) = match times {
+        true => (
+            Some(time(c.start.as_ref(), shown)),
+            Some(time(c.end.as_ref(), shown)),
         ),
-        _ => (time(c.start.as_ref(), shown), time(c.end.as_ref(), shown)),
+        false => (None, None),
     };
     let (attendees, assignees) = if task {
         (None, Some(people))
@@ -203,7 +206,7 @@ fn item_out<'a>(
         kind: e.kind,
         summary: c.summary.as_deref(),
         start,
-        end: (!task).then_some(end),
+        end: end.filter(|_| !task),
         all_day: c.all_day,
         time_zone: c.time_zone.as_deref(),
         location: c.location.as_deref(),
@@ -240,7 +243,7 @@ fn entry_json(e: &CalendarEntry, default: Tz) -> Value {
     };
     let empty = CalendarComponent::default();
     let c = e.object.main().unwrap_or(&empty);
-    let mut out = item_out(e, c, &shown, None);
+    let mut out = item_out(e, c, &shown, true);
     if !e.object.overrides.is_empty() && e.object.master.is_some() {
         out.overridden_instances = Some(e.object.overrides.len());
     }
@@ -267,33 +270,62 @@ fn entry_json(e: &CalendarEntry, default: Tz) -> Value {
     serde_json::to_value(&out).unwrap_or(Value::Null)
 }
 
-/// The occurrences of a listing, serialized as one JSON array.
+/// One occurrence's own fields, written before the fields it shares with
+/// its appointment.
+#[derive(Serialize)]
+struct OccurrenceHead {
+    start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<Option<String>>,
+    recurrence_id: Option<String>,
+}
+
+/// The occurrences of a listing, serialized as one JSON array. What an
+/// occurrence shares with its appointment (summary, people, …) is written
+/// once per appointment and copied for each of its instances: a month of a
+/// busy calendar is thousands of occurrences of a few hundred series.
 fn occurrences_json(listing: &postgate_calendar::query::Listing, default: Tz) -> Vec<u8> {
     let empty = CalendarComponent::default();
-    let items: Vec<ItemOut<'_>> = listing
-        .occurrences
-        .iter()
-        .map(|(i, o)| {
-            let e = &listing.entries[*i];
-            let shown = Shown {
-                obj: &e.object,
-                default,
-            };
-            let c = component_of(&e.object, o.source).unwrap_or(&empty);
-            let mut out = item_out(e, c, &shown, Some((o.start, o.end)));
-            out.recurrence_id = Some(
-                match (
-                    o.recurrence_id,
-                    e.object.main().and_then(|m| m.start.as_ref()),
-                ) {
-                    (Some(r), Some(like)) => at(r, like, &shown),
-                    _ => None,
-                },
-            );
-            out
-        })
-        .collect();
-    serde_json::to_vec(&items).unwrap_or_default()
+    let mut shared: HashMap<(usize, Source), Vec<u8>> = HashMap::new();
+    let mut out = Vec::with_capacity(64 + listing.occurrences.len() * 512);
+    out.push(b'[');
+    for (n, (i, o)) in listing.occurrences.iter().enumerate() {
+        let e = &listing.entries[*i];
+        let shown = Shown {
+            obj: &e.object,
+            default,
+        };
+        let c = component_of(&e.object, o.source).unwrap_or(&empty);
+        let like = c.start.as_ref();
+        let head = OccurrenceHead {
+            start: like.and_then(|l| at(o.start, l, &shown)),
+            end: (e.kind != ItemKind::Task)
+                .then(|| like.and_then(|l| at(o.end, c.end.as_ref().unwrap_or(l), &shown))),
+            recurrence_id: match (
+                o.recurrence_id,
+                e.object.main().and_then(|m| m.start.as_ref()),
+            ) {
+                (Some(r), Some(like)) => at(r, like, &shown),
+                _ => None,
+            },
+        };
+        if n > 0 {
+            out.push(b',');
+        }
+        // Serializing to a Vec cannot fail for these types.
+        let _ = serde_json::to_writer(&mut out, &head);
+        out.pop(); // the head's closing brace
+        let rest = shared.entry((*i, o.source)).or_insert_with(|| {
+            let mut rest = serde_json::to_vec(&item_out(e, c, &shown, false)).unwrap_or_default();
+            if rest.first() == Some(&b'{') {
+                rest[0] = b',';
+            }
+            rest
+        });
+        out.extend_from_slice(rest);
+    }
+    out.push(b']');
+    out
 }
 
 fn parse_instant(s: &str, what: &str) -> Result<i64, ApiError> {
