@@ -7,7 +7,14 @@
 //! (FIRST, FIRST+1, …; default 0), so that no two are alike (an invitation
 //! with its own UID, say). Prints one
 //! summary line: `loadgen_smtp msgs=… ok=… failed=… secs=… msgs_per_s=…`.
-//! Stops after COUNT messages or TIMEOUT_SECS (default 300), loopback only.
+//!
+//! `imap-login PORT COUNT SESSIONS USERS PASSWORD [TIMEOUT_SECS]`: COUNT
+//! IMAP logins over SESSIONS concurrent clients, a new connection each
+//! (greeting, `LOGIN userN@example.test PASSWORD` for N cycling through
+//! 1..=USERS, `LOGOUT`). Prints `loadgen_imap_login logins=… ok=… failed=…
+//! secs=… logins_per_s=…`.
+//!
+//! Stops after COUNT or TIMEOUT_SECS (default 300), loopback only.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -54,6 +61,80 @@ async fn one(port: u16, rcpt: &str, body: &[u8]) -> std::io::Result<bool> {
     Ok(ok)
 }
 
+async fn login(port: u16, user: &str, password: &str) -> std::io::Result<bool> {
+    let s = TcpStream::connect(("127.0.0.1", port)).await?;
+    s.set_nodelay(true)?;
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    r.read_line(&mut line).await?;
+    if !line.starts_with("* OK") {
+        return Ok(false);
+    }
+    w.write_all(format!("a LOGIN {user} {password}\r\n").as_bytes())
+        .await?;
+    let ok = loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(false);
+        }
+        if let Some(rest) = line.strip_prefix("a ") {
+            break rest.starts_with("OK");
+        }
+    };
+    w.write_all(b"b LOGOUT\r\n").await?;
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 || line.starts_with("b ") {
+            break;
+        }
+    }
+    Ok(ok)
+}
+
+async fn imap_logins(args: &[String]) {
+    let port: u16 = args[2].parse().expect("PORT");
+    let count: usize = args[3].parse().expect("COUNT");
+    let sessions: usize = args[4].parse().expect("SESSIONS");
+    let users: usize = args[5].parse().expect("USERS");
+    let password = Arc::new(args[6].clone());
+    let timeout = Duration::from_secs(args.get(7).and_then(|t| t.parse().ok()).unwrap_or(300));
+    assert!(count <= 1_000_000, "COUNT capped at 1,000,000");
+    let next = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut tasks = Vec::new();
+    for _ in 0..sessions {
+        let (next, ok, failed, password) =
+            (next.clone(), ok.clone(), failed.clone(), password.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count || Instant::now() > deadline {
+                    break;
+                }
+                let user = format!("user{}@example.test", n % users.max(1) + 1);
+                match login(port, &user, &password).await {
+                    Ok(true) => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let ok = ok.load(Ordering::Relaxed);
+    println!(
+        "loadgen_imap_login logins={count} ok={ok} failed={} secs={secs:.2} logins_per_s={:.1}",
+        failed.load(Ordering::Relaxed),
+        ok as f64 / secs
+    );
+}
+
 /// The message as sent: `{N}` replaced, lines CRLF, leading dots doubled.
 fn render(template: &str, n: usize) -> Vec<u8> {
     let text = template.replace("{N}", &n.to_string());
@@ -71,9 +152,13 @@ fn render(template: &str, n: usize) -> Vec<u8> {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() >= 7 && args[1] == "imap-login" {
+        imap_logins(&args).await;
+        return;
+    }
     if args.len() < 7 || args[1] != "smtp" {
         eprintln!(
-            "usage: postgate-loadgen smtp PORT COUNT SESSIONS TEMPLATE RCPT [TIMEOUT_SECS] [FIRST]"
+            "usage: postgate-loadgen smtp PORT COUNT SESSIONS TEMPLATE RCPT [TIMEOUT_SECS] [FIRST]\n       postgate-loadgen imap-login PORT COUNT SESSIONS USERS PASSWORD [TIMEOUT_SECS]"
         );
         std::process::exit(2);
     }

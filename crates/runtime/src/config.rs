@@ -42,6 +42,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// Appointments and tasks.
     pub calendar: CalendarConfig,
+    /// Connection caps and login throttling, for every service alike.
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             snmp: SnmpConfig::default(),
             console: ConsoleConfig::default(),
             calendar: CalendarConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -471,6 +474,37 @@ impl Default for ConsoleConfig {
     }
 }
 
+/// `[limits]`: connection caps and login throttling, the same for every
+/// service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Sessions one client address may hold at once, per service (0: no
+    /// cap); past it the client gets the protocol's try-later reply.
+    pub per_ip_connections: usize,
+    /// Failed logins (per client address and per account, across every
+    /// service) answered without delay.
+    pub login_free_failures: u32,
+    /// The delay before the next attempt once those are used up, doubling
+    /// with each further failure (Dovecot's auth penalty)…
+    #[serde(deserialize_with = "de_duration")]
+    pub login_penalty: Duration,
+    /// …up to this.
+    #[serde(deserialize_with = "de_duration")]
+    pub login_penalty_max: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            per_ip_connections: 100,
+            login_free_failures: 2,
+            login_penalty: Duration::from_secs(2),
+            login_penalty_max: Duration::from_secs(15),
+        }
+    }
+}
+
 /// `[calendar]`: appointments and tasks.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -535,62 +569,7 @@ pub fn parse_next_hop(s: &str, default_port: u16) -> Option<(String, u16)> {
     valid.then(|| (host.to_string(), port))
 }
 
-/// An IP network, written "192.0.2.0/24", "2001:db8::/32" or a bare address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    /// The address.
-    pub addr: std::net::IpAddr,
-    /// The prefix length.
-    pub prefix: u8,
-}
-
-impl Network {
-    /// Whether `ip` is in the network.
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr;
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::str::FromStr for Network {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Network, String> {
-        let bad = || format!("\"{s}\" is not a network (write \"192.0.2.0/24\" or an address)");
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Network { addr, prefix })
-    }
-}
-
-impl<'de> Deserialize<'de> for Network {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+pub use postgate_types::Network;
 
 /// A listening address, written "ip:port" (IPv6 as "[::1]:25").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -658,34 +637,14 @@ fn de_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Err
     Ok(out)
 }
 
-#[cfg(test)]
-mod network_tests {
-    use super::Network;
-
-    #[test]
-    fn networks() {
-        let n: Network = "127.0.0.0/8".parse().unwrap();
-        assert!(n.contains("127.1.2.3".parse().unwrap()));
-        assert!(n.contains("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!n.contains("10.0.0.1".parse().unwrap()));
-        let one: Network = "192.0.2.7".parse().unwrap();
-        assert!(one.contains("192.0.2.7".parse().unwrap()));
-        assert!(!one.contains("192.0.2.8".parse().unwrap()));
-        let all: Network = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("8.8.8.8".parse().unwrap()));
-        assert!("10.0.0.0/33".parse::<Network>().is_err());
-        let v6: Network = "2001:db8::/32".parse().unwrap();
-        assert!(v6.contains("2001:db8::1".parse().unwrap()));
-    }
-}
-
-/// Parses "90s", "5m", "1h", "2d" (or bare seconds).
+/// Parses "250ms", "90s", "5m", "1h", "2d" (or bare seconds).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().ok()?;
     let mult = match unit.trim() {
+        "ms" => return Some(Duration::from_millis(n)),
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,

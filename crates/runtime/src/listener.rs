@@ -59,6 +59,30 @@ pub struct Conn {
 pub struct Workers {
     sem: Arc<Semaphore>,
     max: usize,
+    /// Sessions per client address, when capped.
+    per_ip: Option<(usize, PerIp)>,
+}
+
+/// Sessions per client address.
+type PerIp = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One client address's hold on a share of [`Workers`]' per-address cap.
+struct IpSlot {
+    ip: std::net::IpAddr,
+    map: PerIp,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Workers {
@@ -67,7 +91,35 @@ impl Workers {
         Workers {
             sem: Arc::new(Semaphore::new(max)),
             max,
+            per_ip: None,
         }
+    }
+
+    /// The same, with at most `per_ip` sessions from one client address
+    /// (0: no cap); past it a client gets the service's try-later reply.
+    pub fn with_per_ip(max: usize, per_ip: usize) -> Workers {
+        let mut w = Workers::new(max);
+        if per_ip > 0 {
+            w.per_ip = Some((per_ip, Arc::default()));
+        }
+        w
+    }
+
+    /// Takes a share of the per-address cap for `ip`; `None` when it is full.
+    fn ip_slot(&self, ip: std::net::IpAddr) -> Option<Option<IpSlot>> {
+        let Some((cap, map)) = &self.per_ip else {
+            return Some(None);
+        };
+        let mut m = map.lock().ok()?;
+        let n = m.entry(ip).or_insert(0);
+        if *n >= *cap {
+            return None;
+        }
+        *n += 1;
+        Some(Some(IpSlot {
+            ip,
+            map: map.clone(),
+        }))
     }
     /// Sessions being served now.
     pub fn busy(&self) -> usize {
@@ -140,8 +192,12 @@ pub async fn run(
         let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("session", service = service.name(), role = listener.role, id, %peer);
         let implicit = listener.implicit_tls;
-        match workers.sem.clone().try_acquire_owned() {
-            Ok(permit) => {
+        let slot = workers.ip_slot(peer.ip());
+        if slot.is_none() {
+            tracing::info!(parent: &span, "too many connections from this address");
+        }
+        match slot.and_then(|s| workers.sem.clone().try_acquire_owned().ok().map(|p| (p, s))) {
+            Some((permit, ip_slot)) => {
                 let (service, tls, shutdown, role) = (
                     service.clone(),
                     tls.clone(),
@@ -184,11 +240,12 @@ pub async fn run(
                             .await;
                         tracing::debug!("disconnected");
                         drop(permit);
+                        drop(ip_slot);
                     }
                     .instrument(span),
                 );
             }
-            Err(_) => {
+            None => {
                 let Ok(slot) = refusals.clone().try_acquire_owned() else {
                     // Even the refusals are saturated: just close.
                     continue;

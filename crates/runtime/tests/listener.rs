@@ -66,6 +66,10 @@ struct Fixture {
 }
 
 async fn fixture(workers: usize) -> Fixture {
+    fixture_with(Workers::new(workers)).await
+}
+
+async fn fixture_with(workers: Workers) -> Fixture {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let acceptor = tls::acceptor(None, None, dir.path(), "mx.test").unwrap();
@@ -78,7 +82,6 @@ async fn fixture(workers: usize) -> Fixture {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let (trigger, shut) = shutdown::channel();
-    let workers = Workers::new(workers);
     let service: Arc<dyn Service> = Arc::new(Echo);
     let plain = Listener::bind("127.0.0.1:0".parse().unwrap(), "plain", false)
         .await
@@ -165,4 +168,31 @@ async fn busy_reply_beyond_the_worker_limit_in_the_clear_and_under_tls() {
         let mut s = BufReader::new(s);
         assert_eq!(line(&mut s).await, "", "no session after shutdown");
     }
+}
+
+#[tokio::test]
+async fn per_address_cap_answers_busy_and_frees_on_close() {
+    let f = fixture_with(Workers::with_per_ip(10, 2)).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = BufReader::new(TcpStream::connect(f.plain).await.unwrap());
+        assert_eq!(line(&mut s).await, "hello");
+        held.push(s);
+    }
+    // A third from the same address gets the service's try-later reply.
+    let mut third = BufReader::new(TcpStream::connect(f.plain).await.unwrap());
+    assert_eq!(line(&mut third).await, "BUSY try later");
+    // Closing one frees its share.
+    drop(held.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        let mut s = BufReader::new(TcpStream::connect(f.plain).await.unwrap());
+        if line(&mut s).await == "hello" {
+            again = Some(s);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the freed share was not reused");
+    drop(f.trigger);
 }

@@ -1,13 +1,15 @@
 //! The administration commands: directory and mailbox inspection, straight on the
 //! store in the data directory (SQLite arbitrates with a running server).
 use crate::cli::{
-    AliasCmd, CalendarCmd, Command, DomainCmd, FolderCmd, GroupCmd, ItemCmd, MemberCmd, QueueCmd,
-    UserCmd,
+    AccessCmd, AliasCmd, BlockCmd, CalendarCmd, ClassCmd, Command, DomainCmd, FolderCmd, GroupCmd,
+    ItemCmd, MemberCmd, QueueCmd, Target, UserCmd,
 };
 use anyhow::{Context, bail};
 use postgate_runtime::Config;
+use postgate_store::AccessRules;
 use postgate_store::embedded::EmbeddedStore;
 use postgate_store::{Directory, Mailboxes, NewUser, Queue, QueuedMessage, Store, User, password};
+use postgate_types::access::{Assignee, Block, CLASS_KEYS, Class, Direction, Pattern, Service};
 use postgate_types::{EmailAddress, ItemSummary, Secret};
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
@@ -641,6 +643,9 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Queue(cmd) => queue(&store, cmd, &mut out).await?,
         Command::Calendar(cmd) => calendar(&config, &store, cmd, &mut out).await?,
+        Command::Class(cmd) => class(&store, cmd, &mut out).await?,
+        Command::Access(cmd) => access(&store, cmd, &mut out).await?,
+        Command::Block(cmd) => block(&store, cmd, &mut out).await?,
         Command::Serve | Command::CheckConfig { .. } => bail!("not an administration command"),
     }
     Ok(ExitCode::SUCCESS)
@@ -670,4 +675,242 @@ fn item_json(i: &ItemSummary) -> serde_json::Value {
         "size": i.size,
         "flags": flags(i),
     })
+}
+
+fn assignee(t: Target) -> anyhow::Result<Assignee> {
+    Ok(match t {
+        Target { user: Some(u), .. } => Assignee::User(addr(&u)?.key()),
+        Target { group: Some(g), .. } => Assignee::Group(addr(&g)?.key()),
+        Target {
+            post_office: Some(p),
+            ..
+        } => Assignee::PostOffice(p.trim().to_ascii_lowercase()),
+        Target {
+            domain: Some(d), ..
+        } => Assignee::Domain(d.trim().trim_end_matches('.').to_ascii_lowercase()),
+        _ => bail!("give --user, --group, --post-office or --domain"),
+    })
+}
+
+async fn find_class(store: &EmbeddedStore, name: &str) -> anyhow::Result<Class> {
+    store
+        .classes()
+        .await?
+        .into_iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
+        .with_context(|| format!("no class {name}"))
+}
+
+/// One line per setting, in [`CLASS_KEYS`] order.
+fn settings_lines(s: &postgate_types::access::ClassSettings) -> Vec<(String, String)> {
+    let v = serde_json::to_value(s).unwrap_or_default();
+    let permit = |p: &serde_json::Value| p.as_str().unwrap_or("allow").to_string();
+    let list = |l: &[String]| {
+        if l.is_empty() {
+            "-".to_string()
+        } else {
+            l.join(",")
+        }
+    };
+    CLASS_KEYS
+        .iter()
+        .map(|k| {
+            let value = match *k {
+                "imap" | "pop3" | "ldap" | "api" => permit(&v[*k]),
+                "smtp.send" => permit(&v["smtp_send"]["permit"]),
+                "smtp.receive" => permit(&v["smtp_receive"]["permit"]),
+                "smtp.send.except" => list(&s.smtp_send.except),
+                "smtp.receive.except" => list(&s.smtp_receive.except),
+                "smtp.send.max_size" => s.smtp_send_max_size.to_string(),
+                "smtp.receive.max_size" => s.smtp_receive_max_size.to_string(),
+                "pop3.delete" => v["pop3_delete"].as_str().unwrap_or("server").to_string(),
+                "pop3.max_days" => s.pop3_max_days.to_string(),
+                "ldap.attributes" => list(&s.ldap_attributes),
+                _ => String::new(),
+            };
+            (k.to_string(), value)
+        })
+        .collect()
+}
+
+async fn class(store: &EmbeddedStore, cmd: ClassCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        ClassCmd::Add { name, description } => {
+            store
+                .add_class(&name, description.as_deref().unwrap_or(""))
+                .await?;
+            writeln!(out, "added class {name}")?;
+        }
+        ClassCmd::Set { name, key, value } => {
+            let mut c = find_class(store, &name).await?;
+            c.settings.set(&key, &value).map_err(anyhow::Error::msg)?;
+            store.set_class(&c.name, c.settings).await?;
+            writeln!(out, "class {}: {key} = {value}", c.name)?;
+        }
+        ClassCmd::Assign { name, target } => {
+            let a = assignee(target)?;
+            store.assign_class(&name, a.clone()).await?;
+            writeln!(out, "assigned class {name} to {a}")?;
+        }
+        ClassCmd::Unassign { name, target } => {
+            let a = assignee(target)?;
+            store.unassign_class(&name, a.clone()).await?;
+            writeln!(out, "removed class {name} from {a}")?;
+        }
+        ClassCmd::List { json } => {
+            let classes = store.classes().await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&classes)?)?;
+            } else {
+                for c in classes {
+                    let to: Vec<String> = c.assigned.iter().map(|a| a.to_string()).collect();
+                    writeln!(out, "{}\t{}\t{}", c.name, c.description, to.join(", "))?;
+                }
+            }
+        }
+        ClassCmd::Show { name, json } => {
+            let c = find_class(store, &name).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;
+            } else {
+                writeln!(out, "class {}\t{}", c.name, c.description)?;
+                for (k, v) in settings_lines(&c.settings) {
+                    writeln!(out, "  {k} = {v}")?;
+                }
+                for a in &c.assigned {
+                    writeln!(out, "  assigned to {a}")?;
+                }
+            }
+        }
+        ClassCmd::Remove { name } => {
+            store.remove_class(&name).await?;
+            writeln!(out, "removed class {name}")?;
+        }
+    }
+    Ok(())
+}
+
+async fn access(store: &EmbeddedStore, cmd: AccessCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    let AccessCmd::Explain {
+        address,
+        service,
+        json,
+    } = cmd;
+    let user = user_of(store, &address).await?;
+    let service = service
+        .map(|s| Service::parse(&s).with_context(|| format!("no service {s:?}")))
+        .transpose()?;
+    let policy = postgate_store::access::Policy::new(Arc::new(store.clone()));
+    let effective = policy.class_of(&user).await?;
+    // The chain, in the order it is searched.
+    let classes = store.classes().await?;
+    let assigned_to = |a: &Assignee| {
+        classes
+            .iter()
+            .find(|c| c.assigned.contains(a))
+            .map(|c| c.name.clone())
+    };
+    let mut chain: Vec<(String, Option<String>)> = vec![(
+        format!("user {}", user.address),
+        assigned_to(&Assignee::User(user.address.key())),
+    )];
+    for g in store.groups_of(&user).await? {
+        chain.push((format!("group {g}"), assigned_to(&Assignee::Group(g.key()))));
+    }
+    chain.push((
+        format!("post office {}", user.post_office),
+        assigned_to(&Assignee::PostOffice(user.post_office.to_ascii_lowercase())),
+    ));
+    chain.push((
+        format!("domain {}", user.address.domain()),
+        assigned_to(&Assignee::Domain(
+            user.address.domain().to_ascii_lowercase(),
+        )),
+    ));
+    let verdicts: Vec<(&str, bool)> = [
+        Service::Imap,
+        Service::Pop3,
+        Service::Ldap,
+        Service::Api,
+        Service::SmtpSend,
+        Service::SmtpReceive,
+    ]
+    .into_iter()
+    .filter(|s| service.is_none_or(|want| want == *s))
+    .map(|s| (s.as_str(), effective.settings.allows(s)))
+    .collect();
+    if json {
+        let v = serde_json::json!({
+            "user": user.address.to_string(),
+            "class": effective.class,
+            "from": effective.origin.as_ref().map(|o| o.to_string()).unwrap_or_else(|| "built-in default".into()),
+            "chain": chain.iter().map(|(at, c)| serde_json::json!({"at": at, "class": c})).collect::<Vec<_>>(),
+            "settings": &*effective.settings,
+            "services": verdicts.iter().map(|(s, ok)| (s.to_string(), serde_json::Value::from(if *ok { "allow" } else { "deny" }))).collect::<serde_json::Map<_, _>>(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}: class {} (from {})",
+        user.address,
+        effective.class,
+        effective
+            .origin
+            .as_ref()
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| "the built-in default".into())
+    )?;
+    writeln!(out, "searched:")?;
+    for (at, c) in &chain {
+        writeln!(out, "  {at}: {}", c.as_deref().unwrap_or("-"))?;
+    }
+    writeln!(out, "  default")?;
+    for (s, ok) in verdicts {
+        writeln!(out, "{s}: {}", if ok { "allow" } else { "deny" })?;
+    }
+    Ok(())
+}
+
+async fn block(store: &EmbeddedStore, cmd: BlockCmd, out: &mut impl Write) -> anyhow::Result<()> {
+    match cmd {
+        BlockCmd::Add {
+            pattern,
+            direction,
+            note,
+        } => {
+            let p = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
+            if Pattern::parse(&p).is_none() {
+                bail!("{pattern:?} is not an address, network, host, domain or *.domain");
+            }
+            let direction = Direction::parse(&direction)
+                .with_context(|| format!("{direction:?}: give in, out or both"))?;
+            store
+                .add_block(Block {
+                    pattern: p.clone(),
+                    direction,
+                    note: note.unwrap_or_default(),
+                })
+                .await?;
+            writeln!(out, "blocked {p} ({})", direction.as_str())?;
+        }
+        BlockCmd::List { json } => {
+            let blocks = store.blocks().await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&blocks)?)?;
+            } else {
+                for b in blocks {
+                    writeln!(out, "{}\t{}\t{}", b.pattern, b.direction.as_str(), b.note)?;
+                }
+            }
+        }
+        BlockCmd::Remove { pattern } => {
+            if !store.remove_block(&pattern).await? {
+                bail!("no block {pattern}");
+            }
+            writeln!(out, "unblocked {pattern}")?;
+        }
+    }
+    Ok(())
 }

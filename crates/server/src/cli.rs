@@ -57,6 +57,139 @@ pub enum Command {
     /// A user's appointments and tasks, as iCalendar files.
     #[command(subcommand)]
     Calendar(CalendarCmd),
+    /// Classes of service: which services users may use.
+    #[command(subcommand)]
+    Class(ClassCmd),
+    /// How access control applies to a user.
+    #[command(subcommand)]
+    Access(AccessCmd),
+    /// Blocked hosts, domains and networks.
+    #[command(subcommand)]
+    Block(BlockCmd),
+}
+
+/// Who a class is assigned to (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// A user, by address.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A group, by address (its members, nested groups included).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// A post office, by name.
+    #[arg(long = "post-office")]
+    pub post_office: Option<String>,
+    /// A domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+}
+
+/// `class …`
+#[derive(Debug, Subcommand)]
+pub enum ClassCmd {
+    /// Add a class (every setting allows until set).
+    Add {
+        /// Its name.
+        name: String,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Set one setting: imap, pop3, ldap, api (allow|deny); smtp.send,
+    /// smtp.receive (allow|deny); smtp.send.except, smtp.receive.except
+    /// (domains, hosts, *.domain, addresses, networks, comma-separated);
+    /// smtp.send.max_size, smtp.receive.max_size (bytes, 0: the server's);
+    /// pop3.delete (trash|purge|keep|server); pop3.max_days (0: all);
+    /// ldap.attributes (comma-separated; empty: all, or [ldap] attributes
+    /// for the default class).
+    Set {
+        /// The class.
+        name: String,
+        /// The setting.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// Assign a class (it replaces the class the target had).
+    Assign {
+        /// The class.
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove an assignment.
+    Unassign {
+        /// The class.
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List classes and where they are assigned.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a class's settings and assignments.
+    Show {
+        /// The class.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a class and its assignments.
+    Remove {
+        /// The class.
+        name: String,
+    },
+}
+
+/// `access …`
+#[derive(Debug, Subcommand)]
+pub enum AccessCmd {
+    /// A user's effective class of service, where it came from, and what it
+    /// allows.
+    Explain {
+        /// The user.
+        address: String,
+        /// One service: imap, pop3, ldap, api, smtp.send, smtp.receive.
+        service: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `block …`
+#[derive(Debug, Subcommand)]
+pub enum BlockCmd {
+    /// Block an address, a network (CIDR, IPv4 or IPv6), a host or domain
+    /// name, or every name under a domain (*.example.com).
+    Add {
+        /// What to block.
+        pattern: String,
+        /// in: clients and senders reaching us; out: destinations we send
+        /// to; both.
+        #[arg(long, default_value = "both")]
+        direction: String,
+        /// Why.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List blocks.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a block.
+    Remove {
+        /// The pattern, as added.
+        pattern: String,
+    },
 }
 
 /// `calendar …`

@@ -73,14 +73,20 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     .with_freebusy_answers(config.calendar.answer_freebusy);
     let delivery = Delivery::new(store.clone(), junk, postmaster, config.hostname.clone())
         .with_scheduler(scheduler);
-    let auth = postgate_store::auth::Authenticator::new(store.clone());
+    let limits = &config.limits;
+    let auth = postgate_store::auth::Authenticator::new(store.clone()).with_throttle(
+        limits.login_free_failures,
+        limits.login_penalty,
+        limits.login_penalty_max,
+    );
 
     let (trigger, shutdown) = shutdown::channel();
     let mut running = Vec::new();
     let mut out = std::io::stdout().lock();
 
+    let per_ip = config.limits.per_ip_connections;
     let mut start = |service: Arc<dyn Service>, threads: usize, listeners: Vec<Listener>| {
-        let workers = Workers::new(threads);
+        let workers = Workers::with_per_ip(threads, per_ip);
         for l in listeners {
             let kind = if l.implicit_tls {
                 "implicit TLS"

@@ -1,5 +1,11 @@
-//! Password checks with a cache of recent successes, shared by every protocol
-//! that logs users in (IMAP, POP3, SMTP AUTH, LDAP bind).
+//! The login front door, shared by every protocol that logs users in (IMAP,
+//! POP3, SMTP AUTH, LDAP bind, the HTTPS API): SASL decoded once
+//! ([`sasl_plain`], [`sasl_text`]), then [`Authenticator::login`]: the channel
+//! checked before any password is, the failure throttle of
+//! [`crate::access::Throttle`], the password, then the user's class of
+//! service. Engines only map a [`Refusal`] to their own reply.
+//!
+//! Password checks keep a cache of recent successes.
 //!
 //! Argon2id costs tens of milliseconds of CPU per check by design; a client
 //! that logs in every minute (as POP3 and many IMAP clients do) would spend a
@@ -8,11 +14,14 @@
 //! login with the same password and the same stored hash costs one SHA-256. A
 //! changed password (a different stored hash) or a different password misses
 //! the cache and goes through argon2id again. Failures are never cached.
-use crate::{Result, Store, User, password};
-use postgate_types::{EmailAddress, Secret};
+use crate::access::{Policy, Throttle};
+use crate::{Result, Store, StoreError, User, password};
+use base64::Engine;
+use postgate_types::{EmailAddress, Secret, Service};
 use ring::digest::{Context, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +35,86 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct Authenticator {
     store: Arc<dyn Store>,
     inner: Arc<Inner>,
+    policy: Policy,
+    throttle: Arc<Throttle>,
+}
+
+/// Why a login was refused; each engine has its own reply for each.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Wrong login or password; a missing account is not told apart.
+    Credentials,
+    /// The right password, but the user's class of service denies the
+    /// service, or the client's address is blocked.
+    Denied(String),
+    /// A clear-text channel where the service wants TLS first: no password
+    /// was checked.
+    TlsRequired,
+    /// The store failed; worth trying again later.
+    Unavailable(StoreError),
+}
+
+/// One login attempt.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    /// What for.
+    pub service: Service,
+    /// The client's address.
+    pub peer: IpAddr,
+    /// The login name (an address or an alias).
+    pub login: &'a str,
+    /// The password.
+    pub password: Secret<String>,
+    /// Whether the channel is encrypted, or the operator allows passwords in
+    /// the clear on it.
+    pub channel_ok: bool,
+}
+
+/// Decodes base64 as SASL sends it (surrounding blanks ignored).
+pub fn sasl_base64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()
+}
+
+/// A base64 SASL response as text (the LOGIN mechanism's user name and
+/// password).
+pub fn sasl_text(s: &str) -> Option<String> {
+    sasl_base64(s).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Why a SASL PLAIN response could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslError {
+    /// Not base64.
+    Base64,
+    /// Not `[authzid] NUL authcid NUL passwd`.
+    Malformed,
+    /// An authorization identity other than the authentication identity.
+    ActAs,
+}
+
+/// Decodes a SASL PLAIN response (RFC 4616 §2: `[authzid] NUL authcid NUL
+/// passwd`, base64): the login name and password.
+pub fn sasl_plain(b64: &str) -> std::result::Result<(String, String), SaslError> {
+    sasl_plain_decoded(&sasl_base64(b64).ok_or(SaslError::Base64)?)
+}
+
+/// [`sasl_plain`] for a response already decoded from base64 (as IMAP's
+/// parser gives it).
+pub fn sasl_plain_decoded(raw: &[u8]) -> std::result::Result<(String, String), SaslError> {
+    let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
+    let [authzid, authcid, passwd] = parts.as_slice() else {
+        return Err(SaslError::Malformed);
+    };
+    if !authzid.is_empty() && authzid != authcid {
+        // Acting as another user is not offered.
+        return Err(SaslError::ActAs);
+    }
+    Ok((
+        String::from_utf8_lossy(authcid).into_owned(),
+        String::from_utf8_lossy(passwd).into_owned(),
+    ))
 }
 
 #[derive(Debug)]
@@ -50,12 +139,87 @@ impl Authenticator {
         // secret, but then the cache holds only digests of what was verified.
         let _ = SystemRandom::new().fill(&mut key);
         Authenticator {
+            policy: Policy::new(store.clone()),
             store,
             inner: Arc::new(Inner {
                 key,
                 cache: Mutex::new(HashMap::new()),
             }),
+            throttle: Arc::new(Throttle::new(
+                2,
+                Duration::from_secs(2),
+                Duration::from_secs(15),
+            )),
         }
+    }
+
+    /// The same, with `free` failures answered at once, then a delay of
+    /// `penalty` doubling up to `max` before each further attempt.
+    pub fn with_throttle(mut self, free: u32, penalty: Duration, max: Duration) -> Authenticator {
+        self.throttle = Arc::new(Throttle::new(free, penalty, max));
+        self
+    }
+
+    /// The policy point every engine asks.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The front door: checks an attempt and the user's class of service.
+    pub async fn login(&self, a: Attempt<'_>) -> std::result::Result<User, Refusal> {
+        if !a.channel_ok {
+            // Never reaches the password check, nor counts as a failure.
+            return Err(Refusal::TlsRequired);
+        }
+        let account = a.login.trim().to_ascii_lowercase();
+        let wait = self.throttle.delay(a.peer, &account);
+        if !wait.is_zero() {
+            tracing::info!(service = a.service.as_str(), peer = %a.peer, ?wait, "login throttled");
+            tokio::time::sleep(wait).await;
+        }
+        let user = match EmailAddress::parse(a.login.trim()) {
+            Ok(login) => self.authenticate(&login, &a.password).await,
+            Err(_) => {
+                password::verify_blocking(password::dummy_hash(), a.password.clone()).await;
+                Ok(None)
+            }
+        };
+        let user = match user {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                self.throttle.failed(a.peer, &account);
+                tracing::info!(service = a.service.as_str(), peer = %a.peer, login = %account, "login failed");
+                return Err(Refusal::Credentials);
+            }
+            Err(e) => return Err(Refusal::Unavailable(e)),
+        };
+        self.throttle.succeeded(a.peer, &account);
+        if let Some(b) = self
+            .policy
+            .blocked(postgate_types::access::Direction::In, Some(a.peer), &[])
+            .await
+            .map_err(Refusal::Unavailable)?
+        {
+            return Err(Refusal::Denied(format!(
+                "client address blocked ({})",
+                b.pattern
+            )));
+        }
+        let class = self
+            .policy
+            .class_of(&user)
+            .await
+            .map_err(Refusal::Unavailable)?;
+        if !class.settings.allows(a.service) {
+            tracing::info!(user = %user.address, service = a.service.as_str(), class = %class.class, "login denied by class of service");
+            return Err(Refusal::Denied(format!(
+                "{} is not allowed {} (class of service {})",
+                user.address,
+                a.service.as_str(),
+                class.class
+            )));
+        }
+        Ok(user)
     }
 
     fn digest(&self, parts: &[&[u8]]) -> [u8; 32] {

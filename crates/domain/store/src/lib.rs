@@ -18,6 +18,7 @@
 //! [`feed`] (change feed), [`embedded`] (the SQLite backend).
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod auth;
 pub mod embedded;
 pub mod feed;
@@ -25,6 +26,7 @@ pub mod model;
 pub mod password;
 
 use async_trait::async_trait;
+use postgate_types::access::{Assignee, Block, Class, ClassSettings};
 use postgate_types::{
     EmailAddress, Flags, FolderId, ItemContent, ItemKind, ItemSummary, Secret, UserId,
 };
@@ -136,6 +138,33 @@ pub trait Directory: Send + Sync {
             .await
             .then_some(user))
     }
+}
+
+/// Access control as stored: classes of service, their assignments, blocked
+/// hosts. Evaluated by [`access::Access`]; every change bumps the directory
+/// generation ([`Directory::directory_generation`]).
+#[async_trait]
+pub trait AccessRules: Send + Sync {
+    /// Adds a class of service (all settings at their defaults: allow).
+    async fn add_class(&self, name: &str, description: &str) -> Result<()>;
+    /// Removes a class and its assignments.
+    async fn remove_class(&self, name: &str) -> Result<()>;
+    /// Replaces a class's settings.
+    async fn set_class(&self, name: &str, settings: ClassSettings) -> Result<()>;
+    /// Every class with its assignments, by name.
+    async fn classes(&self) -> Result<Vec<Class>>;
+    /// Assigns a class (replacing the class the assignee had).
+    async fn assign_class(&self, name: &str, to: Assignee) -> Result<()>;
+    /// Removes an assignment.
+    async fn unassign_class(&self, name: &str, from: Assignee) -> Result<()>;
+    /// Adds (or replaces) a block.
+    async fn add_block(&self, block: Block) -> Result<()>;
+    /// Removes a block; whether there was one.
+    async fn remove_block(&self, pattern: &str) -> Result<bool>;
+    /// Every block.
+    async fn blocks(&self) -> Result<Vec<Block>>;
+    /// The groups a user is in, directly or through nested groups.
+    async fn groups_of(&self, user: &User) -> Result<Vec<EmailAddress>>;
 }
 
 /// Folders and items.
@@ -290,5 +319,5 @@ pub trait Calendars: Send + Sync {
 }
 
 /// The whole store: what engines hold as `Arc<dyn Store>`.
-pub trait Store: Directory + Mailboxes + Queue + Calendars + std::fmt::Debug {}
-impl<T: Directory + Mailboxes + Queue + Calendars + std::fmt::Debug> Store for T {}
+pub trait Store: Directory + Mailboxes + Queue + Calendars + AccessRules + std::fmt::Debug {}
+impl<T: Directory + Mailboxes + Queue + Calendars + AccessRules + std::fmt::Debug> Store for T {}

@@ -11,12 +11,14 @@
 //! flags), [`calendar`] (appointments and tasks), [`folder`] (folder roles), [`secret`] (redacted secrets).
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod address;
 pub mod calendar;
 pub mod folder;
 pub mod item;
 pub mod secret;
 
+pub use access::{Network, Service};
 pub use address::{AddressError, EmailAddress};
 pub use calendar::{CalTime, CalendarComponent, CalendarObject, ItemBody};
 pub use folder::FolderRole;

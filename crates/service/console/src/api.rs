@@ -9,8 +9,9 @@ use axum::routing::{get, post};
 use base64::Engine;
 use postgate_delivery::Sender;
 use postgate_mime::build::{NewAttachment, NewMessage, build_message};
+use postgate_store::auth::{Attempt, Refusal};
 use postgate_store::{Envelope, EnvelopeRcpt, Resolution, User, UserRef};
-use postgate_types::{EmailAddress, Importance, ItemSummary, Secret};
+use postgate_types::{EmailAddress, Importance, ItemSummary, Secret, Service};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -21,6 +22,25 @@ use std::sync::Arc;
 pub(crate) struct Peer(pub SocketAddr);
 
 pub(crate) type Ctx = Arc<Context>;
+
+/// The header that carries the client's address to [`user`], set here and
+/// never taken from the client.
+const PEER_HEADER: &str = "x-postgate-peer";
+
+/// Puts the client's address where [`user`] finds it (any such header the
+/// client sent is dropped first).
+pub(crate) async fn mark_peer(
+    axum::Extension(Peer(peer)): axum::Extension<Peer>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let h = req.headers_mut();
+    h.remove(PEER_HEADER);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&peer.ip().to_string()) {
+        h.insert(PEER_HEADER, v);
+    }
+    next.run(req).await
+}
 
 pub(crate) fn router(ctx: Ctx) -> Router {
     // Base64 grows attachments by a third; JSON adds a little more.
@@ -104,15 +124,24 @@ pub(crate) async fn user(ctx: &Context, headers: &HeaderMap) -> Result<User, Api
     let (login, password) = decoded
         .split_once(':')
         .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
-    let login = EmailAddress::parse(login).map_err(|_| unauthorized("invalid credentials"))?;
-    match ctx
-        .auth
-        .authenticate(&login, &Secret::new(password.to_string()))
-        .await
-    {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(unauthorized("invalid credentials")),
-        Err(e) => Err(ApiError::internal(e)),
+    let peer = headers
+        .get(PEER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let attempt = Attempt {
+        service: Service::Api,
+        peer,
+        login,
+        password: Secret::new(password.to_string()),
+        channel_ok: true, // the API is served over HTTPS only
+    };
+    match ctx.auth.login(attempt).await {
+        Ok(u) => Ok(u),
+        Err(Refusal::Credentials) => Err(unauthorized("invalid credentials")),
+        Err(Refusal::Denied(why)) => Err(ApiError::new(StatusCode::FORBIDDEN, why)),
+        Err(Refusal::TlsRequired) => Err(ApiError::new(StatusCode::FORBIDDEN, "use HTTPS")),
+        Err(Refusal::Unavailable(e)) => Err(ApiError::internal(e)),
     }
 }
 
@@ -300,6 +329,16 @@ async fn send(
                 a.filename
             )));
         }
+        // A text/* part without a charset is read as US-ASCII (RFC 2046
+        // §4.1.2): say utf-8 when its bytes are.
+        let content_type = if content_type.to_ascii_lowercase().starts_with("text/")
+            && !content_type.to_ascii_lowercase().contains("charset")
+            && std::str::from_utf8(&data).is_ok()
+        {
+            format!("{content_type}; charset=utf-8")
+        } else {
+            content_type
+        };
         attachments.push(NewAttachment {
             filename: a.filename.clone(),
             content_type,
@@ -307,6 +346,7 @@ async fn send(
         });
     }
 
+    let mut send_limit = ctx.max_message_size;
     // Every recipient must exist before anything is sent, as SMTP refuses an
     // unknown local recipient at RCPT (RFC 5321 §3.3).
     let mut local: Vec<UserRef> = Vec::new();
@@ -351,6 +391,39 @@ async fn send(
         ));
     }
 
+    // The sender's class of service and the blocked destinations, for what
+    // goes to the Internet (mail to local recipients stays allowed).
+    if rcpts.iter().any(|r| r.remote) {
+        let policy = ctx.auth.policy();
+        let class = policy.class_of(&u).await.map_err(ApiError::internal)?;
+        for r in rcpts.iter().filter(|r| r.remote) {
+            let domain = r.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+            if !class.settings.smtp_send.allows(Some(domain), None) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "{}: {} may not send to the Internet (class of service {})",
+                        r.address, u.address, class.class
+                    ),
+                ));
+            }
+            if let Some(b) = policy
+                .blocked(postgate_types::access::Direction::Out, None, &[domain])
+                .await
+                .map_err(ApiError::internal)?
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("{}: destination blocked ({})", r.address, b.pattern),
+                ));
+            }
+        }
+        let max = class.settings.smtp_send_max_size;
+        if max > 0 && max < ctx.max_message_size {
+            send_limit = max;
+        }
+    }
+
     let message_id = format!("{}@{}", unique_id(), ctx.hostname);
     let pair = |(n, a): &(String, EmailAddress)| (n.clone(), a.to_string());
     let raw = build_message(&NewMessage {
@@ -365,13 +438,13 @@ async fn send(
         message_id: message_id.clone(),
         date: chrono::Utc::now().timestamp(),
     });
-    if raw.len() as u64 > ctx.max_message_size {
+    if raw.len() as u64 > send_limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the message is {} octets; the limit is {}",
                 raw.len(),
-                ctx.max_message_size
+                send_limit
             ),
         ));
     }

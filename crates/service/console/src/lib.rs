@@ -66,8 +66,12 @@ impl Service for ConsoleService {
     async fn serve(&self, conn: Conn) {
         let peer = conn.peer;
         let io = TokioIo::new(conn.stream);
-        let service =
-            TowerToHyperService::new(self.router.clone().layer(axum::Extension(api::Peer(peer))));
+        let service = TowerToHyperService::new(
+            self.router
+                .clone()
+                .layer(axum::middleware::from_fn(api::mark_peer))
+                .layer(axum::Extension(api::Peer(peer))),
+        );
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()

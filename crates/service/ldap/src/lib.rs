@@ -33,17 +33,24 @@ pub struct Context {
     pub auth: Authenticator,
     /// The directory view.
     pub view: view::View,
-    public: Vec<&'static str>,
+    public: Arc<Vec<&'static str>>,
+}
+
+/// The attributes a client may see and filter on, besides operational
+/// ones; `None`: all.
+pub type Allowed = Option<Arc<Vec<&'static str>>>;
+
+fn known(names: &[String]) -> Vec<&'static str> {
+    names
+        .iter()
+        .filter_map(|a| postgate_ldap_proto::schema::attribute(a).map(|t| t.name))
+        .collect()
 }
 
 impl Context {
     /// The context over `store`.
     pub fn new(config: LdapConfig, store: Arc<dyn Store>, auth: Authenticator) -> Context {
-        let public = config
-            .attributes
-            .iter()
-            .filter_map(|a| postgate_ldap_proto::schema::attribute(a).map(|t| t.name))
-            .collect();
+        let public = Arc::new(known(&config.attributes));
         Context {
             view: view::View::new(store, config.base_dn.clone()),
             config,
@@ -52,9 +59,23 @@ impl Context {
         }
     }
 
-    /// Whether a client that has (`bound`) or has not bound may see `at`.
-    pub fn visible(&self, at: &AttributeType, bound: bool) -> bool {
-        bound || at.operational || self.public.contains(&at.name)
+    /// Whether a client allowed `allowed` may see `at`.
+    pub fn visible(&self, at: &AttributeType, allowed: Option<&[&'static str]>) -> bool {
+        at.operational || allowed.is_none_or(|a| a.contains(&at.name))
+    }
+
+    /// What a client that has not bound may see: the `default` class's
+    /// `ldap.attributes`, else `[ldap] attributes`.
+    pub async fn anonymous(&self) -> Allowed {
+        match self.auth.policy().default_settings().await {
+            Ok(s) if !s.ldap_attributes.is_empty() => Some(Arc::new(known(&s.ldap_attributes))),
+            _ => Some(self.public.clone()),
+        }
+    }
+
+    /// What a user whose class allows `names` may see (empty: all).
+    pub fn for_class(names: &[String]) -> Allowed {
+        (!names.is_empty()).then(|| Arc::new(known(names)))
     }
 }
 

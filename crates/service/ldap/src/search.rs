@@ -92,10 +92,15 @@ impl Session {
 
     /// Encodes an entry with the selected, visible attributes.
     fn send_entry(&mut self, id: i32, e: &Entry, sel: &Selection, types_only: bool) {
-        let bound = self.bound.is_some();
+        let allowed = self.allowed.clone();
         let attributes = e
             .attrs()
-            .filter(|a| sel.wants(a.at) && self.ctx.visible(a.at, bound))
+            .filter(|a| {
+                sel.wants(a.at)
+                    && self
+                        .ctx
+                        .visible(a.at, allowed.as_deref().map(|v| v.as_slice()))
+            })
             .map(|a| LdapPartialAttribute {
                 atype: a.at.name.to_string(),
                 vals: if types_only {
@@ -221,7 +226,13 @@ impl Session {
         };
 
         let ctx = self.ctx.clone();
-        let visible = |at: &AttributeType| ctx.visible(at, bound);
+        self.allowed = match &self.bound {
+            Some(b) => b.allowed.clone(),
+            None => ctx.anonymous().await,
+        };
+        let allowed = self.allowed.clone();
+        let visible =
+            |at: &AttributeType| ctx.visible(at, allowed.as_deref().map(|v| v.as_slice()));
         let compiled = filter::compile(&req.filter, &visible);
         let sel = Selection::new(&req.attrs);
         let server_limit = self.ctx.config.max_entries.max(1);

@@ -13,7 +13,8 @@ use postgate_runtime::Shutdown;
 use postgate_runtime::listener::Conn;
 use postgate_runtime::stream::Stream;
 use postgate_runtime::tls::Tls;
-use postgate_types::{EmailAddress, Secret};
+use postgate_store::auth::{Attempt, Refusal};
+use postgate_types::{Secret, Service};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub(crate) const FLUSH_AT: usize = 64 * 1024;
 pub(crate) struct Bound {
     /// The user's entry DN.
     pub dn: String,
+    /// What the user's class of service lets it see.
+    pub allowed: crate::Allowed,
 }
 
 /// What to do after a request.
@@ -53,6 +56,8 @@ pub(crate) struct Session {
     pub(crate) peer: SocketAddr,
     shutdown: Shutdown,
     pub(crate) bound: Option<Bound>,
+    /// What the current search may show (set when it starts).
+    pub(crate) allowed: crate::Allowed,
     /// Requests read while a search was being sent, to serve after it.
     pub(crate) pending: VecDeque<LdapMsg>,
     /// Paged searches under way, by cookie.
@@ -82,6 +87,7 @@ impl Session {
             peer: conn.peer,
             shutdown: conn.shutdown,
             bound: None,
+            allowed: None,
             pending: VecDeque::new(),
             paged: HashMap::new(),
             next_cookie: 1,
@@ -425,33 +431,36 @@ impl Session {
             match snap.lookup(&norm).and_then(|e| e.login.clone()) {
                 Some(l) => l.to_string(),
                 None => {
-                    // Spend the time a real check takes.
-                    let _ = self
-                        .ctx
-                        .auth
-                        .authenticate(
-                            &EmailAddress::parse("nobody@invalid.invalid").expect("address"),
-                            &Secret::new(password),
-                        )
-                        .await;
+                    // Counted and timed as any failed login.
+                    let attempt = Attempt {
+                        service: Service::Ldap,
+                        peer: self.peer.ip(),
+                        login: &norm,
+                        password: Secret::new(password),
+                        channel_ok: true,
+                    };
+                    let _ = self.ctx.auth.login(attempt).await;
                     return invalid();
                 }
             }
         } else {
             name.to_string()
         };
-        let Ok(address) = EmailAddress::parse(&login) else {
-            return invalid();
+        let attempt = Attempt {
+            service: Service::Ldap,
+            peer: self.peer.ip(),
+            login: &login,
+            password: Secret::new(password),
+            channel_ok: true, // checked above
         };
-        match self
-            .ctx
-            .auth
-            .authenticate(&address, &Secret::new(password))
-            .await
-        {
-            Ok(Some(user)) => {
+        match self.ctx.auth.login(attempt).await {
+            Ok(user) => {
                 let snap = match self.ctx.view.get().await {
                     Ok(s) => s,
+                    Err(e) => return result(LdapResultCode::Unavailable, e.to_string()),
+                };
+                let allowed = match self.ctx.auth.policy().class_of(&user).await {
+                    Ok(c) => crate::Context::for_class(&c.settings.ldap_attributes),
                     Err(e) => return result(LdapResultCode::Unavailable, e.to_string()),
                 };
                 let dn = snap
@@ -466,11 +475,17 @@ impl Session {
                         )
                     });
                 tracing::info!(peer = %self.peer, user = %user.address, "ldap: bind");
-                self.bound = Some(Bound { dn });
+                self.bound = Some(Bound { dn, allowed });
                 result(LdapResultCode::Success, "")
             }
-            Ok(None) => invalid(),
-            Err(e) => result(LdapResultCode::Unavailable, e.to_string()),
+            Err(Refusal::Credentials) => invalid(),
+            // RFC 4511 §4.2.2 / Appendix A: the right password, but not allowed.
+            Err(Refusal::Denied(why)) => result(LdapResultCode::InsufficentAccessRights, why),
+            Err(Refusal::TlsRequired) => result(
+                LdapResultCode::ConfidentialityRequired,
+                "use StartTLS or LDAPS before a password bind",
+            ),
+            Err(Refusal::Unavailable(e)) => result(LdapResultCode::Unavailable, e.to_string()),
         }
     }
 
@@ -495,7 +510,19 @@ impl Session {
             return r;
         };
         let at = match schema::attribute(&req.atype) {
-            Some(at) if self.ctx.visible(at, self.bound.is_some()) => at,
+            Some(at)
+                if self.ctx.visible(
+                    at,
+                    match &self.bound {
+                        Some(b) => b.allowed.clone(),
+                        None => self.ctx.anonymous().await,
+                    }
+                    .as_deref()
+                    .map(|v| v.as_slice()),
+                ) =>
+            {
+                at
+            }
             _ => {
                 return result(
                     LdapResultCode::UndefinedAttributeType,

@@ -27,6 +27,7 @@ use postgate_delivery::Delivery;
 use postgate_runtime::config::TlsPolicy;
 use postgate_runtime::shutdown::Shutdown;
 use postgate_store::{QueuedMessage, QueuedRcpt, RcptOutcome};
+use postgate_types::access::Direction;
 use route::{Hop, RouteError, Router};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -143,6 +144,8 @@ pub struct Agent {
     router: Router,
     pool: Pool,
     connector: client::Connector,
+    /// Blocked destinations (`postgate block add … --direction out`).
+    policy: postgate_store::access::Policy,
 }
 
 impl Agent {
@@ -151,6 +154,7 @@ impl Agent {
         let router = Router::new(&settings)?;
         let connector = client::Connector::new()?;
         Ok(Arc::new(Agent {
+            policy: postgate_store::access::Policy::new(delivery.store().clone()),
             settings,
             delivery,
             router,
@@ -229,6 +233,23 @@ impl Agent {
 
     /// Sends every job for one domain.
     async fn deliver_domain(&self, domain: &str, jobs: Vec<Job>) {
+        let blocked = self.policy.blocked(Direction::Out, None, &[domain]).await;
+        let refuse = match blocked {
+            Ok(Some(b)) => Some(Verdict::permanent(
+                "5.7.1",
+                &format!("delivery to {domain} is blocked by policy ({})", b.pattern),
+            )),
+            Ok(None) => None,
+            Err(e) => Some(Verdict::temporary("4.3.0", &e.to_string())),
+        };
+        if let Some(verdict) = refuse {
+            // Never connected to.
+            for job in &jobs {
+                let all = vec![verdict.clone(); job.rcpts.len()];
+                self.settle(job, &all, None, None).await;
+            }
+            return;
+        }
         let hops = match self.router.route(domain, &self.settings).await {
             Ok(h) => h,
             Err(e) => {
@@ -341,6 +362,7 @@ impl Agent {
         credentials: Option<&(String, String)>,
     ) -> Result<Session, Verdict> {
         let mut last = Verdict::temporary("4.4.1", "no host to connect to");
+        let (mut tried, mut blocked) = (0, 0);
         for hop in hops {
             let addrs = match self.router.addresses(hop).await {
                 Ok(a) => a,
@@ -350,6 +372,20 @@ impl Agent {
                 }
             };
             for addr in addrs {
+                tried += 1;
+                match self
+                    .policy
+                    .blocked(Direction::Out, Some(addr), &[hop.host.as_str()])
+                    .await
+                {
+                    Ok(None) => {}
+                    Ok(Some(b)) => {
+                        tracing::info!(host = %hop.host, %addr, pattern = %b.pattern, "outbound: destination blocked");
+                        blocked += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(Verdict::temporary("4.3.0", &e.to_string())),
+                }
                 let target = SocketAddr::new(addr, hop.port);
                 if let Some(s) = self.pool.take(target, tls, credentials).await {
                     return Ok(s);
@@ -371,6 +407,12 @@ impl Agent {
                     }
                 }
             }
+        }
+        if tried > 0 && blocked == tried {
+            return Err(Verdict::permanent(
+                "5.7.1",
+                "every host for the destination is blocked by policy",
+            ));
         }
         Err(last)
     }

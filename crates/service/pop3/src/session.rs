@@ -1,19 +1,20 @@
 //! One POP3 session: I/O, the AUTHORIZATION / TRANSACTION / UPDATE states of
 //! RFC 1939 §3, and the commands.
 use crate::Context;
-use crate::maildrop::{LoginOptions, Maildrop};
-use base64::Engine;
+use crate::maildrop::{DeleteOverride, LoginOptions, Maildrop};
 use postgate_pop3_proto::{Command, MAX_LINE, ParseError, parse, top, write_multiline};
+use postgate_runtime::config::DeleteMode;
 use postgate_runtime::tls::Tls;
 use postgate_runtime::{Conn, Shutdown, Stream};
 use postgate_store::User;
-use postgate_types::{EmailAddress, FolderId, Secret};
+use postgate_store::auth::{Attempt, Refusal, SaslError, sasl_plain};
+use postgate_types::Service;
+use postgate_types::access::PopDelete;
+use postgate_types::{FolderId, Secret};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Pause after a failed login (RFC 1939 §13 suggests slowing guessing).
-const FAILURE_DELAY: Duration = Duration::from_secs(1);
 /// Failed logins before the session is closed.
 const MAX_AUTH_FAILURES: u32 = 3;
 /// Read granularity.
@@ -84,6 +85,7 @@ pub struct Session {
     shutdown: Shutdown,
     cleartext_port: bool,
     auth_failures: u32,
+    peer: std::net::SocketAddr,
 }
 
 impl Session {
@@ -100,6 +102,7 @@ impl Session {
             tls: conn.tls,
             shutdown: conn.shutdown,
             auth_failures: 0,
+            peer: conn.peer,
         }
     }
 
@@ -379,48 +382,69 @@ impl Session {
         if b64 == "*" {
             return err("Authentication cancelled");
         }
-        let Ok(data) = base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) else {
-            return err("Invalid base64");
+        let (login, password) = match sasl_plain(&b64) {
+            Ok(c) => c,
+            Err(SaslError::Base64) => return err("Invalid base64"),
+            Err(SaslError::Malformed) => return err("Invalid PLAIN response"),
+            Err(SaslError::ActAs) => return err("[AUTH] Cannot act as another user"),
         };
-        // RFC 4616: [authzid] NUL authcid NUL passwd.
-        let parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
-        let [authzid, authcid, passwd] = parts.as_slice() else {
-            return err("Invalid PLAIN response");
-        };
-        if !authzid.is_empty() && authzid != authcid {
-            return err("[AUTH] Cannot act as another user");
-        }
-        let login = String::from_utf8_lossy(authcid).into_owned();
-        self.log_in(&login, String::from_utf8_lossy(passwd).into_owned())
-            .await
+        self.log_in(&login, password).await
     }
 
     async fn log_in(&mut self, login: &str, password: String) -> Reply {
         if !self.login_allowed() {
             return err("[AUTH] Plaintext authentication is not allowed without TLS; use STLS");
         }
-        let (address, options) = match LoginOptions::split(login) {
+        let (address, mut options) = match LoginOptions::split(login) {
             Ok(x) => x,
             Err(why) => return err(&format!("[AUTH] {why}")),
         };
-        let user = match EmailAddress::parse(address) {
-            Ok(a) => self.ctx.auth.authenticate(&a, &Secret::new(password)).await,
-            Err(_) => Ok(None),
+        let attempt = Attempt {
+            service: Service::Pop3,
+            peer: self.peer.ip(),
+            login: address,
+            password: Secret::new(password),
+            channel_ok: self.login_allowed(),
         };
-        let user = match user {
-            Ok(Some(u)) => u,
-            Ok(None) => {
+        let user = match self.ctx.auth.login(attempt).await {
+            Ok(u) => u,
+            // RFC 3206 §4: [AUTH] for credentials, [SYS/PERM] for a refusal
+            // that trying again will not change.
+            Err(Refusal::Credentials) => {
                 self.auth_failures += 1;
-                tokio::time::sleep(FAILURE_DELAY).await;
                 let mut r = err("[AUTH] Authentication failed");
                 r.close = self.auth_failures >= MAX_AUTH_FAILURES;
                 return r;
+            }
+            Err(Refusal::Denied(why)) => return err(&format!("[SYS/PERM] {why}")),
+            Err(Refusal::TlsRequired) => {
+                return err("[AUTH] Plaintext authentication is not allowed without TLS; use STLS");
+            }
+            Err(Refusal::Unavailable(e)) => {
+                tracing::error!(error = %e, "store error during POP3 login");
+                return err("[SYS/TEMP] Temporary failure, try again later");
+            }
+        };
+        // The class of service: what DELE does, how far back the list goes.
+        let mut delete = self.ctx.config.delete;
+        match self.ctx.auth.policy().class_of(&user).await {
+            Ok(class) => {
+                match class.settings.pop3_delete {
+                    Some(PopDelete::Trash) => delete = DeleteMode::Trash,
+                    Some(PopDelete::Purge) => delete = DeleteMode::Purge,
+                    Some(PopDelete::Keep) => options.delete = Some(DeleteOverride::Keep),
+                    None => {}
+                }
+                let days = class.settings.pop3_max_days;
+                if days > 0 {
+                    options.days = Some(options.days.map_or(days, |d| d.min(days)));
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "store error during POP3 login");
                 return err("[SYS/TEMP] Temporary failure, try again later");
             }
-        };
+        }
         // RFC 2449 §6.8: LOGIN-DELAY.
         let delay = self.ctx.config.login_delay;
         if delay > 0
@@ -455,14 +479,13 @@ impl Session {
             ctx: self.ctx.clone(),
             folder: folder.id,
         };
-        let maildrop =
-            match Maildrop::open(&self.ctx.store, folder, &options, self.ctx.config.delete).await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!(error = %e, "opening a POP3 maildrop");
-                    return err("[SYS/TEMP] Temporary failure, try again later");
-                }
-            };
+        let maildrop = match Maildrop::open(&self.ctx.store, folder, &options, delete).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "opening a POP3 maildrop");
+                return err("[SYS/TEMP] Temporary failure, try again later");
+            }
+        };
         let (n, size) = maildrop.stat();
         tracing::info!(user = %user.address, messages = n, "POP3 login");
         self.state = State::Transaction(Box::new(Transaction {

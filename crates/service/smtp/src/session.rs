@@ -4,6 +4,7 @@ use crate::reply::Reply;
 use postgate_delivery::Delivery;
 use postgate_runtime::{Conn, Shutdown, Stream};
 use postgate_store::UserRef;
+use postgate_types::access::Direction;
 use smtp_proto::Request;
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, DummyDataReceiver};
 use std::net::SocketAddr;
@@ -58,6 +59,9 @@ pub(crate) struct Transaction {
     pub bdat: Option<Vec<u8>>,
     /// A BDAT chunk pushed the message over the size limit; the rest is discarded.
     pub bdat_oversize: bool,
+    /// The smallest size limit of the classes of service involved (0: the
+    /// server's).
+    pub class_max: u64,
 }
 
 /// Where the session is in RFC 5321's command sequence (§4.1.4).
@@ -159,6 +163,26 @@ impl Session {
 
     /// Runs the session to its end.
     pub async fn run(mut self) {
+        let blocked = self
+            .auth
+            .policy()
+            .blocked(Direction::In, Some(self.peer.ip()), &[])
+            .await;
+        if let Ok(Some(b)) = blocked {
+            // RFC 5321 §3.1: 554 instead of the greeting; no service here.
+            tracing::info!(peer = %self.peer, pattern = %b.pattern, "blocked client refused");
+            let r = Reply::new(
+                554,
+                "5.7.1",
+                format!("Access denied: {} is blocked", self.peer.ip()),
+            );
+            self.send(&r);
+            let _ = self.flush().await;
+            if let Some(mut s) = self.stream.take() {
+                let _ = s.shutdown().await;
+            }
+            return;
+        }
         // RFC 5321 §4.3.1: the greeting. No enhanced code (RFC 2034 §3).
         let greeting = Reply::new(
             220,

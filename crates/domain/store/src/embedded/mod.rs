@@ -11,6 +11,7 @@
 //! small pool of read connections on tokio's blocking threads. The CLI opens the
 //! same file from another process while the server runs: SQLite's file locks
 //! arbitrate, and nothing here caches state that another process could change.
+mod access;
 mod cache;
 mod calendar;
 mod directory;

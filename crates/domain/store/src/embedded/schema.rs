@@ -218,6 +218,28 @@ CREATE TRIGGER cal_object_gone AFTER DELETE ON cal_object BEGIN
     DELETE FROM cal_span WHERE id = old.id;
 END;
 "#,
+    // Access control: classes of service (settings as JSON, see
+    // postgate_types::access::ClassSettings), where they are assigned, and
+    // blocked hosts. Every change bumps the directory generation, so each
+    // node's policy cache sees it at once.
+    r#"
+CREATE TABLE cos_class (
+    name        TEXT PRIMARY KEY COLLATE NOCASE,
+    description TEXT NOT NULL DEFAULT '',
+    settings    TEXT NOT NULL DEFAULT '{}'
+) STRICT;
+CREATE TABLE cos_assign (
+    kind   TEXT NOT NULL,
+    target TEXT NOT NULL,
+    class  TEXT NOT NULL REFERENCES cos_class(name) ON DELETE CASCADE,
+    PRIMARY KEY (kind, target)
+) STRICT;
+CREATE TABLE access_block (
+    pattern   TEXT PRIMARY KEY,
+    direction TEXT NOT NULL,
+    note      TEXT NOT NULL DEFAULT ''
+) STRICT;
+"#,
 ];
 
 /// Opens a connection with the settings every connection needs.

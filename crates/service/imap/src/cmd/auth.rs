@@ -5,12 +5,10 @@ use base64::Engine;
 use imap_types::auth::AuthMechanism;
 use imap_types::core::AString;
 use imap_types::secret::Secret;
-use postgate_types::EmailAddress;
+use postgate_store::auth::{Attempt, Refusal, SaslError, sasl_plain_decoded};
+use postgate_types::Service;
 use std::borrow::Cow;
 use std::time::Duration;
-
-/// Pause after a failed login: slows guessing without costing us a worker.
-const FAILURE_DELAY: Duration = Duration::from_secs(1);
 
 impl Session {
     /// The capability list for the current state.
@@ -134,21 +132,16 @@ impl Session {
                     .map_err(|_| ImapError::bad("Invalid base64"))?
             }
         };
-        // RFC 4616: [authzid] NUL authcid NUL passwd.
-        let mut parts = data.split(|&b| b == 0);
-        let (Some(authzid), Some(authcid), Some(passwd), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(ImapError::bad("Invalid PLAIN response"));
+        let (user, pw) = match sasl_plain_decoded(&data) {
+            Ok(c) => c,
+            Err(SaslError::ActAs) => {
+                return Err(ImapError::no(
+                    Some("AUTHORIZATIONFAILED"),
+                    "Cannot act as another user",
+                ));
+            }
+            Err(_) => return Err(ImapError::bad("Invalid PLAIN response")),
         };
-        if !authzid.is_empty() && authzid != authcid {
-            return Err(ImapError::no(
-                Some("AUTHORIZATIONFAILED"),
-                "Cannot act as another user",
-            ));
-        }
-        let user = String::from_utf8_lossy(authcid).into_owned();
-        let pw = String::from_utf8_lossy(passwd).into_owned();
         self.log_in(&user, pw).await
     }
 
@@ -156,21 +149,27 @@ impl Session {
         if !self.login_allowed() {
             return Err(ImapError::no(Some("PRIVACYREQUIRED"), "Use STARTTLS first"));
         }
-        let user = match EmailAddress::parse(login) {
-            Ok(a) => {
-                self.ctx
-                    .auth
-                    .authenticate(&a, &postgate_types::Secret::new(password))
-                    .await?
-            }
-            Err(_) => None,
+        let attempt = Attempt {
+            service: Service::Imap,
+            peer: self.peer.ip(),
+            login,
+            password: postgate_types::Secret::new(password),
+            channel_ok: self.login_allowed(),
         };
-        let Some(user) = user else {
-            tokio::time::sleep(FAILURE_DELAY).await;
-            return Err(ImapError::no(
-                Some("AUTHENTICATIONFAILED"),
-                "Authentication failed",
-            ));
+        let user = match self.ctx.auth.login(attempt).await {
+            Ok(u) => u,
+            // RFC 5530 §3.
+            Err(Refusal::Credentials) => {
+                return Err(ImapError::no(
+                    Some("AUTHENTICATIONFAILED"),
+                    "Authentication failed",
+                ));
+            }
+            Err(Refusal::Denied(why)) => return Err(ImapError::no(Some("CONTACTADMIN"), why)),
+            Err(Refusal::TlsRequired) => {
+                return Err(ImapError::no(Some("PRIVACYREQUIRED"), "Use STARTTLS first"));
+            }
+            Err(Refusal::Unavailable(e)) => return Err(e.into()),
         };
         tracing::info!(user = %user.address, peer = %self.peer, "logged in");
         self.state = State::Authenticated(Box::new(user));

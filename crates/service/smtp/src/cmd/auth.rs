@@ -1,18 +1,8 @@
 //! AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms.
 use crate::reply::Reply;
 use crate::session::{Session, State};
-use base64::Engine;
-use postgate_types::{EmailAddress, Secret};
-use std::time::Duration;
-
-/// Pause after a failed AUTH: slows guessing without holding a worker long.
-const FAILURE_DELAY: Duration = Duration::from_secs(1);
-
-fn b64(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .ok()
-}
+use postgate_store::auth::{Attempt, Refusal, SaslError, sasl_plain, sasl_text};
+use postgate_types::{Secret, Service};
 
 impl Session {
     /// Whether AUTH is offered: under TLS, or in the clear if the operator allows.
@@ -60,21 +50,16 @@ impl Session {
             if data == "*" {
                 return Reply::new(501, "5.7.0", "Authentication cancelled");
             }
-            // RFC 4616: [authzid] NUL authcid NUL passwd.
-            let Some(raw) = b64(&data) else {
-                return Reply::new(501, "5.5.2", "Invalid base64");
-            };
-            let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
-            let [authzid, authcid, passwd] = parts.as_slice() else {
-                return Reply::new(501, "5.5.2", "Invalid PLAIN response");
-            };
-            if !authzid.is_empty() && authzid != authcid {
-                return Reply::new(535, "5.7.8", "Cannot act as another user");
+            match sasl_plain(&data) {
+                Ok(c) => c,
+                Err(SaslError::Base64) => return Reply::new(501, "5.5.2", "Invalid base64"),
+                Err(SaslError::Malformed) => {
+                    return Reply::new(501, "5.5.2", "Invalid PLAIN response");
+                }
+                Err(SaslError::ActAs) => {
+                    return Reply::new(535, "5.7.8", "Cannot act as another user");
+                }
             }
-            (
-                String::from_utf8_lossy(authcid).into_owned(),
-                String::from_utf8_lossy(passwd).into_owned(),
-            )
         } else if mechanism == smtp_proto::AUTH_LOGIN {
             // The LOGIN mechanism (draft-murchison-sasl-login): "Username:", "Password:".
             let user = if initial.is_empty() {
@@ -95,31 +80,40 @@ impl Session {
             if pass == "*" {
                 return Reply::new(501, "5.7.0", "Authentication cancelled");
             }
-            match (b64(&user), b64(&pass)) {
-                (Some(u), Some(p)) => (
-                    String::from_utf8_lossy(&u).into_owned(),
-                    String::from_utf8_lossy(&p).into_owned(),
-                ),
+            match (sasl_text(&user), sasl_text(&pass)) {
+                (Some(u), Some(p)) => (u, p),
                 _ => return Reply::new(501, "5.5.2", "Invalid base64"),
             }
         } else {
             return Reply::new(504, "5.5.4", "Unrecognized authentication type");
         };
-        let user = match EmailAddress::parse(&login) {
-            Ok(a) => self.auth.authenticate(&a, &Secret::new(password)).await,
-            Err(_) => Ok(None),
+        let attempt = Attempt {
+            service: Service::Submission,
+            peer: self.peer.ip(),
+            login: &login,
+            password: Secret::new(password),
+            channel_ok: self.is_tls() || self.settings.config.allow_plaintext_auth,
         };
-        match user {
-            Ok(Some(u)) => {
+        match self.auth.login(attempt).await {
+            Ok(u) => {
                 tracing::info!(user = %u.address, "SMTP AUTH");
                 self.user = Some(Box::new(u));
                 Reply::new(235, "2.7.0", "Authentication successful")
             }
-            Ok(None) => {
-                tokio::time::sleep(FAILURE_DELAY).await;
+            Err(Refusal::Credentials) => {
                 Reply::new(535, "5.7.8", "Authentication credentials invalid")
             }
-            Err(e) => e.into(),
+            Err(Refusal::Denied(why)) => Reply::new(550, "5.7.1", why),
+            // RFC 4954 §6.
+            Err(Refusal::TlsRequired) => Reply::new(
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism",
+            ),
+            Err(Refusal::Unavailable(e)) => {
+                tracing::warn!(error = %e, "AUTH: store unavailable");
+                Reply::new(454, "4.7.0", "Temporary authentication failure")
+            }
         }
     }
 }

@@ -35,9 +35,13 @@ impl Session {
         self.send(&Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"));
         let id = queue_id();
         let mut message = self.trace_headers(&id);
-        let limit = self.settings.config.max_message_size;
+        let trace = message.len();
+        let limit = self.size_limit();
         match self.read_data(&mut message, limit).await {
-            Ok(true) => self.deliver(id, message).await,
+            Ok(true) => {
+                self.fix_up(&mut message, trace, &id);
+                self.deliver(id, message).await
+            }
             Ok(false) => {
                 self.reset_transaction();
                 // RFC 1870 §6.2 / RFC 3463 5.3.4: message too big for system.
@@ -51,8 +55,18 @@ impl Session {
         }
     }
 
+    /// The size limit of this transaction: the server's, or a smaller one of
+    /// a class of service involved (RFC 1870 §6.2; 552 5.3.4 past it).
+    pub(crate) fn size_limit(&self) -> u64 {
+        let server = self.settings.config.max_message_size;
+        match &self.state {
+            State::Mail(_, tx) if tx.class_max > 0 => server.min(tx.class_max),
+            _ => server,
+        }
+    }
+
     pub(crate) async fn handle_bdat(&mut self, size: usize, last: bool) -> Reply {
-        let limit = self.settings.config.max_message_size;
+        let limit = self.size_limit();
         // The chunk follows the command whatever we think of it (RFC 3030 §2:
         // the server reads it before replying), so work out where it goes first.
         let keep = match &mut self.state {
@@ -101,9 +115,34 @@ impl Session {
         }
         let id = queue_id();
         let mut message = self.trace_headers(&id);
+        let trace = message.len();
         message.extend_from_slice(&buffer);
         drop(buffer);
+        self.fix_up(&mut message, trace, &id);
         self.deliver(id, message).await
+    }
+
+    /// Submission fix-ups (RFC 6409 §8.2, §8.3), for an authenticated
+    /// sender only: a message without Message-ID or Date gets them, placed
+    /// after our trace headers (which start at 0 and end at `trace`).
+    fn fix_up(&self, message: &mut Vec<u8>, trace: usize, id: &str) {
+        if self.user.is_none() {
+            return;
+        }
+        let (has_date, has_id) = present_headers(&message[trace..]);
+        let mut add = String::new();
+        if !has_date {
+            add.push_str(&format!("Date: {}\r\n", chrono::Utc::now().to_rfc2822()));
+        }
+        if !has_id {
+            add.push_str(&format!(
+                "Message-ID: <{id}@{}>\r\n",
+                self.settings.hostname
+            ));
+        }
+        if !add.is_empty() {
+            message.splice(trace..trace, add.into_bytes());
+        }
     }
 
     /// Return-Path (RFC 5321 §4.4: added at final delivery) and Received
@@ -226,4 +265,40 @@ fn read_failure(e: ReadError) -> Reply {
 /// The HELO name as it may appear in a header: printable, no CR/LF, bounded.
 fn sanitize(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(255).collect()
+}
+
+/// Whether a message's header section has a Date and a Message-ID field.
+fn present_headers(message: &[u8]) -> (bool, bool) {
+    let (mut date, mut id) = (false, false);
+    for line in message.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break; // the end of the header section
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            continue; // a folded continuation
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        date |= name.eq_ignore_ascii_case(b"date");
+        id |= name.eq_ignore_ascii_case(b"message-id");
+    }
+    (date, id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn present_headers() {
+        assert_eq!(
+            super::present_headers(b"Subject: x\r\nDATE: now\r\n\r\nMessage-ID: no"),
+            (true, false)
+        );
+        assert_eq!(
+            super::present_headers(b"Message-Id:\r\n <a@b>\r\n\r\n"),
+            (false, true)
+        );
+    }
 }

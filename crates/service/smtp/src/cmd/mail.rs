@@ -2,6 +2,7 @@
 use crate::reply::Reply;
 use crate::session::{Session, State, Transaction};
 use postgate_types::EmailAddress;
+use postgate_types::access::Direction;
 use smtp_proto::MailFrom;
 
 impl Session {
@@ -65,6 +66,46 @@ impl Session {
                 Err(_) => return Reply::new(553, "5.1.7", "Bad sender address syntax"),
             }
         }
+        let mut class_max = 0;
+        if let Some(user) = self.user.as_deref() {
+            // The sender's class of service: its size limit for mail out.
+            match self.auth.policy().class_of(user).await {
+                Ok(c) => class_max = c.settings.smtp_send_max_size,
+                Err(e) => return e.into(),
+            }
+        } else if !self.trusted {
+            // A sender domain or HELO name blocked inbound (the client's
+            // address was checked at connect).
+            let domain = from.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+            let names: Vec<&str> = [domain, helo.name.as_str()]
+                .into_iter()
+                .filter(|n| !n.is_empty())
+                .collect();
+            match self
+                .auth
+                .policy()
+                .blocked(Direction::In, None, &names)
+                .await
+            {
+                Ok(Some(b)) => {
+                    return Reply::new(
+                        550,
+                        "5.7.1",
+                        format!("<{}>: Sender blocked ({})", from.address, b.pattern),
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => return e.into(),
+            }
+        }
+        if class_max > 0 && from.size as u64 > class_max {
+            // RFC 1870 §6.1, for this sender's class of service.
+            return Reply::new(
+                552,
+                "5.3.4",
+                format!("Message size exceeds the sender's limit ({class_max} octets)"),
+            );
+        }
         let ret = if from.flags & smtp_proto::MAIL_RET_FULL != 0 {
             Some("FULL".to_string())
         } else if from.flags & smtp_proto::MAIL_RET_HDRS != 0 {
@@ -88,6 +129,7 @@ impl Session {
                 ret,
                 body,
                 smtputf8,
+                class_max,
                 ..Transaction::default()
             },
         );

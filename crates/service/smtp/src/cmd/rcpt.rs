@@ -1,11 +1,89 @@
 //! RCPT TO (RFC 5321 §4.1.1.3): recipients resolve through the directory.
 use crate::reply::Reply;
 use crate::session::{Rcpt, Session, State};
-use postgate_store::Resolution;
+use postgate_store::{Resolution, UserRef};
 use postgate_types::EmailAddress;
+use postgate_types::access::Direction;
 use smtp_proto::RcptTo;
 
 impl Session {
+    /// The policy point's word on one recipient: blocked destinations and
+    /// the sender's class for mail out; each local recipient's class for
+    /// mail in from the Internet. The recipients that may receive, and the
+    /// smallest size limit among the classes involved.
+    async fn rcpt_policy(
+        &self,
+        address: &EmailAddress,
+        users: Vec<UserRef>,
+        remote: bool,
+    ) -> Result<(Vec<UserRef>, u64), Reply> {
+        let policy = self.auth.policy();
+        if policy.inert().await.map_err(Reply::from)? {
+            return Ok((users, 0));
+        }
+        let State::Mail(_, tx) = &self.state else {
+            return Err(Reply::bad_sequence("Need MAIL command"));
+        };
+        if remote {
+            if let Some(b) = policy
+                .blocked(Direction::Out, None, &[address.domain()])
+                .await
+                .map_err(Reply::from)?
+            {
+                return Err(Reply::new(
+                    550,
+                    "5.7.1",
+                    format!("<{address}>: Destination blocked ({})", b.pattern),
+                ));
+            }
+            let Some(user) = self.user.as_deref() else {
+                return Ok((users, 0));
+            };
+            let class = policy.class_of(user).await.map_err(Reply::from)?;
+            if !class
+                .settings
+                .smtp_send
+                .allows(Some(address.domain()), None)
+            {
+                return Err(Reply::new(
+                    550,
+                    "5.7.1",
+                    format!(
+                        "<{address}>: {} may not send to the Internet (class of service {})",
+                        user.address, class.class
+                    ),
+                ));
+            }
+            return Ok((users, class.settings.smtp_send_max_size));
+        }
+        if self.user.is_some() || self.trusted {
+            // Local mail from a local user or a trusted network.
+            return Ok((users, 0));
+        }
+        // From the Internet: each recipient's class decides.
+        let sender = tx.mail_from.rsplit_once('@').map(|(_, d)| d);
+        let ip = Some(self.peer.ip());
+        let (mut kept, mut max) = (Vec::with_capacity(users.len()), 0u64);
+        for u in users {
+            let class = policy.class_of_ref(&u).await.map_err(Reply::from)?;
+            if class.settings.smtp_receive.allows(sender, ip) {
+                let m = class.settings.smtp_receive_max_size;
+                if m > 0 && (max == 0 || m < max) {
+                    max = m;
+                }
+                kept.push(u);
+            }
+        }
+        if kept.is_empty() {
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                format!("<{address}>: Recipient may not receive mail from the Internet"),
+            ));
+        }
+        Ok((kept, max))
+    }
+
     pub(crate) async fn handle_rcpt(&mut self, to: RcptTo<String>) -> Reply {
         let State::Mail(_, tx) = &self.state else {
             return Reply::bad_sequence("Need MAIL command");
@@ -51,9 +129,16 @@ impl Session {
             }
             Err(e) => return e.into(),
         };
+        let (users, class_max) = match self.rcpt_policy(&address, users, remote).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
         let State::Mail(_, tx) = &mut self.state else {
             return Reply::bad_sequence("Need MAIL command");
         };
+        if class_max > 0 && (tx.class_max == 0 || class_max < tx.class_max) {
+            tx.class_max = class_max;
+        }
         for u in users {
             if !tx.users.iter().any(|have| have.id == u.id) {
                 tx.users.push(u);
