@@ -19,6 +19,8 @@ LOGINS=${1:-20000} MSGS=${2:-5000} SESS=${3:-10} ROUNDS=${4:-3}
 pg_build
 (cd "$repo" && cargo build --release -q -p postgate-loadgen) || exit 2
 LOADGEN=$repo/target/release/postgate-loadgen
+NOSUB='submission = []
+smtps = []'
 IMAP='[imap]
 listen = ["127.0.0.1:0"]
 imaps = []
@@ -52,11 +54,12 @@ classes() { # CONF
   done
 }
 
-pg_start "" "$IMAP"
+pg_start "$NOSUB" "$IMAP"
 A_DIR=$PG_DIR A_PID=$PG_PID A_CONF=$PG_CONF A_SMTP=$PG_SMTP_PORT A_IMAP=$PG_IMAP_PORT
-trap 'kill $A_PID 2>/dev/null; wait $A_PID 2>/dev/null; rm -rf "$A_DIR"; pg_stop' EXIT
 PG_PID= PG_DIR=
-pg_start "" "$IMAP"
+pg_start "$NOSUB" "$IMAP"
+# pg_start stops only the server it started last: stop the first one too.
+trap 'kill $A_PID 2>/dev/null; wait $A_PID 2>/dev/null; rm -rf "$A_DIR"; pg_stop' EXIT
 B_SMTP=$PG_SMTP_PORT B_IMAP=$PG_IMAP_PORT B_CONF=$PG_CONF
 setup "$A_CONF"; setup "$B_CONF"; classes "$B_CONF"
 echo "with classes: $("$PG_BIN" --config "$B_CONF" class list | wc -l) classes, $("$PG_BIN" --config "$B_CONF" class list --json | grep -c '"kind": "group"') group assignments"

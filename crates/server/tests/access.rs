@@ -274,7 +274,7 @@ fn a_blocked_destination_is_bounced_without_a_connection() {
 }
 
 #[test]
-fn submission_adds_date_and_message_id() {
+fn submission_adds_date_and_message_id_and_the_api_a_charset() {
     let s = office("");
     if suite(&s, "submit", &["alice@example.org"]).is_none() {
         return;
@@ -284,6 +284,62 @@ fn submission_adds_date_and_message_id() {
         "fetch-headers",
         &["alice@example.org", "bare", "Date:", "Message-ID:"],
     );
+    // A text attachment without a charset, its bytes UTF-8.
+    let data = base64_encode("Grüße\n".as_bytes());
+    let body = serde_json::json!({
+        "to": ["alice@example.org"], "subject": "notes", "text": "see attached",
+        "attachments": [{"filename": "notes.txt", "content_type": "text/plain", "data_base64": data}]
+    });
+    let Some(r) = s.api_json(
+        "POST",
+        "/api/v1/messages",
+        "bob@example.org:pw",
+        Some(&body),
+    ) else {
+        return;
+    };
+    assert!(r.status < 300, "{r:?}");
+    let items = s.items("alice@example.org", "INBOX");
+    let notes = items
+        .iter()
+        .find(|i| i["subject"] == "notes")
+        .expect("notes arrived");
+    let uid = notes["uid"].as_u64().expect("uid").to_string();
+    let raw = s.cli(&["item", "show", "alice@example.org", &uid, "--raw"]);
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("text/plain; charset=utf-8"),
+        "the attachment's charset: {raw}"
+    );
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pop3_delete_follows_the_class() {
+    let s = office("");
+    s.cli(&["class", "add", "keeper"]);
+    s.cli(&["class", "set", "keeper", "pop3.delete", "keep"]);
+    s.cli(&["class", "assign", "keeper", "--user", "bob@example.org"]);
+    postgate_testkit::smtp_fill(s.addr("smtp"), "bob@example.org", 2);
+    settle();
+    suite(&s, "pop3-keep", &[]);
 }
 
 /// Each service: `n` wrong passwords for one account, then the right one.

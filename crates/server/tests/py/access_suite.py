@@ -218,6 +218,20 @@ elif case == "submit-rcpt":
     sess.quit()
     check(f"RCPT {args[0]}: {code} {msg!r}", str(code) == args[1] and args[2].encode() in msg, (code, msg))
 
+elif case == "pop3-keep":
+    # bob's class: pop3.delete keep. DELE hides for the session; nothing goes.
+    p = poplib.POP3_SSL("127.0.0.1", ports["pop3s"], context=ctx, timeout=30)
+    p.user("bob@example.org"); p.pass_("pw")
+    n, _ = p.stat()
+    check("bob has mail", n >= 1, n)
+    p.dele(1)
+    p.quit()
+    p = poplib.POP3_SSL("127.0.0.1", ports["pop3s"], context=ctx, timeout=30)
+    p.user("bob@example.org"); p.pass_("pw")
+    m, _ = p.stat()
+    check("pop3.delete keep: the message stays", m == n, (n, m))
+    p.quit()
+
 elif case == "fetch-headers":
     m = imaplib.IMAP4_SSL("127.0.0.1", ports["imaps"], ssl_context=ctx, timeout=30)
     m.login(args[0], "pw"); m.select("INBOX")
