@@ -44,6 +44,8 @@ pub struct Config {
     pub calendar: CalendarConfig,
     /// Connection caps and login throttling, for every service alike.
     pub limits: LimitsConfig,
+    /// Where the post office is kept.
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             calendar: CalendarConfig::default(),
             limits: LimitsConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -472,6 +475,23 @@ impl Default for ConsoleConfig {
             threads: 256,
         }
     }
+}
+
+/// `[store]`: where the post office is kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The backend.
+    pub backend: StoreBackend,
+}
+
+/// The store backends this build has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// SQLite under `data_dir`: one data directory, nothing else to run.
+    #[default]
+    Embedded,
 }
 
 /// `[limits]`: connection caps and login throttling, the same for every

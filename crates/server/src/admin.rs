@@ -6,9 +6,7 @@ use crate::cli::{
 };
 use anyhow::{Context, bail};
 use postgate_runtime::Config;
-use postgate_store::AccessRules;
-use postgate_store::embedded::EmbeddedStore;
-use postgate_store::{Directory, Mailboxes, NewUser, Queue, QueuedMessage, Store, User, password};
+use postgate_store::{NewUser, QueuedMessage, Store, User, password};
 use postgate_types::access::{Assignee, Block, CLASS_KEYS, Class, Direction, Pattern, Service};
 use postgate_types::{EmailAddress, ItemSummary, Secret};
 use std::io::{BufRead, Read, Write};
@@ -33,7 +31,7 @@ fn read_password() -> anyhow::Result<Secret<String>> {
     Ok(Secret::new(pw))
 }
 
-async fn user_of(store: &EmbeddedStore, address: &str) -> anyhow::Result<User> {
+async fn user_of(store: &Arc<dyn Store>, address: &str) -> anyhow::Result<User> {
     store
         .user(&addr(address)?)
         .await?
@@ -90,7 +88,7 @@ fn parse_ldif(text: &str) -> Vec<Vec<(String, String)>> {
 
 /// Imports the people of an LDIF file: (imported, present, skipped).
 async fn import_ldif(
-    store: &EmbeddedStore,
+    store: &Arc<dyn Store>,
     text: &str,
     add_domains: bool,
     passwords: bool,
@@ -201,7 +199,7 @@ fn age(since: i64) -> String {
     }
 }
 
-async fn queue(store: &EmbeddedStore, cmd: QueueCmd, out: &mut impl Write) -> anyhow::Result<()> {
+async fn queue(store: &Arc<dyn Store>, cmd: QueueCmd, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         QueueCmd::List { json } => {
             let list = store.queue_list().await?;
@@ -285,11 +283,11 @@ async fn queue(store: &EmbeddedStore, cmd: QueueCmd, out: &mut impl Write) -> an
 
 async fn calendar(
     config: &Config,
-    store: &EmbeddedStore,
+    store: &Arc<dyn Store>,
     cmd: CalendarCmd,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let shared: Arc<dyn Store> = store.clone();
     let scheduler = postgate_calendar::Scheduler::new(
         shared.clone(),
         config.calendar.time_zone,
@@ -339,8 +337,8 @@ async fn calendar(
 }
 
 pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
-    let store = EmbeddedStore::open(&config.data_dir)
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let shared = crate::open_store(&config)?;
+    let store = &shared;
     let mut out = std::io::stdout().lock();
     match command {
         Command::Domain(cmd) => match cmd {
@@ -416,7 +414,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
             UserCmd::Show { address, json } => {
-                let u = user_of(&store, &address).await?;
+                let u = user_of(store, &address).await?;
                 if json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&u)?)?;
                 } else {
@@ -455,7 +453,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                     std::fs::read_to_string(&file)
                         .with_context(|| format!("reading {}", file.display()))?
                 };
-                let r = import_ldif(&store, &text, add_domains, passwords).await?;
+                let r = import_ldif(store, &text, add_domains, passwords).await?;
                 writeln!(
                     out,
                     "imported {} users ({} already present, {} entries without mail skipped)",
@@ -519,7 +517,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Folder(cmd) => match cmd {
             FolderCmd::List { address, json } => {
-                let u = user_of(&store, &address).await?;
+                let u = user_of(store, &address).await?;
                 let folders = store.folders(u.id).await?;
                 if json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&folders)?)?;
@@ -535,7 +533,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
             FolderCmd::Add { address, path } => {
-                let u = user_of(&store, &address).await?;
+                let u = user_of(store, &address).await?;
                 let f = store.create_folder(u.id, &path).await?;
                 writeln!(out, "created folder {}", f.path)?;
             }
@@ -546,7 +544,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 folder,
                 json,
             } => {
-                let u = user_of(&store, &address).await?;
+                let u = user_of(store, &address).await?;
                 let f = store
                     .folder(u.id, &folder)
                     .await?
@@ -579,7 +577,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 raw,
                 json,
             } => {
-                let u = user_of(&store, &address).await?;
+                let u = user_of(store, &address).await?;
                 let f = store
                     .folder(u.id, &folder)
                     .await?
@@ -641,11 +639,11 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         },
-        Command::Queue(cmd) => queue(&store, cmd, &mut out).await?,
-        Command::Calendar(cmd) => calendar(&config, &store, cmd, &mut out).await?,
-        Command::Class(cmd) => class(&store, cmd, &mut out).await?,
-        Command::Access(cmd) => access(&store, cmd, &mut out).await?,
-        Command::Block(cmd) => block(&store, cmd, &mut out).await?,
+        Command::Queue(cmd) => queue(store, cmd, &mut out).await?,
+        Command::Calendar(cmd) => calendar(&config, store, cmd, &mut out).await?,
+        Command::Class(cmd) => class(store, cmd, &mut out).await?,
+        Command::Access(cmd) => access(&shared, cmd, &mut out).await?,
+        Command::Block(cmd) => block(store, cmd, &mut out).await?,
         Command::Serve | Command::CheckConfig { .. } => bail!("not an administration command"),
     }
     Ok(ExitCode::SUCCESS)
@@ -692,7 +690,7 @@ fn assignee(t: Target) -> anyhow::Result<Assignee> {
     })
 }
 
-async fn find_class(store: &EmbeddedStore, name: &str) -> anyhow::Result<Class> {
+async fn find_class(store: &Arc<dyn Store>, name: &str) -> anyhow::Result<Class> {
     store
         .classes()
         .await?
@@ -733,7 +731,7 @@ fn settings_lines(s: &postgate_types::access::ClassSettings) -> Vec<(String, Str
         .collect()
 }
 
-async fn class(store: &EmbeddedStore, cmd: ClassCmd, out: &mut impl Write) -> anyhow::Result<()> {
+async fn class(store: &Arc<dyn Store>, cmd: ClassCmd, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         ClassCmd::Add { name, description } => {
             store
@@ -790,7 +788,12 @@ async fn class(store: &EmbeddedStore, cmd: ClassCmd, out: &mut impl Write) -> an
     Ok(())
 }
 
-async fn access(store: &EmbeddedStore, cmd: AccessCmd, out: &mut impl Write) -> anyhow::Result<()> {
+async fn access(
+    shared: &Arc<dyn Store>,
+    cmd: AccessCmd,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let store = shared;
     let AccessCmd::Explain {
         address,
         service,
@@ -800,7 +803,7 @@ async fn access(store: &EmbeddedStore, cmd: AccessCmd, out: &mut impl Write) -> 
     let service = service
         .map(|s| Service::parse(&s).with_context(|| format!("no service {s:?}")))
         .transpose()?;
-    let policy = postgate_store::access::Policy::new(Arc::new(store.clone()));
+    let policy = postgate_store::access::Policy::new(shared.clone());
     let effective = policy.class_of(&user).await?;
     // The chain, in the order it is searched.
     let classes = store.classes().await?;
@@ -873,7 +876,7 @@ async fn access(store: &EmbeddedStore, cmd: AccessCmd, out: &mut impl Write) -> 
     Ok(())
 }
 
-async fn block(store: &EmbeddedStore, cmd: BlockCmd, out: &mut impl Write) -> anyhow::Result<()> {
+async fn block(store: &Arc<dyn Store>, cmd: BlockCmd, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         BlockCmd::Add {
             pattern,

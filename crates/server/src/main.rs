@@ -8,6 +8,18 @@ mod cli;
 mod serve;
 
 use clap::Parser;
+
+/// Opens the configured store: every command and `serve` go through here.
+pub(crate) fn open_store(
+    config: &postgate_runtime::Config,
+) -> anyhow::Result<std::sync::Arc<dyn postgate_store::Store>> {
+    let backend = match config.store.backend {
+        postgate_runtime::config::StoreBackend::Embedded => postgate_store::Backend::Embedded {
+            data_dir: config.data_dir.clone(),
+        },
+    };
+    Ok(postgate_store::open(&backend)?)
+}
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

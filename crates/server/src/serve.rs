@@ -5,8 +5,7 @@ use postgate_delivery::{Delivery, JunkRule};
 use postgate_runtime::config::Listen;
 use postgate_runtime::listener::{self, Listener, Workers};
 use postgate_runtime::{Config, Service, shutdown, tls};
-use postgate_store::Store;
-use postgate_store::embedded::EmbeddedStore;
+
 use postgate_types::EmailAddress;
 use std::io::Write;
 use std::process::ExitCode;
@@ -39,9 +38,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // One crypto backend for the process (../DEPENDENCIES: ring, not aws-lc-rs).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let store = EmbeddedStore::open(&config.data_dir)
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = crate::open_store(&config)?;
     let tls = tls::acceptor(
         config.tls.cert.as_deref(),
         config.tls.key.as_deref(),

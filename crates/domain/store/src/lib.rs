@@ -34,6 +34,32 @@ use postgate_types::{
 pub use feed::ChangeFeed;
 pub use model::*;
 
+/// Which backend holds the post office, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in WAL mode, in this data directory (the default: nothing
+    /// else to run).
+    Embedded {
+        /// The data directory.
+        data_dir: std::path::PathBuf,
+    },
+}
+
+/// Opens the store: the one way every part of Postgate (the server and each
+/// CLI command) gets one. Nothing outside this crate names a backend.
+pub fn open(backend: &Backend) -> Result<std::sync::Arc<dyn Store>> {
+    match backend {
+        Backend::Embedded { data_dir } => Ok(std::sync::Arc::new(
+            embedded::EmbeddedStore::open(data_dir).map_err(|e| match e {
+                StoreError::Backend(m) => {
+                    StoreError::Backend(format!("opening the store in {}: {m}", data_dir.display()))
+                }
+                other => other,
+            })?,
+        )),
+    }
+}
+
 /// One `Result` for the crate.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -174,6 +200,13 @@ pub trait Mailboxes: Send + Sync {
     /// the commit is on disk. Users are delivered to once each, however many
     /// targets name them.
     async fn deliver(&self, delivery: NewDelivery) -> Result<Vec<Delivered>>;
+
+    /// Takes a folder's POP3 maildrop lock for `holder` (RFC 2449 §8.1.1:
+    /// one session per maildrop; RFC 1939 §8 exclusive access); whether it
+    /// was free. The lock lives where every node sharing the store sees it.
+    async fn lock_maildrop(&self, folder: FolderId, holder: &str) -> Result<bool>;
+    /// Releases a maildrop lock `holder` took (nothing if it holds none).
+    async fn unlock_maildrop(&self, folder: FolderId, holder: &str) -> Result<()>;
 
     /// A user's folders, ordered by path, with counts.
     async fn folders(&self, user: UserId) -> Result<Vec<Folder>>;

@@ -23,8 +23,8 @@ use postgate_runtime::config::Pop3Config;
 use postgate_runtime::{Conn, Service};
 use postgate_store::Store;
 use postgate_store::auth::Authenticator;
-use postgate_types::FolderId;
-use std::collections::{HashMap, HashSet};
+
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -39,8 +39,6 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     /// Login checks.
     pub auth: Authenticator,
-    /// Maildrops in use by a session of this process.
-    pub locks: Mutex<HashSet<FolderId>>,
     /// When each user last logged in (for LOGIN-DELAY).
     pub last_login: Mutex<HashMap<i64, Instant>>,
 }
@@ -58,7 +56,6 @@ impl Context {
             config,
             store,
             auth,
-            locks: Mutex::new(HashSet::new()),
             last_login: Mutex::new(HashMap::new()),
         }
     }

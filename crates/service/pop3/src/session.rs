@@ -37,17 +37,40 @@ struct Transaction {
     _lock: LockGuard,
 }
 
-/// Holds a maildrop lock until dropped.
+/// Holds a maildrop lock (in the store, so every node sees it) until
+/// dropped.
 #[derive(Debug)]
 struct LockGuard {
     ctx: Arc<Context>,
     folder: FolderId,
+    holder: String,
+}
+
+impl LockGuard {
+    async fn release(mut self) {
+        let holder = std::mem::take(&mut self.holder);
+        if let Err(e) = self.ctx.store.unlock_maildrop(self.folder, &holder).await {
+            tracing::warn!(error = %e, folder = self.folder, "releasing a POP3 maildrop lock");
+        }
+    }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if let Ok(mut l) = self.ctx.locks.lock() {
-            l.remove(&self.folder);
+        if self.holder.is_empty() {
+            return; // released
+        }
+        let (store, folder, holder) = (
+            self.ctx.store.clone(),
+            self.folder,
+            std::mem::take(&mut self.holder),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store.unlock_maildrop(folder, &holder).await {
+                    tracing::warn!(error = %e, folder, "releasing a POP3 maildrop lock");
+                }
+            });
         }
     }
 }
@@ -86,6 +109,8 @@ pub struct Session {
     cleartext_port: bool,
     auth_failures: u32,
     peer: std::net::SocketAddr,
+    /// The session's number, for the maildrop lock's holder.
+    id: u64,
 }
 
 impl Session {
@@ -103,6 +128,7 @@ impl Session {
             shutdown: conn.shutdown,
             auth_failures: 0,
             peer: conn.peer,
+            id: conn.id,
         }
     }
 
@@ -154,6 +180,12 @@ impl Session {
         let _ = self.flush().await;
         if let Some(mut s) = self.stream.take() {
             let _ = s.shutdown().await;
+        }
+        // Release the maildrop before the session is gone, so the client's
+        // next login finds it free.
+        let state = std::mem::replace(&mut self.state, State::Authorization { user: None });
+        if let State::Transaction(t) = state {
+            t._lock.release().await;
         }
     }
 
@@ -467,17 +499,16 @@ impl Session {
             Err(_) => return err("[SYS/TEMP] Temporary failure, try again later"),
         };
         // RFC 2449 §8.1.1: one session per maildrop.
-        {
-            let Ok(mut locks) = self.ctx.locks.lock() else {
-                return err("[SYS/TEMP] Temporary failure");
-            };
-            if !locks.insert(folder.id) {
-                return err("[IN-USE] Mailbox is locked by another session");
-            }
+        let holder = format!("{}:{}", self.ctx.hostname, self.id);
+        match self.ctx.store.lock_maildrop(folder.id, &holder).await {
+            Ok(true) => {}
+            Ok(false) => return err("[IN-USE] Mailbox is locked by another session"),
+            Err(_) => return err("[SYS/TEMP] Temporary failure, try again later"),
         }
         let lock = LockGuard {
             ctx: self.ctx.clone(),
             folder: folder.id,
+            holder,
         };
         let maildrop = match Maildrop::open(&self.ctx.store, folder, &options, delete).await {
             Ok(m) => m,

@@ -293,6 +293,30 @@ pub(crate) fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result
 
 #[async_trait]
 impl Mailboxes for EmbeddedStore {
+    async fn lock_maildrop(&self, folder: FolderId, holder: &str) -> Result<bool> {
+        let mut m = self
+            .inner
+            .maildrops
+            .lock()
+            .map_err(|_| StoreError::Backend("maildrop locks poisoned".into()))?;
+        match m.get(&folder) {
+            Some(h) => Ok(h == holder),
+            None => {
+                m.insert(folder, holder.to_string());
+                Ok(true)
+            }
+        }
+    }
+
+    async fn unlock_maildrop(&self, folder: FolderId, holder: &str) -> Result<()> {
+        if let Ok(mut m) = self.inner.maildrops.lock()
+            && m.get(&folder).is_some_and(|h| h == holder)
+        {
+            m.remove(&folder);
+        }
+        Ok(())
+    }
+
     async fn deliver(&self, mut delivery: NewDelivery) -> Result<Vec<Delivered>> {
         // Hash and serialize here, not on the writer thread, which every
         // delivery waits for.

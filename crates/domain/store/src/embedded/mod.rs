@@ -49,6 +49,9 @@ struct Inner {
     reader_permits: Semaphore,
     feed: ChangeFeed,
     resolutions: cache::ResolveCache,
+    /// POP3 maildrop locks: folder → holder. In memory: one server process
+    /// serves a data directory.
+    maildrops: Mutex<std::collections::HashMap<postgate_types::FolderId, String>>,
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
@@ -75,6 +78,7 @@ impl EmbeddedStore {
             reader_permits: Semaphore::new(READERS),
             feed: ChangeFeed::default(),
             resolutions: cache::ResolveCache::default(),
+            maildrops: Mutex::default(),
         });
         housekeeper(open_conn(&path)?, Arc::downgrade(&inner))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
