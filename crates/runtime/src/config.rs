@@ -466,6 +466,9 @@ pub struct ConsoleConfig {
     pub listen: Vec<Listen>,
     /// Concurrent HTTPS connections.
     pub threads: usize,
+    /// The bearer token that reads `/metrics` (Prometheus); without one,
+    /// `/metrics` is not served.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ConsoleConfig {
@@ -473,6 +476,7 @@ impl Default for ConsoleConfig {
         ConsoleConfig {
             listen: local(8443),
             threads: 256,
+            metrics_token: None,
         }
     }
 }

@@ -193,8 +193,10 @@ pub async fn run(
         let span = tracing::info_span!("session", service = service.name(), role = listener.role, id, %peer);
         let implicit = listener.implicit_tls;
         let slot = workers.ip_slot(peer.ip());
+        let capped = slot.is_none();
         if slot.is_none() {
             tracing::info!(parent: &span, "too many connections from this address");
+            postgate_metrics::metrics().refuse(service.name(), "per_ip");
         }
         match slot.and_then(|s| workers.sem.clone().try_acquire_owned().ok().map(|p| (p, s))) {
             Some((permit, ip_slot)) => {
@@ -206,6 +208,7 @@ pub async fn run(
                 );
                 tokio::spawn(
                     async move {
+                        let _open = postgate_metrics::Open::new(service.name());
                         let stream = if implicit {
                             match tokio::time::timeout(
                                 TLS_HANDSHAKE_TIMEOUT,
@@ -252,6 +255,9 @@ pub async fn run(
                 };
                 let (reply, tls) = (service.busy_reply(), tls.clone());
                 tracing::info!(parent: &span, "every worker busy; connection refused");
+                if !capped {
+                    postgate_metrics::metrics().refuse(service.name(), "busy");
+                }
                 tokio::spawn(async move {
                     let deadline = Duration::from_secs(5);
                     let _ = tokio::time::timeout(deadline, async {

@@ -84,6 +84,12 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let per_ip = config.limits.per_ip_connections;
     let mut start = |service: Arc<dyn Service>, threads: usize, listeners: Vec<Listener>| {
         let workers = Workers::with_per_ip(threads, per_ip);
+        postgate_metrics::metrics()
+            .workers
+            .get_or_create(&postgate_metrics::ServiceLabel {
+                service: service.name(),
+            })
+            .set(threads as i64);
         for l in listeners {
             let kind = if l.implicit_tls {
                 "implicit TLS"
@@ -161,6 +167,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             delivery: delivery.clone(),
             auth: auth.clone(),
             max_message_size: config.smtp.max_message_size,
+            metrics_token: config.console.metrics_token.clone(),
         },
     ));
     let console_listeners = bind_all(&config.console.listen, "console", true).await?;

@@ -225,7 +225,7 @@ fn a_blocked_address_is_refused_at_connect_until_unblocked() {
 fn a_blocked_destination_is_bounced_without_a_connection() {
     let sink = postgate_testkit::sink::Sink::start(Default::default());
     let s = office(&format!(
-        "[outbound]\nrelay = \"127.0.0.1\"\nport = {}\nretry_intervals = [\"1s\"]\n",
+        "[outbound]\nrelay = \"127.0.0.1:{}\"\nretry_intervals = [\"1s\"]\n",
         sink.port()
     ));
     // A blocked destination domain: refused at RCPT on submission.

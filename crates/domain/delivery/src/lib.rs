@@ -256,6 +256,8 @@ impl Delivery {
                 .inbound(&parsed, &envelope.mail_from, local)
                 .await
         };
+        let (size, rcpts) = (raw.len() as u64, envelope.rcpts.len() as u64);
+        let started = std::time::Instant::now();
         let delivered = self
             .commit(NewDelivery {
                 raw,
@@ -267,6 +269,11 @@ impl Delivery {
                 calendar: inbound.updates,
             })
             .await?;
+        let counters = postgate_metrics::metrics();
+        counters
+            .delivery_seconds
+            .observe(started.elapsed().as_secs_f64());
+        counters.message("in", size, rcpts);
         if !inbound.later.is_empty() {
             for plan in self.scheduler.answer(inbound.later).await {
                 if let Err(e) = self.carry_out(plan).await {

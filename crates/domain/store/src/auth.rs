@@ -167,14 +167,18 @@ impl Authenticator {
 
     /// The front door: checks an attempt and the user's class of service.
     pub async fn login(&self, a: Attempt<'_>) -> std::result::Result<User, Refusal> {
+        let counters = postgate_metrics::metrics();
+        let service = a.service.as_str();
         if !a.channel_ok {
             // Never reaches the password check, nor counts as a failure.
+            counters.login(service, "tls_required");
             return Err(Refusal::TlsRequired);
         }
         let account = a.login.trim().to_ascii_lowercase();
         let wait = self.throttle.delay(a.peer, &account);
         if !wait.is_zero() {
             tracing::info!(service = a.service.as_str(), peer = %a.peer, ?wait, "login throttled");
+            counters.login(service, "throttled");
             tokio::time::sleep(wait).await;
         }
         let user = match EmailAddress::parse(a.login.trim()) {
@@ -187,6 +191,7 @@ impl Authenticator {
         let user = match user {
             Ok(Some(u)) => u,
             Ok(None) => {
+                counters.login(service, "failed");
                 self.throttle.failed(a.peer, &account);
                 tracing::info!(service = a.service.as_str(), peer = %a.peer, login = %account, "login failed");
                 return Err(Refusal::Credentials);
@@ -200,6 +205,7 @@ impl Authenticator {
             .await
             .map_err(Refusal::Unavailable)?
         {
+            counters.login(service, "denied");
             return Err(Refusal::Denied(format!(
                 "client address blocked ({})",
                 b.pattern
@@ -212,6 +218,7 @@ impl Authenticator {
             .map_err(Refusal::Unavailable)?;
         if !class.settings.allows(a.service) {
             tracing::info!(user = %user.address, service = a.service.as_str(), class = %class.class, "login denied by class of service");
+            counters.login(service, "denied");
             return Err(Refusal::Denied(format!(
                 "{} is not allowed {} (class of service {})",
                 user.address,
@@ -219,6 +226,7 @@ impl Authenticator {
                 class.class
             )));
         }
+        counters.login(service, "ok");
         Ok(user)
     }
 

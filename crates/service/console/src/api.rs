@@ -51,11 +51,50 @@ pub(crate) fn router(ctx: Ctx) -> Router {
     let router = Router::new()
         .route("/api/v1/messages", post(send))
         .route("/api/v1/folders", get(folders))
-        .route("/api/v1/folders/{name}/items", get(items));
+        .route("/api/v1/folders/{name}/items", get(items))
+        .route("/metrics", get(metrics));
     crate::calendar::routes(router)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(ctx)
+}
+
+/// `GET /metrics`: every counter in the OpenMetrics text format
+/// (Prometheus reads it), for the bearer of `[console] metrics_token`.
+async fn metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let Some(token) = ctx.metrics_token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "/metrics is off: set [console] metrics_token",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    // The same time whatever the token's first wrong byte.
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        let mut r =
+            ApiError::new(StatusCode::UNAUTHORIZED, "bearer token required").into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Ok(r);
+    }
+    let body = postgate_metrics::metrics().encode();
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(r)
 }
 
 /// An error as JSON: `{"error": "..."}`.

@@ -34,6 +34,8 @@ pub struct Context {
     pub auth: Authenticator,
     /// The largest message the API builds (SMTP's limit).
     pub max_message_size: u64,
+    /// The bearer token that reads `/metrics`; none: not served.
+    pub metrics_token: Option<String>,
 }
 
 /// The HTTPS service.

@@ -429,6 +429,28 @@ impl Agent {
         data: Option<&[u8]>,
     ) {
         let now = now();
+        let counters = postgate_metrics::metrics();
+        let mut sent = 0;
+        for v in verdicts {
+            let outcome = match v.class {
+                2 => {
+                    sent += 1;
+                    counters
+                        .outbound_seconds
+                        .observe((now - job.message.created).max(0) as f64);
+                    "sent"
+                }
+                4 => "deferred",
+                _ => "failed",
+            };
+            counters
+                .outbound
+                .get_or_create(&postgate_metrics::OutcomeLabel { outcome })
+                .inc();
+        }
+        if sent > 0 {
+            counters.message("out", data.map_or(0, |d| d.len() as u64), sent);
+        }
         let plan = settle::plan(
             &self.settings,
             &job.message,
@@ -441,6 +463,7 @@ impl Agent {
             tracing::info!("{line}");
         }
         if !plan.report.is_empty() {
+            counters.dsns.inc();
             let loaded;
             let data = match data {
                 Some(d) => d,

@@ -171,6 +171,7 @@ impl Session {
         if let Ok(Some(b)) = blocked {
             // RFC 5321 §3.1: 554 instead of the greeting; no service here.
             tracing::info!(peer = %self.peer, pattern = %b.pattern, "blocked client refused");
+            postgate_metrics::metrics().refuse("smtp", "blocked");
             let r = Reply::new(
                 554,
                 "5.7.1",

@@ -101,7 +101,13 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
+        let counters = postgate_metrics::metrics();
+        counters.commit_jobs.observe(batch.len() as f64);
+        let started = std::time::Instant::now();
         commit_batch(&conn, batch);
+        counters
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
     }
 }
 

@@ -1,0 +1,268 @@
+//! Postgate's one set of counters.
+//!
+//! What it is for: the counters, gauges and histograms that the listener
+//! layer, every engine, delivery, the outbound agent and the store update, in
+//! one registry (prometheus-client's, whose values can be read back), so that
+//! `/metrics`, the SNMP agent and the web console all read the same numbers.
+//! One process serves one post office: the set is global ([`metrics`]).
+//!
+//! What it is not for: exposition transports (the console serves `/metrics`)
+//! or policy. Updating a counter is an atomic add: cheap enough to leave on.
+#![deny(missing_docs)]
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
+
+/// A service ("smtp", "imap", "pop3", "ldap", "console", …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    /// The service's name.
+    pub service: &'static str,
+}
+
+/// A service and why a connection was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabel {
+    /// The service's name.
+    pub service: &'static str,
+    /// "busy" (every worker), "per_ip" (the address's cap), "blocked"
+    /// (access control).
+    pub reason: &'static str,
+}
+
+/// A service and a login's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoginLabel {
+    /// The service's name.
+    pub service: &'static str,
+    /// "ok", "failed" (credentials), "denied" (class of service or block),
+    /// "throttled" (answered after a penalty delay), "tls_required".
+    pub outcome: &'static str,
+}
+
+/// Which way mail went.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    /// "in" (accepted for local users or the queue) or "out" (sent to the
+    /// Internet).
+    pub direction: &'static str,
+}
+
+/// What an outbound attempt for one recipient came to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// "sent", "deferred" (4xx, connection, DNS: tried again) or "failed"
+    /// (5xx and the like: bounced).
+    pub outcome: &'static str,
+}
+
+/// Every counter.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Connections accepted, per service.
+    pub connections: Family<ServiceLabel, Counter>,
+    /// Connections open now, per service.
+    pub connections_current: Family<ServiceLabel, Gauge>,
+    /// Connections refused, per service and reason.
+    pub refused: Family<RefusedLabel, Counter>,
+    /// Workers configured, per service.
+    pub workers: Family<ServiceLabel, Gauge>,
+    /// Logins, per service and outcome.
+    pub logins: Family<LoginLabel, Counter>,
+    /// Messages, per direction.
+    pub messages: Family<DirectionLabel, Counter>,
+    /// Message octets, per direction.
+    pub bytes: Family<DirectionLabel, Counter>,
+    /// Recipients, per direction.
+    pub recipients: Family<DirectionLabel, Counter>,
+    /// Outbound recipient attempts, per outcome.
+    pub outbound: Family<OutcomeLabel, Counter>,
+    /// Delivery status notifications sent (bounces, delays, successes).
+    pub dsns: Counter,
+    /// Seconds from the end of DATA to the delivery on disk.
+    pub delivery_seconds: Histogram,
+    /// Seconds from queueing to sending, per recipient sent.
+    pub outbound_seconds: Histogram,
+    /// Seconds per store commit (one group commit of the embedded writer).
+    pub commit_seconds: Histogram,
+    /// Jobs per store commit.
+    pub commit_jobs: Histogram,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("postgate");
+        let m = Metrics {
+            connections: Family::default(),
+            connections_current: Family::default(),
+            refused: Family::default(),
+            workers: Family::default(),
+            logins: Family::default(),
+            messages: Family::default(),
+            bytes: Family::default(),
+            recipients: Family::default(),
+            outbound: Family::default(),
+            dsns: Counter::default(),
+            // 100 µs to ~13 s.
+            delivery_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            // 100 ms to ~3.6 days.
+            outbound_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 22)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            commit_jobs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            registry: Registry::default(),
+        };
+        registry.register("connections", "Connections accepted", m.connections.clone());
+        registry.register(
+            "connections_current",
+            "Connections open now",
+            m.connections_current.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused, by reason",
+            m.refused.clone(),
+        );
+        registry.register("workers", "Workers configured", m.workers.clone());
+        registry.register("logins", "Logins, by outcome", m.logins.clone());
+        registry.register("messages", "Messages, by direction", m.messages.clone());
+        registry.register(
+            "message_bytes",
+            "Message octets, by direction",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "recipients",
+            "Recipients, by direction",
+            m.recipients.clone(),
+        );
+        registry.register(
+            "outbound_attempts",
+            "Outbound recipient attempts, by outcome",
+            m.outbound.clone(),
+        );
+        registry.register("dsns", "Delivery status notifications sent", m.dsns.clone());
+        registry.register(
+            "delivery_seconds",
+            "End of DATA to delivery on disk",
+            m.delivery_seconds.clone(),
+        );
+        registry.register(
+            "outbound_seconds",
+            "Queued to sent, per recipient",
+            m.outbound_seconds.clone(),
+        );
+        registry.register(
+            "store_commit_seconds",
+            "Time per store commit",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "store_commit_jobs",
+            "Jobs per store commit",
+            m.commit_jobs.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Everything in the Prometheus text exposition format (OpenMetrics).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts a login's outcome.
+    pub fn login(&self, service: &'static str, outcome: &'static str) {
+        self.logins
+            .get_or_create(&LoginLabel { service, outcome })
+            .inc();
+    }
+
+    /// Counts a refused connection.
+    pub fn refuse(&self, service: &'static str, reason: &'static str) {
+        self.refused
+            .get_or_create(&RefusedLabel { service, reason })
+            .inc();
+    }
+
+    /// Counts a message, its size and its recipients.
+    pub fn message(&self, direction: &'static str, bytes: u64, recipients: u64) {
+        let l = DirectionLabel { direction };
+        self.messages.get_or_create(&l).inc();
+        self.bytes.get_or_create(&l).inc_by(bytes);
+        self.recipients.get_or_create(&l).inc_by(recipients);
+    }
+}
+
+/// The process's counters.
+pub fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(Metrics::new)
+}
+
+/// One open connection of a service: counted when made, uncounted when
+/// dropped.
+#[derive(Debug)]
+pub struct Open(&'static str);
+
+impl Open {
+    /// Counts a connection to `service`.
+    pub fn new(service: &'static str) -> Open {
+        let m = metrics();
+        let l = ServiceLabel { service };
+        m.connections.get_or_create(&l).inc();
+        m.connections_current.get_or_create(&l).inc();
+        Open(service)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics()
+            .connections_current
+            .get_or_create(&ServiceLabel { service: self.0 })
+            .dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_exposed() {
+        let m = metrics();
+        {
+            let _a = Open::new("smtp");
+            let _b = Open::new("smtp");
+            m.login("imap", "failed");
+            m.message("in", 1000, 2);
+            m.delivery_seconds.observe(0.002);
+            let text = m.encode();
+            assert!(
+                text.contains("postgate_connections_total{service=\"smtp\"} 2"),
+                "{text}"
+            );
+            assert!(
+                text.contains("postgate_connections_current{service=\"smtp\"} 2"),
+                "{text}"
+            );
+        }
+        let text = m.encode();
+        assert!(
+            text.contains("postgate_connections_current{service=\"smtp\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("postgate_logins_total{service=\"imap\",outcome=\"failed\"} 1"));
+        assert!(text.contains("postgate_message_bytes_total{direction=\"in\"} 1000"));
+        assert!(text.contains("postgate_delivery_seconds_count 1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
