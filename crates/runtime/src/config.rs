@@ -21,7 +21,10 @@ pub struct Config {
     /// The name this server gives itself in greetings and trace headers.
     pub hostname: String,
     /// Log filter (tracing's env-filter syntax); `RUST_LOG` overrides it.
+    /// `[logging] level` replaces it when given.
     pub log: String,
+    /// Levels per service, daily log files and accounting.
+    pub logging: LoggingConfig,
     /// Certificate and key shared by every service.
     pub tls: TlsConfig,
     /// SMTP: inbound, submission, SMTPS.
@@ -54,6 +57,7 @@ impl Default for Config {
             data_dir: PathBuf::from("postgate-data"),
             hostname: default_hostname(),
             log: "info".into(),
+            logging: LoggingConfig::default(),
             tls: TlsConfig::default(),
             smtp: SmtpConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -443,17 +447,32 @@ impl Default for LdapConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SnmpConfig {
-    /// UDP addresses of the agent.
+    /// UDP addresses of the agent; none (the default): the agent is off.
     pub listen: Vec<Listen>,
     /// SNMPv2c read community.
     pub community: String,
+    /// Who may ask; others are dropped unanswered. Default: loopback.
+    pub allowed_networks: Vec<Network>,
+    /// sysContact.
+    pub contact: String,
+    /// sysLocation.
+    pub location: String,
+    /// sysName; default: `hostname`.
+    pub name: Option<String>,
 }
 
 impl Default for SnmpConfig {
     fn default() -> Self {
         SnmpConfig {
-            listen: local(1161),
+            listen: Vec::new(),
             community: "public".into(),
+            allowed_networks: vec![
+                "127.0.0.0/8".parse().expect("a network"),
+                "::1".parse().expect("a network"),
+            ],
+            contact: String::new(),
+            location: String::new(),
+            name: None,
         }
     }
 }
@@ -526,6 +545,120 @@ impl Default for LimitsConfig {
             login_penalty: Duration::from_secs(2),
             login_penalty_max: Duration::from_secs(15),
         }
+    }
+}
+
+/// `[logging]`: the level per service, daily log files and accounting. (The
+/// top-level `log` filter predates this section and stays the default level.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// The level of everything not named in `services`; unset: the
+    /// top-level `log` filter.
+    pub level: Option<LogLevel>,
+    /// Levels per service, e.g. `{ smtp = "debug" }`: each applies to the
+    /// events of that service's crate ([`LOG_SERVICES`] names them).
+    pub services: std::collections::BTreeMap<String, LogLevel>,
+    /// Also write log lines to daily files `postgate-YYYY-MM-DD.log` (UTC
+    /// dates) in this directory, besides standard error. Unset: standard
+    /// error only.
+    pub dir: Option<PathBuf>,
+    /// Days of files kept, today's included; older ones are removed when the
+    /// day changes (and at start).
+    pub max_age: u32,
+    /// Total octets of log files kept; the oldest are removed first (today's
+    /// file never is). 0: no cap.
+    #[serde(deserialize_with = "de_size")]
+    pub max_size: u64,
+    /// One JSON line per message in, out and bounced, in daily files
+    /// `accounting-YYYY-MM-DD.jsonl` in `dir` (or `data_dir/log` when `dir` is
+    /// unset). Kept `max_age` days; `max_size` does not apply to them, so a
+    /// busy day never costs the records billing depends on.
+    pub accounting: bool,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: None,
+            services: Default::default(),
+            dir: None,
+            max_age: 30,
+            max_size: 1 << 30,
+            accounting: false,
+        }
+    }
+}
+
+impl Config {
+    /// Where accounting files go: `[logging] dir`, else `data_dir/log`.
+    pub fn accounting_dir(&self) -> PathBuf {
+        self.logging
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("log"))
+    }
+}
+
+/// The services `[logging] services` can name, with the crate (tracing
+/// target) whose events each level applies to.
+pub const LOG_SERVICES: &[(&str, &str)] = &[
+    ("smtp", "postgate_smtp"),
+    ("imap", "postgate_imap"),
+    ("pop3", "postgate_pop3"),
+    ("ldap", "postgate_ldap"),
+    ("console", "postgate_console"),
+    ("outbound", "postgate_outbound"),
+    ("snmp", "postgate_snmp"),
+];
+
+/// A log level, least verbose first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Failures that need the operator.
+    Error,
+    /// Trouble the server worked around.
+    Warn,
+    /// One line per session event worth keeping (the default).
+    Info,
+    /// Protocol detail, for diagnosis.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// Every level, least verbose first.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+
+    /// The name in config files and env-filter directives ("debug").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+
+    /// Parses a level name, in any case ("WARN" as a log line writes it).
+    fn from_str(s: &str) -> Result<LogLevel, String> {
+        LogLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("\"{s}\" is not a level (error, warn, info, debug, trace)"))
     }
 }
 
@@ -884,6 +1017,21 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        for name in self.logging.services.keys() {
+            if !LOG_SERVICES.iter().any(|(s, _)| s == name) {
+                let known: Vec<&str> = LOG_SERVICES.iter().map(|(s, _)| *s).collect();
+                errs.push((
+                    vec!["logging", "services"],
+                    format!("\"{name}\" is not a service (one of: {})", known.join(", ")),
+                ));
+            }
+        }
+        if self.logging.max_age == 0 {
+            errs.push((
+                vec!["logging", "max_age"],
+                "must be at least 1 (day)".into(),
+            ));
+        }
         errs
     }
 }
@@ -1125,6 +1273,47 @@ listen = ["127.0.0.1:443"]
             errs.iter()
                 .any(|e| e.line == 6 && e.message.contains("together"))
         );
+    }
+
+    #[test]
+    fn logging_section_beside_the_old_log_key() {
+        let c = check("log = \"warn\"\n").unwrap();
+        assert_eq!(c.log, "warn");
+        assert_eq!(c.logging.level, None);
+        assert_eq!(c.logging.max_age, 30);
+        assert_eq!(c.logging.max_size, 1 << 30);
+        assert!(!c.logging.accounting);
+        assert_eq!(c.accounting_dir(), c.data_dir.join("log"));
+        let c = check(
+            "log = \"info\"\n[logging]\nlevel = \"debug\"\nservices = { smtp = \"trace\", imap = \"warn\" }\ndir = \"/var/log/postgate\"\nmax_age = 7\nmax_size = \"10MiB\"\naccounting = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.logging.level, Some(LogLevel::Debug));
+        assert_eq!(c.logging.services["smtp"], LogLevel::Trace);
+        assert_eq!(c.logging.services["imap"], LogLevel::Warn);
+        assert_eq!(c.logging.max_size, 10 << 20);
+        assert_eq!(c.accounting_dir(), PathBuf::from("/var/log/postgate"));
+        let errs =
+            check("[logging]\nservices = { smtpd = \"debug\" }\nmax_age = 0\nlevel = \"loud\"\n")
+                .unwrap_err();
+        let summary: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 4 && e.message.contains("loud")),
+            "{summary:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 2 && e.message.contains("\"smtpd\" is not a service")),
+            "{summary:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 3 && e.message.contains("at least 1")),
+            "{summary:?}"
+        );
+        assert_eq!("WARN".parse::<LogLevel>(), Ok(LogLevel::Warn));
+        assert!("loud".parse::<LogLevel>().is_err());
     }
 
     #[test]

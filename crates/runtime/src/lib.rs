@@ -4,7 +4,8 @@
 //! service with one acceptor ([`tls`]), the connection stream that can be upgraded
 //! by STARTTLS ([`stream`]), and the listener layer ([`listener`]): bind, implicit
 //! TLS, the per-service worker limit with the protocol's own try-later reply, and
-//! graceful shutdown ([`shutdown`]).
+//! graceful shutdown ([`shutdown`]). Daily log and accounting files, pruned by
+//! age and total size, are in [`logfile`].
 //!
 //! What it is not for: protocol logic. Engines implement [`listener::Service`] and
 //! receive a [`listener::Conn`]: a stream and its context, nothing else.
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod deflate;
 pub mod listener;
+pub mod logfile;
 pub mod shutdown;
 pub mod stream;
 pub mod tls;

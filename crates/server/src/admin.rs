@@ -644,7 +644,9 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Class(cmd) => class(store, cmd, &mut out).await?,
         Command::Access(cmd) => access(&shared, cmd, &mut out).await?,
         Command::Block(cmd) => block(store, cmd, &mut out).await?,
-        Command::Serve | Command::CheckConfig { .. } => bail!("not an administration command"),
+        Command::Serve | Command::CheckConfig { .. } | Command::Log(_) => {
+            bail!("not an administration command")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

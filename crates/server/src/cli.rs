@@ -1,8 +1,9 @@
 //! The command line: `postgate [--config FILE] <command>`.
-use crate::{admin, serve};
+use crate::{admin, logs, serve};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use postgate_runtime::Config;
+use postgate_runtime::config::{LOG_SERVICES, LogLevel};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,6 +67,45 @@ pub enum Command {
     /// Blocked hosts, domains and networks.
     #[command(subcommand)]
     Block(BlockCmd),
+    /// The log files in `[logging] dir`.
+    #[command(subcommand)]
+    Log(LogCmd),
+}
+
+/// `log …`
+#[derive(Debug, Subcommand)]
+pub enum LogCmd {
+    /// Print the last lines of today's log file, then new lines as they are
+    /// written (like `tail -f`) until interrupted.
+    Tail {
+        /// Only this service's lines (its sessions and its crate's events):
+        /// smtp, imap, pop3, ldap, console, outbound, snmp.
+        #[arg(long, value_parser = parse_service)]
+        service: Option<String>,
+        /// Only lines at this level or more severe: error, warn, info,
+        /// debug, trace.
+        #[arg(long, value_parser = parse_level)]
+        level: Option<LogLevel>,
+        /// How many lines to print first.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
+        /// Print those lines and exit.
+        #[arg(long = "no-follow")]
+        no_follow: bool,
+    },
+}
+
+fn parse_service(s: &str) -> Result<String, String> {
+    if LOG_SERVICES.iter().any(|(name, _)| *name == s) {
+        Ok(s.to_string())
+    } else {
+        let known: Vec<&str> = LOG_SERVICES.iter().map(|(name, _)| *name).collect();
+        Err(format!("not a service (one of: {})", known.join(", ")))
+    }
+}
+
+fn parse_level(s: &str) -> Result<LogLevel, String> {
+    s.parse()
 }
 
 /// Who a class is assigned to (exactly one).
@@ -466,6 +506,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::Serve => serve::serve(load(cli.config)?).await,
+        Command::Log(LogCmd::Tail {
+            service,
+            level,
+            lines,
+            no_follow,
+        }) => {
+            let options = logs::TailOptions {
+                service,
+                level,
+                lines,
+                follow: !no_follow,
+            };
+            logs::tail(&load(cli.config)?, options).await
+        }
         other => admin::run(load(cli.config)?, other).await,
     }
 }

@@ -5,6 +5,7 @@
 
 mod admin;
 mod cli;
+mod logs;
 mod serve;
 
 use clap::Parser;

@@ -15,18 +15,6 @@ use std::time::Duration;
 /// How long shutdown waits for sessions to finish before leaving anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sets up logging from the config (`RUST_LOG` wins).
-pub fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// One service with its listeners and worker pool.
 struct Running {
     service: Arc<dyn Service>,
@@ -34,7 +22,8 @@ struct Running {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    init_logging(&config);
+    // Standard error, and the daily files of `[logging] dir` (crate::logs).
+    crate::logs::init(&config)?;
     // One crypto backend for the process (../DEPENDENCIES: ring, not aws-lc-rs).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
@@ -69,7 +58,8 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     })
     .with_freebusy_answers(config.calendar.answer_freebusy);
     let delivery = Delivery::new(store.clone(), junk, postmaster, config.hostname.clone())
-        .with_scheduler(scheduler);
+        .with_scheduler(scheduler)
+        .with_accounting(crate::logs::accounting(&config)?);
     let limits = &config.limits;
     let auth = postgate_store::auth::Authenticator::new(store.clone()).with_throttle(
         limits.login_free_failures,
@@ -172,6 +162,32 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     ));
     let console_listeners = bind_all(&config.console.listen, "console", true).await?;
     start(console, config.console.threads, console_listeners)?;
+
+    // SNMP over UDP: off unless `[snmp] listen` names addresses.
+    let snmp = postgate_snmp::Agent::new(postgate_snmp::Settings {
+        community: config.snmp.community.clone(),
+        allowed: config.snmp.allowed_networks.clone(),
+        system: postgate_snmp::mib::System {
+            contact: config.snmp.contact.clone(),
+            name: config
+                .snmp
+                .name
+                .clone()
+                .unwrap_or_else(|| config.hostname.clone()),
+            location: config.snmp.location.clone(),
+        },
+    });
+    for a in &config.snmp.listen {
+        let socket = tokio::net::UdpSocket::bind(a.0)
+            .await
+            .with_context(|| format!("snmp: cannot listen on {}", a.0))?;
+        writeln!(
+            out,
+            "postgate: snmp listening on {} (snmp, udp)",
+            socket.local_addr()?
+        )?;
+        tokio::spawn(snmp.clone().run(socket, shutdown.clone()));
+    }
 
     // The delivery agent: the outbound queue to the Internet. The embedded
     // store has one node, so claims a crash left behind are taken back now.

@@ -11,8 +11,15 @@
 //!
 //! What it is not for: protocol replies (the engine maps [`DeliveryError`] and
 //! [`Resolution`] to its own wire replies) or remote delivery (the outbound queue).
+//!
+//! Every message accepted here is also written to [`accounting`] when it is
+//! on; the outbound agent writes its outcomes through the same sink
+//! ([`Delivery::accounting`]).
 #![deny(missing_docs)]
 
+pub mod accounting;
+
+use accounting::Accounting;
 use postgate_calendar::{Plan, Scheduler};
 use postgate_mime::dsn;
 use postgate_store::{
@@ -86,6 +93,20 @@ pub struct Sender {
     pub sent_copy: bool,
 }
 
+/// A DSN that [`Delivery::report`] sent: what accounting records of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsnSent {
+    /// Who it went to (the original envelope sender).
+    pub to: String,
+    /// Its size in octets.
+    pub size: u64,
+    /// Its Message-ID.
+    pub message_id: Option<String>,
+    /// Filed in a local mailbox ([`accounting::Outcome::Delivered`]) or
+    /// queued for a remote sender ([`accounting::Outcome::Queued`]).
+    pub outcome: accounting::Outcome,
+}
+
 /// Numbers DSNs apart within this process.
 static DSN_SEQ: AtomicU64 = AtomicU64::new(1);
 
@@ -98,6 +119,7 @@ pub struct Delivery {
     hostname: String,
     queued: Arc<tokio::sync::Notify>,
     scheduler: Scheduler,
+    accounting: Accounting,
 }
 
 impl Delivery {
@@ -116,7 +138,19 @@ impl Delivery {
             postmaster,
             hostname,
             queued: Arc::new(tokio::sync::Notify::new()),
+            accounting: Accounting::off(),
         }
+    }
+
+    /// With an accounting sink (by default records are dropped).
+    pub fn with_accounting(mut self, accounting: Accounting) -> Delivery {
+        self.accounting = accounting;
+        self
+    }
+
+    /// The accounting sink, for the outbound agent's records.
+    pub fn accounting(&self) -> &Accounting {
+        &self.accounting
     }
 
     /// With another scheduler (calendar time zone, caps, free/busy answers).
@@ -257,6 +291,17 @@ impl Delivery {
                 .await
         };
         let (size, rcpts) = (raw.len() as u64, envelope.rcpts.len() as u64);
+        let message_id = self
+            .accounting
+            .is_on()
+            .then(|| {
+                parsed
+                    .header_values("Message-ID")
+                    .next()
+                    .map(|v| v.trim().to_string())
+            })
+            .flatten()
+            .filter(|v| !v.is_empty());
         let started = std::time::Instant::now();
         let delivered = self
             .commit(NewDelivery {
@@ -274,6 +319,10 @@ impl Delivery {
             .delivery_seconds
             .observe(started.elapsed().as_secs_f64());
         counters.message("in", size, rcpts);
+        if self.accounting.is_on() {
+            self.accounting
+                .record(&inbound_record(&envelope, message_id, size));
+        }
         if !inbound.later.is_empty() {
             for plan in self.scheduler.answer(inbound.later).await {
                 if let Err(e) = self.carry_out(plan).await {
@@ -366,7 +415,7 @@ impl Delivery {
     /// Sends a DSN (RFC 3464) about `recipients` to `to`, the original
     /// envelope sender; never for the null reverse path (RFC 3461 §6.2). A
     /// failure to queue it is logged: the mail it reports on is settled
-    /// either way.
+    /// either way. Returns what was sent, for accounting.
     pub async fn report(
         &self,
         to: &str,
@@ -375,9 +424,9 @@ impl Delivery {
         recipients: Vec<dsn::Recipient>,
         original: &[u8],
         return_full: bool,
-    ) {
+    ) -> Option<DsnSent> {
         if to.is_empty() || recipients.is_empty() {
-            return;
+            return None;
         }
         let report = dsn::Report {
             reporting_mta: &self.hostname,
@@ -389,8 +438,19 @@ impl Delivery {
             return_full,
         };
         let raw = dsn::build(&report, DSN_SEQ.fetch_add(1, Ordering::Relaxed));
-        if let Err(e) = self.notify(to, raw).await {
-            tracing::warn!(error = %e, to, "could not send a DSN");
+        let (size, message_id) = (raw.len() as u64, accounting::message_id(&raw));
+        match self.file_notice(to, raw).await {
+            Ok(Some(outcome)) => Some(DsnSent {
+                to: to.to_string(),
+                size,
+                message_id,
+                outcome,
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, to, "could not send a DSN");
+                None
+            }
         }
     }
 
@@ -398,8 +458,18 @@ impl Delivery {
     /// queued with the null reverse path for a remote address (RFC 3461 §6.2:
     /// DSNs are sent from <>, so they never cause another).
     pub async fn notify(&self, to: &str, raw: Vec<u8>) -> Result<(), DeliveryError> {
+        self.file_notice(to, raw).await.map(|_| ())
+    }
+
+    /// [`Delivery::notify`], saying whether the message was filed locally or
+    /// queued (`None`: dropped, for an address that is not valid or unknown).
+    async fn file_notice(
+        &self,
+        to: &str,
+        raw: Vec<u8>,
+    ) -> Result<Option<accounting::Outcome>, DeliveryError> {
         let Ok(address) = EmailAddress::parse(to) else {
-            return Ok(());
+            return Ok(None);
         };
         let received_at = chrono::Utc::now().timestamp();
         let content = postgate_mime::parse_message(&raw).content;
@@ -429,8 +499,13 @@ impl Delivery {
             ),
             Resolution::Unknown | Resolution::Ambiguous => {
                 tracing::warn!(to, "DSN for an unknown local address dropped");
-                return Ok(());
+                return Ok(None);
             }
+        };
+        let outcome = if outbound.is_some() {
+            accounting::Outcome::Queued
+        } else {
+            accounting::Outcome::Delivered
         };
         self.commit(NewDelivery {
             raw,
@@ -442,8 +517,42 @@ impl Delivery {
             calendar: Vec::new(),
         })
         .await?;
-        Ok(())
+        Ok(Some(outcome))
     }
+}
+
+/// The accounting record of a message accepted with `envelope`: local
+/// recipients delivered, remote ones queued.
+fn inbound_record(
+    envelope: &Envelope,
+    message_id: Option<String>,
+    size: u64,
+) -> accounting::Record {
+    let mut r = accounting::Record::new(accounting::Direction::In);
+    r.message_id = message_id;
+    r.sender = envelope.mail_from.clone();
+    r.recipients = envelope
+        .rcpts
+        .iter()
+        .map(|rcpt| accounting::Recipient {
+            address: rcpt.address.clone(),
+            outcome: if rcpt.remote {
+                accounting::Outcome::Queued
+            } else {
+                accounting::Outcome::Delivered
+            },
+            status: None,
+        })
+        .collect();
+    r.size = size;
+    r.peer = envelope.peer.clone();
+    r.peer_name = envelope.helo.clone();
+    r.tls = envelope
+        .tls_description
+        .clone()
+        .or_else(|| envelope.tls.then(|| "TLS".to_string()));
+    r.user = envelope.auth_user.clone();
+    r
 }
 
 #[cfg(test)]

@@ -158,6 +158,14 @@ pub struct Envelope {
     pub helo: Option<String>,
     /// Whether the session was under TLS.
     pub tls: bool,
+    /// The TLS version and cipher suite, when known; for accounting, not
+    /// stored.
+    #[serde(skip)]
+    pub tls_description: Option<String>,
+    /// The user who authenticated (RFC 4954 AUTH, or the client API's
+    /// login); for accounting, not stored.
+    #[serde(skip)]
+    pub auth_user: Option<String>,
 }
 
 /// One RCPT TO and its DSN parameters.

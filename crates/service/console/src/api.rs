@@ -499,6 +499,8 @@ async fn send(
         peer: Some(peer.ip().to_string()),
         helo: None,
         tls: true,
+        tls_description: None,
+        auth_user: Some(u.address.to_string()),
     };
     let report = ctx
         .delivery

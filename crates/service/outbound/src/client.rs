@@ -389,6 +389,23 @@ impl Session {
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
+    /// The TLS version and cipher suite, as the inbound side writes them
+    /// (`postgate_runtime::Stream::tls_description`); `None` in clear text.
+    pub fn tls_description(&self) -> Option<String> {
+        let Wire::Tls(tls) = &self.client.stream else {
+            return None;
+        };
+        let (_, conn) = tls.get_ref();
+        Some(format!(
+            "{} with cipher {}",
+            conn.protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_else(|| "TLS".into()),
+            conn.negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()))
+                .unwrap_or_else(|| "unknown".into())
+        ))
+    }
     /// Whether it authenticated.
     pub fn authenticated(&self) -> bool {
         self.authenticated

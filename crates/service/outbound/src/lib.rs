@@ -335,11 +335,8 @@ impl Agent {
                     self.settings.data_timeout,
                 )
                 .await;
-            let peer = s.peer_name().to_string();
-            let dsn_capable = s.has_dsn();
             let broken = s.is_broken();
-            self.settle(&job, &verdicts, Some((&peer, dsn_capable)), Some(&data))
-                .await;
+            self.settle(&job, &verdicts, Some(&*s), Some(&data)).await;
             if broken {
                 session = None;
                 // The next job reconnects; it is not charged for this one's
@@ -419,15 +416,17 @@ impl Agent {
 
     /// Records each recipient's outcome, after sending the DSNs they call
     /// for: a crash between the two repeats a DSN rather than losing one.
-    /// `data` is the message when the caller has it; it is read only if a
-    /// DSN needs it.
+    /// `session` is the connection the verdicts came from (`None` when none
+    /// was made). `data` is the message when the caller has it; it is read
+    /// only if a DSN (or accounting, for its Message-ID) needs it.
     async fn settle(
         &self,
         job: &Job,
         verdicts: &[Verdict],
-        peer: Option<(&str, bool)>,
+        session: Option<&Session>,
         data: Option<&[u8]>,
     ) {
+        let peer = session.map(|s| (s.peer_name(), s.has_dsn()));
         let now = now();
         let counters = postgate_metrics::metrics();
         let mut sent = 0;
@@ -462,25 +461,35 @@ impl Agent {
         for line in &plan.log {
             tracing::info!("{line}");
         }
+        let accounting = self.delivery.accounting();
+        let loaded;
+        let data = match data {
+            Some(d) => d,
+            None if !plan.report.is_empty() || accounting.is_on() => {
+                loaded = self
+                    .delivery
+                    .store()
+                    .message_bytes(job.message.message)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                &loaded
+            }
+            None => &[],
+        };
+        if accounting.is_on() {
+            accounting.record(&settle::out_record(job, verdicts, &plan, session, data));
+        }
         if !plan.report.is_empty() {
             counters.dsns.inc();
-            let loaded;
-            let data = match data {
-                Some(d) => d,
-                None => {
-                    loaded = self
-                        .delivery
-                        .store()
-                        .message_bytes(job.message.message)
-                        .await
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default();
-                    &loaded
-                }
-            };
+            let bounce = plan
+                .report
+                .iter()
+                .any(|r| r.action == postgate_mime::dsn::Action::Failed);
             let ob = &job.message.outbound;
-            self.delivery
+            let sent = self
+                .delivery
                 .report(
                     &ob.mail_from,
                     ob.env_id.as_deref(),
@@ -492,6 +501,12 @@ impl Agent {
                         .is_some_and(|r| r.eq_ignore_ascii_case("FULL")),
                 )
                 .await;
+            if bounce
+                && accounting.is_on()
+                && let Some(dsn) = sent
+            {
+                accounting.record(&settle::bounce_record(job.message.id, dsn));
+            }
         }
         if let Err(e) = self.delivery.store().record(plan.outcomes).await {
             // The lease brings these recipients back: a repeat, not a loss.

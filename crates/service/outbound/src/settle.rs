@@ -1,7 +1,9 @@
 //! What an attempt's verdicts mean for each recipient: the queue outcome and
 //! the DSN it calls for (RFC 3461 §4.1 NOTIFY, RFC 3464 actions).
-use crate::Settings;
-use crate::client::Verdict;
+use crate::client::{Session, Verdict};
+use crate::{Job, Settings};
+use postgate_delivery::DsnSent;
+use postgate_delivery::accounting::{self, Direction, Outcome, Record};
 use postgate_mime::dsn;
 use postgate_store::{QueuedMessage, QueuedRcpt, RcptOutcome};
 
@@ -101,6 +103,67 @@ pub(crate) fn plan(
         plan.outcomes.push((r.id, outcome));
     }
     plan
+}
+
+/// The accounting record of one attempt: each recipient's outcome as `plan`
+/// decided it, with the status its verdict gave. `session` is the
+/// connection it was made on, `data` the message (for its Message-ID).
+pub(crate) fn out_record(
+    job: &Job,
+    verdicts: &[Verdict],
+    plan: &Plan,
+    session: Option<&Session>,
+    data: &[u8],
+) -> Record {
+    let m = &job.message;
+    let mut r = Record::new(Direction::Out);
+    r.queue_id = Some(m.id);
+    r.message_id = accounting::message_id(data);
+    r.sender = m.outbound.mail_from.clone();
+    r.recipients = job
+        .rcpts
+        .iter()
+        .zip(verdicts)
+        .zip(&plan.outcomes)
+        .map(|((rcpt, v), (_, outcome))| {
+            let (outcome, status) = match outcome {
+                RcptOutcome::Sent => (Outcome::Sent, v.status.as_str()),
+                RcptOutcome::Retry { .. } => (Outcome::Deferred, v.status.as_str()),
+                RcptOutcome::Failed(_) if v.class == 5 => (Outcome::Failed, v.status.as_str()),
+                // A temporary failure past max_age: RFC 3463 X.4.7, delivery
+                // time expired (as the DSN says).
+                RcptOutcome::Failed(_) => (Outcome::Failed, "4.4.7"),
+            };
+            accounting::Recipient {
+                address: rcpt.address.clone(),
+                outcome,
+                status: Some(status.to_string()),
+            }
+        })
+        .collect();
+    r.size = m.size;
+    if let Some(s) = session {
+        r.peer = Some(s.addr().ip().to_string());
+        r.peer_name = Some(s.peer_name().to_string());
+        r.tls = s.tls_description();
+        r.user = s.user().filter(|_| s.authenticated()).map(String::from);
+    }
+    r
+}
+
+/// The accounting record of a failure report sent about queue entry
+/// `queue_id`: from the null reverse path to the original sender.
+pub(crate) fn bounce_record(queue_id: i64, dsn: DsnSent) -> Record {
+    let mut r = Record::new(Direction::Bounce);
+    r.queue_id = Some(queue_id);
+    r.message_id = dsn.message_id;
+    r.recipients = vec![accounting::Recipient {
+        address: dsn.to,
+        outcome: dsn.outcome,
+        status: None,
+    }];
+    r.size = dsn.size;
+    r
 }
 
 fn human(secs: i64) -> String {

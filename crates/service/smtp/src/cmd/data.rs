@@ -241,6 +241,8 @@ impl Session {
             peer: Some(self.peer.ip().to_string()),
             helo: Some(helo.to_string()),
             tls: self.is_tls(),
+            tls_description: self.stream.as_ref().and_then(|s| s.tls_description()),
+            auth_user: self.user.as_ref().map(|u| u.address.to_string()),
         }
     }
 
