@@ -11,9 +11,9 @@ pg_build() {
   (cd "$repo" && cargo build --release -q) || { echo "cargo build --release failed" >&2; exit 2; }
 }
 
-# pg_start SMTP_EXTRA [IMAP_SECTION] [POP3_SECTION] [LDAP_SECTION] [CONSOLE_SECTION]: starts
-# postgate serve; sets PG_DIR, PG_PID, PG_CONF, PG_SMTP_PORT, PG_IMAP_PORT, PG_POP3_PORT,
-# PG_CONSOLE_PORT; waits for "ready".
+# pg_start SMTP_EXTRA [IMAP_SECTION] [POP3_SECTION] [LDAP_SECTION] [CONSOLE_SECTION] [SNMP_SECTION]:
+# starts postgate serve; sets PG_DIR, PG_PID, PG_CONF, PG_SMTP_PORT, PG_IMAP_PORT, PG_POP3_PORT,
+# PG_CONSOLE_PORT, PG_SNMP_PORT; waits for "ready".
 pg_start() {
   PG_DIR=$(mktemp -d /tmp/postgate-bench.XXXXXX)
   PG_CONF=$PG_DIR/postgate.toml
@@ -33,8 +33,8 @@ pop3s = []}
 ${4:-[ldap]
 listen = []
 ldaps = []}
-[snmp]
-listen = []
+${6:-[snmp]
+listen = []}
 ${5:-[console]
 listen = []}
 CONF
@@ -53,6 +53,7 @@ CONF
   PG_IMAP_PORT=$(sed -n 's/^postgate: imap listening on 127.0.0.1:\([0-9]*\) (imap,.*/\1/p' "$PG_DIR/stdout" | head -1)
   PG_POP3_PORT=$(sed -n 's/^postgate: pop3 listening on 127.0.0.1:\([0-9]*\) (pop3,.*/\1/p' "$PG_DIR/stdout" | head -1)
   PG_CONSOLE_PORT=$(sed -n 's/^postgate: console listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PG_DIR/stdout" | head -1)
+  PG_SNMP_PORT=$(sed -n 's/^postgate: snmp listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PG_DIR/stdout" | head -1)
   [ -n "$PG_SMTP_PORT" ] || { echo "postgate did not start:"; cat "$PG_DIR/stderr"; exit 2; } >&2
 }
 

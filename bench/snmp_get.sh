@@ -10,45 +10,9 @@
 here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 COUNT=${1:-20000} ROUNDS=${2:-3}
 pg_build
-# lib.sh's pg_start writes [snmp] listen = []: this script writes its own
-# configuration, with only the agent listening.
-PG_SNMP='[snmp]
+pg_start "" "" "" "" "" '[snmp]
 listen = ["127.0.0.1:0"]'
-pg_start_snmp() {
-  PG_DIR=$(mktemp -d /tmp/postgate-bench.XXXXXX)
-  PG_CONF=$PG_DIR/postgate.toml
-  cat > "$PG_CONF" <<CONF
-data_dir = "$PG_DIR/data"
-hostname = "bench.example.test"
-log = "warn"
-[smtp]
-listen = []
-submission = []
-smtps = []
-[imap]
-listen = []
-imaps = []
-[pop3]
-listen = []
-pop3s = []
-[ldap]
-listen = []
-ldaps = []
-[console]
-listen = []
-$PG_SNMP
-CONF
-  "$PG_BIN" --config "$PG_CONF" serve > "$PG_DIR/stdout" 2> "$PG_DIR/stderr" &
-  PG_PID=$!
-  trap pg_stop EXIT
-  for _ in $(seq 100); do
-    grep -q ready "$PG_DIR/stdout" 2>/dev/null && break
-    sleep 0.1
-  done
-  PG_SNMP_PORT=$(sed -n 's/^postgate: snmp listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PG_DIR/stdout" | head -1)
-  [ -n "$PG_SNMP_PORT" ] || { echo "postgate did not start:"; cat "$PG_DIR/stderr"; exit 2; } >&2
-}
-pg_start_snmp
+[ -n "$PG_SNMP_PORT" ] || { echo "the SNMP agent did not start" >&2; exit 2; }
 peer=0
 MIBS='' timeout 3 snmpget -Oqv -v2c -c public -t 1 -r 0 127.0.0.1:10161 1.3.6.1.2.1.1.3.0 >/dev/null 2>&1 && peer=1
 [ $peer = 1 ] || echo "peer snmpd not answering on udp/10161 (../shared/peers/start.sh): Postgate only"

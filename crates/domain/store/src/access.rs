@@ -133,17 +133,16 @@ impl Policy {
         }
     }
 
+    /// A user's class as worked out at `generation`, if it was.
+    fn memo(&self, user: UserId, generation: u64) -> Option<Arc<Effective>> {
+        let (g, e) = self.inner.users.lock().ok()?.get(&user).cloned()?;
+        (g == generation).then_some(e)
+    }
+
     /// The effective class of `user`, and where it came from.
     pub async fn class_of(&self, user: &User) -> Result<Arc<Effective>> {
         let snap = self.snapshot().await?;
-        if let Some((g, e)) = self
-            .inner
-            .users
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&user.id).cloned())
-            && g == snap.generation
-        {
+        if let Some(e) = self.memo(user.id, snap.generation) {
             return Ok(e);
         }
         let pick = |a: Assignee| snap.assigned.get(&a).map(|c| (c.clone(), a));
@@ -197,14 +196,7 @@ impl Policy {
     /// [`Policy::class_of`] for a resolved recipient.
     pub async fn class_of_ref(&self, user: &UserRef) -> Result<Arc<Effective>> {
         let snap = self.snapshot().await?;
-        if let Some((g, e)) = self
-            .inner
-            .users
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&user.id).cloned())
-            && g == snap.generation
-        {
+        if let Some(e) = self.memo(user.id, snap.generation) {
             return Ok(e);
         }
         match self.store.user_by_id(user.id).await? {

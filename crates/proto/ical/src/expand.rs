@@ -552,48 +552,10 @@ impl Series {
             return done;
         }
         let (lo, hi) = (year_start(y), year_start(y + 1));
-        let z = &r.zone;
-        let mut rule = base.clone();
-        // Two periods of margin before the year: the first period of a
-        // moved start may be partial.
-        let margin = 2 * period(&rule);
-        let target = z.to_local(lo.saturating_sub(margin));
-        let begin = fast_forward(&mut rule, r.local, target);
-        // The iterator yields a list: walk as many as the year's length in
-        // periods suggests, four times more while that ends before the year
-        // does.
-        let per_period = (rule.byday.len().max(1)
-            * rule.bymonthday.len().max(1)
-            * rule.byhour.len().max(1)
-            * rule.byminute.len().max(1))
-        .min(10_000) as i64;
-        let most = YEAR_MAX * 2 + 64;
-        let periods = hi.saturating_sub(z.to_utc(begin)) / period(&rule).max(1) + 2;
-        let mut limit = (periods.saturating_mul(per_period).clamp(2, most as i64)) as usize;
         let mut instants = Vec::new();
-        let mut truncated;
-        loop {
-            let walked = walk(&rule, begin, limit);
-            let complete = walked.len() < limit;
-            let past = walked
-                .last()
-                .is_some_and(|l| z.to_utc(*l) >= hi || r.last.is_some_and(|x| z.to_utc(*l) > x));
-            if complete || past || limit >= most {
-                for l in walked {
-                    let t = z.to_utc(l);
-                    if t < start || t < lo {
-                        continue; // no instance comes before DTSTART
-                    }
-                    if r.last.is_some_and(|last| t > last) || t >= hi {
-                        break;
-                    }
-                    instants.push(t);
-                }
-                truncated = !complete && !past;
-                break;
-            }
-            limit = limit.saturating_mul(4).min(most);
-        }
+        let mut truncated = walk_span(r, base, start, lo, hi, YEAR_MAX, &mut instants);
+        // The walk starts a margin before the year: keep the year's own.
+        instants.retain(|t| *t >= lo);
         if instants.len() > YEAR_MAX {
             instants.truncate(YEAR_MAX);
             truncated = true;
