@@ -139,4 +139,11 @@ fn counters_move_with_mail_in_out_and_failed_logins() {
     assert!(value(&after, "postgate_connections_current{service=\"console\"}") >= 1.0);
     assert!(value(&after, "postgate_workers{service=\"imap\"}") > 0.0);
     assert!(value(&after, "postgate_store_commit_seconds_count{}") > 0.0);
+    // The queue is sampled from the store: everything went, nothing waits.
+    assert!(
+        after
+            .iter()
+            .any(|(k, v)| k == "postgate_queue_recipients{state=\"due\"}" && *v == 0.0),
+        "{after:?}"
+    );
 }

@@ -61,6 +61,14 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// A state of recipients in the outbound queue.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    /// "due" (never tried), "deferred" (waiting to be tried again) or
+    /// "in_flight" (a runner has them).
+    pub state: &'static str,
+}
+
 /// Every counter.
 #[derive(Debug)]
 pub struct Metrics {
@@ -85,6 +93,10 @@ pub struct Metrics {
     pub outbound: Family<OutcomeLabel, Counter>,
     /// Delivery status notifications sent (bounces, delays, successes).
     pub dsns: Counter,
+    /// Recipients in the outbound queue, by state (sampled).
+    pub queue: Family<QueueLabel, Gauge>,
+    /// Seconds since the oldest message still queued was queued (sampled).
+    pub queue_oldest_seconds: Gauge,
     /// Seconds from the end of DATA to the delivery on disk.
     pub delivery_seconds: Histogram,
     /// Seconds from queueing to sending, per recipient sent.
@@ -109,6 +121,8 @@ impl Metrics {
             recipients: Family::default(),
             outbound: Family::default(),
             dsns: Counter::default(),
+            queue: Family::default(),
+            queue_oldest_seconds: Gauge::default(),
             // 100 µs to ~13 s.
             delivery_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
             // 100 ms to ~3.6 days.
@@ -147,6 +161,16 @@ impl Metrics {
             m.outbound.clone(),
         );
         registry.register("dsns", "Delivery status notifications sent", m.dsns.clone());
+        registry.register(
+            "queue_recipients",
+            "Recipients in the outbound queue, by state",
+            m.queue.clone(),
+        );
+        registry.register(
+            "queue_oldest_seconds",
+            "Age of the oldest message in the outbound queue",
+            m.queue_oldest_seconds.clone(),
+        );
         registry.register(
             "delivery_seconds",
             "End of DATA to delivery on disk",

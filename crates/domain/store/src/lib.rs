@@ -290,6 +290,9 @@ pub trait Queue: Send + Sync {
     async fn record(&self, outcomes: Vec<(i64, RcptOutcome)>) -> Result<()>;
     /// Every queued message with all its recipients.
     async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
+    /// How many recipients wait, by state, and the oldest message's age: a
+    /// count, not a listing (for counters).
+    async fn queue_depth(&self) -> Result<QueueDepth>;
     /// One queued message with all its recipients.
     async fn queue_get(&self, id: i64) -> Result<Option<QueuedMessage>>;
     /// Drops a queued message without sending or bouncing it.

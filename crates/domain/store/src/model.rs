@@ -298,6 +298,19 @@ impl Notify {
     }
 }
 
+/// How many recipients wait in the outbound queue, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Never tried yet.
+    pub due: u64,
+    /// Tried, waiting for their next attempt.
+    pub deferred: u64,
+    /// Claimed by a runner now.
+    pub in_flight: u64,
+    /// When the oldest message still waiting was queued (Unix seconds).
+    pub oldest: Option<i64>,
+}
+
 /// A queued message with its recipients that are due, as the runner claims it.
 #[derive(Debug, Clone)]
 pub struct QueuedMessage {

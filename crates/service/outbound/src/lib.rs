@@ -148,6 +148,28 @@ pub struct Agent {
     policy: postgate_store::access::Policy,
 }
 
+/// How often the queue's depth is sampled for the counters.
+const QUEUE_SAMPLE: Duration = Duration::from_secs(5);
+
+/// Sets the queue counters from the store.
+async fn sample_queue(store: &dyn postgate_store::Store) {
+    let Ok(d) = store.queue_depth().await else {
+        return;
+    };
+    let m = postgate_metrics::metrics();
+    for (state, n) in [
+        ("due", d.due),
+        ("deferred", d.deferred),
+        ("in_flight", d.in_flight),
+    ] {
+        m.queue
+            .get_or_create(&postgate_metrics::QueueLabel { state })
+            .set(n as i64);
+    }
+    m.queue_oldest_seconds
+        .set(d.oldest.map_or(0, |t| (now() - t).max(0)));
+}
+
 impl Agent {
     /// An agent over the delivery's store.
     pub fn new(settings: Settings, delivery: Delivery) -> Result<Arc<Agent>, String> {
@@ -174,6 +196,19 @@ impl Agent {
             }
         }
         let signal = self.delivery.queue_signal();
+        // The queue's depth by state, sampled for the counters.
+        let sampler = {
+            let (store, mut shutdown) = (store.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    sample_queue(store.as_ref()).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(QUEUE_SAMPLE) => {}
+                        _ = shutdown.wait() => break,
+                    }
+                }
+            })
+        };
         let workers = Arc::new(Semaphore::new(self.settings.threads));
         let lease = self.settings.lease.as_secs().max(60) as i64;
         loop {
@@ -229,6 +264,7 @@ impl Agent {
         let all = self.settings.threads as u32;
         let _ = tokio::time::timeout(Duration::from_secs(10), workers.acquire_many(all)).await;
         self.pool.close_all().await;
+        sampler.abort();
     }
 
     /// Sends every job for one domain.

@@ -1,7 +1,7 @@
 //! The objects the agent serves, read from the one set of counters at each
 //! request, in OID order (RFC 3416 §4.2.2: GETNEXT walks lexicographic order).
 use postgate_metrics::{
-    DirectionLabel, LoginLabel, OutcomeLabel, RefusedLabel, ServiceLabel, metrics,
+    DirectionLabel, LoginLabel, OutcomeLabel, QueueLabel, RefusedLabel, ServiceLabel, metrics,
 };
 use rasn::types::{Integer, OctetString};
 use rasn_smi::v1::{Counter, Gauge, TimeTicks};
@@ -178,5 +178,11 @@ pub fn view(system: &System, started: Instant) -> BTreeMap<Vec<u32>, ObjectSynta
     v.insert(at(&obj, &[8, 0]), counter64(outcome("deferred")));
     v.insert(at(&obj, &[9, 0]), counter64(outcome("failed")));
     v.insert(at(&obj, &[10, 0]), counter64(m.dsns.get()));
+    // The outbound queue (sampled by the delivery agent every few seconds).
+    let queue = |state: &'static str| m.queue.get_or_create(&QueueLabel { state }).get();
+    v.insert(at(&obj, &[11, 0]), gauge(queue("due")));
+    v.insert(at(&obj, &[12, 0]), gauge(queue("deferred")));
+    v.insert(at(&obj, &[13, 0]), gauge(queue("in_flight")));
+    v.insert(at(&obj, &[14, 0]), gauge(m.queue_oldest_seconds.get()));
     v
 }

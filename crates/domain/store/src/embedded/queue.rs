@@ -2,8 +2,8 @@
 use super::messages::release_message;
 use super::{EmbeddedStore, backend, now};
 use crate::{
-    MessageRef, Notify, Outbound, OutboundRcpt, Queue, QueuedMessage, QueuedRcpt, RcptOutcome,
-    Result,
+    MessageRef, Notify, Outbound, OutboundRcpt, Queue, QueueDepth, QueuedMessage, QueuedRcpt,
+    RcptOutcome, Result,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -217,6 +217,29 @@ fn all_rcpts(conn: &Connection, queue: Option<i64>) -> Result<Vec<(i64, QueuedRc
 
 #[async_trait]
 impl Queue for EmbeddedStore {
+    async fn queue_depth(&self) -> Result<QueueDepth> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT coalesce(sum(r.leased = 0 AND r.attempts = 0), 0), \
+                        coalesce(sum(r.leased = 0 AND r.attempts > 0), 0), \
+                        coalesce(sum(r.leased = 1), 0), min(q.created) \
+                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id WHERE r.status = 'queued'",
+            )
+            .and_then(|mut s| {
+                s.query_row([], |r| {
+                    Ok(QueueDepth {
+                        due: r.get::<_, i64>(0)? as u64,
+                        deferred: r.get::<_, i64>(1)? as u64,
+                        in_flight: r.get::<_, i64>(2)? as u64,
+                        oldest: r.get(3)?,
+                    })
+                })
+            })
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn claim_due(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<QueuedMessage>> {
         self.write(move |conn| claim_due(conn, now, lease, limit))
             .await

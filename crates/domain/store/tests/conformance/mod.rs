@@ -734,8 +734,12 @@ pub async fn outbound_queue_claims_leases_and_settles(h: &dyn Harness) {
     .await
     .unwrap();
     let now = chrono_now();
+    let depth = s.queue_depth().await.unwrap();
+    assert_eq!((depth.due, depth.deferred, depth.in_flight), (2, 0, 0));
+    assert_eq!(depth.oldest, Some(1000));
     let claimed = s.claim_due(now, 600, 100).await.unwrap();
     assert_eq!(claimed.len(), 1);
+    assert_eq!(s.queue_depth().await.unwrap().in_flight, 2);
     let m = &claimed[0];
     let domains: Vec<&str> = m.rcpts.iter().map(|r| r.domain.as_str()).collect();
     assert_eq!(domains, ["remote.test", "other.test"]);
@@ -763,6 +767,8 @@ pub async fn outbound_queue_claims_leases_and_settles(h: &dyn Harness) {
     ])
     .await
     .unwrap();
+    let depth = s.queue_depth().await.unwrap();
+    assert_eq!((depth.due, depth.deferred, depth.in_flight), (0, 1, 0));
     let listed = s.queue_list().await.unwrap();
     assert_eq!(listed[0].rcpts[1].attempts, 1);
     assert_eq!(listed[0].rcpts[1].last_error.as_deref(), Some("451 later"));
@@ -774,6 +780,10 @@ pub async fn outbound_queue_claims_leases_and_settles(h: &dyn Harness) {
         .await
         .unwrap();
     assert!(s.queue_list().await.unwrap().is_empty());
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        postgate_store::QueueDepth::default()
+    );
     // The body stays for the Sent copy; removing that frees it.
     let sent = s.folder(alice.id, "Sent Items").await.unwrap().unwrap();
     assert_eq!(s.items(sent.id).await.unwrap().len(), 1);
