@@ -52,18 +52,27 @@ pub struct Settings {
 }
 
 /// The SNMP agent.
-#[derive(Debug)]
 pub struct Agent {
     settings: Settings,
-    started: Instant,
+    view: View,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("settings", &self.settings)
+            .field("objects", &self.view.len())
+            .finish()
+    }
 }
 
 impl Agent {
     /// An agent whose sysUpTime starts now.
     pub fn new(settings: Settings) -> Arc<Agent> {
+        let started = Instant::now();
         Arc::new(Agent {
+            view: mib::view(&settings.system, started),
             settings,
-            started: Instant::now(),
         })
     }
 
@@ -118,11 +127,11 @@ impl Agent {
         m.connections
             .get_or_create(&ServiceLabel { service: "snmp" })
             .inc();
-        let view = mib::view(&self.settings.system, self.started);
+        let view = &self.view;
         let pdu = match msg.data {
-            Pdus::GetRequest(GetRequest(p)) => get(&view, p, v1),
-            Pdus::GetNextRequest(GetNextRequest(p)) => next(&view, p, v1),
-            Pdus::GetBulkRequest(GetBulkRequest(b)) if !v1 => bulk(&view, b),
+            Pdus::GetRequest(GetRequest(p)) => get(view, p, v1),
+            Pdus::GetNextRequest(GetNextRequest(p)) => next(view, p, v1),
+            Pdus::GetBulkRequest(GetBulkRequest(b)) if !v1 => bulk(view, b),
             Pdus::SetRequest(SetRequest(p)) => Pdu {
                 // Nothing here is writable with a read community.
                 error_status: if v1 { READ_ONLY } else { NOT_WRITABLE },
@@ -157,7 +166,7 @@ impl Agent {
     }
 }
 
-type View = std::collections::BTreeMap<Vec<u32>, rasn_smi::v2::ObjectSyntax>;
+type View = std::collections::BTreeMap<Vec<u32>, mib::Getter>;
 
 fn name(v: &[u32]) -> Option<rasn::types::ObjectIdentifier> {
     rasn::types::ObjectIdentifier::new(v.to_vec())
@@ -170,7 +179,7 @@ fn after(view: &View, from: &[u32]) -> Option<VarBind> {
         .next()?;
     Some(VarBind {
         name: name(k)?,
-        value: VarBindValue::Value(v.clone()),
+        value: VarBindValue::Value(v()),
     })
 }
 
@@ -178,7 +187,7 @@ fn after(view: &View, from: &[u32]) -> Option<VarBind> {
 fn get(view: &View, mut p: Pdu, v1: bool) -> Pdu {
     for (i, vb) in p.variable_bindings.iter_mut().enumerate() {
         match view.get(&vb.name.to_vec()) {
-            Some(v) => vb.value = VarBindValue::Value(v.clone()),
+            Some(v) => vb.value = VarBindValue::Value(v()),
             None if v1 => return failed(p, NO_SUCH_NAME, i),
             None => {
                 // Another instance of a known object: noSuchInstance.

@@ -70,36 +70,54 @@ fn at(base: &[u32], tail: &[u32]) -> Vec<u32> {
     v
 }
 
-/// Every object, now.
-pub fn view(system: &System, started: Instant) -> BTreeMap<Vec<u32>, ObjectSyntax> {
+/// How one object's value is read, when asked for.
+pub type Getter = Box<dyn Fn() -> ObjectSyntax + Send + Sync>;
+
+fn get(f: impl Fn() -> ObjectSyntax + Send + Sync + 'static) -> Getter {
+    Box::new(f)
+}
+
+/// Every object, by OID, each read from the counters when asked for: built
+/// once, so an answer computes only what it names.
+pub fn view(system: &System, started: Instant) -> BTreeMap<Vec<u32>, Getter> {
     let m = metrics();
-    let mut v = BTreeMap::new();
+    let mut v: BTreeMap<Vec<u32>, Getter> = BTreeMap::new();
     let version = format!("Postgate {}", env!("CARGO_PKG_VERSION"));
+    let system = system.clone();
     // SNMPv2-MIB system group (RFC 3418 §2).
     let sys = [1, 3, 6, 1, 2, 1, 1];
-    v.insert(
-        at(&sys, &[1, 0]),
-        text(&format!("{version}: post office and Internet agent")),
-    );
-    v.insert(at(&sys, &[2, 0]), oid(&root()));
-    v.insert(at(&sys, &[3, 0]), ticks(started));
-    v.insert(at(&sys, &[4, 0]), text(&system.contact));
-    v.insert(at(&sys, &[5, 0]), text(&system.name));
-    v.insert(at(&sys, &[6, 0]), text(&system.location));
+    v.insert(at(&sys, &[1, 0]), {
+        let d = format!("{version}: post office and Internet agent");
+        get(move || text(&d))
+    });
+    v.insert(at(&sys, &[2, 0]), get(move || oid(&root())));
+    v.insert(at(&sys, &[3, 0]), get(move || ticks(started)));
+    v.insert(at(&sys, &[4, 0]), {
+        let t = system.contact.clone();
+        get(move || text(&t))
+    });
+    v.insert(at(&sys, &[5, 0]), {
+        let t = system.name.clone();
+        get(move || text(&t))
+    });
+    v.insert(at(&sys, &[6, 0]), {
+        let t = system.location.clone();
+        get(move || text(&t))
+    });
     // Applications (layer 7) and end-to-end (layer 4): 64 + 8.
-    v.insert(at(&sys, &[7, 0]), int(72));
+    v.insert(at(&sys, &[7, 0]), get(move || int(72)));
 
-    let total = |s: &'static str| {
+    let total = move |s: &'static str| {
         m.connections
             .get_or_create(&ServiceLabel { service: s })
             .get()
     };
-    let current = |s: &'static str| {
+    let current = move |s: &'static str| {
         m.connections_current
             .get_or_create(&ServiceLabel { service: s })
             .get()
     };
-    let refused = |s: &'static str| {
+    let refused = move |s: &'static str| {
         ["busy", "per_ip", "blocked"]
             .iter()
             .map(|r| {
@@ -112,54 +130,63 @@ pub fn view(system: &System, started: Instant) -> BTreeMap<Vec<u32>, ObjectSynta
             })
             .sum::<u64>()
     };
-    let dir = |d: &'static str| DirectionLabel { direction: d };
+    let dir = move |d: &'static str| DirectionLabel { direction: d };
     // NETWORK-SERVICES-MIB applTable (RFC 2788 §4): one row per service.
     let appl = [1, 3, 6, 1, 2, 1, 27, 1, 1];
     for (i, s) in SERVICES.iter().enumerate() {
         let row = (i + 1) as u32;
-        v.insert(at(&appl, &[2, row]), text(&format!("postgate-{s}")));
-        v.insert(at(&appl, &[3, row]), text(env!("CARGO_PKG_VERSION")));
-        v.insert(at(&appl, &[4, row]), ticks(started)); // applUptime
-        v.insert(at(&appl, &[5, row]), int(1)); // applOperStatus: up(1)
-        v.insert(at(&appl, &[7, row]), gauge(current(s)));
-        v.insert(at(&appl, &[9, row]), counter(total(s)));
-        v.insert(at(&appl, &[13, row]), counter(refused(s)));
+        v.insert(
+            at(&appl, &[2, row]),
+            get(move || text(&format!("postgate-{s}"))),
+        );
+        v.insert(
+            at(&appl, &[3, row]),
+            get(move || text(env!("CARGO_PKG_VERSION"))),
+        );
+        v.insert(at(&appl, &[4, row]), get(move || ticks(started))); // applUptime
+        v.insert(at(&appl, &[5, row]), get(move || int(1))); // applOperStatus: up(1)
+        v.insert(at(&appl, &[7, row]), get(move || gauge(current(s))));
+        v.insert(at(&appl, &[9, row]), get(move || counter(total(s))));
+        v.insert(at(&appl, &[13, row]), get(move || counter(refused(s))));
         v.insert(
             at(&appl, &[15, row]),
-            text(&format!("Postgate {s} service")),
+            get(move || text(&format!("Postgate {s} service"))),
         );
     }
     // MTA-MIB mtaTable (RFC 2789 §4), for the SMTP row (applIndex 1).
     let mta = [1, 3, 6, 1, 2, 1, 28, 1, 1];
-    let msgs = |d| m.messages.get_or_create(&dir(d)).get();
-    let bytes = |d| m.bytes.get_or_create(&dir(d)).get();
-    let rcpts = |d| m.recipients.get_or_create(&dir(d)).get();
-    v.insert(at(&mta, &[1, 1]), counter(msgs("in")));
-    v.insert(at(&mta, &[3, 1]), counter(msgs("out")));
+    let msgs = move |d| m.messages.get_or_create(&dir(d)).get();
+    let bytes = move |d| m.bytes.get_or_create(&dir(d)).get();
+    let rcpts = move |d| m.recipients.get_or_create(&dir(d)).get();
+    v.insert(at(&mta, &[1, 1]), get(move || counter(msgs("in"))));
+    v.insert(at(&mta, &[3, 1]), get(move || counter(msgs("out"))));
     // Volumes in kilo-octets (RFC 2789 mtaReceivedVolume).
-    v.insert(at(&mta, &[4, 1]), counter(bytes("in") / 1024));
-    v.insert(at(&mta, &[6, 1]), counter(bytes("out") / 1024));
-    v.insert(at(&mta, &[7, 1]), counter(rcpts("in")));
-    v.insert(at(&mta, &[9, 1]), counter(rcpts("out")));
+    v.insert(at(&mta, &[4, 1]), get(move || counter(bytes("in") / 1024)));
+    v.insert(at(&mta, &[6, 1]), get(move || counter(bytes("out") / 1024)));
+    v.insert(at(&mta, &[7, 1]), get(move || counter(rcpts("in"))));
+    v.insert(at(&mta, &[9, 1]), get(move || counter(rcpts("out"))));
 
     // POSTGATE-MIB (mibs/POSTGATE-MIB.txt): postgateObjects(1).
     let obj = at(&root(), &[1]);
-    v.insert(at(&obj, &[1, 0]), text(&version));
-    v.insert(at(&obj, &[2, 0]), ticks(started));
+    v.insert(at(&obj, &[1, 0]), {
+        let t = version.clone();
+        get(move || text(&t))
+    });
+    v.insert(at(&obj, &[2, 0]), get(move || ticks(started)));
     // pgServiceTable(3).pgServiceEntry(1).
     for (i, s) in SERVICES.iter().enumerate() {
         let row = (i + 1) as u32;
         let e = at(&obj, &[3, 1]);
-        v.insert(at(&e, &[2, row]), text(s));
-        v.insert(at(&e, &[3, row]), int(1)); // running(1)
+        v.insert(at(&e, &[2, row]), get(move || text(s)));
+        v.insert(at(&e, &[3, row]), get(move || int(1))); // running(1)
         v.insert(
             at(&e, &[4, row]),
-            gauge(m.workers.get_or_create(&ServiceLabel { service: s }).get()),
+            get(move || gauge(m.workers.get_or_create(&ServiceLabel { service: s }).get())),
         );
-        v.insert(at(&e, &[5, row]), gauge(current(s)));
-        v.insert(at(&e, &[6, row]), counter(total(s)));
-        v.insert(at(&e, &[7, row]), counter(refused(s)));
-        let logins = |o: &'static str| {
+        v.insert(at(&e, &[5, row]), get(move || gauge(current(s))));
+        v.insert(at(&e, &[6, row]), get(move || counter(total(s))));
+        v.insert(at(&e, &[7, row]), get(move || counter(refused(s))));
+        let logins = move |o: &'static str| {
             m.logins
                 .get_or_create(&LoginLabel {
                     service: s,
@@ -167,22 +194,29 @@ pub fn view(system: &System, started: Instant) -> BTreeMap<Vec<u32>, ObjectSynta
                 })
                 .get()
         };
-        v.insert(at(&e, &[8, row]), counter(logins("ok")));
-        v.insert(at(&e, &[9, row]), counter(logins("failed")));
+        v.insert(at(&e, &[8, row]), get(move || counter(logins("ok"))));
+        v.insert(at(&e, &[9, row]), get(move || counter(logins("failed"))));
     }
-    v.insert(at(&obj, &[4, 0]), counter64(msgs("in")));
-    v.insert(at(&obj, &[5, 0]), counter64(msgs("out")));
-    v.insert(at(&obj, &[6, 0]), counter64(bytes("in")));
-    v.insert(at(&obj, &[7, 0]), counter64(bytes("out")));
-    let outcome = |o: &'static str| m.outbound.get_or_create(&OutcomeLabel { outcome: o }).get();
-    v.insert(at(&obj, &[8, 0]), counter64(outcome("deferred")));
-    v.insert(at(&obj, &[9, 0]), counter64(outcome("failed")));
-    v.insert(at(&obj, &[10, 0]), counter64(m.dsns.get()));
+    v.insert(at(&obj, &[4, 0]), get(move || counter64(msgs("in"))));
+    v.insert(at(&obj, &[5, 0]), get(move || counter64(msgs("out"))));
+    v.insert(at(&obj, &[6, 0]), get(move || counter64(bytes("in"))));
+    v.insert(at(&obj, &[7, 0]), get(move || counter64(bytes("out"))));
+    let outcome =
+        move |o: &'static str| m.outbound.get_or_create(&OutcomeLabel { outcome: o }).get();
+    v.insert(
+        at(&obj, &[8, 0]),
+        get(move || counter64(outcome("deferred"))),
+    );
+    v.insert(at(&obj, &[9, 0]), get(move || counter64(outcome("failed"))));
+    v.insert(at(&obj, &[10, 0]), get(move || counter64(m.dsns.get())));
     // The outbound queue (sampled by the delivery agent every few seconds).
-    let queue = |state: &'static str| m.queue.get_or_create(&QueueLabel { state }).get();
-    v.insert(at(&obj, &[11, 0]), gauge(queue("due")));
-    v.insert(at(&obj, &[12, 0]), gauge(queue("deferred")));
-    v.insert(at(&obj, &[13, 0]), gauge(queue("in_flight")));
-    v.insert(at(&obj, &[14, 0]), gauge(m.queue_oldest_seconds.get()));
+    let queue = move |state: &'static str| m.queue.get_or_create(&QueueLabel { state }).get();
+    v.insert(at(&obj, &[11, 0]), get(move || gauge(queue("due"))));
+    v.insert(at(&obj, &[12, 0]), get(move || gauge(queue("deferred"))));
+    v.insert(at(&obj, &[13, 0]), get(move || gauge(queue("in_flight"))));
+    v.insert(
+        at(&obj, &[14, 0]),
+        get(move || gauge(m.queue_oldest_seconds.get())),
+    );
     v
 }
