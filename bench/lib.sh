@@ -37,6 +37,9 @@ ${6:-[snmp]
 listen = []}
 ${5:-[console]
 listen = []}
+# Every load here comes from one address (loopback): no per-address cap.
+[limits]
+per_ip_connections = 0
 CONF
   "$PG_BIN" --config "$PG_CONF" domain add example.test >/dev/null
   "$PG_BIN" --config "$PG_CONF" domain add discard.test >/dev/null
