@@ -18,6 +18,8 @@ fn agent() -> &'static Arc<postgate_snmp::Agent> {
                 name: "n".into(),
                 location: "l".into(),
             },
+            trap_receivers: Vec::new(),
+            trap_community: "public".into(),
         })
     })
 }

@@ -459,6 +459,10 @@ pub struct SnmpConfig {
     pub location: String,
     /// sysName; default: `hostname`.
     pub name: Option<String>,
+    /// Where notifications (SNMPv2-Trap, RFC 3416 §4.2.6) go: "host:port".
+    pub trap_receivers: Vec<String>,
+    /// The community traps carry; default: `community`.
+    pub trap_community: Option<String>,
 }
 
 impl Default for SnmpConfig {
@@ -473,6 +477,8 @@ impl Default for SnmpConfig {
             contact: String::new(),
             location: String::new(),
             name: None,
+            trap_receivers: Vec::new(),
+            trap_community: None,
         }
     }
 }

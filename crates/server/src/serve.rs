@@ -176,6 +176,12 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| config.hostname.clone()),
             location: config.snmp.location.clone(),
         },
+        trap_receivers: config.snmp.trap_receivers.clone(),
+        trap_community: config
+            .snmp
+            .trap_community
+            .clone()
+            .unwrap_or_else(|| config.snmp.community.clone()),
     });
     for a in &config.snmp.listen {
         let socket = tokio::net::UdpSocket::bind(a.0)
@@ -206,8 +212,10 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     out.flush()?;
     drop(out);
 
+    snmp.notify(postgate_snmp::Notification::Started).await;
     wait_for_signal().await;
     tracing::info!("shutting down");
+    snmp.notify(postgate_snmp::Notification::Stopping).await;
     trigger.trigger();
     if tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(5), agent_task)
         .await

@@ -172,3 +172,65 @@ fn walks_the_standard_groups_and_postgate_mib_with_net_snmp() {
     .unwrap();
     assert!(!ok && out.contains("Timeout"), "{out}");
 }
+
+/// postgateStarted and postgateStopping reach net-snmp's snmptrapd.
+#[test]
+fn start_and_stop_send_traps_to_snmptrapd() {
+    let Some(trapd) = tool("snmptrapd") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("snmptrapd.conf");
+    std::fs::write(&conf, "disableAuthorization yes\n").unwrap();
+    // A free UDP port for the receiver.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.path().join("traps.log");
+    let mut receiver = Command::new(trapd)
+        .args(["-f", "-C", "-c"])
+        .arg(&conf)
+        .args(["-M", "/nonexistent", "-m", "", "-On", "-Lf"])
+        .arg(&log)
+        .arg(format!("udp:127.0.0.1:{port}"))
+        .spawn()
+        .expect("start snmptrapd");
+    // snmptrapd says so in its log once it listens.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("NET-SNMP version")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "snmptrapd did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut s = Server::start(
+        Path::new(BIN),
+        &format!(
+            "[snmp]\nlisten = [\"127.0.0.1:0\"]\ntrap_receivers = [\"127.0.0.1:{port}\"]\ntrap_community = \"traps\"\n"
+        ),
+    );
+    let wait_for = |oid: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(oid) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no trap {oid}:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // snmpTrapOID.0 = postgateStarted (postgate.0.1).
+    let text = wait_for(".1.3.6.1.4.1.32473.1.0.1");
+    assert!(text.contains(".1.3.6.1.6.3.1.1.4.1.0"), "{text}");
+    s.terminate();
+    wait_for(".1.3.6.1.4.1.32473.1.0.2");
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+}

@@ -200,6 +200,26 @@ impl Server {
         }
     }
 
+    /// Stops the server with SIGTERM, as an operator would, and waits for
+    /// it to exit (at most 30 s, then SIGKILL).
+    pub fn terminate(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
     /// Starts the server again on the same data directory (new ports).
     pub fn restart(&mut self) {
         self.kill();

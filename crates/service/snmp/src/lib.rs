@@ -40,6 +40,15 @@ const NO_SUCH_NAME: u32 = 2;
 const NOT_WRITABLE: u32 = 17;
 const READ_ONLY: u32 = 4;
 
+/// A notification of POSTGATE-MIB (`postgateNotifications`, `postgate.0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notification {
+    /// postgateStarted: the services are up.
+    Started = 1,
+    /// postgateStopping: an orderly shutdown has begun.
+    Stopping = 2,
+}
+
 /// The agent's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -49,6 +58,10 @@ pub struct Settings {
     pub allowed: Vec<Network>,
     /// The system group's operator-set values.
     pub system: mib::System,
+    /// Where notifications go ("host:port").
+    pub trap_receivers: Vec<String>,
+    /// The community notifications carry.
+    pub trap_community: String,
 }
 
 /// The SNMP agent.
@@ -74,6 +87,68 @@ impl Agent {
             view: mib::view(&settings.system, started),
             settings,
         })
+    }
+
+    /// Sends `what` as an SNMPv2-Trap (RFC 3416 §4.2.6: sysUpTime.0, then
+    /// snmpTrapOID.0) to every receiver; failures are logged, not fatal.
+    pub async fn notify(&self, what: Notification) {
+        if self.settings.trap_receivers.is_empty() {
+            return;
+        }
+        let mut trap_oid = mib::root();
+        trap_oid.extend([0, what as u32]);
+        let value = |o: &[u32]| self.view.get(o).map(|g| g());
+        let uptime = [1, 3, 6, 1, 2, 1, 1, 3, 0];
+        let (Some(ticks), Some(n1), Some(n2), Some(oid)) = (
+            value(&uptime),
+            name(&uptime),
+            // snmpTrapOID.0 (SNMPv2-MIB).
+            name(&[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0]),
+            name(&trap_oid),
+        ) else {
+            return;
+        };
+        static REQUEST_IDS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
+        let message = Message {
+            version: 1.into(),
+            community: self.settings.trap_community.as_bytes().to_vec().into(),
+            data: Pdus::Trap(rasn_snmp::v2::Trap(Pdu {
+                request_id: REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                error_status: 0,
+                error_index: 0,
+                variable_bindings: vec![
+                    VarBind {
+                        name: n1,
+                        value: VarBindValue::Value(ticks),
+                    },
+                    VarBind {
+                        name: n2,
+                        value: VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
+                            rasn_smi::v2::SimpleSyntax::ObjectId(oid),
+                        )),
+                    },
+                ],
+            })),
+        };
+        let Ok(bytes) = rasn::ber::encode(&message) else {
+            return;
+        };
+        let Ok(socket) = UdpSocket::bind(("0.0.0.0", 0)).await else {
+            return;
+        };
+        for r in &self.settings.trap_receivers {
+            match tokio::net::lookup_host(r.as_str())
+                .await
+                .map(|mut a| a.next())
+            {
+                Ok(Some(to)) => {
+                    if let Err(e) = socket.send_to(&bytes, to).await {
+                        tracing::warn!(receiver = %r, error = %e, "snmp: trap not sent");
+                    }
+                }
+                _ => tracing::warn!(receiver = %r, "snmp: trap receiver does not resolve"),
+            }
+        }
     }
 
     /// Serves `socket` until shutdown.
@@ -289,6 +364,8 @@ mod tests {
                 name: "mx.example.org".into(),
                 location: "rack 1".into(),
             },
+            trap_receivers: Vec::new(),
+            trap_community: "public".into(),
         })
     }
 
