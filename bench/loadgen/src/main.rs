@@ -99,6 +99,32 @@ async fn imap_logins(args: &[String]) {
     let users: usize = args[5].parse().expect("USERS");
     let password = Arc::new(args[6].clone());
     let timeout = Duration::from_secs(args.get(7).and_then(|t| t.parse().ok()).unwrap_or(300));
+    let (ok, failed, secs) = drive(count, sessions, timeout, move |n| {
+        let password = password.clone();
+        async move {
+            let user = format!("user{}@example.test", n % users.max(1) + 1);
+            matches!(login(port, &user, &password).await, Ok(true))
+        }
+    })
+    .await;
+    println!(
+        "loadgen_imap_login logins={count} ok={ok} failed={failed} secs={secs:.2} logins_per_s={:.1}",
+        ok as f64 / secs
+    );
+}
+
+/// Runs `one(n)` for n in 0..count over `sessions` concurrent tasks, until
+/// done or `timeout`; (succeeded, failed, seconds).
+async fn drive<F, Fut>(
+    count: usize,
+    sessions: usize,
+    timeout: Duration,
+    one: F,
+) -> (usize, usize, f64)
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     assert!(count <= 1_000_000, "COUNT capped at 1,000,000");
     let next = Arc::new(AtomicUsize::new(0));
     let ok = Arc::new(AtomicUsize::new(0));
@@ -107,32 +133,29 @@ async fn imap_logins(args: &[String]) {
     let deadline = started + timeout;
     let mut tasks = Vec::new();
     for _ in 0..sessions {
-        let (next, ok, failed, password) =
-            (next.clone(), ok.clone(), failed.clone(), password.clone());
+        let (next, ok, failed, one) = (next.clone(), ok.clone(), failed.clone(), one.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= count || Instant::now() > deadline {
                     break;
                 }
-                let user = format!("user{}@example.test", n % users.max(1) + 1);
-                match login(port, &user, &password).await {
-                    Ok(true) => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
+                if one(n).await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }));
     }
     for t in tasks {
         let _ = t.await;
     }
-    let secs = started.elapsed().as_secs_f64();
-    let ok = ok.load(Ordering::Relaxed);
-    println!(
-        "loadgen_imap_login logins={count} ok={ok} failed={} secs={secs:.2} logins_per_s={:.1}",
+    (
+        ok.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
-        ok as f64 / secs
-    );
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 /// The message as sent: `{N}` replaced, lines CRLF, leading dots doubled.
@@ -169,38 +192,16 @@ async fn main() {
     let rcpt = Arc::new(args[6].clone());
     let timeout = Duration::from_secs(args.get(7).and_then(|t| t.parse().ok()).unwrap_or(300));
     let first: usize = args.get(8).and_then(|f| f.parse().ok()).unwrap_or(0);
-    assert!(count <= 1_000_000, "COUNT capped at 1,000,000");
-    let next = Arc::new(AtomicUsize::new(0));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + timeout;
-    let mut tasks = Vec::new();
-    for _ in 0..sessions {
-        let (next, ok, failed) = (next.clone(), ok.clone(), failed.clone());
+    let (ok, failed, secs) = drive(count, sessions, timeout, move |n| {
         let (template, rcpt) = (template.clone(), rcpt.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= count || Instant::now() > deadline {
-                    break;
-                }
-                let body = render(&template, first + n);
-                match one(port, &rcpt, &body).await {
-                    Ok(true) => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let ok = ok.load(Ordering::Relaxed);
+        async move {
+            let body = render(&template, first + n);
+            matches!(one(port, &rcpt, &body).await, Ok(true))
+        }
+    })
+    .await;
     println!(
-        "loadgen_smtp msgs={count} ok={ok} failed={} secs={secs:.2} msgs_per_s={:.1}",
-        failed.load(Ordering::Relaxed),
+        "loadgen_smtp msgs={count} ok={ok} failed={failed} secs={secs:.2} msgs_per_s={:.1}",
         ok as f64 / secs
     );
 }

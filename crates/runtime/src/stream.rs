@@ -35,17 +35,22 @@ impl Stream {
     /// `TLSv1_3 with cipher TLS13_AES_256_GCM_SHA384`.
     pub fn tls_description(&self) -> Option<String> {
         let Stream::Tls(tls) = self else { return None };
-        let (_, conn) = tls.get_ref();
-        Some(format!(
-            "{} with cipher {}",
-            conn.protocol_version()
-                .map(|v| format!("{v:?}"))
-                .unwrap_or_else(|| "TLS".into()),
-            conn.negotiated_cipher_suite()
-                .map(|c| format!("{:?}", c.suite()))
-                .unwrap_or_else(|| "unknown".into())
-        ))
+        Some(describe_tls(tls.get_ref().1))
     }
+}
+
+/// A TLS session's version and cipher suite, as trace headers and
+/// accounting write them, for either end of a connection.
+pub fn describe_tls(conn: &rustls::CommonState) -> String {
+    format!(
+        "{} with cipher {}",
+        conn.protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_else(|| "TLS".into()),
+        conn.negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite()))
+            .unwrap_or_else(|| "unknown".into())
+    )
 }
 
 impl AsyncRead for Stream {

@@ -395,16 +395,7 @@ impl Session {
         let Wire::Tls(tls) = &self.client.stream else {
             return None;
         };
-        let (_, conn) = tls.get_ref();
-        Some(format!(
-            "{} with cipher {}",
-            conn.protocol_version()
-                .map(|v| format!("{v:?}"))
-                .unwrap_or_else(|| "TLS".into()),
-            conn.negotiated_cipher_suite()
-                .map(|c| format!("{:?}", c.suite()))
-                .unwrap_or_else(|| "unknown".into())
-        ))
+        Some(postgate_runtime::stream::describe_tls(tls.get_ref().1))
     }
     /// Whether it authenticated.
     pub fn authenticated(&self) -> bool {

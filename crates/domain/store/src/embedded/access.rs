@@ -17,6 +17,15 @@ fn require_class(conn: &Connection, name: &str) -> Result<String> {
         .ok_or_else(|| StoreError::NotFound(format!("class {name}")))
 }
 
+/// The rows of a query that selects three text columns.
+fn texts3(conn: &Connection, sql: &str) -> Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(backend)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(backend)
+}
+
 fn valid_name(name: &str) -> Result<String> {
     let n = name.trim();
     if n.is_empty()
@@ -84,20 +93,9 @@ impl AccessRules for EmbeddedStore {
     async fn classes(&self) -> Result<Vec<Class>> {
         self.read(|conn| {
             let mut out: BTreeMap<String, Class> = BTreeMap::new();
-            let mut stmt = conn
-                .prepare_cached("SELECT name, description, settings FROM cos_class")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .map_err(backend)?;
+            let rows = texts3(conn, "SELECT name, description, settings FROM cos_class")?;
             for row in rows {
-                let (name, description, settings) = row.map_err(backend)?;
+                let (name, description, settings) = row;
                 // A setting this version does not know is ignored, not fatal.
                 let settings = serde_json::from_str(&settings).unwrap_or_default();
                 out.insert(
@@ -110,20 +108,12 @@ impl AccessRules for EmbeddedStore {
                     },
                 );
             }
-            let mut stmt = conn
-                .prepare_cached("SELECT kind, target, class FROM cos_assign ORDER BY kind, target")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .map_err(backend)?;
+            let rows = texts3(
+                conn,
+                "SELECT kind, target, class FROM cos_assign ORDER BY kind, target",
+            )?;
             for row in rows {
-                let (kind, target, class) = row.map_err(backend)?;
+                let (kind, target, class) = row;
                 if let (Some(c), Some(a)) = (
                     out.get_mut(&class.to_ascii_lowercase()),
                     Assignee::from_parts(&kind, &target),
@@ -245,23 +235,13 @@ impl AccessRules for EmbeddedStore {
 
     async fn blocks(&self) -> Result<Vec<Block>> {
         self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT pattern, direction, note FROM access_block ORDER BY pattern",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })
-                .map_err(backend)?;
+            let rows = texts3(
+                conn,
+                "SELECT pattern, direction, note FROM access_block ORDER BY pattern",
+            )?;
             let mut out = Vec::new();
             for row in rows {
-                let (pattern, direction, note) = row.map_err(backend)?;
+                let (pattern, direction, note) = row;
                 out.push(Block {
                     pattern,
                     direction: Direction::parse(&direction).unwrap_or(Direction::Both),
