@@ -200,6 +200,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let agent = postgate_outbound::Agent::new(
         postgate_outbound::Settings::from_config(&config, true),
         delivery.clone(),
+        auth.policy().clone(),
     )
     .map_err(|e| anyhow::anyhow!("[outbound]: {e}"))?;
     let agent_task = tokio::spawn(agent.run(shutdown.clone()));

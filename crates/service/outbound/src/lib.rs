@@ -171,12 +171,17 @@ async fn sample_queue(store: &dyn postgate_store::Store) {
 }
 
 impl Agent {
-    /// An agent over the delivery's store.
-    pub fn new(settings: Settings, delivery: Delivery) -> Result<Arc<Agent>, String> {
+    /// An agent over the delivery's store, asking `policy` (the server's
+    /// one policy point) about blocked destinations.
+    pub fn new(
+        settings: Settings,
+        delivery: Delivery,
+        policy: postgate_store::access::Policy,
+    ) -> Result<Arc<Agent>, String> {
         let router = Router::new(&settings)?;
         let connector = client::Connector::new()?;
         Ok(Arc::new(Agent {
-            policy: postgate_store::access::Policy::new(delivery.store().clone()),
+            policy,
             settings,
             delivery,
             router,
