@@ -37,6 +37,25 @@ impl ChangeFeed {
         }
     }
 
+    /// Wakes every subscriber with a change that names no message (UID 0,
+    /// modseq 0): they re-read their folder from the store. For when changes
+    /// may have been missed (another node's notifications, while the
+    /// connection that hears them was down).
+    pub fn wake_all(&self) {
+        let Ok(folders) = self.folders.lock() else {
+            return;
+        };
+        for (folder, tx) in folders.iter() {
+            let _ = tx.send(Change {
+                user: 0,
+                folder: *folder,
+                modseq: 0,
+                uid: 0,
+                kind: postgate_types::ChangeKind::Flags,
+            });
+        }
+    }
+
     /// A subscription to one folder's changes, starting now.
     pub fn subscribe(&self, folder: FolderId) -> broadcast::Receiver<Change> {
         let mut folders = self.folders.lock().unwrap_or_else(|e| e.into_inner());

@@ -20,10 +20,13 @@
 
 pub mod access;
 pub mod auth;
+mod cache;
+mod content;
 pub mod embedded;
 pub mod feed;
 pub mod model;
 pub mod password;
+pub mod postgres;
 
 use async_trait::async_trait;
 use postgate_types::access::{Assignee, Block, Class, ClassSettings};

@@ -12,7 +12,7 @@
 //! same file from another process while the server runs: SQLite's file locks
 //! arbitrate, and nothing here caches state that another process could change.
 mod access;
-mod cache;
+
 mod calendar;
 mod directory;
 mod mailboxes;
@@ -48,7 +48,7 @@ struct Inner {
     idle_readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
     feed: ChangeFeed,
-    resolutions: cache::ResolveCache,
+    resolutions: crate::cache::ResolveCache,
     /// POP3 maildrop locks: folder → holder. In memory: one server process
     /// serves a data directory.
     maildrops: Mutex<std::collections::HashMap<postgate_types::FolderId, String>>,
@@ -77,7 +77,7 @@ impl EmbeddedStore {
             idle_readers: Mutex::new(Vec::new()),
             reader_permits: Semaphore::new(READERS),
             feed: ChangeFeed::default(),
-            resolutions: cache::ResolveCache::default(),
+            resolutions: crate::cache::ResolveCache::default(),
             maildrops: Mutex::default(),
         });
         housekeeper(open_conn(&path)?, Arc::downgrade(&inner))

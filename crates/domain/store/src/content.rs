@@ -1,0 +1,97 @@
+//! What every backend stores of a message, made ready before the write:
+//! its hash (blobs are stored once, by SHA-256), its content serialized, its
+//! decoded bodies compressed. Nothing here knows a database.
+use crate::{Result, StoreError};
+use postgate_types::ItemContent;
+
+pub(crate) fn compress(text: &str) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(text.as_bytes())
+}
+
+pub(crate) fn decompress(data: &[u8]) -> Result<String> {
+    let bytes = lz4_flex::decompress_size_prepended(data)
+        .map_err(|e| StoreError::Backend(format!("stored body: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| StoreError::Backend(format!("stored body: {e}")))
+}
+
+/// Folder paths: "/"-separated, no empty segment, no control characters.
+pub(crate) fn valid_path(path: &str) -> Result<&str> {
+    let path = path.trim();
+    if path.is_empty()
+        || path.split('/').any(|s| s.trim().is_empty())
+        || path.chars().any(char::is_control)
+        || path.len() > 1024
+    {
+        return Err(StoreError::Invalid(format!("not a folder name: {path:?}")));
+    }
+    Ok(path)
+}
+
+/// SHA-256 of a message: its address in the store.
+pub(crate) fn digest(raw: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, raw).as_ref());
+    out
+}
+
+/// Messages larger than this are hashed on a blocking thread, not an async one.
+pub(crate) const HASH_INLINE_MAX: usize = 256 * 1024;
+
+/// A message made ready for the store's writer: hashed, its content
+/// serialized and its bodies compressed, so that the single writer thread,
+/// which every delivery waits for, only inserts rows.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    pub(crate) hash: [u8; 32],
+    pub(crate) kind: &'static str,
+    pub(crate) from_name: Option<String>,
+    pub(crate) from_addr: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) sent_date: Option<i64>,
+    pub(crate) content: String,
+    pub(crate) text: Option<Vec<u8>>,
+    pub(crate) html: Option<Vec<u8>>,
+}
+
+/// How a sealed message is keyed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Key {
+    /// By its bytes (mail: its content follows from them); the hash given.
+    Bytes([u8; 32]),
+    /// By its bytes and its content (a calendar object's MIME form does not
+    /// show all of the object: a pending COUNTER, say).
+    BytesAndContent,
+}
+
+/// Seals a message: the decoded bodies go in columns of their own,
+/// compressed, not through JSON escaping.
+pub(crate) fn seal(raw: &[u8], mut content: ItemContent, key: Key) -> Result<Sealed> {
+    let text = content.text.take().map(|t| compress(&t));
+    let html = content.html.take().map(|h| compress(&h));
+    let json = serde_json::to_string(&content).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let hash = match key {
+        Key::Bytes(h) => h,
+        Key::BytesAndContent => {
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            ctx.update(raw);
+            ctx.update(b"\0");
+            ctx.update(json.as_bytes());
+            let mut out = [0u8; 32];
+            out.copy_from_slice(ctx.finish().as_ref());
+            out
+        }
+    };
+    let from = content.from.take().unwrap_or_default();
+    Ok(Sealed {
+        hash,
+        kind: content.kind().as_str(),
+        from_name: from.name,
+        from_addr: from.address,
+        subject: content.subject,
+        sent_date: content.date,
+        content: json,
+        text,
+        html,
+    })
+}
+
