@@ -1,7 +1,14 @@
 //! [`Queue`](crate::Queue) for the PostgreSQL store.
-use super::pg;
-use crate::{Outbound, Result};
+use super::messages::release_message;
+use super::{PgStore, in_tx, now, pg};
+use crate::{
+    MessageRef, Notify, Outbound, OutboundRcpt, Queue, QueueDepth, QueuedMessage, QueuedRcpt,
+    RcptOutcome, Result,
+};
+use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use std::collections::{BTreeMap, HashMap};
+use tokio_postgres::Row;
 
 /// Adds a queue entry for a stored message (inside the delivery's transaction).
 pub(crate) async fn enqueue(
@@ -57,4 +64,355 @@ pub(crate) async fn enqueue(
         .map_err(pg)?;
     }
     Ok(id)
+}
+
+/// A row of `SELECT r.queue_id, {RCPT_COLUMNS}`: (queue id, recipient).
+fn rcpt_row(r: &Row) -> (i64, QueuedRcpt) {
+    (
+        r.get(0),
+        QueuedRcpt {
+            id: r.get(1),
+            address: r.get(2),
+            domain: r.get(3),
+            orcpt: r.get(4),
+            notify: Notify::from_bits(r.get(5)),
+            attempts: r.get::<_, i64>(6) as u32,
+            delay_warned: r.get(7),
+            status: r.get(8),
+            next_attempt: r.get(9),
+            last_error: r.get(10),
+        },
+    )
+}
+
+const RCPT_COLUMNS: &str = "r.id, r.address, r.domain, r.orcpt, r.notify, r.attempts, r.delay_warned, r.status, r.next_attempt, r.last_error";
+
+/// Queue entries with the given recipients (those whose entry is gone are
+/// left out), in queue id order.
+async fn messages_with(
+    c: &impl GenericClient,
+    rcpts: Vec<(i64, QueuedRcpt)>,
+) -> Result<Vec<QueuedMessage>> {
+    let mut by_queue: BTreeMap<i64, Vec<QueuedRcpt>> = BTreeMap::new();
+    for (q, r) in rcpts {
+        by_queue.entry(q).or_default().push(r);
+    }
+    if by_queue.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = by_queue.keys().copied().collect();
+    let s = c
+        .prepare_cached(
+            "SELECT q.id, q.message_id, m.size, q.mail_from, q.env_id, q.ret, q.smtputf8, q.eight_bit, \
+               q.sender_user, q.created FROM queue q JOIN message m ON m.id = q.message_id \
+             WHERE q.id = ANY($1)",
+        )
+        .await
+        .map_err(pg)?;
+    let mut heads: HashMap<i64, (i64, i64, Outbound, i64)> = c
+        .query(&s, &[&ids])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, i64>(0),
+                (
+                    r.get::<_, i64>(1),
+                    r.get::<_, i64>(2),
+                    Outbound {
+                        mail_from: r.get(3),
+                        env_id: r.get(4),
+                        ret: r.get(5),
+                        smtputf8: r.get(6),
+                        eight_bit: r.get(7),
+                        sender_user: r.get(8),
+                        rcpts: Vec::new(),
+                    },
+                    r.get::<_, i64>(9),
+                ),
+            )
+        })
+        .collect();
+    let mut out = Vec::with_capacity(by_queue.len());
+    for (id, rcpts) in by_queue {
+        let Some((message, size, mut outbound, created)) = heads.remove(&id) else {
+            continue;
+        };
+        outbound.rcpts = rcpts
+            .iter()
+            .map(|r| OutboundRcpt {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                notify: r.notify,
+            })
+            .collect();
+        out.push(QueuedMessage {
+            id,
+            message: MessageRef(message),
+            size: size as u64,
+            outbound,
+            created,
+            rcpts,
+        });
+    }
+    Ok(out)
+}
+
+/// Claims due recipients for `node`. `FOR UPDATE SKIP LOCKED`: a recipient
+/// another node is claiming right now is passed over, and one it has just
+/// claimed no longer matches once its row is read again, so no two nodes
+/// ever hold the same recipient. A lease that ran out (its node died
+/// mid-delivery) is due like any other recipient.
+async fn claim_due(
+    c: &impl GenericClient,
+    node: &str,
+    now: i64,
+    lease: i64,
+    limit: usize,
+) -> Result<Vec<QueuedMessage>> {
+    // RETURNING gives the recipient as it was before the claim (its
+    // next_attempt the one that made it due), as the embedded store does.
+    let sql = format!(
+        "WITH due AS ( \
+           SELECT id, next_attempt FROM queue_rcpt \
+           WHERE status = 'queued' AND next_attempt <= $1 \
+           ORDER BY next_attempt, id LIMIT $2 \
+           FOR UPDATE SKIP LOCKED) \
+         UPDATE queue_rcpt r SET next_attempt = $3, leased = TRUE, lease_node = $4 \
+         FROM due WHERE r.id = due.id \
+         RETURNING r.queue_id, {RCPT_COLUMNS_BEFORE}"
+    );
+    let s = c.prepare_cached(&sql).await.map_err(pg)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut due: Vec<(i64, QueuedRcpt)> = c
+        .query(&s, &[&now, &limit, &(now.saturating_add(lease)), &node])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(rcpt_row)
+        .collect();
+    due.sort_by_key(|(_, r)| (r.next_attempt, r.id));
+    messages_with(c, due).await
+}
+
+/// [`RCPT_COLUMNS`] with `next_attempt` from before the claim (`due`).
+const RCPT_COLUMNS_BEFORE: &str = "r.id, r.address, r.domain, r.orcpt, r.notify, r.attempts, r.delay_warned, r.status, due.next_attempt, r.last_error";
+
+async fn record(c: &impl GenericClient, outcomes: &[(i64, RcptOutcome)]) -> Result<()> {
+    let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
+    let s = c
+        .prepare_cached(
+            "SELECT DISTINCT queue_id FROM queue_rcpt WHERE id = ANY($1) ORDER BY queue_id",
+        )
+        .await
+        .map_err(pg)?;
+    let queues: Vec<i64> = c
+        .query(&s, &[&ids])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // The queue rows are locked (in id order, so two runners cannot
+    // deadlock) before their recipients change: two nodes settling the last
+    // recipients of one message then run one after the other, and the
+    // second sees that none is left.
+    let lock = c
+        .prepare_cached("SELECT 1 FROM queue WHERE id = $1 FOR UPDATE")
+        .await
+        .map_err(pg)?;
+    for q in &queues {
+        c.query_opt(&lock, &[q]).await.map_err(pg)?;
+    }
+    let queue_of = c
+        .prepare_cached("SELECT queue_id FROM queue_rcpt WHERE id = $1")
+        .await
+        .map_err(pg)?;
+    let mut touched = Vec::new();
+    for (id, o) in outcomes {
+        let Some(row) = c.query_opt(&queue_of, &[id]).await.map_err(pg)? else {
+            continue;
+        };
+        touched.push(row.get::<_, i64>(0));
+        match o {
+            RcptOutcome::Sent => {
+                let s = c
+                    .prepare_cached(
+                        "UPDATE queue_rcpt SET status = 'sent', attempts = attempts + 1, leased = FALSE, \
+                         lease_node = NULL, last_error = NULL WHERE id = $1",
+                    )
+                    .await
+                    .map_err(pg)?;
+                c.execute(&s, &[id]).await
+            }
+            RcptOutcome::Failed(e) => {
+                let s = c
+                    .prepare_cached(
+                        "UPDATE queue_rcpt SET status = 'failed', attempts = attempts + 1, leased = FALSE, \
+                         lease_node = NULL, last_error = $2 WHERE id = $1",
+                    )
+                    .await
+                    .map_err(pg)?;
+                c.execute(&s, &[id, e]).await
+            }
+            RcptOutcome::Retry {
+                at,
+                error,
+                delay_warned,
+            } => {
+                let s = c
+                    .prepare_cached(
+                        "UPDATE queue_rcpt SET attempts = attempts + 1, next_attempt = $2, last_error = $3, \
+                         leased = FALSE, lease_node = NULL, delay_warned = delay_warned OR $4 WHERE id = $1",
+                    )
+                    .await
+                    .map_err(pg)?;
+                c.execute(&s, &[id, at, error, delay_warned]).await
+            }
+        }
+        .map_err(pg)?;
+    }
+    touched.sort_unstable();
+    touched.dedup();
+    for q in touched {
+        finish_if_done(c, q).await?;
+    }
+    Ok(())
+}
+
+/// Removes a queue entry whose recipients are all sent or failed, and
+/// releases its message (kept if a folder item still holds it).
+async fn finish_if_done(c: &impl GenericClient, queue: i64) -> Result<()> {
+    let s = c
+        .prepare_cached("SELECT count(*) FROM queue_rcpt WHERE queue_id = $1 AND status = 'queued'")
+        .await
+        .map_err(pg)?;
+    let pending: i64 = c.query_one(&s, &[&queue]).await.map_err(pg)?.get(0);
+    if pending > 0 {
+        return Ok(());
+    }
+    remove(c, queue).await.map(|_| ())
+}
+
+/// Deletes a queue entry and releases its message; whether there was one.
+async fn remove(c: &impl GenericClient, queue: i64) -> Result<bool> {
+    let s = c
+        .prepare_cached("DELETE FROM queue WHERE id = $1 RETURNING message_id")
+        .await
+        .map_err(pg)?;
+    let message: Option<i64> = c
+        .query_opt(&s, &[&queue])
+        .await
+        .map_err(pg)?
+        .map(|r| r.get(0));
+    if let Some(m) = message {
+        release_message(c, m).await?;
+    }
+    Ok(message.is_some())
+}
+
+async fn all_rcpts(c: &impl GenericClient, queue: Option<i64>) -> Result<Vec<(i64, QueuedRcpt)>> {
+    let sql = format!(
+        "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r \
+         WHERE $1::BIGINT IS NULL OR r.queue_id = $1 ORDER BY r.queue_id, r.id"
+    );
+    let s = c.prepare_cached(&sql).await.map_err(pg)?;
+    Ok(c.query(&s, &[&queue])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(rcpt_row)
+        .collect())
+}
+
+#[async_trait]
+impl Queue for PgStore {
+    async fn queue_depth(&self) -> Result<QueueDepth> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached(
+                "SELECT count(*) FILTER (WHERE NOT r.leased AND r.attempts = 0), \
+                        count(*) FILTER (WHERE NOT r.leased AND r.attempts > 0), \
+                        count(*) FILTER (WHERE r.leased), min(q.created) \
+                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id WHERE r.status = 'queued'",
+            )
+            .await
+            .map_err(pg)?;
+        let r = c.query_one(&s, &[]).await.map_err(pg)?;
+        Ok(QueueDepth {
+            due: r.get::<_, i64>(0) as u64,
+            deferred: r.get::<_, i64>(1) as u64,
+            in_flight: r.get::<_, i64>(2) as u64,
+            oldest: r.get(3),
+        })
+    }
+
+    async fn claim_due(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<QueuedMessage>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let node = &self.inner.node;
+        in_tx!(self, |tx| claim_due(&tx, node, now, lease, limit).await)
+    }
+
+    async fn record(&self, outcomes: Vec<(i64, RcptOutcome)>) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        in_tx!(self, |tx| record(&tx, &outcomes).await)
+    }
+
+    async fn queue_list(&self) -> Result<Vec<QueuedMessage>> {
+        in_tx!(self, |tx| {
+            tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await
+                .map_err(pg)?;
+            let rcpts = all_rcpts(&tx, None).await?;
+            messages_with(&tx, rcpts).await
+        })
+    }
+
+    async fn queue_get(&self, id: i64) -> Result<Option<QueuedMessage>> {
+        in_tx!(self, |tx| {
+            tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await
+                .map_err(pg)?;
+            let rcpts = all_rcpts(&tx, Some(id)).await?;
+            Ok::<_, crate::StoreError>(messages_with(&tx, rcpts).await?.pop())
+        })
+    }
+
+    async fn queue_remove(&self, id: i64) -> Result<bool> {
+        in_tx!(self, |tx| remove(&tx, id).await)
+    }
+
+    async fn release_leases(&self) -> Result<usize> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached(
+                "UPDATE queue_rcpt SET leased = FALSE, lease_node = NULL, next_attempt = least(next_attempt, $1) \
+                 WHERE leased AND status = 'queued' AND lease_node = $2",
+            )
+            .await
+            .map_err(pg)?;
+        let n = c
+            .execute(&s, &[&now(), &self.inner.node])
+            .await
+            .map_err(pg)?;
+        Ok(n as usize)
+    }
+
+    async fn queue_retry(&self, id: Option<i64>) -> Result<usize> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached(
+                "UPDATE queue_rcpt SET next_attempt = $2 WHERE status = 'queued' AND NOT leased \
+                 AND ($1::BIGINT IS NULL OR queue_id = $1)",
+            )
+            .await
+            .map_err(pg)?;
+        let n = c.execute(&s, &[&id, &now()]).await.map_err(pg)?;
+        Ok(n as usize)
+    }
 }
