@@ -232,7 +232,8 @@ pub struct OutboundConfig {
     /// When the sender hears that delivery is delayed (RFC 3461 NOTIFY=DELAY).
     #[serde(deserialize_with = "de_duration")]
     pub delay_warning: Duration,
-    /// How long a claim on queued mail lasts before another node may take it.
+    /// How long a claim on queued mail lasts before another node may take it
+    /// (at least 10 s; longer than the slowest transaction you expect).
     #[serde(deserialize_with = "de_duration")]
     pub lease: Duration,
     /// Connecting to a next hop.
@@ -507,11 +508,47 @@ impl Default for ConsoleConfig {
 }
 
 /// `[store]`: where the post office is kept.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The backend.
     pub backend: StoreBackend,
+    /// PostgreSQL: `postgres://USER:PASSWORD@HOST:PORT/DB` or libpq
+    /// `key=value` pairs (`sslmode` disable/prefer/require honoured).
+    pub url: Option<String>,
+    /// PostgreSQL: connections in this node's pool.
+    pub pool_size: usize,
+    /// PostgreSQL: this node's name among those sharing the database
+    /// (default: `hostname`).
+    pub node: Option<String>,
+    /// PostgreSQL: the certificate authorities (PEM) the database server's
+    /// certificate is checked against (default: the system's).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Embedded,
+            url: None,
+            pool_size: 32,
+            node: None,
+            ca_file: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("StoreConfig")
+            .field("backend", &self.backend)
+            .field("url", &self.url.as_ref().map(|_| "(set)"))
+            .field("pool_size", &self.pool_size)
+            .field("node", &self.node)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// The store backends this build has.
@@ -521,6 +558,8 @@ pub enum StoreBackend {
     /// SQLite under `data_dir`: one data directory, nothing else to run.
     #[default]
     Embedded,
+    /// PostgreSQL at `url`: several nodes may share it.
+    Postgres,
 }
 
 /// `[limits]`: connection caps and login throttling, the same for every
@@ -940,6 +979,15 @@ impl Config {
                     format!("{} is also used by [{s2}] {k2}", l.0),
                 ));
             }
+        }
+        if self.store.backend == StoreBackend::Postgres && self.store.url.is_none() {
+            errs.push((
+                vec!["store", "url"],
+                "backend = \"postgres\" needs the database's url".into(),
+            ));
+        }
+        if self.store.pool_size == 0 {
+            errs.push((vec!["store", "pool_size"], "must be at least 1".into()));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             let key = if self.tls.cert.is_some() {

@@ -336,8 +336,57 @@ async fn calendar(
     Ok(())
 }
 
+/// `postgate store copy --to URL`: the embedded store in `data_dir` into
+/// PostgreSQL, with a progress bar.
+pub async fn store_copy(config: &Config, to: &str, quiet: bool) -> anyhow::Result<ExitCode> {
+    let target = postgate_store::postgres::PgOptions {
+        url: to.to_string(),
+        pool_size: 2,
+        node: format!("{}-copy", config.hostname),
+        ca_file: config.store.ca_file.clone(),
+    };
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>12} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .progress_chars("=> ");
+    let mut bar: Option<(&'static str, indicatif::ProgressBar)> = None;
+    let report = postgate_store::copy::embedded_to_postgres(&config.data_dir, &target, |p| {
+        if quiet {
+            return;
+        }
+        match &bar {
+            Some((t, b)) if *t == p.table => b.set_position(p.done),
+            _ => {
+                if let Some((_, b)) = bar.take() {
+                    b.finish();
+                }
+                let b = indicatif::ProgressBar::new(p.total)
+                    .with_style(style.clone())
+                    .with_prefix(p.table);
+                b.set_position(p.done);
+                bar = Some((p.table, b));
+            }
+        }
+    })
+    .await?;
+    if let Some((_, b)) = bar.take() {
+        b.finish();
+    }
+    let mut out = std::io::stdout().lock();
+    for (table, rows) in report {
+        writeln!(out, "{table}: {rows} rows copied")?;
+    }
+    writeln!(
+        out,
+        "copied {} into PostgreSQL; set [store] backend = \"postgres\" and url to use it",
+        config.data_dir.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
-    let shared = crate::open_store(&config)?;
+    let shared = crate::open_store(&config).await?;
     let store = &shared;
     let mut out = std::io::stdout().lock();
     match command {
@@ -644,7 +693,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Class(cmd) => class(store, cmd, &mut out).await?,
         Command::Access(cmd) => access(&shared, cmd, &mut out).await?,
         Command::Block(cmd) => block(store, cmd, &mut out).await?,
-        Command::Serve | Command::CheckConfig { .. } | Command::Log(_) => {
+        Command::Serve | Command::CheckConfig { .. } | Command::Log(_) | Command::Store(_) => {
             bail!("not an administration command")
         }
     }

@@ -70,6 +70,27 @@ pub enum Command {
     /// The log files in `[logging] dir`.
     #[command(subcommand)]
     Log(LogCmd),
+    /// The store itself: moving a post office between backends.
+    #[command(subcommand)]
+    Store(StoreCmd),
+}
+
+/// `store …`
+#[derive(Debug, Subcommand)]
+pub enum StoreCmd {
+    /// Copy the embedded store in `data_dir` into an empty PostgreSQL
+    /// database, keeping every id, UIDVALIDITY, UID and modseq (IMAP
+    /// clients do not resync). Stop the server first. An interrupted copy
+    /// resumes where it stopped when run again.
+    Copy {
+        /// The target: `postgres://USER:PASSWORD@HOST:PORT/DB` or libpq
+        /// `key=value` pairs.
+        #[arg(long)]
+        to: String,
+        /// No progress bar (one line per table instead).
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 /// `log …`
@@ -519,6 +540,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 follow: !no_follow,
             };
             logs::tail(&load(cli.config)?, options).await
+        }
+        Command::Store(StoreCmd::Copy { to, quiet }) => {
+            crate::admin::store_copy(&load(cli.config)?, &to, quiet).await
         }
         other => admin::run(load(cli.config)?, other).await,
     }

@@ -11,15 +11,32 @@ mod serve;
 use clap::Parser;
 
 /// Opens the configured store: every command and `serve` go through here.
-pub(crate) fn open_store(
+pub(crate) async fn open_store(
     config: &postgate_runtime::Config,
 ) -> anyhow::Result<std::sync::Arc<dyn postgate_store::Store>> {
-    let backend = match config.store.backend {
-        postgate_runtime::config::StoreBackend::Embedded => postgate_store::Backend::Embedded {
+    Ok(postgate_store::open(&store_backend(config)).await?)
+}
+
+/// The configured backend, as the store crate names it.
+pub(crate) fn store_backend(config: &postgate_runtime::Config) -> postgate_store::Backend {
+    use postgate_runtime::config::StoreBackend;
+    match config.store.backend {
+        StoreBackend::Embedded => postgate_store::Backend::Embedded {
             data_dir: config.data_dir.clone(),
         },
-    };
-    Ok(postgate_store::open(&backend)?)
+        StoreBackend::Postgres => {
+            postgate_store::Backend::Postgres(postgate_store::postgres::PgOptions {
+                url: config.store.url.clone().unwrap_or_default(),
+                pool_size: config.store.pool_size,
+                node: config
+                    .store
+                    .node
+                    .clone()
+                    .unwrap_or_else(|| config.hostname.clone()),
+                ca_file: config.store.ca_file.clone(),
+            })
+        }
+    }
 }
 use std::process::ExitCode;
 

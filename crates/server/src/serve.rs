@@ -27,7 +27,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // One crypto backend for the process (../DEPENDENCIES: ring, not aws-lc-rs).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let store = crate::open_store(&config)?;
+    let store = crate::open_store(&config).await?;
     let tls = tls::acceptor(
         config.tls.cert.as_deref(),
         config.tls.key.as_deref(),

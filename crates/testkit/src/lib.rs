@@ -77,6 +77,14 @@ impl Server {
                 text.push_str(section);
             }
         }
+        // POSTGATE_TEST_BACKEND=postgres runs every server test on a fresh
+        // PostgreSQL database of the test cluster.
+        if !extra.contains("[store]")
+            && std::env::var("POSTGATE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+        {
+            let url = pg_database().expect("POSTGATE_TEST_BACKEND=postgres needs POSTGATE_TEST_PG");
+            text.push_str(&pg_store_section(&url, "node-a"));
+        }
         text.push_str(extra);
         std::fs::write(&config, text).expect("write config");
         let stderr_log = dir.path().join("stderr.log");
@@ -377,6 +385,55 @@ pub fn python_module(module: &str) -> bool {
         eprintln!("{msg}");
     }
     ok
+}
+
+/// A fresh, empty database on the test cluster `POSTGATE_TEST_PG` names
+/// (`.ci/run` starts one with `.ci/pg-cluster`), as a URL. Without that
+/// variable: a loud skip notice and `None`, or a panic under
+/// `POSTGATE_REQUIRE_INTEROP=1`.
+pub fn pg_database() -> Option<String> {
+    let Some(url) = std::env::var("POSTGATE_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        let msg = "\n\n*** SKIPPED: POSTGATE_TEST_PG is not set; this PostgreSQL test did not run. \
+                   `.ci/pg-cluster start DIR` starts a throwaway cluster and prints its URL. ***\n";
+        if interop_required() {
+            panic!("{msg} POSTGATE_REQUIRE_INTEROP=1: a skip is a failure.");
+        }
+        eprintln!("{msg}");
+        return None;
+    };
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let psql = tool("psql")?;
+    let out = Command::new(psql)
+        .arg(&url)
+        .args(["-qAt", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = url
+        .rsplit_once('/')
+        .expect("POSTGATE_TEST_PG is a postgres:// URL");
+    Some(format!("{base}/{name}"))
+}
+
+/// The `[store]` section for a node on the PostgreSQL database at `url`.
+pub fn pg_store_section(url: &str, node: &str) -> String {
+    format!("\n[store]\nbackend = \"postgres\"\nurl = {url:?}\nnode = {node:?}\npool_size = 8\n")
 }
 
 /// Whether tests must have every outside tool (`POSTGATE_REQUIRE_INTEROP=1`).

@@ -95,3 +95,58 @@ pub(crate) fn seal(raw: &[u8], mut content: ItemContent, key: Key) -> Result<Sea
     })
 }
 
+/// Seals a delivery's message and serializes its envelope, on a blocking
+/// thread when the message is large (hashing a big message would hold up an
+/// async thread).
+pub(crate) async fn seal_delivery(
+    mut d: crate::NewDelivery,
+) -> Result<(crate::NewDelivery, Sealed, Option<String>)> {
+    let prepare = |d: &mut crate::NewDelivery| -> Result<(Sealed, Option<String>)> {
+        let content = std::mem::take(&mut d.content);
+        let sealed = seal(&d.raw, content, Key::Bytes(digest(&d.raw)))?;
+        let envelope = d
+            .envelope
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok((sealed, envelope))
+    };
+    if d.raw.len() > HASH_INLINE_MAX {
+        tokio::task::spawn_blocking(move || prepare(&mut d).map(|(s, e)| (d, s, e)))
+            .await
+            .map_err(|e| StoreError::Backend(format!("hash task: {e}")))?
+    } else {
+        let (s, e) = prepare(&mut d)?;
+        Ok((d, s, e))
+    }
+}
+
+/// Seals an appended message, on a blocking thread when it is large.
+pub(crate) async fn seal_message(mut m: crate::NewMessage) -> Result<(crate::NewMessage, Sealed)> {
+    let prepare = |m: &mut crate::NewMessage| {
+        let content = std::mem::take(&mut m.content);
+        seal(&m.raw, content, Key::Bytes(digest(&m.raw)))
+    };
+    if m.raw.len() > HASH_INLINE_MAX {
+        tokio::task::spawn_blocking(move || prepare(&mut m).map(|s| (m, s)))
+            .await
+            .map_err(|e| StoreError::Backend(format!("hash task: {e}")))?
+    } else {
+        let s = prepare(&mut m)?;
+        Ok((m, s))
+    }
+}
+
+/// Decodes a stored content row: the JSON fields and the compressed bodies.
+pub(crate) fn unseal(
+    json: &str,
+    text: Option<Vec<u8>>,
+    html: Option<Vec<u8>>,
+) -> Result<ItemContent> {
+    let mut c: ItemContent = serde_json::from_str(json)
+        .map_err(|e| StoreError::Backend(format!("item content: {e}")))?;
+    c.text = text.map(|t| decompress(&t)).transpose()?;
+    c.html = html.map(|h| decompress(&h)).transpose()?;
+    Ok(c)
+}

@@ -4,8 +4,8 @@
 //! as [`Store`], that every engine (SMTP, IMAP, POP3, LDAP, console) talks to, and
 //! the [`ChangeFeed`] they subscribe to. Backends implement the traits; the
 //! embedded one ([`embedded::EmbeddedStore`], SQLite in WAL mode under one data
-//! directory) comes first, PostgreSQL later behind the same traits. Nothing
-//! outside this crate names SQLite.
+//! directory) is the default; [`postgres::PgStore`] keeps the post office in
+//! PostgreSQL for several nodes. Nothing outside this crate names a backend.
 //!
 //! What it is not for: protocol logic, MIME parsing (callers hand in decoded
 //! [`ItemContent`](postgate_types::ItemContent)), policy.
@@ -22,11 +22,13 @@ pub mod access;
 pub mod auth;
 mod cache;
 mod content;
+pub mod copy;
 pub mod embedded;
 pub mod feed;
 pub mod model;
 pub mod password;
 pub mod postgres;
+mod rules;
 
 use async_trait::async_trait;
 use postgate_types::access::{Assignee, Block, Class, ClassSettings};
@@ -46,11 +48,13 @@ pub enum Backend {
         /// The data directory.
         data_dir: std::path::PathBuf,
     },
+    /// PostgreSQL: several nodes may share it.
+    Postgres(postgres::PgOptions),
 }
 
 /// Opens the store: the one way every part of Postgate (the server and each
 /// CLI command) gets one. Nothing outside this crate names a backend.
-pub fn open(backend: &Backend) -> Result<std::sync::Arc<dyn Store>> {
+pub async fn open(backend: &Backend) -> Result<std::sync::Arc<dyn Store>> {
     match backend {
         Backend::Embedded { data_dir } => Ok(std::sync::Arc::new(
             embedded::EmbeddedStore::open(data_dir).map_err(|e| match e {
@@ -60,6 +64,9 @@ pub fn open(backend: &Backend) -> Result<std::sync::Arc<dyn Store>> {
                 other => other,
             })?,
         )),
+        Backend::Postgres(options) => {
+            Ok(std::sync::Arc::new(postgres::PgStore::open(options).await?))
+        }
     }
 }
 

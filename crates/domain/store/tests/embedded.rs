@@ -21,15 +21,19 @@ impl Embedded {
 }
 
 impl Harness for Embedded {
-    fn open(&self) -> Arc<dyn Store> {
-        let backend = Backend::Embedded {
-            data_dir: self.dir.path().to_path_buf(),
-        };
-        // The first handle stays open for the harness's life; each call
-        // after it is another process's view of the same file.
-        let store = postgate_store::open(&backend).unwrap();
-        self.first.get_or_init(|| store.clone());
-        store
+    fn open(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<dyn Store>> + Send + '_>> {
+        Box::pin(async move {
+            let backend = Backend::Embedded {
+                data_dir: self.dir.path().to_path_buf(),
+            };
+            // The first handle stays open for the harness's life; each call
+            // after it is another process's view of the same file.
+            let store = postgate_store::open(&backend).await.unwrap();
+            self.first.get_or_init(|| store.clone());
+            store
+        })
     }
 }
 

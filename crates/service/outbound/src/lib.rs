@@ -215,7 +215,7 @@ impl Agent {
             })
         };
         let workers = Arc::new(Semaphore::new(self.settings.threads));
-        let lease = self.settings.lease.as_secs().max(60) as i64;
+        let lease = self.settings.lease.as_secs().max(10) as i64;
         loop {
             if shutdown.is_triggered() {
                 break;

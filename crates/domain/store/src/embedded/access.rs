@@ -1,5 +1,6 @@
 //! [`AccessRules`] for the embedded store.
 use super::{EmbeddedStore, backend};
+use crate::rules::valid_name;
 use crate::{AccessRules, Result, StoreError, User};
 use async_trait::async_trait;
 use postgate_types::EmailAddress;
@@ -24,21 +25,6 @@ fn texts3(conn: &Connection, sql: &str) -> Result<Vec<(String, String, String)>>
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .map_err(backend)?;
     rows.collect::<rusqlite::Result<_>>().map_err(backend)
-}
-
-fn valid_name(name: &str) -> Result<String> {
-    let n = name.trim();
-    if n.is_empty()
-        || n.len() > 64
-        || !n
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(StoreError::Invalid(format!(
-            "{name:?}: a class name is 1 to 64 letters, digits, '-', '_' or '.'"
-        )));
-    }
-    Ok(n.to_string())
 }
 
 #[async_trait]

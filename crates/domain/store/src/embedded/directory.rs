@@ -1,16 +1,11 @@
 //! [`Directory`] for the embedded store.
 use super::{EmbeddedStore, backend, now};
+use crate::rules::{DEFAULT_POST_OFFICE, MAX_GROUP_DEPTH, dotted_key, valid_domain_name};
 use crate::{Directory, Domain, Group, NewUser, Resolution, Result, StoreError, User, UserRef};
 use async_trait::async_trait;
 use postgate_types::{EmailAddress, FolderRole, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashSet};
-
-/// The post office a domain gets when it is added.
-const DEFAULT_POST_OFFICE: &str = "main";
-
-/// How deep groups may nest before expansion stops (a loop guard beside the visited set).
-const MAX_GROUP_DEPTH: usize = 16;
 
 const USER_COLUMNS: &str = "u.id, u.local_part, d.name, p.name, u.display_name, u.given_name, \
      u.surname, u.title, u.department, u.phone, u.password_hash IS NOT NULL";
@@ -199,39 +194,6 @@ pub(crate) fn next_uid_validity(conn: &Connection) -> Result<u32> {
     )
     .map_err(backend)?;
     Ok(next)
-}
-
-fn valid_domain_name(name: &str) -> Result<String> {
-    let name = name.trim().trim_end_matches('.').to_lowercase();
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-    if ok {
-        Ok(name)
-    } else {
-        Err(StoreError::Invalid(format!("not a domain name: {name:?}")))
-    }
-}
-
-/// "Given.Surname", case-folded, with inner spaces as dots: what First.Last@domain matches.
-fn dotted_key(given: Option<&str>, surname: Option<&str>) -> Option<String> {
-    let (g, s) = (given?.trim(), surname?.trim());
-    if g.is_empty() || s.is_empty() {
-        return None;
-    }
-    Some(
-        format!("{g}.{s}")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(".")
-            .to_lowercase(),
-    )
 }
 
 /// The user a local part reaches directly (primary address or alias): the lean

@@ -2,7 +2,7 @@
 use super::directory::next_uid_validity;
 use super::messages;
 use super::{EmbeddedStore, backend};
-pub(crate) use crate::content::{HASH_INLINE_MAX, Key, Sealed, decompress, digest, seal, valid_path};
+pub(crate) use crate::content::{Key, Sealed, seal, valid_path};
 use crate::{
     ChangeFeed, CopyOutcome, Delivered, FlagOp, FlagOutcome, Folder, FolderChanges, ItemRecord,
     MailboxSnapshot, Mailboxes, MessageMeta, MessageRef, NewDelivery, NewMessage, Result,
@@ -227,30 +227,10 @@ impl Mailboxes for EmbeddedStore {
         Ok(())
     }
 
-    async fn deliver(&self, mut delivery: NewDelivery) -> Result<Vec<Delivered>> {
+    async fn deliver(&self, delivery: NewDelivery) -> Result<Vec<Delivered>> {
         // Hash and serialize here, not on the writer thread, which every
         // delivery waits for.
-        let prepare = |d: &mut NewDelivery| -> Result<(Sealed, Option<String>)> {
-            let content = std::mem::take(&mut d.content);
-            let sealed = seal(&d.raw, content, Key::Bytes(digest(&d.raw)))?;
-            let envelope = d
-                .envelope
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            Ok((sealed, envelope))
-        };
-        let (delivery, sealed, envelope) = if delivery.raw.len() > HASH_INLINE_MAX {
-            tokio::task::spawn_blocking(move || {
-                prepare(&mut delivery).map(|(s, e)| (delivery, s, e))
-            })
-            .await
-            .map_err(|e| StoreError::Backend(format!("hash task: {e}")))??
-        } else {
-            let (s, e) = prepare(&mut delivery)?;
-            (delivery, s, e)
-        };
+        let (delivery, sealed, envelope) = crate::content::seal_delivery(delivery).await?;
         let (delivered, changes) = self
             .write(move |conn| deliver(conn, delivery, sealed, envelope))
             .await?;
@@ -334,11 +314,10 @@ impl Mailboxes for EmbeddedStore {
                 })
                 .map_err(backend)?;
             row.map(|(summary, content, text, html)| {
-                let mut content: ItemContent = serde_json::from_str(&content)
-                    .map_err(|e| StoreError::Backend(format!("item content: {e}")))?;
-                content.text = text.map(|t| decompress(&t)).transpose()?;
-                content.html = html.map(|h| decompress(&h)).transpose()?;
-                Ok(ItemRecord { summary, content })
+                Ok(ItemRecord {
+                    summary,
+                    content: crate::content::unseal(&content, text, html)?,
+                })
             })
             .transpose()
         })
@@ -479,20 +458,9 @@ impl Mailboxes for EmbeddedStore {
         Ok(outcome)
     }
 
-    async fn append(&self, folder: FolderId, mut message: NewMessage) -> Result<(u32, u32)> {
+    async fn append(&self, folder: FolderId, message: NewMessage) -> Result<(u32, u32)> {
         // Hash and serialize off the writer thread.
-        let prepare = |m: &mut NewMessage| {
-            let content = std::mem::take(&mut m.content);
-            seal(&m.raw, content, Key::Bytes(digest(&m.raw)))
-        };
-        let (message, sealed) = if message.raw.len() > HASH_INLINE_MAX {
-            tokio::task::spawn_blocking(move || prepare(&mut message).map(|s| (message, s)))
-                .await
-                .map_err(|e| StoreError::Backend(format!("hash task: {e}")))??
-        } else {
-            let s = prepare(&mut message)?;
-            (message, s)
-        };
+        let (message, sealed) = crate::content::seal_message(message).await?;
         let (owner, validity, uid, modseq) = self
             .write(move |conn| {
                 let owner = messages::folder_by_id(conn, folder)?.user;
@@ -529,14 +497,8 @@ impl Mailboxes for EmbeddedStore {
                     .optional()
                 })
                 .map_err(backend)?;
-            row.map(|(content, text, html)| {
-                let mut c: ItemContent = serde_json::from_str(&content)
-                    .map_err(|e| StoreError::Backend(format!("item content: {e}")))?;
-                c.text = text.map(|t| decompress(&t)).transpose()?;
-                c.html = html.map(|h| decompress(&h)).transpose()?;
-                Ok(c)
-            })
-            .transpose()
+            row.map(|(content, text, html)| crate::content::unseal(&content, text, html))
+                .transpose()
         })
         .await
     }

@@ -4,6 +4,7 @@
 //! transaction, so every node's policy notices.
 use super::directory::write_directory;
 use super::{PgStore, pg};
+use crate::rules::valid_name;
 use crate::{AccessRules, Result, StoreError, User};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -37,21 +38,6 @@ async fn texts3(c: &impl GenericClient, sql: &str) -> Result<Vec<(String, String
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
-}
-
-fn valid_name(name: &str) -> Result<String> {
-    let n = name.trim();
-    if n.is_empty()
-        || n.len() > 64
-        || !n
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(StoreError::Invalid(format!(
-            "{name:?}: a class name is 1 to 64 letters, digits, '-', '_' or '.'"
-        )));
-    }
-    Ok(n.to_string())
 }
 
 #[async_trait]

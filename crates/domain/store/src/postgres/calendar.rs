@@ -325,7 +325,6 @@ async fn apply(
 /// its savepoint rolled back.
 pub(crate) async fn apply_in_savepoint(
     tx: &mut deadpool_postgres::Transaction<'_>,
-    _store: &PgStore,
     update: CalendarUpdate,
     received_at: i64,
     changes: &mut Vec<Change>,
@@ -559,7 +558,6 @@ mod tests {
             .unwrap();
         let o = apply_in_savepoint(
             &mut tx,
-            &store,
             update(user, "a", put("a", None)),
             1234,
             &mut changes,
@@ -571,7 +569,6 @@ mod tests {
         // Fails in the database after its item was added: the savepoint goes.
         let r = apply_in_savepoint(
             &mut tx,
-            &store,
             update(user, "b", put("b", Some("nul\0"))),
             1234,
             &mut changes,
@@ -581,7 +578,6 @@ mod tests {
         assert_eq!(changes.len(), 2, "its changes are taken back");
         let r = apply_in_savepoint(
             &mut tx,
-            &store,
             update(user, "c", MergeResult::Conflict("no".into())),
             1234,
             &mut changes,
@@ -590,7 +586,6 @@ mod tests {
         assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
         let r = apply_in_savepoint(
             &mut tx,
-            &store,
             update(user + 1, "d", put("d", None)),
             1234,
             &mut changes,
@@ -599,7 +594,6 @@ mod tests {
         assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
         let o = apply_in_savepoint(
             &mut tx,
-            &store,
             update(user, "e", put("e", None)),
             1234,
             &mut changes,

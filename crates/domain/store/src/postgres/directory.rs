@@ -10,6 +10,7 @@
 //! schema can state).
 use super::messages::insert_folder;
 use super::{PgStore, now, pg};
+use crate::rules::{DEFAULT_POST_OFFICE, MAX_GROUP_DEPTH, dotted_key, valid_domain_name};
 use crate::{Directory, Domain, Group, NewUser, Resolution, Result, StoreError, User, UserRef};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -18,12 +19,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use tokio_postgres::Row;
-
-/// The post office a domain gets when it is added.
-const DEFAULT_POST_OFFICE: &str = "main";
-
-/// How deep groups may nest before expansion stops (a loop guard beside the visited set).
-const MAX_GROUP_DEPTH: usize = 16;
 
 const USER_COLUMNS: &str = "u.id, u.local_part, d.name, p.name, u.display_name, u.given_name, \
      u.surname, u.title, u.department, u.phone, u.password_hash IS NOT NULL";
@@ -237,39 +232,6 @@ pub(crate) async fn next_uid_validity(c: &impl GenericClient) -> Result<u32> {
         .await
         .map_err(pg)?;
     Ok(row.get::<_, i64>(0) as u32)
-}
-
-fn valid_domain_name(name: &str) -> Result<String> {
-    let name = name.trim().trim_end_matches('.').to_lowercase();
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-    if ok {
-        Ok(name)
-    } else {
-        Err(StoreError::Invalid(format!("not a domain name: {name:?}")))
-    }
-}
-
-/// "Given.Surname", case-folded, with inner spaces as dots: what First.Last@domain matches.
-fn dotted_key(given: Option<&str>, surname: Option<&str>) -> Option<String> {
-    let (g, s) = (given?.trim(), surname?.trim());
-    if g.is_empty() || s.is_empty() {
-        return None;
-    }
-    Some(
-        format!("{g}.{s}")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(".")
-            .to_lowercase(),
-    )
 }
 
 /// The user a local part reaches directly (primary address or alias): the lean

@@ -78,9 +78,8 @@ pub(crate) fn start(config: tokio_postgres::Config, tls: Tls, store: Weak<Inner>
             }
             match config.connect(tls.clone()).await {
                 Ok((client, mut connection)) => {
-                    let mut messages = futures_util::stream::poll_fn(move |cx| {
-                        connection.poll_message(cx)
-                    });
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                     // The LISTEN is sent while the connection is driven below.
                     let sql = format!("LISTEN {CHANNEL}");
                     let listen = client.batch_execute(&sql);

@@ -1,1 +1,525 @@
+//! [`Mailboxes`] for the PostgreSQL store.
+use super::messages::{self, FOLDER_COLUMNS, find_folder, folder_row};
+use super::{NODE_TIMEOUT_SECS, PgStore, in_tx, now, pg};
+use crate::content::{Sealed, seal_delivery, seal_message, unseal, valid_path};
+use crate::{
+    ChangeFeed, CopyOutcome, Delivered, FlagOp, FlagOutcome, Folder, FolderChanges, ItemRecord,
+    MailboxSnapshot, Mailboxes, MessageMeta, MessageRef, NewDelivery, NewMessage, Result,
+    StoreError,
+};
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use postgate_types::{
+    Change, ChangeKind, Contact, Flags, FolderId, ItemContent, ItemKind, ItemSummary, UserId,
+};
+use std::collections::HashSet;
+use tokio_postgres::Row;
 
+const SUMMARY_COLUMNS: &str = "i.uid, m.kind, m.from_name, m.from_addr, m.subject, \
+     COALESCE(m.sent_date, i.internal_date), i.internal_date, m.size, i.flags, i.keywords, i.modseq";
+
+fn summary_row(r: &Row) -> Result<ItemSummary> {
+    let name: Option<String> = r.get(2);
+    let address: Option<String> = r.get(3);
+    let keywords: String = r.get(9);
+    let kind: String = r.get(1);
+    Ok(ItemSummary {
+        uid: r.get::<_, i64>(0) as u32,
+        kind: ItemKind::parse(&kind)
+            .ok_or_else(|| StoreError::Backend(format!("unknown item kind {kind:?}")))?,
+        from: (name.is_some() || address.is_some()).then_some(Contact { name, address }),
+        subject: r.get(4),
+        date: r.get(5),
+        internal_date: r.get(6),
+        size: r.get::<_, i64>(7) as u64,
+        flags: Flags(r.get::<_, i64>(8) as u32),
+        keywords: keywords.split_whitespace().map(str::to_string).collect(),
+        modseq: r.get::<_, i64>(10) as u64,
+    })
+}
+
+/// A delivery in one transaction: the message, a copy per target, the
+/// queue entry, the calendar changes. Returns the copies and every change
+/// to publish.
+async fn deliver(
+    tx: &mut deadpool_postgres::Transaction<'_>,
+    d: &NewDelivery,
+    sealed: &Sealed,
+    envelope: Option<&str>,
+) -> Result<(Vec<Delivered>, Vec<Change>)> {
+    let message = messages::store_sealed(&*tx, &d.raw, sealed).await?;
+    if let Some(data) = envelope {
+        let s = tx
+            .prepare_cached(
+                "INSERT INTO envelope (message_id, received_at, data) VALUES ($1, $2, $3)",
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(&s, &[&message, &d.received_at, &data])
+            .await
+            .map_err(pg)?;
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(d.targets.len());
+    // Folders are locked (by add_item) in id order, so that two deliveries
+    // to the same users cannot deadlock.
+    let mut targets = Vec::with_capacity(d.targets.len());
+    let find = tx
+        .prepare_cached("SELECT id FROM folder WHERE user_id = $1 AND role = $2")
+        .await
+        .map_err(pg)?;
+    for t in &d.targets {
+        // One copy per folder: see the embedded store.
+        if !seen.insert((t.user, t.role)) {
+            continue;
+        }
+        match tx
+            .query_opt(&find, &[&t.user, &t.role.as_str()])
+            .await
+            .map_err(pg)?
+        {
+            Some(r) => targets.push((r.get::<_, FolderId>(0), t.user, t.flags)),
+            None => {
+                // The user was removed between RCPT and the end of DATA.
+                tracing::warn!(user = t.user, role = %t.role, "delivery target has no such folder; skipped");
+            }
+        }
+    }
+    targets.sort_by_key(|t| t.0);
+    for (folder, user, flags) in targets {
+        let (uid, modseq) =
+            messages::add_item(&*tx, folder, message, flags, &[], d.received_at).await?;
+        out.push(Delivered {
+            user,
+            folder,
+            uid,
+            modseq,
+        });
+    }
+    if let Some(ob) = &d.outbound
+        && !ob.rcpts.is_empty()
+    {
+        super::queue::enqueue(&*tx, message, ob, d.received_at).await?;
+    }
+    if out.is_empty() && !d.targets.is_empty() {
+        // Every recipient vanished: refuse, so that the sender keeps the
+        // message and tries again.
+        return Err(StoreError::NotFound("every recipient's mailbox".into()));
+    }
+    out.sort_by_key(|d| (d.user, d.folder));
+    let mut changes: Vec<Change> = out
+        .iter()
+        .map(|d| Change {
+            user: d.user,
+            folder: d.folder,
+            modseq: d.modseq,
+            uid: d.uid,
+            kind: ChangeKind::Append,
+        })
+        .collect();
+    for update in d.calendar.iter().cloned() {
+        // As in the embedded store: a failing calendar change is logged and
+        // left out; one whose basis changed refuses the whole delivery.
+        match super::calendar::apply_in_savepoint(tx, update, d.received_at, &mut changes).await {
+            Ok(_) => {}
+            Err(e @ StoreError::Conflict(_)) => return Err(e),
+            // A deadlock: the whole transaction runs again.
+            Err(e) if super::retryable(&e) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "calendar change not applied"),
+        }
+    }
+    Ok((out, changes))
+}
+
+fn changes_of(
+    user: UserId,
+    folder: FolderId,
+    kind: ChangeKind,
+    changes: impl IntoIterator<Item = (u32, u64)>,
+) -> Vec<Change> {
+    changes
+        .into_iter()
+        .map(|(uid, modseq)| Change {
+            user,
+            folder,
+            modseq,
+            uid,
+            kind,
+        })
+        .collect()
+}
+
+impl PgStore {
+    /// Runs a read on a pooled connection inside one REPEATABLE READ
+    /// transaction, so that what it reads is one snapshot.
+    async fn read_snapshot<T>(
+        &self,
+        f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg)?;
+        let out = f(&tx).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Mailboxes for PgStore {
+    async fn lock_maildrop(&self, folder: FolderId, holder: &str) -> Result<bool> {
+        // RFC 1939 §8: one session per maildrop, across every node. A lock
+        // whose process stopped its heartbeat is free.
+        let holder = format!("{}/{holder}", self.inner.instance);
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "INSERT INTO maildrop_lock AS l (folder_id, holder, node, taken) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (folder_id) DO UPDATE SET holder = excluded.holder, node = excluded.node, \
+                   taken = excluded.taken \
+                 WHERE l.holder = excluded.holder OR NOT EXISTS \
+                   (SELECT 1 FROM node n WHERE n.name = l.node AND n.seen > $5) \
+                 RETURNING 1",
+                &[
+                    &folder,
+                    &holder,
+                    &self.inner.instance,
+                    &now(),
+                    &(now() - NODE_TIMEOUT_SECS),
+                ],
+            )
+            .await;
+        match row {
+            Ok(r) => Ok(r.is_some()),
+            // The folder is gone: nothing to lock.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) => {
+                Err(StoreError::NotFound(format!("folder {folder}")))
+            }
+            Err(e) => Err(pg(e)),
+        }
+    }
+
+    async fn unlock_maildrop(&self, folder: FolderId, holder: &str) -> Result<()> {
+        let holder = format!("{}/{holder}", self.inner.instance);
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM maildrop_lock WHERE folder_id = $1 AND holder = $2",
+            &[&folder, &holder],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn deliver(&self, delivery: NewDelivery) -> Result<Vec<Delivered>> {
+        let (delivery, sealed, envelope) = seal_delivery(delivery).await?;
+        let mut attempt = 0;
+        loop {
+            let mut client = self.client().await?;
+            let out: Result<_> = async {
+                let mut tx = client.transaction().await.map_err(pg)?;
+                let (delivered, changes) =
+                    deliver(&mut tx, &delivery, &sealed, envelope.as_deref()).await?;
+                self.notify(&tx, &changes).await?;
+                tx.commit().await.map_err(pg)?;
+                Ok((delivered, changes))
+            }
+            .await;
+            match out {
+                Err(e) if super::retryable(&e) && attempt < super::retries() => attempt += 1,
+                Err(e) => return Err(e),
+                Ok((delivered, changes)) => {
+                    self.publish(changes);
+                    return Ok(delivered);
+                }
+            }
+        }
+    }
+
+    async fn folders(&self, user: UserId) -> Result<Vec<Folder>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = $1 \
+             ORDER BY f.role IS DISTINCT FROM 'inbox', f.path_key"
+        );
+        let s = c.prepare_cached(&sql).await.map_err(pg)?;
+        Ok(c.query(&s, &[&user])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(folder_row)
+            .collect())
+    }
+
+    async fn folder(&self, user: UserId, path: &str) -> Result<Option<Folder>> {
+        let c = self.client().await?;
+        find_folder(&c, user, path).await
+    }
+
+    async fn create_folder(&self, user: UserId, path: &str) -> Result<Folder> {
+        let path = valid_path(path)?.to_string();
+        in_tx!(self, |tx| async {
+            if find_folder(&tx, user, &path).await?.is_some() {
+                return Err(StoreError::Exists(format!("folder {path}")));
+            }
+            messages::create_path(&tx, user, &path, false).await?;
+            find_folder(&tx, user, &path)
+                .await?
+                .ok_or_else(|| StoreError::Backend("folder vanished".into()))
+        }
+        .await)
+        .map_err(|e| match e {
+            // Another session created it meanwhile.
+            StoreError::Exists(_) => StoreError::Exists(format!("folder {path}")),
+            e => e,
+        })
+    }
+
+    async fn items(&self, folder: FolderId) -> Result<Vec<ItemSummary>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM item i JOIN message m ON m.id = i.message_id \
+             WHERE i.folder_id = $1 ORDER BY i.uid"
+        );
+        let s = c.prepare_cached(&sql).await.map_err(pg)?;
+        c.query(&s, &[&folder])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(summary_row)
+            .collect()
+    }
+
+    async fn item(&self, folder: FolderId, uid: u32) -> Result<Option<ItemRecord>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, m.content, m.text_body, m.html_body \
+             FROM item i JOIN message m ON m.id = i.message_id \
+             WHERE i.folder_id = $1 AND i.uid = $2"
+        );
+        let s = c.prepare_cached(&sql).await.map_err(pg)?;
+        let Some(r) = c
+            .query_opt(&s, &[&folder, &(uid as i64)])
+            .await
+            .map_err(pg)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ItemRecord {
+            summary: summary_row(&r)?,
+            content: unseal(r.get(11), r.get(12), r.get(13))?,
+        }))
+    }
+
+    async fn raw(&self, folder: FolderId, uid: u32) -> Result<Option<Vec<u8>>> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached(
+                "SELECT b.data FROM item i JOIN blob b ON b.id = i.message_id \
+                 WHERE i.folder_id = $1 AND i.uid = $2",
+            )
+            .await
+            .map_err(pg)?;
+        Ok(c.query_opt(&s, &[&folder, &(uid as i64)])
+            .await
+            .map_err(pg)?
+            .map(|r| r.get(0)))
+    }
+
+    fn changes(&self) -> &ChangeFeed {
+        &self.inner.feed
+    }
+
+    async fn rename_folder(&self, user: UserId, from: &str, to: &str) -> Result<()> {
+        let changes = in_tx!(self, |tx| async {
+            let expunged = messages::rename_folder(&tx, user, from, to).await?;
+            let changes: Vec<Change> = expunged
+                .into_iter()
+                .flat_map(|(folder, uids)| {
+                    changes_of(
+                        user,
+                        folder,
+                        ChangeKind::Expunge,
+                        uids.into_iter().map(|u| (u, 0)),
+                    )
+                })
+                .collect();
+            self.notify(&tx, &changes).await?;
+            Ok(changes)
+        }
+        .await)?;
+        self.publish(changes);
+        Ok(())
+    }
+
+    async fn delete_folder(&self, user: UserId, path: &str) -> Result<()> {
+        let changes = in_tx!(self, |tx| async {
+            let folder = messages::delete_folder(&tx, user, path).await?;
+            let changes = changes_of(user, folder, ChangeKind::Expunge, [(0, 0)]);
+            self.notify(&tx, &changes).await?;
+            Ok(changes)
+        }
+        .await)?;
+        self.publish(changes);
+        Ok(())
+    }
+
+    async fn set_subscribed(&self, user: UserId, path: &str, subscribed: bool) -> Result<()> {
+        let c = self.client().await?;
+        messages::set_subscribed(&c, user, path, subscribed).await
+    }
+
+    async fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {
+        let c = self.client().await?;
+        messages::subscriptions(&c, user).await
+    }
+
+    async fn snapshot(&self, folder: FolderId) -> Result<MailboxSnapshot> {
+        self.read_snapshot(async |tx| messages::snapshot(tx, folder).await)
+            .await
+    }
+
+    async fn changes_since(&self, folder: FolderId, modseq: u64) -> Result<FolderChanges> {
+        self.read_snapshot(async |tx| messages::changes_since(tx, folder, modseq).await)
+            .await
+    }
+
+    async fn claim_recent(&self, folder: FolderId, upto: u32) -> Result<u32> {
+        in_tx!(self, |tx| messages::claim_recent(&tx, folder, upto).await)
+    }
+
+    async fn store_flags(
+        &self,
+        folder: FolderId,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Flags,
+        keywords: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagOutcome> {
+        let (outcome, changes) = in_tx!(self, |tx| async {
+            let owner = messages::owner(&tx, folder).await?;
+            let o = messages::store_flags(
+                &tx,
+                folder,
+                uids.clone(),
+                op,
+                flags,
+                keywords.clone(),
+                unchanged_since,
+            )
+            .await?;
+            let changes = changes_of(
+                owner,
+                folder,
+                ChangeKind::Flags,
+                o.changed.iter().map(|e| (e.uid, e.modseq)),
+            );
+            self.notify(&tx, &changes).await?;
+            Ok((o, changes))
+        }
+        .await)?;
+        self.publish(changes);
+        Ok(outcome)
+    }
+
+    async fn expunge(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<u32>> {
+        let (removed, changes) = in_tx!(self, |tx| async {
+            let owner = messages::owner(&tx, folder).await?;
+            let (removed, modseq) = messages::expunge(&tx, folder, uids.clone()).await?;
+            let changes = changes_of(
+                owner,
+                folder,
+                ChangeKind::Expunge,
+                removed.iter().map(|u| (*u, modseq)),
+            );
+            self.notify(&tx, &changes).await?;
+            Ok((removed, changes))
+        }
+        .await)?;
+        self.publish(changes);
+        Ok(removed)
+    }
+
+    async fn copy_messages(
+        &self,
+        from: FolderId,
+        uids: Vec<u32>,
+        to: FolderId,
+        remove: bool,
+    ) -> Result<CopyOutcome> {
+        let (outcome, changes) = in_tx!(self, |tx| async {
+            let owner = messages::owner(&tx, to).await?;
+            let (o, appended, removed) =
+                messages::copy_messages(&tx, from, uids.clone(), to, remove).await?;
+            let mut changes = changes_of(owner, to, ChangeKind::Append, appended);
+            changes.extend(changes_of(
+                owner,
+                from,
+                ChangeKind::Expunge,
+                removed.into_iter().map(|u| (u, 0)),
+            ));
+            self.notify(&tx, &changes).await?;
+            Ok((o, changes))
+        }
+        .await)?;
+        self.publish(changes);
+        Ok(outcome)
+    }
+
+    async fn append(&self, folder: FolderId, message: NewMessage) -> Result<(u32, u32)> {
+        let (message, sealed) = seal_message(message).await?;
+        let (validity, uid, changes) = in_tx!(self, |tx| async {
+            let f = messages::folder_by_id(&tx, folder).await?;
+            let stored = messages::store_sealed(&tx, &message.raw, &sealed).await?;
+            let (uid, modseq) = messages::add_item(
+                &tx,
+                folder,
+                stored,
+                message.flags,
+                &message.keywords,
+                message.internal_date,
+            )
+            .await?;
+            let changes = changes_of(f.user, folder, ChangeKind::Append, [(uid, modseq)]);
+            self.notify(&tx, &changes).await?;
+            Ok((f.uid_validity, uid, changes))
+        }
+        .await)?;
+        self.publish(changes);
+        Ok((validity, uid))
+    }
+
+    async fn messages_meta(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<MessageMeta>> {
+        let c = self.client().await?;
+        messages::messages_meta(&c, folder, uids).await
+    }
+
+    async fn message_bytes(&self, message: MessageRef) -> Result<Option<Vec<u8>>> {
+        let c = self.client().await?;
+        messages::message_bytes(&c, message).await
+    }
+
+    async fn message_content(&self, message: MessageRef) -> Result<Option<ItemContent>> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached("SELECT content, text_body, html_body FROM message WHERE id = $1")
+            .await
+            .map_err(pg)?;
+        c.query_opt(&s, &[&message.0])
+            .await
+            .map_err(pg)?
+            .map(|r| unseal(r.get(0), r.get(1), r.get(2)))
+            .transpose()
+    }
+
+    async fn usage(&self, user: UserId) -> Result<u64> {
+        let c = self.client().await?;
+        messages::usage(&c, user).await
+    }
+}

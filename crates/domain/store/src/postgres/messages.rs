@@ -48,13 +48,15 @@ pub(crate) async fn find_folder(
     path: &str,
 ) -> Result<Option<Folder>> {
     let row = if path.eq_ignore_ascii_case("inbox") {
-        let sql =
-            format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = $1 AND f.role = 'inbox'");
+        let sql = format!(
+            "SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = $1 AND f.role = 'inbox'"
+        );
         let s = c.prepare_cached(&sql).await.map_err(pg)?;
         c.query_opt(&s, &[&user]).await
     } else {
-        let sql =
-            format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = $1 AND f.path_key = $2");
+        let sql = format!(
+            "SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = $1 AND f.path_key = $2"
+        );
         let s = c.prepare_cached(&sql).await.map_err(pg)?;
         c.query_opt(&s, &[&user, &path_key(path)]).await
     }
@@ -230,7 +232,11 @@ pub(crate) async fn changes_since(
 
 /// RFC 3501 §2.3.2: \Recent in exactly one session, on any node: the
 /// folder row is locked while the claim is read and moved.
-pub(crate) async fn claim_recent(c: &impl GenericClient, folder: FolderId, upto: u32) -> Result<u32> {
+pub(crate) async fn claim_recent(
+    c: &impl GenericClient,
+    folder: FolderId,
+    upto: u32,
+) -> Result<u32> {
     let before: i64 = c
         .query_opt(
             "SELECT recent_uid FROM folder WHERE id = $1 FOR UPDATE",
@@ -277,7 +283,11 @@ fn sorted(mut uids: Vec<u32>) -> Vec<u32> {
 }
 
 /// The items of a folder whose UIDs are in `uids` (sorted, deduplicated).
-async fn entries_in(c: &impl GenericClient, folder: FolderId, uids: &[u32]) -> Result<Vec<ItemRow>> {
+async fn entries_in(
+    c: &impl GenericClient,
+    folder: FolderId,
+    uids: &[u32],
+) -> Result<Vec<ItemRow>> {
     if uids.is_empty() {
         return Ok(Vec::new());
     }
@@ -289,8 +299,7 @@ async fn entries_in(c: &impl GenericClient, folder: FolderId, uids: &[u32]) -> R
         )
         .await
         .map_err(pg)?;
-    Ok(c
-        .query(&s, &[&folder, &wanted])
+    Ok(c.query(&s, &[&folder, &wanted])
         .await
         .map_err(pg)?
         .iter()
@@ -402,7 +411,11 @@ pub(crate) async fn release_message(c: &impl GenericClient, message: i64) -> Res
 }
 
 /// Removes items and leaves tombstones for VANISHED (RFC 7162 §3.2.5).
-async fn remove_items(c: &impl GenericClient, folder: FolderId, items: &[ItemRow]) -> Result<Vec<u32>> {
+async fn remove_items(
+    c: &impl GenericClient,
+    folder: FolderId,
+    items: &[ItemRow],
+) -> Result<Vec<u32>> {
     let mut removed = Vec::with_capacity(items.len());
     for (entry, message, _) in items {
         let uid = entry.uid as i64;
@@ -590,8 +603,7 @@ pub(crate) async fn messages_meta(
         )
         .await
         .map_err(pg)?;
-    Ok(c
-        .query(&s, &[&folder, &(lo as i64), &(hi as i64)])
+    Ok(c.query(&s, &[&folder, &(lo as i64), &(hi as i64)])
         .await
         .map_err(pg)?
         .iter()
@@ -606,13 +618,15 @@ pub(crate) async fn messages_meta(
         .collect())
 }
 
-pub(crate) async fn message_bytes(c: &impl GenericClient, message: MessageRef) -> Result<Option<Vec<u8>>> {
+pub(crate) async fn message_bytes(
+    c: &impl GenericClient,
+    message: MessageRef,
+) -> Result<Option<Vec<u8>>> {
     let s = c
         .prepare_cached("SELECT data FROM blob WHERE id = $1")
         .await
         .map_err(pg)?;
-    Ok(c
-        .query_opt(&s, &[&message.0])
+    Ok(c.query_opt(&s, &[&message.0])
         .await
         .map_err(pg)?
         .map(|r| r.get(0)))
@@ -704,7 +718,11 @@ pub(crate) async fn rename_folder(
     Ok(Vec::new())
 }
 
-pub(crate) async fn delete_folder(c: &impl GenericClient, user: UserId, path: &str) -> Result<FolderId> {
+pub(crate) async fn delete_folder(
+    c: &impl GenericClient,
+    user: UserId,
+    path: &str,
+) -> Result<FolderId> {
     let f = find_folder(c, user, path)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("folder {path}")))?;
@@ -749,7 +767,12 @@ pub(crate) async fn delete_folder(c: &impl GenericClient, user: UserId, path: &s
     Ok(f.id)
 }
 
-pub(crate) async fn set_subscribed(c: &impl GenericClient, user: UserId, path: &str, on: bool) -> Result<()> {
+pub(crate) async fn set_subscribed(
+    c: &impl GenericClient,
+    user: UserId,
+    path: &str,
+    on: bool,
+) -> Result<()> {
     let path = valid_path(path)?;
     if on {
         c.execute(
@@ -774,8 +797,7 @@ pub(crate) async fn subscriptions(c: &impl GenericClient, user: UserId) -> Resul
         .prepare_cached("SELECT path FROM subscription WHERE user_id = $1 ORDER BY path_key")
         .await
         .map_err(pg)?;
-    Ok(c
-        .query(&s, &[&user])
+    Ok(c.query(&s, &[&user])
         .await
         .map_err(pg)?
         .iter()

@@ -33,6 +33,8 @@ mod messages;
 mod queue;
 pub(crate) mod schema;
 
+pub(crate) use directory::bump_generation;
+
 use crate::{ChangeFeed, Result, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use postgate_types::Change;
@@ -72,6 +74,10 @@ impl std::fmt::Debug for PgStore {
 struct Inner {
     pool: Pool,
     node: String,
+    /// This process: the node's name and a per-start suffix. What a process
+    /// holds that must end when it dies (maildrop locks) names its
+    /// instance, whose heartbeat then stops.
+    instance: String,
     feed: ChangeFeed,
     resolutions: crate::cache::ResolveCache,
 }
@@ -122,6 +128,12 @@ impl PgStore {
         let inner = Arc::new(Inner {
             pool,
             node: options.node.clone(),
+            instance: format!(
+                "{}#{}.{}",
+                options.node,
+                std::process::id(),
+                chrono::Utc::now().timestamp_micros()
+            ),
             feed: ChangeFeed::default(),
             resolutions: crate::cache::ResolveCache::default(),
         });
@@ -139,18 +151,27 @@ impl PgStore {
 
     /// A pooled connection.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.inner.pool.get().await.map_err(|e| {
-            StoreError::Backend(format!("database unavailable: {e}"))
-        })
+        self.inner
+            .pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Backend(format!("database unavailable: {e}")))
     }
 
-    /// Records that this node is alive.
+    /// Records that this process is alive, and forgets processes gone for a day.
     async fn heartbeat(&self) -> Result<()> {
         let c = self.client().await?;
         c.execute(
             "INSERT INTO node (name, seen) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET seen = excluded.seen",
-            &[&self.inner.node, &now()],
+            &[&self.inner.instance, &now()],
+        )
+        .await
+        .map_err(pg)?;
+        c.execute(
+            "DELETE FROM node WHERE seen < $1 \
+             AND NOT EXISTS (SELECT 1 FROM maildrop_lock l WHERE l.node = node.name)",
+            &[&(now() - 86_400)],
         )
         .await
         .map_err(pg)?;
@@ -181,7 +202,9 @@ macro_rules! in_tx {
             }
             .await;
             match out {
-                Err(e) if $crate::postgres::retryable(&e) && attempt < $crate::postgres::retries() => {
+                Err(e)
+                    if $crate::postgres::retryable(&e) && attempt < $crate::postgres::retries() =>
+                {
                     attempt += 1;
                     continue;
                 }
@@ -203,7 +226,10 @@ const RETRY_PREFIX: &str = "retry: ";
 /// trouble are `Backend` (transient: the protocols answer try-later).
 pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     match e.code() {
-        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE => {
+        Some(c)
+            if *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
             StoreError::Backend(format!("{RETRY_PREFIX}{e}"))
         }
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Exists(
@@ -260,12 +286,15 @@ fn tls(ca_file: Option<&std::path::Path>) -> Result<Tls> {
     let mut roots = rustls::RootCertStore::empty();
     let files: Vec<std::path::PathBuf> = match ca_file {
         Some(f) => vec![f.to_path_buf()],
-        None => ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
-            .iter()
-            .map(std::path::PathBuf::from)
-            .filter(|p| p.exists())
-            .take(1)
-            .collect(),
+        None => [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+        ]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.exists())
+        .take(1)
+        .collect(),
     };
     for f in files {
         let certs = CertificateDer::pem_file_iter(&f)
@@ -286,9 +315,10 @@ fn tls(ca_file: Option<&std::path::Path>) -> Result<Tls> {
 
 /// A connection outside the pool (migrations, LISTEN), its driver spawned.
 async fn connect(config: &tokio_postgres::Config, tls: &Tls) -> Result<tokio_postgres::Client> {
-    let (client, connection) = config.connect(tls.clone()).await.map_err(|e| {
-        StoreError::Backend(format!("connecting to PostgreSQL: {e}"))
-    })?;
+    let (client, connection) = config
+        .connect(tls.clone())
+        .await
+        .map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "store: direct connection ended");

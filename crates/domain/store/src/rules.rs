@@ -1,0 +1,57 @@
+//! The directory's rules, the same for every backend: what a domain name,
+//! a class name and a First.Last key are, and the limits of expansion.
+use crate::{Result, StoreError};
+
+/// The post office a domain gets when it is added.
+pub(crate) const DEFAULT_POST_OFFICE: &str = "main";
+/// How deep groups may nest before expansion stops (a loop guard beside the visited set).
+pub(crate) const MAX_GROUP_DEPTH: usize = 16;
+
+/// A domain name as the directory keeps it: lower case, no final dot, LDH labels.
+pub(crate) fn valid_domain_name(name: &str) -> Result<String> {
+    let name = name.trim().trim_end_matches('.').to_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(name)
+    } else {
+        Err(StoreError::Invalid(format!("not a domain name: {name:?}")))
+    }
+}
+
+/// "Given.Surname", case-folded, with inner spaces as dots: what First.Last@domain matches.
+pub(crate) fn dotted_key(given: Option<&str>, surname: Option<&str>) -> Option<String> {
+    let (g, s) = (given?.trim(), surname?.trim());
+    if g.is_empty() || s.is_empty() {
+        return None;
+    }
+    Some(
+        format!("{g}.{s}")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(".")
+            .to_lowercase(),
+    )
+}
+
+pub(crate) fn valid_name(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty()
+        || n.len() > 64
+        || !n
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(StoreError::Invalid(format!(
+            "{name:?}: a class name is 1 to 64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    Ok(n.to_string())
+}
