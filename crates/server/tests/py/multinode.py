@@ -90,8 +90,13 @@ def appends_ascend(imaps_a, imaps_b, per_client):
         t.start()
     seen, polls = set(), 0
     highest = 0
+    settle = None
     while True:
         finished = not any(t.is_alive() for t in threads)
+        if finished and settle is None:
+            # The last appends on the other node reach this session when
+            # their notification does: a moment more.
+            settle = time.monotonic() + 5
         typ, data = watcher.uid("SEARCH", None, "ALL")
         uids = [int(u) for u in data[0].split()]
         new = [u for u in uids if u not in seen]
@@ -101,8 +106,10 @@ def appends_ascend(imaps_a, imaps_b, per_client):
         if seen:
             highest = max(seen)
         polls += 1
-        if finished:
+        if finished and (len(seen) >= 4 * per_client or time.monotonic() > settle):
             break
+        if finished:
+            time.sleep(0.05)
     for t in threads:
         t.join()
     if errors:
