@@ -921,7 +921,7 @@ fn queued_mail_survives_kill_9_mid_delivery() {
     const N: usize = 500;
     let dns = Dns::start();
     let sink = Sink::start(SinkOptions {
-        data_delay: Duration::from_millis(40),
+        data_delay: Duration::from_millis(80),
         ..SinkOptions::default()
     });
     let mut s = server(

@@ -1,9 +1,9 @@
 //! [`Calendars`] for the embedded store: calendar objects, their MIME items,
 //! and the R*Tree of the time they cover.
-use super::mailboxes::{Key, seal, store_sealed};
-use super::messages::{add_item, expunge, release_message};
+use super::messages::{add_item, expunge, release_message, store_sealed};
 use super::writer::exec;
 use super::{EmbeddedStore, backend, now};
+use crate::content::{Key, seal};
 use crate::{
     CalendarEntry, CalendarOutcome, CalendarUpdate, CalendarWrite, Calendars, MergeResult, Result,
     StoreError,

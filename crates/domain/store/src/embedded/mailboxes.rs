@@ -1,8 +1,8 @@
 //! [`Mailboxes`] for the embedded store.
 use super::directory::next_uid_validity;
-use super::messages;
+use super::messages::{self, FOLDER_COLUMNS, find_folder, folder_row, store_sealed};
 use super::{EmbeddedStore, backend};
-pub(crate) use crate::content::{Key, Sealed, seal, valid_path};
+use crate::content::{Sealed, valid_path};
 use crate::{
     ChangeFeed, CopyOutcome, Delivered, FlagOp, FlagOutcome, Folder, FolderChanges, ItemRecord,
     MailboxSnapshot, Mailboxes, MessageMeta, MessageRef, NewDelivery, NewMessage, Result,
@@ -10,34 +10,10 @@ use crate::{
 };
 use async_trait::async_trait;
 use postgate_types::{
-    Change, ChangeKind, Contact, Flags, FolderId, FolderRole, ItemContent, ItemKind, ItemSummary,
-    UserId,
+    Change, ChangeKind, Contact, Flags, FolderId, ItemContent, ItemKind, ItemSummary, UserId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
-
-pub(crate) const FOLDER_COLUMNS: &str = "f.id, f.user_id, f.path, f.role, f.uid_validity, f.uid_next, \
-     f.highest_modseq, \
-     EXISTS (SELECT 1 FROM subscription s WHERE s.user_id = f.user_id AND s.path_key = f.path_key), \
-     (SELECT count(*) FROM item WHERE folder_id = f.id), \
-     (SELECT count(*) FROM item WHERE folder_id = f.id AND flags & 1 = 0)";
-
-pub(crate) fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
-    Ok(Folder {
-        id: r.get(0)?,
-        user: r.get(1)?,
-        path: r.get(2)?,
-        role: r
-            .get::<_, Option<String>>(3)?
-            .and_then(|s| FolderRole::parse(&s)),
-        uid_validity: r.get::<_, i64>(4)? as u32,
-        uid_next: r.get::<_, i64>(5)? as u32,
-        highest_modseq: r.get::<_, i64>(6)? as u64,
-        subscribed: r.get(7)?,
-        total: r.get::<_, i64>(8)? as u64,
-        unseen: r.get::<_, i64>(9)? as u64,
-    })
-}
 
 const SUMMARY_COLUMNS: &str = "i.uid, m.kind, m.from_name, m.from_addr, m.subject, \
      COALESCE(m.sent_date, i.internal_date), i.internal_date, m.size, i.flags, i.keywords, i.modseq";
@@ -67,41 +43,6 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemSummary> {
         keywords: keywords.split_whitespace().map(str::to_string).collect(),
         modseq: r.get::<_, i64>(10)? as u64,
     })
-}
-
-/// Stores a sealed message (once, by hash) and returns its row id.
-pub(crate) fn store_sealed(conn: &Connection, raw: &[u8], m: &Sealed) -> Result<i64> {
-    let existing: Option<i64> = conn
-        .prepare_cached("SELECT id FROM message WHERE hash = ?1")
-        .and_then(|mut s| s.query_row([m.hash.as_ref()], |r| r.get(0)).optional())
-        .map_err(backend)?;
-    if let Some(id) = existing {
-        return Ok(id);
-    }
-    conn.prepare_cached(
-        "INSERT INTO message (hash, size, kind, from_name, from_addr, subject, sent_date, content, \
-           text_body, html_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            m.hash.as_ref(),
-            raw.len() as i64,
-            m.kind,
-            m.from_name,
-            m.from_addr,
-            m.subject,
-            m.sent_date,
-            m.content,
-            m.text,
-            m.html,
-        ])
-    })
-    .map_err(backend)?;
-    let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO blob (id, data) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute(params![id, raw]))
-        .map_err(backend)?;
-    Ok(id)
 }
 
 /// A delivery in the writer's transaction: the message, a copy per target,
@@ -181,24 +122,6 @@ fn deliver(
         }
     }
     Ok((out, changes))
-}
-
-pub(crate) fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result<Option<Folder>> {
-    // RFC 9051 §5.1: INBOX is case-insensitive. The post office treats every
-    // folder name that way, as its other clients do.
-    let sql = if path.eq_ignore_ascii_case("inbox") {
-        format!(
-            "SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.role = 'inbox' AND ?2 = ?2"
-        )
-    } else {
-        format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.path_key = ?2")
-    };
-    conn.prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_row(params![user, path.to_lowercase()], folder_row)
-                .optional()
-        })
-        .map_err(backend)
 }
 
 #[async_trait]

@@ -3,7 +3,7 @@
 //! Each function runs on one connection inside the caller's transaction.
 use super::backend;
 use super::directory::next_uid_validity;
-use super::mailboxes::{FOLDER_COLUMNS, Sealed, find_folder, folder_row, store_sealed, valid_path};
+use crate::content::{Sealed, valid_path};
 use crate::{
     CopyOutcome, FlagOp, FlagOutcome, Folder, FolderChanges, MailboxEntry, MailboxSnapshot,
     MessageMeta, MessageRef, NewMessage, Result, StoreError,
@@ -11,6 +11,82 @@ use crate::{
 use postgate_types::{Flags, FolderId, FolderRole, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeSet;
+
+pub(crate) const FOLDER_COLUMNS: &str = "f.id, f.user_id, f.path, f.role, f.uid_validity, f.uid_next, \
+     f.highest_modseq, \
+     EXISTS (SELECT 1 FROM subscription s WHERE s.user_id = f.user_id AND s.path_key = f.path_key), \
+     (SELECT count(*) FROM item WHERE folder_id = f.id), \
+     (SELECT count(*) FROM item WHERE folder_id = f.id AND flags & 1 = 0)";
+
+pub(crate) fn folder_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Folder> {
+    Ok(Folder {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        path: r.get(2)?,
+        role: r
+            .get::<_, Option<String>>(3)?
+            .and_then(|s| FolderRole::parse(&s)),
+        uid_validity: r.get::<_, i64>(4)? as u32,
+        uid_next: r.get::<_, i64>(5)? as u32,
+        highest_modseq: r.get::<_, i64>(6)? as u64,
+        subscribed: r.get(7)?,
+        total: r.get::<_, i64>(8)? as u64,
+        unseen: r.get::<_, i64>(9)? as u64,
+    })
+}
+
+/// Stores a sealed message (once, by hash) and returns its row id.
+pub(crate) fn store_sealed(conn: &Connection, raw: &[u8], m: &Sealed) -> Result<i64> {
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT id FROM message WHERE hash = ?1")
+        .and_then(|mut s| s.query_row([m.hash.as_ref()], |r| r.get(0)).optional())
+        .map_err(backend)?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    conn.prepare_cached(
+        "INSERT INTO message (hash, size, kind, from_name, from_addr, subject, sent_date, content, \
+           text_body, html_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            m.hash.as_ref(),
+            raw.len() as i64,
+            m.kind,
+            m.from_name,
+            m.from_addr,
+            m.subject,
+            m.sent_date,
+            m.content,
+            m.text,
+            m.html,
+        ])
+    })
+    .map_err(backend)?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO blob (id, data) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![id, raw]))
+        .map_err(backend)?;
+    Ok(id)
+}
+
+pub(crate) fn find_folder(conn: &Connection, user: UserId, path: &str) -> Result<Option<Folder>> {
+    // RFC 9051 §5.1: INBOX is case-insensitive. The post office treats every
+    // folder name that way, as its other clients do.
+    let sql = if path.eq_ignore_ascii_case("inbox") {
+        format!(
+            "SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.role = 'inbox' AND ?2 = ?2"
+        )
+    } else {
+        format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.user_id = ?1 AND f.path_key = ?2")
+    };
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row(params![user, path.to_lowercase()], folder_row)
+                .optional()
+        })
+        .map_err(backend)
+}
 
 /// A folder by id.
 pub(crate) fn folder_by_id(conn: &Connection, id: FolderId) -> Result<Folder> {

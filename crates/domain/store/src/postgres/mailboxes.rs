@@ -226,7 +226,7 @@ impl Mailboxes for PgStore {
                 let (delivered, changes) =
                     deliver(&mut tx, &delivery, &sealed, envelope.as_deref()).await?;
                 self.notify(&tx, &changes).await?;
-                tx.commit().await.map_err(pg)?;
+                super::commit(tx).await?;
                 Ok((delivered, changes))
             }
             .await;

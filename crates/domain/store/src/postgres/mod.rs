@@ -197,7 +197,7 @@ macro_rules! in_tx {
             let out: $crate::Result<_> = async {
                 let $tx = client.transaction().await.map_err($crate::postgres::pg)?;
                 let v = { $body }?;
-                $tx.commit().await.map_err($crate::postgres::pg)?;
+                $crate::postgres::commit($tx).await?;
                 Ok(v)
             }
             .await;
@@ -214,6 +214,19 @@ macro_rules! in_tx {
     }};
 }
 pub(crate) use in_tx;
+
+/// Commits, timing it for the store's commit counters (one job per
+/// transaction here: PostgreSQL itself groups concurrent commits' flushes).
+pub(crate) async fn commit(tx: deadpool_postgres::Transaction<'_>) -> Result<()> {
+    let started = std::time::Instant::now();
+    tx.commit().await.map_err(pg)?;
+    let counters = postgate_metrics::metrics();
+    counters.commit_jobs.observe(1.0);
+    counters
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(())
+}
 
 pub(crate) fn retries() -> usize {
     RETRIES
