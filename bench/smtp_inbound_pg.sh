@@ -37,6 +37,8 @@ hostname = "bench.example.test"
 log = "warn"
 [smtp]
 listen = ["127.0.0.1:0"]
+submission = []
+smtps = []
 [imap]
 listen = []
 imaps = []

@@ -103,10 +103,27 @@ impl PgStore {
     /// (listener, heartbeat, directory generation). Must run inside a tokio
     /// runtime.
     pub async fn open(options: &PgOptions) -> Result<PgStore> {
-        let config: tokio_postgres::Config = options
+        let mut config: tokio_postgres::Config = options
             .url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("[store] url: {e}")))?;
+        // A database that becomes unreachable (not refused: silent) must
+        // not hold sessions for the kernel's retransmission timeout
+        // (~15 minutes): give up on a connection after 30 s without an
+        // answer, so requests fail over to try-later replies and the pool
+        // reconnects. The URL's own settings win.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_WAIT);
+        }
+        if !options.url.contains("keepalives_idle") {
+            config
+                .keepalives_idle(Duration::from_secs(10))
+                .keepalives_interval(Duration::from_secs(5))
+                .keepalives_retries(3);
+        }
+        if !options.url.contains("tcp_user_timeout") {
+            config.tcp_user_timeout(Duration::from_secs(30));
+        }
         let tls = tls(options.ca_file.as_deref())?;
         let mut direct = connect(&config, &tls).await?;
         schema::migrate(&mut direct).await.map_err(pg)?;
