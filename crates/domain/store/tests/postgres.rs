@@ -74,6 +74,12 @@ impl Harness for Pg {
         self.url.is_some()
     }
 
+    /// Each handle is another node on the one database: maildrop locks,
+    /// the change feed (LISTEN/NOTIFY) and queue leases span them.
+    fn shared_across_handles(&self) -> bool {
+        true
+    }
+
     fn open(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<dyn Store>> + Send + '_>> {

@@ -68,10 +68,17 @@ pub(crate) fn decode(payload: &str) -> (&str, Vec<Change>) {
     (node, changes)
 }
 
-/// Starts the listening task; it ends when the store is dropped.
-pub(crate) fn start(config: tokio_postgres::Config, tls: Tls, store: Weak<Inner>) {
+/// Starts the listening task; it ends when the store is dropped. The
+/// receiver hears once the node first listens: a change committed on
+/// another node after that reaches this node's subscribers.
+pub(crate) fn start(
+    config: tokio_postgres::Config,
+    tls: Tls,
+    store: Weak<Inner>,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (ready, listening_at_last) = tokio::sync::oneshot::channel();
+    let mut ready = Some(ready);
     tokio::spawn(async move {
-        let mut first = true;
         loop {
             if store.strong_count() == 0 {
                 return;
@@ -93,14 +100,16 @@ pub(crate) fn start(config: tokio_postgres::Config, tls: Tls, store: Weak<Inner>
                                     break;
                                 }
                                 listening = true;
-                                if !first {
-                                    // Notifications may have been lost while
-                                    // the connection was down.
-                                    if let Some(inner) = store.upgrade() {
-                                        inner.feed.wake_all();
-                                    }
+                                // Notifications may have been lost while the
+                                // connection was down (or before it first
+                                // came up, if the store was opened without
+                                // waiting for it).
+                                if let Some(inner) = store.upgrade() {
+                                    inner.feed.wake_all();
                                 }
-                                first = false;
+                                if let Some(ready) = ready.take() {
+                                    let _ = ready.send(());
+                                }
                             }
                             m = messages.next() => match m {
                                 Some(Ok(AsyncMessage::Notification(n))) => {
@@ -130,6 +139,7 @@ pub(crate) fn start(config: tokio_postgres::Config, tls: Tls, store: Weak<Inner>
             tokio::time::sleep(RECONNECT).await;
         }
     });
+    listening_at_last
 }
 
 #[cfg(test)]

@@ -156,8 +156,14 @@ impl PgStore {
         });
         let store = PgStore { inner };
         store.heartbeat().await?;
-        listener::start(config, tls, Arc::downgrade(&store.inner));
+        let listening = listener::start(config, tls, Arc::downgrade(&store.inner));
         tokio::spawn(housekeeper(Arc::downgrade(&store.inner)));
+        // Returned before it listens, the node's subscribers would miss
+        // what other nodes commit meanwhile. If it cannot listen yet, it
+        // serves all the same and wakes every subscriber once it does.
+        if tokio::time::timeout(POOL_WAIT, listening).await.is_err() {
+            tracing::warn!("store: not yet listening for other nodes' changes");
+        }
         Ok(store)
     }
 

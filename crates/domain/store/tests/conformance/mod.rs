@@ -19,111 +19,68 @@ pub trait Harness: Send + Sync {
     fn available(&self) -> bool {
         true
     }
+    /// Whether the handles are nodes of one shared store, sharing what the
+    /// embedded store keeps per process: POP3 maildrop locks and the change
+    /// feed (in memory), and queue leases by node (the embedded store's
+    /// `release_leases` ends every lease: it is the only node). The cases
+    /// that need it skip, loudly, without it.
+    fn shared_across_handles(&self) -> bool {
+        false
+    }
 }
 
-/// One `#[tokio::test]` per case, over the harness `$make` builds.
+/// One test per case, over the harness `$make` builds: `#[tokio::test]`
+/// for most; the cases where concurrency matters run on a multi-thread
+/// runtime, so that their tasks run in parallel.
 #[macro_export]
 macro_rules! suite {
     ($make:expr) => {
-        #[tokio::test]
-        async fn access_rules_and_their_precedence() {
-            {
+        suite!(@current_thread $make;
+            access_rules_and_their_precedence,
+            maildrop_locks,
+            directory_resolution,
+            passwords,
+            concurrent_deliveries_share_blobs_and_get_increasing_uids,
+            resolution_cache_follows_other_processes,
+            delivery_to_vanished_users_is_refused_not_lost,
+            imap_operations,
+            authenticator_caches_successes_only,
+            outbound_queue_claims_leases_and_settles,
+            calendar_objects_items_and_time_range_index,
+        );
+        suite!(@multi_thread $make;
+            two_handles_claim_every_due_recipient_once,
+            concurrent_records_of_the_last_recipients_settle_the_message,
+            parallel_appends_from_two_handles_keep_uids_ascending,
+            raced_recent_claims_give_each_message_to_one_claimer,
+            concurrent_calendar_changes_from_two_handles_do_not_overwrite,
+            colliding_directory_writes_from_two_handles,
+            maildrop_locks_across_handles,
+            change_feed_crosses_handles,
+            release_leases_leaves_other_handles_leases,
+        );
+    };
+    (@current_thread $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
                 let h = $make;
                 if h.available() {
-                    conformance::access_rules_and_their_precedence(&h).await
+                    conformance::$case(&h).await
                 }
             }
-        }
-        #[tokio::test]
-        async fn maildrop_locks() {
-            {
+        )*
+    };
+    (@multi_thread $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
                 let h = $make;
                 if h.available() {
-                    conformance::maildrop_locks(&h).await
+                    conformance::$case(&h).await
                 }
             }
-        }
-        #[tokio::test]
-        async fn directory_resolution() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::directory_resolution(&h).await
-                }
-            }
-        }
-        #[tokio::test]
-        async fn passwords() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::passwords(&h).await
-                }
-            }
-        }
-        #[tokio::test]
-        async fn concurrent_deliveries_share_blobs_and_get_increasing_uids() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::concurrent_deliveries_share_blobs_and_get_increasing_uids(&h).await
-                }
-            }
-        }
-        #[tokio::test]
-        async fn resolution_cache_follows_other_processes() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::resolution_cache_follows_other_processes(&h).await
-                }
-            }
-        }
-        #[tokio::test]
-        async fn delivery_to_vanished_users_is_refused_not_lost() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::delivery_to_vanished_users_is_refused_not_lost(&h).await
-                }
-            }
-        }
-        #[tokio::test]
-        async fn imap_operations() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::imap_operations(&h).await
-                }
-            }
-        }
-        #[tokio::test]
-        async fn authenticator_caches_successes_only() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::authenticator_caches_successes_only(&h).await
-                }
-            }
-        }
-        #[tokio::test]
-        async fn outbound_queue_claims_leases_and_settles() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::outbound_queue_claims_leases_and_settles(&h).await
-                }
-            }
-        }
-        #[tokio::test]
-        async fn calendar_objects_items_and_time_range_index() {
-            {
-                let h = $make;
-                if h.available() {
-                    conformance::calendar_objects_items_and_time_range_index(&h).await
-                }
-            }
-        }
+        )*
     };
 }
 
@@ -871,38 +828,48 @@ impl postgate_store::CalendarMerge for PutIf {
         &self,
         current: Option<&postgate_store::CalendarEntry>,
     ) -> postgate_store::MergeResult {
-        use postgate_store::{CalendarWrite, MergeResult};
+        use postgate_store::MergeResult;
         if current.map(|c| c.item_uid) != self.expected {
             return MergeResult::Conflict("changed".into());
         }
         let Some((summary, span)) = &self.object else {
             return MergeResult::Remove("gone".into());
         };
-        let object = postgate_types::CalendarObject {
-            uid: self.uid.clone(),
-            master: Some(postgate_types::CalendarComponent {
-                summary: Some(summary.clone()),
-                ..Default::default()
-            }),
-            ical: format!(
-                "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-            ),
-            ..Default::default()
-        };
-        MergeResult::Put(
-            Box::new(CalendarWrite::new(
-                ItemContent {
-                    body: postgate_types::ItemBody::Appointment(Box::new(object)),
-                    subject: Some(summary.clone()),
-                    ..ItemContent::default()
-                },
-                format!("Subject: {summary}\r\n\r\n{summary}\r\n").into_bytes(),
-                *span,
-                Flags::default(),
-            )),
-            "put".into(),
-        )
+        put_appointment(&self.uid, summary, *span)
     }
+}
+
+/// A merge's decision to store an appointment with this summary.
+fn put_appointment(
+    uid: &str,
+    summary: &str,
+    span: Option<(i64, i64)>,
+) -> postgate_store::MergeResult {
+    use postgate_store::{CalendarWrite, MergeResult};
+    let object = postgate_types::CalendarObject {
+        uid: uid.to_string(),
+        master: Some(postgate_types::CalendarComponent {
+            summary: Some(summary.to_string()),
+            ..Default::default()
+        }),
+        ical: format!(
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        ),
+        ..Default::default()
+    };
+    MergeResult::Put(
+        Box::new(CalendarWrite::new(
+            ItemContent {
+                body: postgate_types::ItemBody::Appointment(Box::new(object)),
+                subject: Some(summary.to_string()),
+                ..ItemContent::default()
+            },
+            format!("Subject: {summary}\r\n\r\n{summary}\r\n").into_bytes(),
+            span,
+            Flags::default(),
+        )),
+        "put".into(),
+    )
 }
 
 fn update(
@@ -1078,4 +1045,823 @@ pub async fn calendar_objects_items_and_time_range_index(h: &dyn Harness) {
             .unwrap()
             .is_empty()
     );
+}
+
+// ---- Concurrency, and what handles (processes, nodes) share ----
+
+/// A message `sender` sends to remote `rcpts`: its Sent copy and its queue
+/// entry, in one delivery.
+fn outbound_delivery(
+    sender: postgate_types::UserId,
+    tag: &str,
+    rcpts: &[String],
+    received_at: i64,
+) -> NewDelivery {
+    use postgate_store::{Notify, Outbound, OutboundRcpt};
+    NewDelivery {
+        content: ItemContent {
+            subject: Some(tag.into()),
+            ..ItemContent::default()
+        },
+        raw: format!("Subject: {tag}\r\n\r\nbody of {tag}\r\n").into_bytes(),
+        envelope: None,
+        targets: vec![Target {
+            user: sender,
+            role: FolderRole::Sent,
+            flags: Flags::SEEN,
+        }],
+        outbound: Some(Outbound {
+            mail_from: "alice@example.org".into(),
+            sender_user: Some(sender),
+            rcpts: rcpts
+                .iter()
+                .map(|a| OutboundRcpt {
+                    address: a.clone(),
+                    orcpt: None,
+                    notify: Notify::default(),
+                })
+                .collect::<Vec<_>>(),
+            ..Outbound::default()
+        }),
+        received_at,
+        calendar: Vec::new(),
+    }
+}
+
+/// Every recipient id of every queued message.
+async fn queued_rcpt_ids(s: &Arc<dyn Store>) -> std::collections::BTreeSet<i64> {
+    s.queue_list()
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|m| m.rcpts.iter().map(|r| r.id))
+        .collect()
+}
+
+/// Claims due recipients until none is left; returns their ids.
+async fn claim_loop(s: Arc<dyn Store>, now: i64, lease: i64, limit: usize) -> Vec<i64> {
+    let mut got = Vec::new();
+    loop {
+        let claimed = s.claim_due(now, lease, limit).await.unwrap();
+        if claimed.is_empty() {
+            return got;
+        }
+        let n: usize = claimed.iter().map(|m| m.rcpts.len()).sum();
+        assert!(n <= limit, "{n} recipients claimed with a limit of {limit}");
+        for m in claimed {
+            assert_eq!(
+                m.outbound.rcpts.len(),
+                m.rcpts.len(),
+                "a claimed message lists the recipients claimed"
+            );
+            got.extend(m.rcpts.iter().map(|r| r.id));
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Two handles, three claim loops each, claim 200 due recipients at once:
+/// no recipient is claimed twice while leased, and together they claim
+/// every one. Once the leases run out another handle claims them all.
+pub async fn two_handles_claim_every_due_recipient_once(h: &dyn Harness) {
+    let a = fixture(h).await;
+    let b = h.open().await;
+    let alice = a.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let now = chrono_now();
+    // 40 messages of 5 recipients each, over a few domains.
+    for i in 0..40 {
+        let rcpts: Vec<String> = (0..5)
+            .map(|j| format!("r{j}.m{i}@d{}.test", i % 7))
+            .collect();
+        let s = if i % 2 == 0 { &a } else { &b };
+        s.deliver(outbound_delivery(
+            alice.id,
+            &format!("q{i}"),
+            &rcpts,
+            now - 100 + i,
+        ))
+        .await
+        .unwrap();
+    }
+    let all = queued_rcpt_ids(&b).await;
+    assert_eq!(all.len(), 200);
+    assert_eq!(b.queue_depth().await.unwrap().due, 200);
+
+    let mut tasks = Vec::new();
+    for s in [&a, &b, &a, &b, &a, &b] {
+        tasks.push(tokio::spawn(claim_loop(s.clone(), now, 600, 7)));
+    }
+    let mut claimed = std::collections::BTreeSet::new();
+    for t in tasks {
+        for id in t.await.unwrap() {
+            assert!(claimed.insert(id), "recipient {id} claimed twice");
+        }
+    }
+    assert_eq!(claimed, all, "between them the handles claimed every one");
+    assert!(a.claim_due(now, 600, 1000).await.unwrap().is_empty());
+    assert!(b.claim_due(now + 599, 600, 1000).await.unwrap().is_empty());
+    let depth = a.queue_depth().await.unwrap();
+    assert_eq!((depth.due, depth.in_flight), (0, 200));
+
+    // The leases run out (their runners died): another handle takes them.
+    let c = h.open().await;
+    let again: std::collections::BTreeSet<i64> = c
+        .claim_due(now + 601, 600, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|m| m.rcpts.iter().map(|r| r.id))
+        .collect();
+    assert_eq!(again, all, "every expired lease is claimable elsewhere");
+    assert!(
+        a.claim_due(now + 700, 600, 1000).await.unwrap().is_empty(),
+        "the new leases hold"
+    );
+}
+
+/// Two handles recording the outcomes of a message's last two recipients
+/// at once (one each): the message leaves the queue.
+pub async fn concurrent_records_of_the_last_recipients_settle_the_message(h: &dyn Harness) {
+    use postgate_store::RcptOutcome;
+    let a = fixture(h).await;
+    let b = h.open().await;
+    let alice = a.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let now = chrono_now();
+    for round in 0..3 {
+        for i in 0..30 {
+            let rcpts = vec!["x@x.test".to_string(), "y@y.test".to_string()];
+            a.deliver(outbound_delivery(
+                alice.id,
+                &format!("c{round}.{i}"),
+                &rcpts,
+                now,
+            ))
+            .await
+            .unwrap();
+        }
+        let claimed = a.claim_due(now, 60, 1000).await.unwrap();
+        assert_eq!(claimed.len(), 30);
+        assert!(claimed.iter().all(|m| m.rcpts.len() == 2));
+        let ids: Vec<i64> = claimed.iter().map(|m| m.id).collect();
+        let xs: Vec<(i64, RcptOutcome)> = claimed
+            .iter()
+            .map(|m| (m.rcpts[0].id, RcptOutcome::Sent))
+            .collect();
+        // The other order, so that the two meet in the middle.
+        let ys: Vec<(i64, RcptOutcome)> = claimed
+            .iter()
+            .rev()
+            .map(|m| (m.rcpts[1].id, RcptOutcome::Failed("550 no".into())))
+            .collect();
+        let ta = tokio::spawn({
+            let a = a.clone();
+            async move { a.record(xs).await }
+        });
+        let tb = tokio::spawn({
+            let b = b.clone();
+            async move { b.record(ys).await }
+        });
+        ta.await.unwrap().unwrap();
+        tb.await.unwrap().unwrap();
+        for id in ids {
+            assert!(
+                a.queue_get(id).await.unwrap().is_none(),
+                "round {round}: message {id} is settled but still queued"
+            );
+            assert!(b.queue_get(id).await.unwrap().is_none());
+        }
+        assert!(a.queue_list().await.unwrap().is_empty());
+        assert_eq!(
+            b.queue_depth().await.unwrap(),
+            postgate_store::QueueDepth::default()
+        );
+    }
+}
+
+/// What a reader polling a folder has seen of it.
+#[derive(Default)]
+struct UidWatch {
+    seen: std::collections::BTreeSet<u32>,
+    modseq: u64,
+    polls: usize,
+}
+
+impl UidWatch {
+    /// New UIDs must all be above every UID seen before (RFC 3501
+    /// §2.3.1.1: UIDs appear in ascending order).
+    fn saw(&mut self, uids: &[u32], how: &str) {
+        let max = self.seen.last().copied().unwrap_or(0);
+        for &u in uids {
+            assert!(
+                self.seen.contains(&u) || u > max,
+                "{how}: UID {u} appeared after UID {max} had been seen"
+            );
+        }
+        self.seen.extend(uids.iter().copied());
+        self.polls += 1;
+    }
+
+    /// A folder's highest modseq never goes back.
+    fn modseq(&mut self, highest: u64, how: &str) {
+        assert!(
+            highest >= self.modseq,
+            "{how}: HIGHESTMODSEQ went back from {} to {highest}",
+            self.modseq
+        );
+        self.modseq = highest;
+    }
+}
+
+/// Polls a folder (snapshots and changes since the modseq last seen, as an
+/// IMAP client with CONDSTORE would) until `done`, then once more.
+async fn watch_folder(
+    s: Arc<dyn Store>,
+    folder: postgate_types::FolderId,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> UidWatch {
+    let mut w = UidWatch::default();
+    let mut last = false;
+    let mut i = 0u32;
+    while !last {
+        last = done.load(std::sync::atomic::Ordering::SeqCst);
+        i += 1;
+        if i.is_multiple_of(3) {
+            let snap = s.snapshot(folder).await.unwrap();
+            let uids: Vec<u32> = snap.entries.iter().map(|e| e.uid).collect();
+            assert!(
+                w.seen.iter().all(|u| uids.binary_search(u).is_ok()),
+                "snapshot: a UID seen before is missing (nothing was expunged)"
+            );
+            // Each append takes the folder's next UID and next modseq
+            // together: in UID order, modseqs strictly increase.
+            assert!(
+                snap.entries.windows(2).all(|p| p[0].modseq < p[1].modseq),
+                "snapshot: modseqs do not increase with UIDs"
+            );
+            if let Some(e) = snap.entries.last() {
+                assert!(e.modseq <= snap.folder.highest_modseq);
+                assert!(e.uid < snap.folder.uid_next);
+            }
+            w.saw(&uids, "snapshot");
+            w.modseq(snap.folder.highest_modseq, "snapshot");
+        } else {
+            let since = w.modseq;
+            let ch = s.changes_since(folder, since).await.unwrap();
+            assert!(ch.vanished.is_empty());
+            let uids: Vec<u32> = ch.changed.iter().map(|e| e.uid).collect();
+            for e in &ch.changed {
+                assert!(e.modseq > since && e.modseq <= ch.highest_modseq);
+                // Nothing but appends happen here: a message changed since
+                // a modseq is one not seen at that modseq.
+                assert!(
+                    !w.seen.contains(&e.uid),
+                    "changes since {since}: UID {} was already seen at or below it",
+                    e.uid
+                );
+            }
+            w.saw(&uids, "changes since");
+            w.modseq(ch.highest_modseq, "changes since");
+        }
+        if !last {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    w
+}
+
+/// Two handles, four tasks each, append 200 messages to one folder while a
+/// third handle polls it: the UIDs are 1..=200, each given once; the reader
+/// never sees a UID appear below one it saw before (RFC 3501 §2.3.1.1),
+/// and following "changes since" it misses none; modseqs increase.
+pub async fn parallel_appends_from_two_handles_keep_uids_ascending(h: &dyn Harness) {
+    let a = fixture(h).await;
+    let b = h.open().await;
+    let reader = h.open().await;
+    let alice = a.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let folder = a.create_folder(alice.id, "Race").await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_folder(reader.clone(), folder.id, done.clone()));
+    let mut tasks = Vec::new();
+    for (n, s) in [&a, &b, &a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+        let s = s.clone();
+        let f = folder.id;
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..25 {
+                got.push(s.append(f, msg(&format!("w{n}.{i}"))).await.unwrap());
+            }
+            got
+        }));
+    }
+    let mut uids = Vec::new();
+    for t in tasks {
+        for (validity, uid) in t.await.unwrap() {
+            assert_eq!(validity, folder.uid_validity);
+            uids.push(uid);
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let w = watcher.await.unwrap();
+    uids.sort_unstable();
+    assert_eq!(uids, (1..=200).collect::<Vec<u32>>(), "distinct, no gaps");
+    assert_eq!(
+        w.seen.iter().copied().collect::<Vec<u32>>(),
+        uids,
+        "the reader saw every message ({} polls)",
+        w.polls
+    );
+    let snap = a.snapshot(folder.id).await.unwrap();
+    assert_eq!(
+        snap.entries.iter().map(|e| e.uid).collect::<Vec<u32>>(),
+        uids
+    );
+    assert!(snap.entries.windows(2).all(|p| p[0].modseq < p[1].modseq));
+    assert_eq!(snap.folder.uid_next, 201);
+    assert_eq!(
+        snap.folder.highest_modseq,
+        snap.entries.last().unwrap().modseq
+    );
+    assert_eq!(
+        b.folder(alice.id, "race").await.unwrap().unwrap().total,
+        200
+    );
+}
+
+/// \Recent claims raced from three handles, two claimers each, while
+/// messages arrive: each message is recent to exactly one claimer (RFC
+/// 3501 §2.3.2): the ranges (before, upto] claimed chain from 0 to the
+/// last UID with neither overlap nor gap.
+pub async fn raced_recent_claims_give_each_message_to_one_claimer(h: &dyn Harness) {
+    let a = fixture(h).await;
+    let b = h.open().await;
+    let c = h.open().await;
+    let alice = a.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let folder = a.create_folder(alice.id, "Recent").await.unwrap().id;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut claimers = Vec::new();
+    for s in [&a, &b, &c, &a, &b, &c] {
+        let (s, done) = (s.clone(), done.clone());
+        let user = alice.id;
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                // Read before the UID, so that the last claim covers every
+                // message appended.
+                let last = done.load(std::sync::atomic::Ordering::SeqCst);
+                let upto = s.folder(user, "Recent").await.unwrap().unwrap().uid_next - 1;
+                let before = s.claim_recent(folder, upto).await.unwrap();
+                if upto > before {
+                    mine.push((before, upto));
+                }
+                if last {
+                    return mine;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }));
+    }
+    let mut appenders = Vec::new();
+    for (n, s) in [&a, &b].into_iter().enumerate() {
+        let s = s.clone();
+        appenders.push(tokio::spawn(async move {
+            for i in 0..40 {
+                s.append(folder, msg(&format!("r{n}.{i}"))).await.unwrap();
+            }
+        }));
+    }
+    for t in appenders {
+        t.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut ranges = Vec::new();
+    for t in claimers {
+        ranges.extend(t.await.unwrap());
+    }
+    ranges.sort_unstable();
+    let mut next = 0;
+    for &(before, upto) in &ranges {
+        assert_eq!(before, next, "claims overlap or leave a gap: {ranges:?}");
+        next = upto;
+    }
+    assert_eq!(next, 80, "every message was claimed: {ranges:?}");
+    assert_eq!(c.snapshot(folder).await.unwrap().recent_uid, 80);
+
+    // All six at once for the same new messages: exactly one gets them.
+    for i in 0..5 {
+        a.append(folder, msg(&format!("late{i}"))).await.unwrap();
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(6));
+    let mut racers = Vec::new();
+    for s in [&a, &b, &c, &a, &b, &c] {
+        let (s, barrier) = (s.clone(), barrier.clone());
+        racers.push(tokio::spawn(async move {
+            barrier.wait().await;
+            s.claim_recent(folder, 85).await.unwrap()
+        }));
+    }
+    let mut befores = Vec::new();
+    for t in racers {
+        befores.push(t.await.unwrap());
+    }
+    befores.sort_unstable();
+    assert_eq!(befores, [80, 85, 85, 85, 85, 85]);
+}
+
+/// A calendar change that counts: the summary of what is held, plus one.
+#[derive(Debug)]
+struct Increment {
+    uid: String,
+}
+
+impl postgate_store::CalendarMerge for Increment {
+    fn merge(
+        &self,
+        current: Option<&postgate_store::CalendarEntry>,
+    ) -> postgate_store::MergeResult {
+        let n: u32 = match current {
+            None => 0,
+            Some(c) => c
+                .object
+                .master
+                .as_ref()
+                .and_then(|m| m.summary.as_deref())
+                .and_then(|s| s.parse().ok())
+                .expect("a count"),
+        };
+        put_appointment(&self.uid, &(n + 1).to_string(), None)
+    }
+}
+
+/// Two handles, two runners each, change one calendar object at once, each
+/// change based on the version it read (a conflict: read again and retry),
+/// while the same runners count up another object with merges that read
+/// what is held: no change overwrites another, none is lost.
+pub async fn concurrent_calendar_changes_from_two_handles_do_not_overwrite(h: &dyn Harness) {
+    use postgate_types::ItemKind::Appointment;
+    let a = fixture(h).await;
+    let b = h.open().await;
+    let alice = a
+        .user(&addr("alice@example.org"))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let v0 = a
+        .update_calendar(vec![update(alice, "x", None, Some(("v0", None)))])
+        .await
+        .unwrap()[0]
+        .entry
+        .clone()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (n, s) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            // (the version a change was based on, the version it made)
+            let mut made = Vec::new();
+            for done in 0..10 {
+                let counted = s
+                    .update_calendar(vec![postgate_store::CalendarUpdate {
+                        user: alice,
+                        kind: Appointment,
+                        uid: "n".into(),
+                        merge: Arc::new(Increment { uid: "n".into() }),
+                    }])
+                    .await
+                    .unwrap();
+                assert!(counted[0].changed);
+                let summary = format!("r{n}-{done}");
+                loop {
+                    let cur = s
+                        .calendar_by_uid(alice, Appointment, "x")
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    match s
+                        .update_calendar(vec![update(
+                            alice,
+                            "x",
+                            Some(cur.item_uid),
+                            Some((&summary, None)),
+                        )])
+                        .await
+                    {
+                        Ok(out) => {
+                            let e = out[0].entry.as_ref().unwrap();
+                            assert_eq!(
+                                e.object.master.as_ref().unwrap().summary.as_deref(),
+                                Some(summary.as_str())
+                            );
+                            made.push((cur.item_uid, e.item_uid));
+                            break;
+                        }
+                        // Changed meanwhile: read it again.
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            made
+        }));
+    }
+    let mut made = std::collections::BTreeMap::new();
+    for t in tasks {
+        for (from, to) in t.await.unwrap() {
+            assert!(
+                made.insert(from, to).is_none(),
+                "two changes were based on version {from}: one overwrote the other"
+            );
+        }
+    }
+    // The 40 changes form one chain from v0 to what is held.
+    let mut cur = v0.item_uid;
+    for _ in 0..40 {
+        cur = *made.get(&cur).expect("a change based on each version");
+    }
+    let x = b
+        .calendar_by_uid(alice, Appointment, "x")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(x.item_uid, cur);
+    assert_eq!(x.id, v0.id);
+    let n = b
+        .calendar_by_uid(alice, Appointment, "n")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        n.object.master.unwrap().summary.as_deref(),
+        Some("40"),
+        "every count counted"
+    );
+    // 81 versions stored, each but the last of each object replaced.
+    let cal = a.folder(alice, "Calendar").await.unwrap().unwrap();
+    assert_eq!(cal.uid_next, 82);
+    let items = a.items(cal.id).await.unwrap();
+    let mut held: Vec<u32> = items.iter().map(|i| i.uid).collect();
+    held.sort_unstable();
+    let mut expected = vec![x.item_uid, n.item_uid];
+    expected.sort_unstable();
+    assert_eq!(held, expected);
+    assert_eq!(a.changes_since(cal.id, 0).await.unwrap().vanished.len(), 79);
+}
+
+/// Directory writes from two handles that collide (a user and an alias, or
+/// a group, with one address; two groups): exactly one succeeds, the other
+/// hears `Exists`, and what is held is the winner's.
+pub async fn colliding_directory_writes_from_two_handles(h: &dyn Harness) {
+    let a = fixture(h).await;
+    let b = h.open().await;
+    let bob = addr("bob@example.org");
+    let mut groups = 0;
+    for i in 0..10 {
+        let name = format!("x{i}@example.org");
+        let x = addr(&name);
+        let ua = tokio::spawn({
+            let (a, name) = (a.clone(), name.clone());
+            async move { a.add_user(new_user(&name, "X", "X", &name)).await }
+        });
+        let ab = tokio::spawn({
+            let (b, x, bob) = (b.clone(), x.clone(), bob.clone());
+            async move { b.add_alias(&x, &bob).await }
+        });
+        let (ra, rb) = (ua.await.unwrap(), ab.await.unwrap());
+        let held = b.user(&x).await.unwrap().expect("one of them").address;
+        match (&ra, &rb) {
+            (Ok(_), Err(StoreError::Exists(_))) => assert_eq!(held, x),
+            (Err(StoreError::Exists(_)), Ok(())) => assert_eq!(held, bob),
+            other => panic!("user and alias {name}: {other:?}"),
+        }
+
+        let name = format!("y{i}@example.org");
+        let y = addr(&name);
+        let (ga, gb) = (
+            tokio::spawn({
+                let (a, y) = (a.clone(), y.clone());
+                async move { a.add_group(&y, "Y from a").await }
+            }),
+            tokio::spawn({
+                let (b, y) = (b.clone(), y.clone());
+                async move { b.add_group(&y, "Y from b").await }
+            }),
+        );
+        let (ra, rb) = (ga.await.unwrap(), gb.await.unwrap());
+        let winner = match (&ra, &rb) {
+            (Ok(_), Err(StoreError::Exists(_))) => "Y from a",
+            (Err(StoreError::Exists(_)), Ok(_)) => "Y from b",
+            other => panic!("two groups {name}: {other:?}"),
+        };
+        groups += 1;
+        let listed = a.list_groups(Some("example.org")).await.unwrap();
+        let g: Vec<_> = listed.iter().filter(|g| g.address == y).collect();
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].display_name, winner);
+
+        let name = format!("z{i}@example.org");
+        let z = addr(&name);
+        let (ua, gb) = (
+            tokio::spawn({
+                let (b, name) = (b.clone(), name.clone());
+                async move { b.add_user(new_user(&name, "Z", "Z", &name)).await }
+            }),
+            tokio::spawn({
+                let (a, z) = (a.clone(), z.clone());
+                async move { a.add_group(&z, "Z").await }
+            }),
+        );
+        let (ru, rg) = (ua.await.unwrap(), gb.await.unwrap());
+        match (&ru, &rg) {
+            (Ok(_), Err(StoreError::Exists(_))) => {
+                assert!(a.user(&z).await.unwrap().is_some())
+            }
+            (Err(StoreError::Exists(_)), Ok(_)) => {
+                groups += 1;
+                assert!(a.user(&z).await.unwrap().is_none())
+            }
+            other => panic!("user and group {name}: {other:?}"),
+        }
+    }
+    assert_eq!(b.list_groups(None).await.unwrap().len(), groups);
+}
+
+/// Skips a case that needs what handles share; says so.
+fn skip_unless_shared(h: &dyn Harness, case: &str) -> bool {
+    if h.shared_across_handles() {
+        return false;
+    }
+    eprintln!("{case}: skipped: this backend's handles do not share process state");
+    true
+}
+
+/// A POP3 maildrop lock taken on one handle (node) is refused on another,
+/// whoever asks, until it is released (RFC 1939 §8); raced from both, it
+/// goes to exactly one session.
+pub async fn maildrop_locks_across_handles(h: &dyn Harness) {
+    if skip_unless_shared(h, "maildrop_locks_across_handles") {
+        return;
+    }
+    let a = fixture(h).await;
+    let b = h.open().await;
+    let alice = a.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let bob = a.user(&addr("bob@example.org")).await.unwrap().unwrap();
+    let inbox = a.folder(alice.id, "INBOX").await.unwrap().unwrap().id;
+    assert!(a.lock_maildrop(inbox, "pop3:1").await.unwrap());
+    assert!(!b.lock_maildrop(inbox, "pop3:2").await.unwrap());
+    // The same session name on another node is another session.
+    assert!(!b.lock_maildrop(inbox, "pop3:1").await.unwrap());
+    b.unlock_maildrop(inbox, "pop3:1").await.unwrap();
+    assert!(
+        !b.lock_maildrop(inbox, "pop3:2").await.unwrap(),
+        "another node's release does nothing"
+    );
+    a.unlock_maildrop(inbox, "pop3:1").await.unwrap();
+    assert!(b.lock_maildrop(inbox, "pop3:2").await.unwrap());
+    assert!(!a.lock_maildrop(inbox, "pop3:1").await.unwrap());
+    b.unlock_maildrop(inbox, "pop3:2").await.unwrap();
+    assert!(a.lock_maildrop(inbox, "pop3:1").await.unwrap());
+
+    let bob_inbox = a.folder(bob.id, "INBOX").await.unwrap().unwrap().id;
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let mut tasks = Vec::new();
+    for (n, s) in [&a, &b, &a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+        let (s, barrier) = (s.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            s.lock_maildrop(bob_inbox, &format!("pop3:race{n}"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one session holds the maildrop");
+}
+
+/// Waits up to 2 s for a change to `uid` on `feed`.
+async fn heard(
+    feed: &mut tokio::sync::broadcast::Receiver<postgate_types::Change>,
+    uid: u32,
+) -> Option<postgate_types::Change> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, feed.recv()).await {
+            Err(_) => return None,
+            Ok(Ok(c)) if c.uid == uid => return Some(c),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("change feed: {e}"),
+        }
+    }
+}
+
+/// A subscriber on one handle (node) hears what another commits: a
+/// delivery, an append, a flag change, an expunge, each within 2 s.
+pub async fn change_feed_crosses_handles(h: &dyn Harness) {
+    use postgate_types::ChangeKind;
+    if skip_unless_shared(h, "change_feed_crosses_handles") {
+        return;
+    }
+    let a = fixture(h).await;
+    let alice = a.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let bob = a.user(&addr("bob@example.org")).await.unwrap().unwrap();
+    let inbox = a.folder(alice.id, "INBOX").await.unwrap().unwrap().id;
+    // A node that has just started: what it subscribes to from then on,
+    // it hears.
+    let b = h.open().await;
+    let mut feed = b.changes().subscribe(inbox);
+    let delivered = a
+        .deliver(NewDelivery {
+            content: postgate_mime_free_content(1),
+            raw: b"Subject: m1\r\n\r\nbody\r\n".to_vec(),
+            envelope: None,
+            targets: vec![
+                Target {
+                    user: alice.id,
+                    role: FolderRole::Inbox,
+                    flags: Flags::default(),
+                },
+                Target {
+                    user: bob.id,
+                    role: FolderRole::Inbox,
+                    flags: Flags::default(),
+                },
+            ],
+            outbound: None,
+            received_at: 1_700_000_000,
+            calendar: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let mine = delivered.iter().find(|d| d.folder == inbox).unwrap();
+    let c = heard(&mut feed, mine.uid)
+        .await
+        .expect("another node's delivery heard within 2 s");
+    assert_eq!(
+        (c.folder, c.user, c.kind, c.modseq),
+        (inbox, alice.id, ChangeKind::Append, mine.modseq)
+    );
+    let (_, uid) = a.append(inbox, msg("m2")).await.unwrap();
+    let c = heard(&mut feed, uid)
+        .await
+        .expect("another node's append heard within 2 s");
+    assert_eq!(c.kind, ChangeKind::Append);
+    a.store_flags(inbox, vec![uid], FlagOp::Add, Flags::SEEN, vec![], None)
+        .await
+        .unwrap();
+    let c = heard(&mut feed, uid)
+        .await
+        .expect("another node's flag change heard within 2 s");
+    assert_eq!(c.kind, ChangeKind::Flags);
+    a.expunge(inbox, vec![mine.uid]).await.unwrap();
+    let c = heard(&mut feed, mine.uid)
+        .await
+        .expect("another node's expunge heard within 2 s");
+    assert_eq!(c.kind, ChangeKind::Expunge);
+    // Only the folder subscribed to: bob's copy was not heard here.
+    while let Ok(c) = feed.try_recv() {
+        assert_eq!(c.folder, inbox, "a change to another folder was heard");
+    }
+}
+
+/// `release_leases` (a node starting up) ends that node's claims only:
+/// another node's leases hold.
+pub async fn release_leases_leaves_other_handles_leases(h: &dyn Harness) {
+    if skip_unless_shared(h, "release_leases_leaves_other_handles_leases") {
+        return;
+    }
+    let a = fixture(h).await;
+    let b = h.open().await;
+    let alice = a.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let now = chrono_now();
+    for i in 0..4 {
+        let rcpts: Vec<String> = (0..3).map(|j| format!("r{j}@m{i}.test")).collect();
+        a.deliver(outbound_delivery(
+            alice.id,
+            &format!("l{i}"),
+            &rcpts,
+            now - 10 + i,
+        ))
+        .await
+        .unwrap();
+    }
+    let ids = |c: Vec<postgate_store::QueuedMessage>| -> std::collections::BTreeSet<i64> {
+        c.iter()
+            .flat_map(|m| m.rcpts.iter().map(|r| r.id))
+            .collect()
+    };
+    let by_a = ids(a.claim_due(now, 600, 5).await.unwrap());
+    let by_b = ids(b.claim_due(now, 600, 100).await.unwrap());
+    assert_eq!((by_a.len(), by_b.len()), (5, 7));
+    assert!(by_a.is_disjoint(&by_b));
+    assert_eq!(a.release_leases().await.unwrap(), 5);
+    assert_eq!(a.release_leases().await.unwrap(), 0);
+    let depth = b.queue_depth().await.unwrap();
+    assert_eq!((depth.due, depth.in_flight), (5, 7));
+    // What a released is due again; what b holds is not.
+    let again = ids(a.claim_due(chrono_now(), 600, 100).await.unwrap());
+    assert_eq!(again, by_a);
+    assert_eq!(b.release_leases().await.unwrap(), 7);
+    assert_eq!(b.queue_depth().await.unwrap().in_flight, 5);
 }
