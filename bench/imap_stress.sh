@@ -4,6 +4,7 @@
 # Usage: bench/imap_stress.sh [SECS=60] [CLIENTS=50] [USERS=100]
 # Env:   IMAPTEST=/path/to/imaptest (required; Dovecot's tester, built separately)
 #        ROUNDS=1
+#        STORE=postgres   Postgate's store on a throwaway PostgreSQL cluster
 # Postgate gets users user1..userUSERS@example.test (password "pass") and runs
 # with cleartext login allowed, as the peer Dovecot does; both get imaptest's
 # default command mix with state tracking, messages APPENDed from a 1,000-message
@@ -14,6 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd); . "$here/lib.sh"
 SECS=${1:-60} CLIENTS=${2:-50} USERS=${3:-100} ROUNDS=${ROUNDS:-1}
 : "${IMAPTEST:?set IMAPTEST to the imaptest binary}"
 pg_build
+pg_cluster
 pg_start "" "[imap]
 listen = [\"127.0.0.1:0\"]
 imaps = []

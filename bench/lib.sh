@@ -17,6 +17,8 @@ pg_build() {
 pg_start() {
   PG_DIR=$(mktemp -d /tmp/postgate-bench.XXXXXX)
   PG_CONF=$PG_DIR/postgate.toml
+  local store_section=""
+  [ -n "${PG_STORE_URL:-}" ] && store_section=$(printf '[store]\nbackend = "postgres"\nurl = "%s"\nnode = "bench"\n' "$PG_STORE_URL")
   cat > "$PG_CONF" <<CONF
 data_dir = "$PG_DIR/data"
 hostname = "bench.example.test"
@@ -40,6 +42,7 @@ listen = []}
 # Every load here comes from one address (loopback): no per-address cap.
 [limits]
 per_ip_connections = 0
+$store_section
 CONF
   "$PG_BIN" --config "$PG_CONF" domain add example.test >/dev/null
   "$PG_BIN" --config "$PG_CONF" domain add discard.test >/dev/null
@@ -60,6 +63,19 @@ CONF
   [ -n "$PG_SMTP_PORT" ] || { echo "postgate did not start:"; cat "$PG_DIR/stderr"; exit 2; } >&2
 }
 
+# pg_cluster: with STORE=postgres, starts a throwaway PostgreSQL cluster
+# (.ci/pg-cluster; synchronous_commit = on) with an empty database and sets
+# PG_STORE_URL, so that pg_start's Postgate keeps its store there. Call
+# before pg_start; pg_stop stops the cluster.
+pg_cluster() {
+  [ "${STORE:-embedded}" = postgres ] || return 0
+  PG_CLUSTER=$(mktemp -d /tmp/postgate-bench-pg.XXXXXX); chmod 755 "$PG_CLUSTER"
+  local url
+  url=$("$repo/.ci/pg-cluster" start "$PG_CLUSTER/c") || { echo "cannot start PostgreSQL" >&2; exit 2; }
+  psql -q "$url" -c "CREATE DATABASE bench" >/dev/null
+  PG_STORE_URL="${url%/*}/bench"
+}
+
 pg_stop() {
   if [ -n "${PG_PID:-}" ]; then
     kill "$PG_PID" 2>/dev/null
@@ -67,6 +83,11 @@ pg_stop() {
     PG_PID=
   fi
   [ -n "${PG_DIR:-}" ] && [ "${KEEP:-0}" != 1 ] && rm -rf "$PG_DIR"
+  if [ -n "${PG_CLUSTER:-}" ]; then
+    "$repo/.ci/pg-cluster" stop "$PG_CLUSTER/c"
+    rm -rf "$PG_CLUSTER"
+    PG_CLUSTER=
+  fi
 }
 
 # figure KEY LINE: the value of key=value in a summary line

@@ -95,7 +95,7 @@ have_peer=0
 (exec 3<>/dev/tcp/127.0.0.1/10025) 2>/dev/null && have_peer=1
 declare -A rates
 for r in $(seq "$ROUNDS"); do
-  for cfg in embedded pg1 pg2 postfix; do
+  for cfg in ${CONFIGS:-embedded pg1 pg2 postfix}; do
     [ $cfg = postfix ] && [ $have_peer = 0 ] && continue
     "$LOADS/wait_quiet.sh" 60 >/dev/null || true
     case $cfg in

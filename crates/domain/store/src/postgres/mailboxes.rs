@@ -13,6 +13,7 @@ use postgate_types::{
     Change, ChangeKind, Contact, Flags, FolderId, ItemContent, ItemKind, ItemSummary, UserId,
 };
 use std::collections::HashSet;
+use std::sync::Arc;
 use tokio_postgres::Row;
 
 const SUMMARY_COLUMNS: &str = "i.uid, m.kind, m.from_name, m.from_addr, m.subject, \
@@ -38,63 +39,105 @@ fn summary_row(r: &Row) -> Result<ItemSummary> {
     })
 }
 
+/// What a delivery writes in one statement (one round trip): the message
+/// (once, by hash: an existing one is locked, not rewritten), its bytes if
+/// new, the envelope, and an item in each target folder with the folder's
+/// next UID and modseq, the folder rows locked until commit (see
+/// [`messages::add_item`]: the same counters, RFC 3501 §2.3.1.1 and RFC 7162
+/// §3.1.1). A target whose folder is gone (the user was removed between
+/// RCPT and the end of DATA) gets no row. Returns the message id, then per
+/// copy (folder, user, uid, modseq).
+const DELIVER: &str = "\
+WITH m AS (
+  INSERT INTO message (hash, size, kind, from_name, from_addr, subject, sent_date, content,
+                       text_body, html_body)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+  ON CONFLICT (hash) DO UPDATE SET size = excluded.size
+  RETURNING id, (xmax = 0) AS fresh
+), b AS (
+  INSERT INTO blob (id, data) SELECT id, $11 FROM m WHERE fresh
+), e AS (
+  INSERT INTO envelope (message_id, received_at, data)
+  SELECT id, $12, $13 FROM m WHERE $13::text IS NOT NULL
+), f AS (
+  UPDATE folder SET uid_next = folder.uid_next + 1, highest_modseq = folder.highest_modseq + 1
+  FROM unnest($14::bigint[], $15::text[], $16::bigint[]) AS t(user_id, role, flags)
+  WHERE folder.user_id = t.user_id AND folder.role = t.role
+  RETURNING folder.id, folder.user_id, folder.uid_next - 1 AS uid, folder.highest_modseq AS modseq,
+            t.flags
+), i AS (
+  INSERT INTO item (folder_id, uid, message_id, flags, keywords, modseq, internal_date)
+  SELECT f.id, f.uid, m.id, f.flags, '', f.modseq, $12 FROM f, m
+)
+SELECT m.id, f.id, f.user_id, f.uid, f.modseq FROM m LEFT JOIN f ON TRUE";
+
 /// A delivery in one transaction: the message, a copy per target, the
 /// queue entry, the calendar changes. Returns the copies and every change
 /// to publish.
-async fn deliver(
+pub(crate) async fn deliver(
     tx: &mut deadpool_postgres::Transaction<'_>,
     d: &NewDelivery,
     sealed: &Sealed,
     envelope: Option<&str>,
 ) -> Result<(Vec<Delivered>, Vec<Change>)> {
-    let message = messages::store_sealed(&*tx, &d.raw, sealed).await?;
-    if let Some(data) = envelope {
-        let s = tx
-            .prepare_cached(
-                "INSERT INTO envelope (message_id, received_at, data) VALUES ($1, $2, $3)",
-            )
-            .await
-            .map_err(pg)?;
-        tx.execute(&s, &[&message, &d.received_at, &data])
-            .await
-            .map_err(pg)?;
-    }
+    // One copy per folder: a group and its member, or a user named twice,
+    // get one; the sender's Sent copy and their Inbox copy (a message to
+    // oneself) are two.
     let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(d.targets.len());
-    // Folders are locked (by add_item) in id order, so that two deliveries
-    // to the same users cannot deadlock.
-    let mut targets = Vec::with_capacity(d.targets.len());
-    let find = tx
-        .prepare_cached("SELECT id FROM folder WHERE user_id = $1 AND role = $2")
+    let (mut users, mut roles, mut flags) = (Vec::new(), Vec::new(), Vec::new());
+    for t in &d.targets {
+        if seen.insert((t.user, t.role)) {
+            users.push(t.user);
+            roles.push(t.role.as_str());
+            flags.push(t.flags.0 as i64);
+        }
+    }
+    let s = tx.prepare_cached(DELIVER).await.map_err(pg)?;
+    let rows = tx
+        .query(
+            &s,
+            &[
+                &sealed.hash.as_slice(),
+                &(d.raw.len() as i64),
+                &sealed.kind,
+                &sealed.from_name,
+                &sealed.from_addr,
+                &sealed.subject,
+                &sealed.sent_date,
+                &sealed.content,
+                &sealed.text,
+                &sealed.html,
+                &d.raw,
+                &d.received_at,
+                &envelope,
+                &users,
+                &roles,
+                &flags,
+            ],
+        )
         .await
         .map_err(pg)?;
-    for t in &d.targets {
-        // One copy per folder: see the embedded store.
-        if !seen.insert((t.user, t.role)) {
-            continue;
-        }
-        match tx
-            .query_opt(&find, &[&t.user, &t.role.as_str()])
-            .await
-            .map_err(pg)?
-        {
-            Some(r) => targets.push((r.get::<_, FolderId>(0), t.user, t.flags)),
-            None => {
-                // The user was removed between RCPT and the end of DATA.
-                tracing::warn!(user = t.user, role = %t.role, "delivery target has no such folder; skipped");
-            }
-        }
-    }
-    targets.sort_by_key(|t| t.0);
-    for (folder, user, flags) in targets {
-        let (uid, modseq) =
-            messages::add_item(&*tx, folder, message, flags, &[], d.received_at).await?;
-        out.push(Delivered {
-            user,
-            folder,
-            uid,
-            modseq,
-        });
+    let message: i64 = rows
+        .first()
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::Backend("delivery stored no message".into()))?;
+    let mut out: Vec<Delivered> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(Delivered {
+                folder: r.get::<_, Option<FolderId>>(1)?,
+                user: r.get(2),
+                uid: r.get::<_, i64>(3) as u32,
+                modseq: r.get::<_, i64>(4) as u64,
+            })
+        })
+        .collect();
+    if out.len() < users.len() {
+        tracing::warn!(
+            targets = users.len(),
+            delivered = out.len(),
+            "delivery target has no such folder; skipped"
+        );
     }
     if let Some(ob) = &d.outbound
         && !ob.rcpts.is_empty()
@@ -217,26 +260,23 @@ impl Mailboxes for PgStore {
     }
 
     async fn deliver(&self, delivery: NewDelivery) -> Result<Vec<Delivered>> {
-        let (delivery, sealed, envelope) = seal_delivery(delivery).await?;
+        let prepared: super::batch::Prepared = Arc::new(seal_delivery(delivery).await?);
         let mut attempt = 0;
         loop {
-            let mut client = self.client().await?;
-            let out: Result<_> = async {
-                let mut tx = client.transaction().await.map_err(pg)?;
-                let (delivered, changes) =
-                    deliver(&mut tx, &delivery, &sealed, envelope.as_deref()).await?;
-                self.notify(&tx, &changes).await?;
-                super::commit(tx).await?;
-                Ok((delivered, changes))
-            }
-            .await;
-            match out {
+            // Into the next group commit (see `batch`); the answer comes
+            // once it is durable.
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            self.inner
+                .deliveries
+                .send(super::batch::Job {
+                    delivery: prepared.clone(),
+                    reply,
+                })
+                .map_err(|_| StoreError::Closed)?;
+            match answer.await.map_err(|_| StoreError::Closed)? {
                 Err(e) if super::retryable(&e) && attempt < super::retries() => attempt += 1,
                 Err(e) => return Err(e),
-                Ok((delivered, changes)) => {
-                    self.publish(changes);
-                    return Ok(delivered);
-                }
+                Ok((delivered, _)) => return Ok(delivered),
             }
         }
     }

@@ -25,6 +25,7 @@
 //! directory generation, POP3 maildrop locks, \Recent claims and queue
 //! leases are rows, not memory.
 mod access;
+mod batch;
 mod calendar;
 mod directory;
 mod listener;
@@ -80,6 +81,8 @@ struct Inner {
     instance: String,
     feed: ChangeFeed,
     resolutions: crate::cache::ResolveCache,
+    /// Deliveries waiting for the next group commit.
+    deliveries: tokio::sync::mpsc::UnboundedSender<batch::Job>,
 }
 
 /// How often the directory generation is read (how long a directory change
@@ -142,6 +145,7 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Backend(format!("connection pool: {e}")))?;
+        let (deliveries, queued) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             pool,
             node: options.node.clone(),
@@ -153,7 +157,9 @@ impl PgStore {
             ),
             feed: ChangeFeed::default(),
             resolutions: crate::cache::ResolveCache::default(),
+            deliveries,
         });
+        batch::start(queued, Arc::downgrade(&inner));
         let store = PgStore { inner };
         store.heartbeat().await?;
         let listening = listener::start(config, tls, Arc::downgrade(&store.inner));

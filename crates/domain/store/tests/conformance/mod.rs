@@ -673,12 +673,6 @@ pub async fn authenticator_caches_successes_only(h: &dyn Harness) {
         .unwrap();
     let auth = postgate_store::auth::Authenticator::new(s.clone());
     let pw = |p: &str| Secret::new(p.to_string());
-    assert!(
-        auth.authenticate(&alice, &pw("one"))
-            .await
-            .unwrap()
-            .is_some()
-    );
     let t = std::time::Instant::now();
     assert!(
         auth.authenticate(&alice, &pw("one"))
@@ -686,9 +680,20 @@ pub async fn authenticator_caches_successes_only(h: &dyn Harness) {
             .unwrap()
             .is_some()
     );
+    let verified = t.elapsed();
+    let t = std::time::Instant::now();
     assert!(
-        t.elapsed() < std::time::Duration::from_millis(5),
-        "second check served from the cache"
+        auth.authenticate(&alice, &pw("one"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The cached check still reads the stored hash (a database round trip),
+    // but spends no argon2id time.
+    assert!(
+        t.elapsed() < verified / 4,
+        "second check served from the cache ({:?} against {verified:?})",
+        t.elapsed()
     );
     assert!(
         auth.authenticate(&alice, &pw("two"))

@@ -1,0 +1,155 @@
+//! Group commit for deliveries on PostgreSQL.
+//!
+//! Every delivery to a folder takes the folder's row lock (its UID and
+//! modseq counters) until its transaction commits, and a commit waits for
+//! its WAL flush: one delivery per transaction would let a busy mailbox take
+//! one delivery per fsync. So deliveries queue here, and a committer task
+//! runs whatever queued up while the previous commit was on its way to disk
+//! in one transaction, each in its own savepoint (one failing delivery rolls
+//! back alone), with one NOTIFY and one flush for all of them: the more
+//! concurrent deliveries, the more each flush carries. As behind the embedded
+//! store's writer, each caller hears back only once the commit is durable.
+use super::{Inner, pg};
+use crate::content::Sealed;
+use crate::{Delivered, NewDelivery, Result, StoreError};
+use postgate_types::Change;
+use std::sync::{Arc, Weak};
+use tokio::sync::{mpsc, oneshot};
+
+/// Upper bound on deliveries per transaction, so a flood still commits
+/// (and answers) in steady steps.
+const MAX_BATCH: usize = 256;
+
+/// Committer tasks per node: while one commits, the next batch runs.
+pub(crate) const COMMITTERS: usize = 1;
+
+/// A delivery made ready for the store.
+pub(crate) type Prepared = Arc<(NewDelivery, Sealed, Option<String>)>;
+
+pub(crate) struct Job {
+    pub(crate) delivery: Prepared,
+    pub(crate) reply: oneshot::Sender<Result<(Vec<Delivered>, Vec<Change>)>>,
+}
+
+pub(crate) type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>;
+
+/// Starts the committers; they end when the store is dropped (the sender
+/// with it).
+pub(crate) fn start(rx: mpsc::UnboundedReceiver<Job>, store: Weak<Inner>) {
+    let rx: Queue = Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..COMMITTERS {
+        tokio::spawn(run(rx.clone(), store.clone()));
+    }
+}
+
+async fn run(rx: Queue, store: Weak<Inner>) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let Some(inner) = store.upgrade() else { return };
+        commit_batch(super::PgStore { inner }, batch).await;
+    }
+}
+
+type Outcome = Result<(Vec<Delivered>, Vec<Change>)>;
+
+/// Runs every delivery of the batch in one transaction; commits only if
+/// all succeeded or `savepoints` isolated those that failed.
+async fn run_batch(
+    store: &super::PgStore,
+    client: &mut deadpool_postgres::Object,
+    batch: &[Job],
+    savepoints: bool,
+) -> Result<Vec<Outcome>> {
+    let mut tx = client.transaction().await.map_err(pg)?;
+    let mut results = Vec::with_capacity(batch.len());
+    let mut all_changes = Vec::new();
+    for job in batch {
+        let (d, sealed, envelope) = &*job.delivery;
+        if !savepoints {
+            match super::mailboxes::deliver(&mut tx, d, sealed, envelope.as_deref()).await {
+                Ok((delivered, changes)) => {
+                    all_changes.extend_from_slice(&changes);
+                    results.push(Ok((delivered, changes)));
+                }
+                Err(e) => {
+                    // The caller runs the batch again, with savepoints.
+                    results.push(Err(e));
+                    return Ok(results);
+                }
+            }
+            continue;
+        }
+        let mut sp = tx.savepoint("delivery").await.map_err(pg)?;
+        match super::mailboxes::deliver(&mut sp, d, sealed, envelope.as_deref()).await {
+            Ok((delivered, changes)) => {
+                sp.commit().await.map_err(pg)?;
+                all_changes.extend_from_slice(&changes);
+                results.push(Ok((delivered, changes)));
+            }
+            Err(e) => {
+                sp.rollback().await.map_err(pg)?;
+                results.push(Err(e));
+            }
+        }
+    }
+    store.notify(&tx, &all_changes).await?;
+    let started = std::time::Instant::now();
+    tx.commit().await.map_err(pg)?;
+    postgate_metrics::metrics()
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(results)
+}
+
+async fn commit_batch(store: super::PgStore, batch: Vec<Job>) {
+    postgate_metrics::metrics()
+        .commit_jobs
+        .observe(batch.len() as f64);
+    let mut client = match store.client().await {
+        Ok(c) => c,
+        Err(e) => {
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
+            }
+            return;
+        }
+    };
+    // Deliveries almost never fail on their own: first the whole batch
+    // without savepoints (a round trip less each); if one fails, the batch
+    // is rolled back and run again with a savepoint per delivery, so that
+    // only the failing one is refused.
+    let mut outcome = run_batch(&store, &mut client, &batch, false).await;
+    if matches!(&outcome, Ok(results) if results.iter().any(|r| r.is_err())) {
+        outcome = run_batch(&store, &mut client, &batch, true).await;
+    }
+    match outcome {
+        Ok(results) => {
+            for (job, r) in batch.into_iter().zip(results) {
+                if let Ok((_, changes)) = &r {
+                    store.publish(changes.clone());
+                }
+                let _ = job.reply.send(r);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, deliveries = batch.len(), "store: delivery batch failed");
+            for job in batch {
+                let _ = job.reply.send(Err(match &e {
+                    StoreError::Backend(m) => StoreError::Backend(m.clone()),
+                    other => StoreError::Backend(other.to_string()),
+                }));
+            }
+        }
+    }
+}
