@@ -576,6 +576,8 @@ impl Directory for PgStore {
             tx.execute("DELETE FROM users WHERE id = $1", &[&user.id])
                 .await
                 .map_err(pg)?;
+            // As release_message: lock, then count references anew.
+            super::messages::lock_messages(&tx, &messages).await?;
             tx.execute(
                 "DELETE FROM message m WHERE m.id = ANY($1) \
                    AND NOT EXISTS (SELECT 1 FROM item WHERE item.message_id = m.id) \

@@ -397,7 +397,14 @@ pub(crate) async fn folder_lock(c: &impl GenericClient, folder: FolderId) -> Res
 
 /// Deletes a stored message once no item, queue entry or calendar object
 /// refers to it.
+///
+/// Another transaction may be storing the same message (same bytes, same
+/// row) at this moment: its upsert holds the row's lock until it commits,
+/// and what it added is invisible to this statement's snapshot. So the row
+/// is locked first (waiting for that transaction), and the references are
+/// counted by the next statement, whose snapshot then includes them.
 pub(crate) async fn release_message(c: &impl GenericClient, message: i64) -> Result<()> {
+    lock_messages(c, &[message]).await?;
     let s = c
         .prepare_cached(
             "DELETE FROM message WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM item WHERE message_id = $1) \
@@ -407,6 +414,17 @@ pub(crate) async fn release_message(c: &impl GenericClient, message: i64) -> Res
         .await
         .map_err(pg)?;
     c.execute(&s, &[&message]).await.map_err(pg)?;
+    Ok(())
+}
+
+/// Locks stored message rows (in id order) until commit: see
+/// [`release_message`].
+pub(crate) async fn lock_messages(c: &impl GenericClient, messages: &[i64]) -> Result<()> {
+    let s = c
+        .prepare_cached("SELECT id FROM message WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .await
+        .map_err(pg)?;
+    c.query(&s, &[&messages]).await.map_err(pg)?;
     Ok(())
 }
 
