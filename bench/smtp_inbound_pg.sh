@@ -117,7 +117,7 @@ for cfg in embedded pg1 pg2 postfix; do
 done
 echo "stored on PostgreSQL: $stored (of $((MSGS * ROUNDS * 2)))"
 if [ $have_peer = 1 ]; then
-  echo "ratio pg1/postfix = $(ratio "$med_pg1" "$med_postfix")  pg2/postfix = $(ratio "$med_pg2" "$med_postfix")  embedded/postfix = $(ratio "$med_embedded" "$med_postfix")"
+  echo "ratio pg1/postfix = $(ratio "${med_pg1:-0}" "$med_postfix")  pg2/postfix = $(ratio "${med_pg2:-0}" "$med_postfix")  embedded/postfix = $(ratio "${med_embedded:-0}" "$med_postfix")"
 else
   echo "postfix: not running on 127.0.0.1:10025 (../shared/peers/start.sh); no comparison"
 fi

@@ -73,13 +73,15 @@ async fn run_batch(
 ) -> Result<Vec<Outcome>> {
     let mut tx = client.transaction().await.map_err(pg)?;
     let mut results = Vec::with_capacity(batch.len());
-    let mut all_changes = Vec::new();
+    // Changes the delivery statements did not announce themselves.
+    let mut unannounced = Vec::new();
+    let node = store.inner.node.as_str();
     for job in batch {
         let (d, sealed, envelope) = &*job.delivery;
         if !savepoints {
-            match super::mailboxes::deliver(&mut tx, d, sealed, envelope.as_deref()).await {
-                Ok((delivered, changes)) => {
-                    all_changes.extend_from_slice(&changes);
+            match super::mailboxes::deliver(&mut tx, d, sealed, envelope.as_deref(), node).await {
+                Ok((delivered, changes, announced)) => {
+                    unannounced.extend_from_slice(&changes[announced..]);
                     results.push(Ok((delivered, changes)));
                 }
                 Err(e) => {
@@ -91,10 +93,10 @@ async fn run_batch(
             continue;
         }
         let mut sp = tx.savepoint("delivery").await.map_err(pg)?;
-        match super::mailboxes::deliver(&mut sp, d, sealed, envelope.as_deref()).await {
-            Ok((delivered, changes)) => {
+        match super::mailboxes::deliver(&mut sp, d, sealed, envelope.as_deref(), node).await {
+            Ok((delivered, changes, announced)) => {
                 sp.commit().await.map_err(pg)?;
-                all_changes.extend_from_slice(&changes);
+                unannounced.extend_from_slice(&changes[announced..]);
                 results.push(Ok((delivered, changes)));
             }
             Err(e) => {
@@ -103,7 +105,9 @@ async fn run_batch(
             }
         }
     }
-    store.notify(&tx, &all_changes).await?;
+    if !unannounced.is_empty() {
+        store.notify(&tx, &unannounced).await?;
+    }
     let started = std::time::Instant::now();
     tx.commit().await.map_err(pg)?;
     postgate_metrics::metrics()

@@ -68,8 +68,17 @@ WITH m AS (
 ), i AS (
   INSERT INTO item (folder_id, uid, message_id, flags, keywords, modseq, internal_date)
   SELECT f.id, f.uid, m.id, f.flags, '', f.modseq, $12 FROM f, m
+), n AS (
+  SELECT pg_notify($17, $18 || string_agg(E'\\n' || f.user_id || ' ' || f.id || ' ' || f.modseq
+                                          || ' ' || f.uid || ' a', ''))
+  FROM f HAVING $19 AND count(*) > 0
 )
-SELECT m.id, f.id, f.user_id, f.uid, f.modseq FROM m LEFT JOIN f ON TRUE";
+SELECT m.id, f.id, f.user_id, f.uid, f.modseq FROM m LEFT JOIN f ON TRUE LEFT JOIN n ON TRUE";
+
+/// Deliveries to at most this many folders are announced to the other
+/// nodes by the delivery statement itself (one NOTIFY payload, within
+/// PostgreSQL's 8000 bytes); larger ones by the batch.
+const INLINE_NOTIFY_MAX: usize = 100;
 
 /// A delivery in one transaction: the message, a copy per target, the
 /// queue entry, the calendar changes. Returns the copies and every change
@@ -79,7 +88,8 @@ pub(crate) async fn deliver(
     d: &NewDelivery,
     sealed: &Sealed,
     envelope: Option<&str>,
-) -> Result<(Vec<Delivered>, Vec<Change>)> {
+    node: &str,
+) -> Result<(Vec<Delivered>, Vec<Change>, usize)> {
     // One copy per folder: a group and its member, or a user named twice,
     // get one; the sender's Sent copy and their Inbox copy (a message to
     // oneself) are two.
@@ -92,6 +102,9 @@ pub(crate) async fn deliver(
             flags.push(t.flags.0 as i64);
         }
     }
+    // The listener's payload format (listener::encode): the node, then a
+    // line per change.
+    let inline = users.len() <= INLINE_NOTIFY_MAX;
     let s = tx.prepare_cached(DELIVER).await.map_err(pg)?;
     let rows = tx
         .query(
@@ -113,6 +126,9 @@ pub(crate) async fn deliver(
                 &users,
                 &roles,
                 &flags,
+                &super::CHANNEL,
+                &node,
+                &inline,
             ],
         )
         .await
@@ -160,6 +176,9 @@ pub(crate) async fn deliver(
             kind: ChangeKind::Append,
         })
         .collect();
+    // The item changes went out with the statement; the rest (calendar
+    // changes) are the caller's to announce.
+    let announced = if inline { changes.len() } else { 0 };
     for update in d.calendar.iter().cloned() {
         // As in the embedded store: a failing calendar change is logged and
         // left out; one whose basis changed refuses the whole delivery.
@@ -171,7 +190,7 @@ pub(crate) async fn deliver(
             Err(e) => tracing::warn!(error = %e, "calendar change not applied"),
         }
     }
-    Ok((out, changes))
+    Ok((out, changes, announced))
 }
 
 fn changes_of(
