@@ -1,8 +1,9 @@
 //! What every backend stores of a message, made ready before the write:
 //! its hash (blobs are stored once, by SHA-256), its content serialized, its
 //! decoded bodies compressed. Nothing here knows a database.
+use crate::CalendarEntry;
 use crate::{Result, StoreError};
-use postgate_types::ItemContent;
+use postgate_types::{FolderId, ItemBody, ItemContent, ItemKind, UserId};
 
 pub(crate) fn compress(text: &str) -> Vec<u8> {
     lz4_flex::compress_prepend_size(text.as_bytes())
@@ -149,4 +150,60 @@ pub(crate) fn unseal(
     c.text = text.map(|t| decompress(&t)).transpose()?;
     c.html = html.map(|h| decompress(&h)).transpose()?;
     Ok(c)
+}
+
+/// A calendar object row as both backends read it: id, user, kind,
+/// folder, item UID, span, and the content (or listing) JSON.
+pub(crate) type CalendarRow = (
+    i64,
+    UserId,
+    String,
+    FolderId,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+);
+
+pub(crate) fn calendar_entry(r: CalendarRow) -> Result<CalendarEntry> {
+    let (id, user, kind, folder, item_uid, lo, hi, content) = r;
+    let kind = ItemKind::parse(&kind)
+        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
+    let content: ItemContent = serde_json::from_str(&content)
+        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
+    let object = match content.body {
+        ItemBody::Appointment(o) | ItemBody::Task(o) => *o,
+        ItemBody::Mail => {
+            return Err(StoreError::Backend(format!(
+                "calendar object {id} holds mail"
+            )));
+        }
+    };
+    Ok(CalendarEntry {
+        id,
+        user,
+        kind,
+        folder,
+        item_uid: item_uid as u32,
+        object,
+        span: lo.zip(hi),
+    })
+}
+
+/// An entry from a range query's row, its object read from `listing`.
+pub(crate) fn calendar_listed(r: CalendarRow) -> Result<CalendarEntry> {
+    let (id, user, kind, folder, item_uid, lo, hi, listing) = r;
+    let kind = ItemKind::parse(&kind)
+        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
+    let object = serde_json::from_str(&listing)
+        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
+    Ok(CalendarEntry {
+        id,
+        user,
+        kind,
+        folder,
+        item_uid: item_uid as u32,
+        object,
+        span: lo.zip(hi),
+    })
 }

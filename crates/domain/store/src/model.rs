@@ -436,6 +436,39 @@ pub enum FlagOp {
     Remove,
 }
 
+impl FlagOp {
+    /// A message's flags and keywords after this operation with `flags`
+    /// and `keywords` (keywords compare case-insensitively, RFC 9051 §2.3.2).
+    pub fn apply(
+        self,
+        have_flags: Flags,
+        have_keywords: &[String],
+        flags: Flags,
+        keywords: &[String],
+    ) -> (Flags, Vec<String>) {
+        match self {
+            FlagOp::Replace => (flags, keywords.to_vec()),
+            FlagOp::Add => {
+                let mut k = have_keywords.to_vec();
+                for kw in keywords {
+                    if !k.iter().any(|have| have.eq_ignore_ascii_case(kw)) {
+                        k.push(kw.clone());
+                    }
+                }
+                (have_flags.with(flags), k)
+            }
+            FlagOp::Remove => {
+                let k = have_keywords
+                    .iter()
+                    .filter(|have| !keywords.iter().any(|kw| kw.eq_ignore_ascii_case(have)))
+                    .cloned()
+                    .collect();
+                (have_flags.without(flags), k)
+            }
+        }
+    }
+}
+
 /// What a flag change did.
 #[derive(Debug, Clone, Default)]
 pub struct FlagOutcome {

@@ -3,32 +3,20 @@
 use super::messages::{add_item, expunge, release_message, store_sealed};
 use super::writer::exec;
 use super::{EmbeddedStore, backend, now};
+use crate::content::{CalendarRow, calendar_entry, calendar_listed};
 use crate::content::{Key, seal};
 use crate::{
     CalendarEntry, CalendarOutcome, CalendarUpdate, CalendarWrite, Calendars, MergeResult, Result,
     StoreError,
 };
 use async_trait::async_trait;
-use postgate_types::{
-    Change, ChangeKind, FolderId, FolderRole, ItemBody, ItemContent, ItemKind, UserId,
-};
+use postgate_types::{Change, ChangeKind, FolderId, FolderRole, ItemKind, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 const COLUMNS: &str =
     "c.id, c.user_id, c.kind, c.folder_id, c.item_uid, c.span_lo, c.span_hi, m.content";
 
-type Row = (
-    i64,
-    UserId,
-    String,
-    FolderId,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    String,
-);
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CalendarRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -41,59 +29,16 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     ))
 }
 
-fn entry(r: Row) -> Result<CalendarEntry> {
-    let (id, user, kind, folder, item_uid, lo, hi, content) = r;
-    let kind = ItemKind::parse(&kind)
-        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
-    let content: ItemContent = serde_json::from_str(&content)
-        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
-    let object = match content.body {
-        ItemBody::Appointment(o) | ItemBody::Task(o) => *o,
-        ItemBody::Mail => {
-            return Err(StoreError::Backend(format!(
-                "calendar object {id} holds mail"
-            )));
-        }
-    };
-    Ok(CalendarEntry {
-        id,
-        user,
-        kind,
-        folder,
-        item_uid: item_uid as u32,
-        object,
-        span: lo.zip(hi),
-    })
-}
-
-/// An entry from a range query's row, its object read from `listing`.
-fn listed(r: Row) -> Result<CalendarEntry> {
-    let (id, user, kind, folder, item_uid, lo, hi, listing) = r;
-    let kind = ItemKind::parse(&kind)
-        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
-    let object = serde_json::from_str(&listing)
-        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
-    Ok(CalendarEntry {
-        id,
-        user,
-        kind,
-        folder,
-        item_uid: item_uid as u32,
-        object,
-        span: lo.zip(hi),
-    })
-}
-
 fn query(
     conn: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<CalendarEntry>> {
-    let rows: Vec<Row> = conn
+    let rows: Vec<CalendarRow> = conn
         .prepare_cached(sql)
         .and_then(|mut s| s.query_map(params, row)?.collect())
         .map_err(backend)?;
-    rows.into_iter().map(entry).collect()
+    rows.into_iter().map(calendar_entry).collect()
 }
 
 fn by_uid(
@@ -432,7 +377,7 @@ impl Calendars for EmbeddedStore {
                     .optional()
                     .map_err(backend)?
                 {
-                    out.push(listed(r)?);
+                    out.push(calendar_listed(r)?);
                 }
             }
             Ok(out)

@@ -8,6 +8,7 @@
 //! never overwrite each other. Putting the item there takes that lock anyway.
 use super::messages::{add_item, expunge, release_message, store_sealed};
 use super::{PgStore, in_tx, now, pg};
+use crate::content::{CalendarRow, calendar_entry, calendar_listed};
 use crate::content::{Key, seal};
 use crate::{
     CalendarEntry, CalendarOutcome, CalendarUpdate, CalendarWrite, Calendars, MergeResult, Result,
@@ -15,26 +16,13 @@ use crate::{
 };
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use postgate_types::{
-    Change, ChangeKind, FolderId, FolderRole, ItemBody, ItemContent, ItemKind, UserId,
-};
+use postgate_types::{Change, ChangeKind, FolderId, FolderRole, ItemKind, UserId};
 use std::collections::HashMap;
 
 const COLUMNS: &str =
     "c.id, c.user_id, c.kind, c.folder_id, c.item_uid, c.span_lo, c.span_hi, m.content";
 
-type Row = (
-    i64,
-    UserId,
-    String,
-    FolderId,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    String,
-);
-
-fn row(r: &tokio_postgres::Row) -> Row {
+fn row(r: &tokio_postgres::Row) -> CalendarRow {
     (
         r.get(0),
         r.get(1),
@@ -47,49 +35,6 @@ fn row(r: &tokio_postgres::Row) -> Row {
     )
 }
 
-fn entry(r: Row) -> Result<CalendarEntry> {
-    let (id, user, kind, folder, item_uid, lo, hi, content) = r;
-    let kind = ItemKind::parse(&kind)
-        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
-    let content: ItemContent = serde_json::from_str(&content)
-        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
-    let object = match content.body {
-        ItemBody::Appointment(o) | ItemBody::Task(o) => *o,
-        ItemBody::Mail => {
-            return Err(StoreError::Backend(format!(
-                "calendar object {id} holds mail"
-            )));
-        }
-    };
-    Ok(CalendarEntry {
-        id,
-        user,
-        kind,
-        folder,
-        item_uid: item_uid as u32,
-        object,
-        span: lo.zip(hi),
-    })
-}
-
-/// An entry from a range query's row, its object read from `listing`.
-fn listed(r: Row) -> Result<CalendarEntry> {
-    let (id, user, kind, folder, item_uid, lo, hi, listing) = r;
-    let kind = ItemKind::parse(&kind)
-        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
-    let object = serde_json::from_str(&listing)
-        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
-    Ok(CalendarEntry {
-        id,
-        user,
-        kind,
-        folder,
-        item_uid: item_uid as u32,
-        object,
-        span: lo.zip(hi),
-    })
-}
-
 async fn query(
     c: &impl GenericClient,
     sql: &str,
@@ -100,7 +45,7 @@ async fn query(
         .await
         .map_err(pg)?
         .iter()
-        .map(|r| entry(row(r)))
+        .map(|r| calendar_entry(row(r)))
         .collect()
 }
 
@@ -432,7 +377,7 @@ impl Calendars for PgStore {
             )
             .await
             .map_err(pg)?;
-        let found: HashMap<i64, Row> = c
+        let found: HashMap<i64, CalendarRow> = c
             .query(&s, &[&ids, &user])
             .await
             .map_err(pg)?
@@ -446,7 +391,7 @@ impl Calendars for PgStore {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(r) = found.get(&id).cloned() {
-                out.push(listed(r)?);
+                out.push(calendar_listed(r)?);
             }
         }
         Ok(out)
@@ -459,7 +404,7 @@ mod tests {
     //! without it.
     use super::*;
     use crate::CalendarMerge;
-    use postgate_types::{CalendarComponent, CalendarObject, Flags};
+    use postgate_types::{CalendarComponent, CalendarObject, Flags, ItemBody, ItemContent};
     use std::sync::Arc;
 
     #[derive(Debug)]

@@ -328,27 +328,7 @@ pub(crate) async fn store_flags(
             out.conflicts.push(entry.uid);
             continue;
         }
-        let (new_flags, new_keywords) = match op {
-            FlagOp::Replace => (flags, keywords.clone()),
-            FlagOp::Add => {
-                let mut k = entry.keywords.clone();
-                for kw in &keywords {
-                    if !k.iter().any(|have| have.eq_ignore_ascii_case(kw)) {
-                        k.push(kw.clone());
-                    }
-                }
-                (entry.flags.with(flags), k)
-            }
-            FlagOp::Remove => {
-                let k = entry
-                    .keywords
-                    .iter()
-                    .filter(|have| !keywords.iter().any(|kw| kw.eq_ignore_ascii_case(have)))
-                    .cloned()
-                    .collect();
-                (entry.flags.without(flags), k)
-            }
-        };
+        let (new_flags, new_keywords) = op.apply(entry.flags, &entry.keywords, flags, &keywords);
         if new_flags == entry.flags && new_keywords == entry.keywords {
             continue;
         }
