@@ -425,6 +425,18 @@ pub struct FolderChanges {
     pub vanished: Vec<u32>,
 }
 
+/// What writes to a folder read of it: its owner and counters, not its
+/// message counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderHead {
+    /// The owner.
+    pub user: UserId,
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// HIGHEST_MODSEQ (RFC 7162).
+    pub highest_modseq: u64,
+}
+
 /// How STORE changes flags (RFC 9051 §6.4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagOp {

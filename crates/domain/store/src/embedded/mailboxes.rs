@@ -325,7 +325,7 @@ impl Mailboxes for EmbeddedStore {
     ) -> Result<FlagOutcome> {
         let out = self
             .write(move |conn| {
-                let owner = messages::folder_by_id(conn, folder)?.user;
+                let owner = messages::folder_head(conn, folder)?.user;
                 messages::store_flags(conn, folder, uids, op, flags, keywords, unchanged_since)
                     .map(|o| (owner, o))
             })
@@ -343,7 +343,7 @@ impl Mailboxes for EmbeddedStore {
     async fn expunge(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<u32>> {
         let (owner, removed, modseq) = self
             .write(move |conn| {
-                let owner = messages::folder_by_id(conn, folder)?.user;
+                let owner = messages::folder_head(conn, folder)?.user;
                 let (removed, modseq) = messages::expunge(conn, folder, uids)?;
                 Ok((owner, removed, modseq))
             })
@@ -366,7 +366,7 @@ impl Mailboxes for EmbeddedStore {
     ) -> Result<CopyOutcome> {
         let (owner, outcome, appended, removed) = self
             .write(move |conn| {
-                let owner = messages::folder_by_id(conn, to)?.user;
+                let owner = messages::folder_head(conn, to)?.user;
                 let (o, a, r) = messages::copy_messages(conn, from, uids, to, remove)?;
                 Ok((owner, o, a, r))
             })
@@ -386,7 +386,7 @@ impl Mailboxes for EmbeddedStore {
         let (message, sealed) = crate::content::seal_message(message).await?;
         let (owner, validity, uid, modseq) = self
             .write(move |conn| {
-                let owner = messages::folder_by_id(conn, folder)?.user;
+                let owner = messages::folder_head(conn, folder)?.user;
                 let (v, u, m) = messages::append(conn, folder, message, sealed)?;
                 Ok((owner, v, u, m))
             })

@@ -5,8 +5,8 @@ use super::backend;
 use super::directory::next_uid_validity;
 use crate::content::{Sealed, valid_path};
 use crate::{
-    CopyOutcome, FlagOp, FlagOutcome, Folder, FolderChanges, MailboxEntry, MailboxSnapshot,
-    MessageMeta, MessageRef, NewMessage, Result, StoreError,
+    CopyOutcome, FlagOp, FlagOutcome, Folder, FolderChanges, FolderHead, MailboxEntry,
+    MailboxSnapshot, MessageMeta, MessageRef, NewMessage, Result, StoreError,
 };
 use postgate_types::{Flags, FolderId, FolderRole, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -93,6 +93,24 @@ pub(crate) fn folder_by_id(conn: &Connection, id: FolderId) -> Result<Folder> {
     let sql = format!("SELECT {FOLDER_COLUMNS} FROM folder f WHERE f.id = ?1");
     conn.prepare_cached(&sql)
         .and_then(|mut s| s.query_row([id], folder_row).optional())
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("folder {id}")))
+}
+
+/// A folder's owner, UIDVALIDITY and HIGHEST_MODSEQ: what writes need,
+/// without [`folder_by_id`]'s message counts (a scan of the folder).
+pub(crate) fn folder_head(conn: &Connection, id: FolderId) -> Result<FolderHead> {
+    conn.prepare_cached("SELECT user_id, uid_validity, highest_modseq FROM folder WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([id], |r| {
+                Ok(FolderHead {
+                    user: r.get(0)?,
+                    uid_validity: r.get::<_, i64>(1)? as u32,
+                    highest_modseq: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .optional()
+        })
         .map_err(backend)?
         .ok_or_else(|| StoreError::NotFound(format!("folder {id}")))
 }
@@ -345,7 +363,7 @@ pub(crate) fn expunge(
     let uids = sorted(uids);
     let items = entries_in(conn, folder, &uids)?;
     let removed = remove_items(conn, folder, &items)?;
-    let modseq = folder_by_id(conn, folder)?.highest_modseq;
+    let modseq = folder_head(conn, folder)?.highest_modseq;
     Ok((removed, modseq))
 }
 
@@ -397,7 +415,7 @@ pub(crate) fn copy_messages(
     to: FolderId,
     remove: bool,
 ) -> Result<Copied> {
-    let dest = folder_by_id(conn, to)?;
+    let dest = folder_head(conn, to)?;
     let uids = sorted(uids);
     let items = entries_in(conn, from, &uids)?;
     let mut out = CopyOutcome {
@@ -425,7 +443,7 @@ pub(crate) fn append(
     m: NewMessage,
     sealed: Sealed,
 ) -> Result<(u32, u32, u64)> {
-    let f = folder_by_id(conn, folder)?;
+    let f = folder_head(conn, folder)?;
     let message = store_sealed(conn, &m.raw, &sealed)?;
     let (uid, modseq) = add_item(conn, folder, message, m.flags, &m.keywords, m.internal_date)?;
     Ok((f.uid_validity, uid, modseq))

@@ -20,9 +20,6 @@ use tokio::sync::{mpsc, oneshot};
 /// (and answers) in steady steps.
 const MAX_BATCH: usize = 256;
 
-/// Committer tasks per node: while one commits, the next batch runs.
-pub(crate) const COMMITTERS: usize = 1;
-
 /// A delivery made ready for the store.
 pub(crate) type Prepared = Arc<(NewDelivery, Sealed, Option<String>)>;
 
@@ -31,31 +28,24 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<(Vec<Delivered>, Vec<Change>)>>,
 }
 
-pub(crate) type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>;
-
-/// Starts the committers; they end when the store is dropped (the sender
-/// with it).
+/// Starts the node's committer; it ends when the store is dropped (the
+/// sender with it). One committer: deliveries to a busy mailbox wait for its
+/// folder row in turn anyway, and one committer makes the batches larger
+/// (measured: 2 committers took fewer messages a second into one mailbox).
 pub(crate) fn start(rx: mpsc::UnboundedReceiver<Job>, store: Weak<Inner>) {
-    let rx: Queue = Arc::new(tokio::sync::Mutex::new(rx));
-    for _ in 0..COMMITTERS {
-        tokio::spawn(run(rx.clone(), store.clone()));
-    }
+    tokio::spawn(run(rx, store));
 }
 
-async fn run(rx: Queue, store: Weak<Inner>) {
+async fn run(mut rx: mpsc::UnboundedReceiver<Job>, store: Weak<Inner>) {
     loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else { return };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(j) => batch.push(j),
-                    Err(_) => break,
-                }
+        let Some(first) = rx.recv().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
             }
-            batch
-        };
+        }
         let Some(inner) = store.upgrade() else { return };
         commit_batch(super::PgStore { inner }, batch).await;
     }
@@ -108,18 +98,11 @@ async fn run_batch(
     if !unannounced.is_empty() {
         store.notify(&tx, &unannounced).await?;
     }
-    let started = std::time::Instant::now();
-    tx.commit().await.map_err(pg)?;
-    postgate_metrics::metrics()
-        .commit_seconds
-        .observe(started.elapsed().as_secs_f64());
+    super::commit(tx, batch.len()).await?;
     Ok(results)
 }
 
 async fn commit_batch(store: super::PgStore, batch: Vec<Job>) {
-    postgate_metrics::metrics()
-        .commit_jobs
-        .observe(batch.len() as f64);
     let mut client = match store.client().await {
         Ok(c) => c,
         Err(e) => {

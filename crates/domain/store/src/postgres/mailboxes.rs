@@ -293,7 +293,7 @@ impl Mailboxes for PgStore {
                 })
                 .map_err(|_| StoreError::Closed)?;
             match answer.await.map_err(|_| StoreError::Closed)? {
-                Err(e) if super::retryable(&e) && attempt < super::retries() => attempt += 1,
+                Err(e) if super::retryable(&e) && attempt < super::RETRIES => attempt += 1,
                 Err(e) => return Err(e),
                 Ok((delivered, _)) => return Ok(delivered),
             }
@@ -462,7 +462,7 @@ impl Mailboxes for PgStore {
         unchanged_since: Option<u64>,
     ) -> Result<FlagOutcome> {
         let (outcome, changes) = in_tx!(self, |tx| async {
-            let owner = messages::owner(&tx, folder).await?;
+            let owner = messages::folder_head(&tx, folder).await?.user;
             let o = messages::store_flags(
                 &tx,
                 folder,
@@ -489,7 +489,7 @@ impl Mailboxes for PgStore {
 
     async fn expunge(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<u32>> {
         let (removed, changes) = in_tx!(self, |tx| async {
-            let owner = messages::owner(&tx, folder).await?;
+            let owner = messages::folder_head(&tx, folder).await?.user;
             let (removed, modseq) = messages::expunge(&tx, folder, uids.clone()).await?;
             let changes = changes_of(
                 owner,
@@ -513,7 +513,7 @@ impl Mailboxes for PgStore {
         remove: bool,
     ) -> Result<CopyOutcome> {
         let (outcome, changes) = in_tx!(self, |tx| async {
-            let owner = messages::owner(&tx, to).await?;
+            let owner = messages::folder_head(&tx, to).await?.user;
             let (o, appended, removed) =
                 messages::copy_messages(&tx, from, uids.clone(), to, remove).await?;
             let mut changes = changes_of(owner, to, ChangeKind::Append, appended);
@@ -534,7 +534,7 @@ impl Mailboxes for PgStore {
     async fn append(&self, folder: FolderId, message: NewMessage) -> Result<(u32, u32)> {
         let (message, sealed) = seal_message(message).await?;
         let (validity, uid, changes) = in_tx!(self, |tx| async {
-            let f = messages::folder_by_id(&tx, folder).await?;
+            let f = messages::folder_head(&tx, folder).await?;
             let stored = messages::store_sealed(&tx, &message.raw, &sealed).await?;
             let (uid, modseq) = messages::add_item(
                 &tx,

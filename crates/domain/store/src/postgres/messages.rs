@@ -6,8 +6,8 @@ use super::directory::next_uid_validity;
 use super::pg;
 use crate::content::{Sealed, valid_path};
 use crate::{
-    CopyOutcome, FlagOp, FlagOutcome, Folder, FolderChanges, MailboxEntry, MailboxSnapshot,
-    MessageMeta, MessageRef, Result, StoreError,
+    CopyOutcome, FlagOp, FlagOutcome, Folder, FolderChanges, FolderHead, MailboxEntry,
+    MailboxSnapshot, MessageMeta, MessageRef, Result, StoreError,
 };
 use deadpool_postgres::GenericClient;
 use postgate_types::{Flags, FolderId, FolderRole, UserId};
@@ -76,16 +76,21 @@ pub(crate) async fn folder_by_id(c: &impl GenericClient, id: FolderId) -> Result
         .ok_or_else(|| StoreError::NotFound(format!("folder {id}")))
 }
 
-/// The owner of a folder.
-pub(crate) async fn owner(c: &impl GenericClient, id: FolderId) -> Result<UserId> {
+/// A folder's owner, UIDVALIDITY and HIGHEST_MODSEQ: what writes need,
+/// without [`folder_by_id`]'s message counts (a scan of the folder).
+pub(crate) async fn folder_head(c: &impl GenericClient, id: FolderId) -> Result<FolderHead> {
     let s = c
-        .prepare_cached("SELECT user_id FROM folder WHERE id = $1")
+        .prepare_cached("SELECT user_id, uid_validity, highest_modseq FROM folder WHERE id = $1")
         .await
         .map_err(pg)?;
     c.query_opt(&s, &[&id])
         .await
         .map_err(pg)?
-        .map(|r| r.get(0))
+        .map(|r| FolderHead {
+            user: r.get(0),
+            uid_validity: r.get::<_, i64>(1) as u32,
+            highest_modseq: r.get::<_, i64>(2) as u64,
+        })
         .ok_or_else(|| StoreError::NotFound(format!("folder {id}")))
 }
 
@@ -447,7 +452,7 @@ pub(crate) async fn expunge(
     folder_lock(c, folder).await?;
     let items = entries_in(c, folder, &uids).await?;
     let removed = remove_items(c, folder, &items).await?;
-    let modseq = folder_by_id(c, folder).await?.highest_modseq;
+    let modseq = folder_head(c, folder).await?.highest_modseq;
     Ok((removed, modseq))
 }
 
@@ -561,7 +566,7 @@ pub(crate) async fn copy_messages(
     if second != first {
         folder_lock(c, second).await?;
     }
-    let dest = folder_by_id(c, to).await?;
+    let dest = folder_head(c, to).await?;
     let uids = sorted(uids);
     let items = entries_in(c, from, &uids).await?;
     let mut out = CopyOutcome {

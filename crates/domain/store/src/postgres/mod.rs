@@ -96,7 +96,7 @@ pub(crate) const NODE_TIMEOUT_SECS: i64 = 30;
 /// with a try-later error (the database is unreachable or saturated).
 const POOL_WAIT: Duration = Duration::from_secs(10);
 /// Attempts of a transaction that hit a deadlock or serialization failure.
-const RETRIES: usize = 5;
+pub(crate) const RETRIES: usize = 5;
 
 /// The NOTIFY channel committed mailbox changes are sent on.
 pub(crate) const CHANNEL: &str = "postgate_changes";
@@ -226,13 +226,13 @@ macro_rules! in_tx {
             let out: $crate::Result<_> = async {
                 let $tx = client.transaction().await.map_err($crate::postgres::pg)?;
                 let v = { $body }?;
-                $crate::postgres::commit($tx).await?;
+                $crate::postgres::commit($tx, 1).await?;
                 Ok(v)
             }
             .await;
             match out {
                 Err(e)
-                    if $crate::postgres::retryable(&e) && attempt < $crate::postgres::retries() =>
+                    if $crate::postgres::retryable(&e) && attempt < $crate::postgres::RETRIES =>
                 {
                     attempt += 1;
                     continue;
@@ -244,21 +244,17 @@ macro_rules! in_tx {
 }
 pub(crate) use in_tx;
 
-/// Commits, timing it for the store's commit counters (one job per
-/// transaction here: PostgreSQL itself groups concurrent commits' flushes).
-pub(crate) async fn commit(tx: deadpool_postgres::Transaction<'_>) -> Result<()> {
+/// Commits a transaction carrying `jobs` writes, for the store's commit
+/// counters (deliveries come in batches, other writes one at a time).
+pub(crate) async fn commit(tx: deadpool_postgres::Transaction<'_>, jobs: usize) -> Result<()> {
     let started = std::time::Instant::now();
     tx.commit().await.map_err(pg)?;
     let counters = postgate_metrics::metrics();
-    counters.commit_jobs.observe(1.0);
+    counters.commit_jobs.observe(jobs as f64);
     counters
         .commit_seconds
         .observe(started.elapsed().as_secs_f64());
     Ok(())
-}
-
-pub(crate) fn retries() -> usize {
-    RETRIES
 }
 
 /// The prefix of a failure worth running the transaction again for.
@@ -291,30 +287,21 @@ pub(crate) fn retryable(e: &StoreError) -> bool {
     matches!(e, StoreError::Backend(m) if m.starts_with(RETRY_PREFIX))
 }
 
-/// Sends committed mailbox changes to the other nodes: `pg_notify` inside
-/// the transaction, delivered when (and only if) it commits. Payloads stay
-/// under PostgreSQL's 8000-byte limit by splitting.
-pub(crate) async fn notify(
-    tx: &deadpool_postgres::Transaction<'_>,
-    node: &str,
-    changes: &[Change],
-) -> Result<()> {
-    for payload in listener::encode(node, changes) {
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-            .await
-            .map_err(pg)?;
-    }
-    Ok(())
-}
-
 impl PgStore {
-    /// [`notify`] with this node's name.
+    /// Sends committed mailbox changes to the other nodes: `pg_notify`
+    /// inside the transaction, delivered when (and only if) it commits.
+    /// Payloads stay under PostgreSQL's 8000-byte limit by splitting.
     pub(crate) async fn notify(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         changes: &[Change],
     ) -> Result<()> {
-        notify(tx, &self.inner.node, changes).await
+        for payload in listener::encode(&self.inner.node, changes) {
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+                .await
+                .map_err(pg)?;
+        }
+        Ok(())
     }
 }
 
