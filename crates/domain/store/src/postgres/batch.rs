@@ -5,10 +5,12 @@
 //! its WAL flush: one delivery per transaction would let a busy mailbox take
 //! one delivery per fsync. So deliveries queue here, and a committer task
 //! runs whatever queued up while the previous commit was on its way to disk
-//! in one transaction, each in its own savepoint (one failing delivery rolls
-//! back alone), with one NOTIFY and one flush for all of them: the more
-//! concurrent deliveries, the more each flush carries. As behind the embedded
-//! store's writer, each caller hears back only once the commit is durable.
+//! in one transaction, their statements pipelined (sent together, one round
+//! trip for the batch), with one flush for all of them: the more concurrent
+//! deliveries, the more each flush carries. If one fails, the batch runs
+//! again with a savepoint per delivery, so that it rolls back alone. As
+//! behind the embedded store's writer, each caller hears back only once the
+//! commit is durable.
 use super::{Inner, pg};
 use crate::content::Sealed;
 use crate::{Delivered, NewDelivery, Result, StoreError};
@@ -66,10 +68,28 @@ async fn run_batch(
     // Changes the delivery statements did not announce themselves.
     let mut unannounced = Vec::new();
     let node = store.inner.node.as_str();
-    for job in batch {
-        let (d, sealed, envelope) = &*job.delivery;
-        if !savepoints {
-            match super::mailboxes::deliver(&mut tx, d, sealed, envelope.as_deref(), node).await {
+    if !savepoints {
+        // Every statement at once (pipelined on the connection: one round
+        // trip for the batch), then what follows each, in order.
+        let statement = super::mailboxes::deliver_prepared(&tx).await?;
+        let rows = futures_util::future::join_all(batch.iter().map(|job| {
+            let (d, sealed, envelope) = &*job.delivery;
+            super::mailboxes::deliver_statement(
+                &tx,
+                &statement,
+                d,
+                sealed,
+                envelope.as_deref(),
+                node,
+            )
+        }))
+        .await;
+        for (job, rows) in batch.iter().zip(rows) {
+            let outcome = match rows {
+                Ok(rows) => super::mailboxes::deliver_finish(&mut tx, &job.delivery.0, rows).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
                 Ok((delivered, changes, announced)) => {
                     unannounced.extend_from_slice(&changes[announced..]);
                     results.push(Ok((delivered, changes)));
@@ -80,8 +100,10 @@ async fn run_batch(
                     return Ok(results);
                 }
             }
-            continue;
         }
+    }
+    for job in batch.iter().filter(|_| savepoints) {
+        let (d, sealed, envelope) = &*job.delivery;
         let mut sp = tx.savepoint("delivery").await.map_err(pg)?;
         match super::mailboxes::deliver(&mut sp, d, sealed, envelope.as_deref(), node).await {
             Ok((delivered, changes, announced)) => {

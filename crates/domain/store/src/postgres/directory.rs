@@ -576,17 +576,7 @@ impl Directory for PgStore {
             tx.execute("DELETE FROM users WHERE id = $1", &[&user.id])
                 .await
                 .map_err(pg)?;
-            // As release_message: lock, then count references anew.
-            super::messages::lock_messages(&tx, &messages).await?;
-            tx.execute(
-                "DELETE FROM message m WHERE m.id = ANY($1) \
-                   AND NOT EXISTS (SELECT 1 FROM item WHERE item.message_id = m.id) \
-                   AND NOT EXISTS (SELECT 1 FROM queue WHERE queue.message_id = m.id) \
-                   AND NOT EXISTS (SELECT 1 FROM cal_object WHERE cal_object.message_id = m.id)",
-                &[&messages],
-            )
-            .await
-            .map_err(pg)?;
+            super::messages::release_messages(&tx, &messages).await?;
             Ok(())
         })
     }

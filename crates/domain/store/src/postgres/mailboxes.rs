@@ -80,9 +80,85 @@ SELECT m.id, f.id, f.user_id, f.uid, f.modseq FROM m LEFT JOIN f ON TRUE LEFT JO
 /// PostgreSQL's 8000 bytes); larger ones by the batch.
 const INLINE_NOTIFY_MAX: usize = 100;
 
+/// The folders a delivery writes to, once each: a group and its member,
+/// or a user named twice, get one copy; the sender's Sent copy and their
+/// Inbox copy (a message to oneself) are two.
+struct Targets<'a> {
+    users: Vec<UserId>,
+    roles: Vec<&'a str>,
+    flags: Vec<i64>,
+}
+
+fn targets(d: &NewDelivery) -> Targets<'_> {
+    let mut seen = HashSet::new();
+    let mut t = Targets {
+        users: Vec::new(),
+        roles: Vec::new(),
+        flags: Vec::new(),
+    };
+    for target in &d.targets {
+        if seen.insert((target.user, target.role)) {
+            t.users.push(target.user);
+            t.roles.push(target.role.as_str());
+            t.flags.push(target.flags.0 as i64);
+        }
+    }
+    t
+}
+
+/// Runs a delivery's one statement ([`DELIVER`]). Several may be in flight
+/// on one connection at once: tokio-postgres pipelines them, so a batch
+/// of deliveries costs one round trip rather than one each.
+pub(crate) async fn deliver_statement(
+    tx: &deadpool_postgres::Transaction<'_>,
+    statement: &tokio_postgres::Statement,
+    d: &NewDelivery,
+    sealed: &Sealed,
+    envelope: Option<&str>,
+    node: &str,
+) -> Result<Vec<Row>> {
+    let t = targets(d);
+    // The listener's payload format (listener::encode): the node, then a
+    // line per change.
+    let inline = t.users.len() <= INLINE_NOTIFY_MAX;
+    tx.query(
+        statement,
+        &[
+            &sealed.hash.as_slice(),
+            &(d.raw.len() as i64),
+            &sealed.kind,
+            &sealed.from_name,
+            &sealed.from_addr,
+            &sealed.subject,
+            &sealed.sent_date,
+            &sealed.content,
+            &sealed.text,
+            &sealed.html,
+            &d.raw,
+            &d.received_at,
+            &envelope,
+            &t.users,
+            &t.roles,
+            &t.flags,
+            &super::CHANNEL,
+            &node,
+            &inline,
+        ],
+    )
+    .await
+    .map_err(pg)
+}
+
+/// The prepared [`DELIVER`] statement of this connection.
+pub(crate) async fn deliver_prepared(
+    tx: &deadpool_postgres::Transaction<'_>,
+) -> Result<tokio_postgres::Statement> {
+    tx.prepare_cached(DELIVER).await.map_err(pg)
+}
+
 /// A delivery in one transaction: the message, a copy per target, the
-/// queue entry, the calendar changes. Returns the copies and every change
-/// to publish.
+/// queue entry, the calendar changes. Returns the copies, every change to
+/// publish, and how many of those the statement announced itself.
 pub(crate) async fn deliver(
     tx: &mut deadpool_postgres::Transaction<'_>,
     d: &NewDelivery,
@@ -90,49 +166,20 @@ pub(crate) async fn deliver(
     envelope: Option<&str>,
     node: &str,
 ) -> Result<(Vec<Delivered>, Vec<Change>, usize)> {
-    // One copy per folder: a group and its member, or a user named twice,
-    // get one; the sender's Sent copy and their Inbox copy (a message to
-    // oneself) are two.
-    let mut seen = HashSet::new();
-    let (mut users, mut roles, mut flags) = (Vec::new(), Vec::new(), Vec::new());
-    for t in &d.targets {
-        if seen.insert((t.user, t.role)) {
-            users.push(t.user);
-            roles.push(t.role.as_str());
-            flags.push(t.flags.0 as i64);
-        }
-    }
-    // The listener's payload format (listener::encode): the node, then a
-    // line per change.
-    let inline = users.len() <= INLINE_NOTIFY_MAX;
-    let s = tx.prepare_cached(DELIVER).await.map_err(pg)?;
-    let rows = tx
-        .query(
-            &s,
-            &[
-                &sealed.hash.as_slice(),
-                &(d.raw.len() as i64),
-                &sealed.kind,
-                &sealed.from_name,
-                &sealed.from_addr,
-                &sealed.subject,
-                &sealed.sent_date,
-                &sealed.content,
-                &sealed.text,
-                &sealed.html,
-                &d.raw,
-                &d.received_at,
-                &envelope,
-                &users,
-                &roles,
-                &flags,
-                &super::CHANNEL,
-                &node,
-                &inline,
-            ],
-        )
-        .await
-        .map_err(pg)?;
+    let s = deliver_prepared(tx).await?;
+    let rows = deliver_statement(tx, &s, d, sealed, envelope, node).await?;
+    deliver_finish(tx, d, rows).await
+}
+
+/// What follows a delivery's statement in its transaction: the outbound
+/// queue entry and the calendar changes.
+pub(crate) async fn deliver_finish(
+    tx: &mut deadpool_postgres::Transaction<'_>,
+    d: &NewDelivery,
+    rows: Vec<Row>,
+) -> Result<(Vec<Delivered>, Vec<Change>, usize)> {
+    let targets = targets(d).users.len();
+    let inline = targets <= INLINE_NOTIFY_MAX;
     let message: i64 = rows
         .first()
         .map(|r| r.get(0))
@@ -148,9 +195,9 @@ pub(crate) async fn deliver(
             })
         })
         .collect();
-    if out.len() < users.len() {
+    if out.len() < targets {
         tracing::warn!(
-            targets = users.len(),
+            targets,
             delivered = out.len(),
             "delivery target has no such folder; skipped"
         );

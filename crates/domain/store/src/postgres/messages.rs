@@ -381,24 +381,38 @@ pub(crate) async fn folder_lock(c: &impl GenericClient, folder: FolderId) -> Res
 }
 
 /// Deletes a stored message once no item, queue entry or calendar object
-/// refers to it.
+/// refers to it: see [`release_messages`].
+pub(crate) async fn release_message(c: &impl GenericClient, message: i64) -> Result<()> {
+    release_messages(c, &[message]).await
+}
+
+/// Deletes stored messages, with their bytes and envelopes, once no item,
+/// queue entry or calendar object refers to them.
 ///
 /// Another transaction may be storing the same message (same bytes, same
 /// row) at this moment: its upsert holds the row's lock until it commits,
-/// and what it added is invisible to this statement's snapshot. So the row
-/// is locked first (waiting for that transaction), and the references are
-/// counted by the next statement, whose snapshot then includes them.
-pub(crate) async fn release_message(c: &impl GenericClient, message: i64) -> Result<()> {
-    lock_messages(c, &[message]).await?;
+/// and what it added is invisible to this statement's snapshot. So the rows
+/// are locked first (waiting for that transaction), and the references are
+/// counted by the next statement, whose snapshot then includes them. This
+/// lock-then-count is what keeps items from pointing at a deleted message:
+/// the schema has no foreign keys from item, blob and envelope to message
+/// (migration 2 says why).
+pub(crate) async fn release_messages(c: &impl GenericClient, messages: &[i64]) -> Result<()> {
+    lock_messages(c, messages).await?;
     let s = c
         .prepare_cached(
-            "DELETE FROM message WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM item WHERE message_id = $1) \
-             AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = $1) \
-             AND NOT EXISTS (SELECT 1 FROM cal_object WHERE message_id = $1)",
+            "WITH gone AS (\
+               DELETE FROM message m WHERE m.id = ANY($1) \
+                 AND NOT EXISTS (SELECT 1 FROM item WHERE item.message_id = m.id) \
+                 AND NOT EXISTS (SELECT 1 FROM queue WHERE queue.message_id = m.id) \
+                 AND NOT EXISTS (SELECT 1 FROM cal_object WHERE cal_object.message_id = m.id) \
+               RETURNING m.id\
+             ), b AS (DELETE FROM blob WHERE id IN (SELECT id FROM gone)) \
+             DELETE FROM envelope WHERE message_id IN (SELECT id FROM gone)",
         )
         .await
         .map_err(pg)?;
-    c.execute(&s, &[&message]).await.map_err(pg)?;
+    c.execute(&s, &[&messages]).await.map_err(pg)?;
     Ok(())
 }
 

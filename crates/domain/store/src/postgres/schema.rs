@@ -13,7 +13,8 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x706f_7374_6761_7465;
 
 /// Migrations in order; `schema_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value BIGINT NOT NULL
@@ -230,7 +231,20 @@ CREATE TABLE maildrop_lock (
     node      TEXT NOT NULL,
     taken     BIGINT NOT NULL
 );
-"#];
+"#,
+    // 2: a delivery writes a message's bytes, its envelope and its items in the
+    // one statement that writes (or locks) the message row, and a message is
+    // deleted only under that row's lock once nothing refers to it, together
+    // with its bytes and envelope (messages::release_messages). These foreign
+    // keys each cost a check per inserted row on the busiest path (measured:
+    // a sixth of the database's CPU under inbound SMTP) and guarded nothing
+    // those statements do not.
+    r#"
+ALTER TABLE item DROP CONSTRAINT item_message_id_fkey;
+ALTER TABLE blob DROP CONSTRAINT blob_id_fkey;
+ALTER TABLE envelope DROP CONSTRAINT envelope_message_id_fkey;
+"#,
+];
 
 /// Brings the schema up to date. Holds an advisory lock for the length of
 /// the transaction, so a node starting beside another waits for it.
