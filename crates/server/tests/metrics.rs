@@ -135,6 +135,33 @@ fn counters_move_with_mail_in_out_and_failed_logins() {
         1.0
     );
     assert_eq!(delta("postgate_delivery_seconds_count{}"), 30.0);
+    // Per command, and the errors by kind: the 3 refused logins are NO.
+    // smtp_fill sends with BDAT (RFC 3030), smtplib with DATA.
+    assert_eq!(
+        delta("postgate_commands_total{command=\"MAIL\",service=\"smtp\"}"),
+        30.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        delta("postgate_commands_total{command=\"BDAT\",service=\"smtp\"}")
+            + delta("postgate_commands_total{command=\"DATA\",service=\"smtp\"}"),
+        30.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        delta("postgate_commands_total{command=\"LOGIN\",service=\"imap\"}"),
+        3.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        delta("postgate_errors_total{kind=\"refused\",service=\"imap\"}"),
+        3.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        delta("postgate_errors_total{kind=\"syntax\",service=\"smtp\"}"),
+        0.0
+    );
     assert!(value(&after, "postgate_connections_total{service=\"smtp\"}") >= 2.0);
     assert!(value(&after, "postgate_connections_current{service=\"console\"}") >= 1.0);
     assert!(value(&after, "postgate_workers{service=\"imap\"}") > 0.0);

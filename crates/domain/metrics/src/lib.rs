@@ -69,6 +69,59 @@ pub struct QueueLabel {
     pub state: &'static str,
 }
 
+/// A service and a command it was given.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabel {
+    /// The service's name.
+    pub service: &'static str,
+    /// The command's name as its protocol spells it ("EHLO", "FETCH",
+    /// "RETR", "search"), or "other" for one the service could not read.
+    pub command: &'static str,
+}
+
+/// A service and what kind of error it answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    /// The service's name.
+    pub service: &'static str,
+    /// [`ErrorKind::as_str`].
+    pub kind: &'static str,
+}
+
+/// What kind of error a service answered, the same for every protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The command was not understood or its arguments were wrong (SMTP
+    /// 500–504, IMAP BAD, LDAP protocolError).
+    Syntax,
+    /// Refused for good: no such user or message, not allowed, wrong state
+    /// (SMTP 5xx, IMAP NO, POP3 -ERR, most LDAP result codes).
+    Refused,
+    /// Refused for now: try again later (SMTP 4xx, IMAP NO [UNAVAILABLE],
+    /// POP3 -ERR [SYS/TEMP] or [IN-USE], LDAP busy and unavailable).
+    Temporary,
+}
+
+impl ErrorKind {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Temporary => "temporary",
+        }
+    }
+}
+
+/// Why an outbound attempt did not deliver.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabel {
+    /// "dns" (no route or no address), "connection" (refused or
+    /// unreachable), "timeout", "tls", "4xx" and "5xx" (the remote server's
+    /// answer), "local" (our own: the message or the store).
+    pub kind: &'static str,
+}
+
 /// Every counter.
 #[derive(Debug)]
 pub struct Metrics {
@@ -89,8 +142,17 @@ pub struct Metrics {
     pub bytes: Family<DirectionLabel, Counter>,
     /// Recipients, per direction.
     pub recipients: Family<DirectionLabel, Counter>,
+    /// Commands, per service and command.
+    pub commands: Family<CommandLabel, Counter>,
+    /// Error answers, per service and kind.
+    pub errors: Family<ErrorLabel, Counter>,
     /// Outbound recipient attempts, per outcome.
     pub outbound: Family<OutcomeLabel, Counter>,
+    /// Outbound recipient attempts that did not deliver, per kind.
+    pub outbound_failures: Family<FailureLabel, Counter>,
+    /// Non-delivery reports sent (failure DSNs, RFC 3464), a part of
+    /// [`Metrics::dsns`].
+    pub bounces: Counter,
     /// Delivery status notifications sent (bounces, delays, successes).
     pub dsns: Counter,
     /// Recipients in the outbound queue, by state (sampled).
@@ -119,7 +181,11 @@ impl Metrics {
             messages: Family::default(),
             bytes: Family::default(),
             recipients: Family::default(),
+            commands: Family::default(),
+            errors: Family::default(),
             outbound: Family::default(),
+            outbound_failures: Family::default(),
+            bounces: Counter::default(),
             dsns: Counter::default(),
             queue: Family::default(),
             queue_oldest_seconds: Gauge::default(),
@@ -155,6 +221,14 @@ impl Metrics {
             "Recipients, by direction",
             m.recipients.clone(),
         );
+        registry.register("commands", "Commands, by command", m.commands.clone());
+        registry.register("errors", "Error answers, by kind", m.errors.clone());
+        registry.register(
+            "outbound_failures",
+            "Outbound recipient attempts not delivered, by kind",
+            m.outbound_failures.clone(),
+        );
+        registry.register("bounces", "Non-delivery reports sent", m.bounces.clone());
         registry.register(
             "outbound_attempts",
             "Outbound recipient attempts, by outcome",
@@ -213,6 +287,23 @@ impl Metrics {
     pub fn refuse(&self, service: &'static str, reason: &'static str) {
         self.refused
             .get_or_create(&RefusedLabel { service, reason })
+            .inc();
+    }
+
+    /// Counts a command.
+    pub fn command(&self, service: &'static str, command: &'static str) {
+        self.commands
+            .get_or_create(&CommandLabel { service, command })
+            .inc();
+    }
+
+    /// Counts an error answer.
+    pub fn error(&self, service: &'static str, kind: ErrorKind) {
+        self.errors
+            .get_or_create(&ErrorLabel {
+                service,
+                kind: kind.as_str(),
+            })
             .inc();
     }
 

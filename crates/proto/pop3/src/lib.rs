@@ -47,6 +47,28 @@ pub enum Command {
     Quit,
 }
 
+impl Command {
+    /// The command's keyword.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::User(_) => "USER",
+            Command::Pass(_) => "PASS",
+            Command::Auth { .. } => "AUTH",
+            Command::Stls => "STLS",
+            Command::Capa => "CAPA",
+            Command::Stat => "STAT",
+            Command::List(_) => "LIST",
+            Command::Retr(_) => "RETR",
+            Command::Dele(_) => "DELE",
+            Command::Noop => "NOOP",
+            Command::Rset => "RSET",
+            Command::Top(..) => "TOP",
+            Command::Uidl(_) => "UIDL",
+            Command::Quit => "QUIT",
+        }
+    }
+}
+
 /// Why a line is not a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {

@@ -556,7 +556,21 @@ impl Session {
     }
 
     /// Sends what the session owes the client before the tagged reply, then the reply.
-    async fn finish(&mut self, tag: &str, name: &str, result: Result<Done>) {
+    async fn finish(&mut self, tag: &str, name: &'static str, result: Result<Done>) {
+        let counters = postgate_metrics::metrics();
+        counters.command("imap", if name.is_empty() { "other" } else { name });
+        if let Err(e) = &result {
+            use postgate_metrics::ErrorKind;
+            // RFC 5530 §3: UNAVAILABLE and INUSE say "try again later".
+            let kind = match (&e.kind, e.code.as_deref()) {
+                (Kind::Bad, _) => ErrorKind::Syntax,
+                (Kind::No, Some(c)) if c.starts_with("UNAVAILABLE") || c.starts_with("INUSE") => {
+                    ErrorKind::Temporary
+                }
+                (Kind::No, _) => ErrorKind::Refused,
+            };
+            counters.error("imap", kind);
+        }
         match result {
             Ok(done) if done.sent => {}
             Ok(done) => {

@@ -100,6 +100,9 @@ impl Session {
 
     /// Queues a response.
     pub(crate) fn send(&mut self, msgid: i32, op: LdapOp, ctrl: Vec<LdapControl>) {
+        if let Some(kind) = error_kind(&op) {
+            postgate_metrics::metrics().error("ldap", kind);
+        }
         if let Err(e) = encode(LdapMsg { msgid, op, ctrl }, &mut self.wbuf) {
             tracing::error!(error = %e, "ldap: cannot encode a response");
         }
@@ -279,6 +282,7 @@ impl Session {
 
     async fn handle(&mut self, msg: LdapMsg) -> std::io::Result<Flow> {
         let id = msg.msgid;
+        postgate_metrics::metrics().command("ldap", operation(&msg.op));
         let critical =
             self.unsupported_critical(&msg.ctrl, matches!(msg.op, LdapOp::SearchRequest(_)));
         let refuse = |why: String| {
@@ -551,6 +555,50 @@ fn read_only() -> LdapResult {
         LdapResultCode::UnwillingToPerform,
         "the directory is read-only over LDAP; change it with the post office's administration",
     )
+}
+
+/// A request's operation name (RFC 4511 §4.2–§4.12) for the counters.
+fn operation(op: &LdapOp) -> &'static str {
+    match op {
+        LdapOp::BindRequest(_) => "bind",
+        LdapOp::UnbindRequest => "unbind",
+        LdapOp::SearchRequest(_) => "search",
+        LdapOp::CompareRequest(_) => "compare",
+        LdapOp::AbandonRequest(_) => "abandon",
+        LdapOp::ExtendedRequest(_) => "extended",
+        LdapOp::AddRequest(_) => "add",
+        LdapOp::ModifyRequest(_) => "modify",
+        LdapOp::DelRequest(_) => "delete",
+        LdapOp::ModifyDNRequest(_) => "modDN",
+        _ => "other",
+    }
+}
+
+/// What kind of error a response carries, if it is one: success, the
+/// compare answers and a search cut short by its size limit are not.
+fn error_kind(op: &LdapOp) -> Option<postgate_metrics::ErrorKind> {
+    use postgate_metrics::ErrorKind;
+    let res = match op {
+        LdapOp::BindResponse(r) => &r.res,
+        LdapOp::SearchResultDone(r)
+        | LdapOp::CompareResult(r)
+        | LdapOp::AddResponse(r)
+        | LdapOp::ModifyResponse(r)
+        | LdapOp::DelResponse(r)
+        | LdapOp::ModifyDNResponse(r) => r,
+        LdapOp::ExtendedResponse(r) => &r.res,
+        _ => return None,
+    };
+    match res.code {
+        LdapResultCode::Success
+        | LdapResultCode::CompareFalse
+        | LdapResultCode::CompareTrue
+        | LdapResultCode::SizeLimitExceeded => None,
+        LdapResultCode::ProtocolError => Some(ErrorKind::Syntax),
+        // RFC 4511 Appendix A.1: busy and unavailable are for now.
+        LdapResultCode::Busy | LdapResultCode::Unavailable => Some(ErrorKind::Temporary),
+        _ => Some(ErrorKind::Refused),
+    }
 }
 
 #[cfg(test)]

@@ -121,6 +121,9 @@ pub struct Verdict {
     /// The reply came from the remote host (it goes in the DSN's
     /// Diagnostic-Code and Remote-MTA), rather than from us.
     pub remote: bool,
+    /// Why it did not deliver, for the counters (`postgate_outbound_failures`):
+    /// "dns", "connection", "timeout", "tls", "4xx", "5xx" or "local".
+    pub failure: &'static str,
 }
 
 impl Verdict {
@@ -131,6 +134,7 @@ impl Verdict {
             status: status.into(),
             text: text.into(),
             remote: false,
+            failure: "local",
         }
     }
     /// A permanent failure of our own making.
@@ -140,7 +144,13 @@ impl Verdict {
             status: status.into(),
             text: text.into(),
             remote: false,
+            failure: "local",
         }
+    }
+    /// The same verdict, with why it did not deliver.
+    pub fn because(mut self, failure: &'static str) -> Verdict {
+        self.failure = failure;
+        self
     }
     fn sent(r: &Response<String>) -> Verdict {
         Verdict::from_reply(r)
@@ -168,6 +178,7 @@ impl Verdict {
             status,
             text,
             remote: true,
+            failure: if class == 5 { "5xx" } else { "4xx" },
         }
     }
     /// From a client error: a broken or timed-out connection.
@@ -177,13 +188,15 @@ impl Verdict {
                 let mut v = Verdict::from_reply(r);
                 if v.class == 2 {
                     v.class = 4;
+                    v.failure = "4xx";
                 }
                 v
             }
             mail_send::Error::Timeout => {
-                Verdict::temporary("4.4.2", "timed out waiting for the server")
+                Verdict::temporary("4.4.2", "timed out waiting for the server").because("timeout")
             }
-            other => Verdict::temporary("4.4.2", &format!("connection lost: {other}")),
+            other => Verdict::temporary("4.4.2", &format!("connection lost: {other}"))
+                .because("connection"),
         }
     }
 }
@@ -249,18 +262,27 @@ impl Session {
     ) -> Result<Session, Verdict> {
         let tcp = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| Verdict::temporary("4.4.1", &format!("connect to {addr}: timed out")))?
-            .map_err(|e| Verdict::temporary("4.4.1", &format!("connect to {addr}: {e}")))?;
+            .map_err(|_| {
+                Verdict::temporary("4.4.1", &format!("connect to {addr}: timed out"))
+                    .because("timeout")
+            })?
+            .map_err(|e| {
+                Verdict::temporary("4.4.1", &format!("connect to {addr}: {e}"))
+                    .because("connection")
+            })?;
         let _ = tcp.set_nodelay(true);
-        let server_name = ServerName::try_from(hop.host.clone())
-            .map_err(|_| Verdict::temporary("4.4.0", &format!("bad host name {}", hop.host)))?;
+        let server_name = ServerName::try_from(hop.host.clone()).map_err(|_| {
+            Verdict::temporary("4.4.0", &format!("bad host name {}", hop.host)).because("dns")
+        })?;
         let mut is_tls = false;
         let wire = if hop.implicit_tls {
             let s = connector
                 .for_policy(tls)
                 .connect(server_name.clone(), tcp)
                 .await
-                .map_err(|e| Verdict::temporary("4.7.5", &format!("TLS with {addr}: {e}")))?;
+                .map_err(|e| {
+                    Verdict::temporary("4.7.5", &format!("TLS with {addr}: {e}")).because("tls")
+                })?;
             is_tls = true;
             Wire::Tls(Box::new(s))
         } else {
@@ -273,7 +295,7 @@ impl Session {
         // RFC 5321 §4.5.3.2.1: the greeting within 5 minutes.
         let greeting = tokio::time::timeout(settings.command_timeout, client.read())
             .await
-            .map_err(|_| Verdict::temporary("4.4.2", "no greeting"))?
+            .map_err(|_| Verdict::temporary("4.4.2", "no greeting").because("timeout"))?
             .map_err(|e| Verdict::from_error(&e))?;
         if greeting.code != 220 {
             // §3.1: a 554 greeting means no service here; the next host may
@@ -296,15 +318,17 @@ impl Session {
                     return Err(v);
                 }
                 let Wire::Plain(tcp) = std::mem::replace(&mut client.stream, Wire::Gone) else {
-                    return Err(Verdict::temporary("4.7.5", "TLS state"));
+                    return Err(Verdict::temporary("4.7.5", "TLS state").because("tls"));
                 };
                 let s = tokio::time::timeout(
                     settings.command_timeout,
                     connector.for_policy(tls).connect(server_name, tcp),
                 )
                 .await
-                .map_err(|_| Verdict::temporary("4.7.5", "TLS handshake timed out"))?
-                .map_err(|e| Verdict::temporary("4.7.5", &format!("TLS handshake: {e}")))?;
+                .map_err(|_| Verdict::temporary("4.7.5", "TLS handshake timed out").because("tls"))?
+                .map_err(|e| {
+                    Verdict::temporary("4.7.5", &format!("TLS handshake: {e}")).because("tls")
+                })?;
                 client.stream = Wire::Tls(Box::new(s));
                 is_tls = true;
                 // RFC 3207 §4.2: forget what was said before TLS.
@@ -316,7 +340,8 @@ impl Session {
                         "{} does not offer STARTTLS, which policy requires",
                         hop.host
                     ),
-                ));
+                )
+                .because("tls"));
             }
         }
         let mut authenticated = false;
@@ -325,7 +350,8 @@ impl Session {
                 return Err(Verdict::temporary(
                     "4.7.4",
                     "will not send relay credentials without TLS",
-                ));
+                )
+                .because("tls"));
             }
             if caps.has_capability(EXT_AUTH) {
                 let creds = mail_send::Credentials::new(user.clone(), password.clone());
@@ -578,7 +604,9 @@ impl Session {
             self.client.read_many(count).await
         })
         .await
-        .map_err(|_| Verdict::temporary("4.4.2", "timed out waiting for the server"))?
+        .map_err(|_| {
+            Verdict::temporary("4.4.2", "timed out waiting for the server").because("timeout")
+        })?
         .map_err(|e| Verdict::from_error(&e))?;
         let mail = &replies[0];
         let rcpt_replies = &replies[1..=n];
@@ -654,7 +682,9 @@ impl Session {
                 self.client.read().await
             })
             .await
-            .map_err(|_| Verdict::temporary("4.4.2", "timed out after the data"))?
+            .map_err(|_| {
+                Verdict::temporary("4.4.2", "timed out after the data").because("timeout")
+            })?
             .map_err(|e| Verdict::from_error(&e))?
         } else {
             let r = self
@@ -688,7 +718,7 @@ impl Session {
             self.client.read().await
         })
         .await
-        .map_err(|_| Verdict::temporary("4.4.2", "timed out after the data"))?
+        .map_err(|_| Verdict::temporary("4.4.2", "timed out after the data").because("timeout"))?
         .map_err(|e| Verdict::from_error(&e))
     }
 

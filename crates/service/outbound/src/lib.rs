@@ -295,8 +295,12 @@ impl Agent {
             Ok(h) => h,
             Err(e) => {
                 let verdict = match e {
-                    RouteError::Temporary(text) => Verdict::temporary("4.4.3", &text),
-                    RouteError::Permanent { status, text } => Verdict::permanent(status, &text),
+                    RouteError::Temporary(text) => {
+                        Verdict::temporary("4.4.3", &text).because("dns")
+                    }
+                    RouteError::Permanent { status, text } => {
+                        Verdict::permanent(status, &text).because("dns")
+                    }
                 };
                 for job in &jobs {
                     let all = vec![verdict.clone(); job.rcpts.len()];
@@ -399,13 +403,14 @@ impl Agent {
         tls: TlsPolicy,
         credentials: Option<&(String, String)>,
     ) -> Result<Session, Verdict> {
-        let mut last = Verdict::temporary("4.4.1", "no host to connect to");
+        let mut last = Verdict::temporary("4.4.1", "no host to connect to").because("dns");
         let (mut tried, mut blocked) = (0, 0);
         for hop in hops {
             let addrs = match self.router.addresses(hop).await {
                 Ok(a) => a,
                 Err(e) => {
-                    last = Verdict::temporary("4.4.3", &format!("{}: {e}", hop.host));
+                    last =
+                        Verdict::temporary("4.4.3", &format!("{}: {e}", hop.host)).because("dns");
                     continue;
                 }
             };
@@ -483,6 +488,12 @@ impl Agent {
                 4 => "deferred",
                 _ => "failed",
             };
+            if v.class != 2 {
+                counters
+                    .outbound_failures
+                    .get_or_create(&postgate_metrics::FailureLabel { kind: v.failure })
+                    .inc();
+            }
             counters
                 .outbound
                 .get_or_create(&postgate_metrics::OutcomeLabel { outcome })
@@ -542,6 +553,9 @@ impl Agent {
                         .is_some_and(|r| r.eq_ignore_ascii_case("FULL")),
                 )
                 .await;
+            if bounce && sent.is_some() {
+                counters.bounces.inc();
+            }
             if bounce
                 && accounting.is_on()
                 && let Some(dsn) = sent

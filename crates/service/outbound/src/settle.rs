@@ -319,6 +319,7 @@ mod tests {
             status: "2.0.0".into(),
             text: "250 2.0.0 OK".into(),
             remote: true,
+            failure: "",
         };
         let notify = Notify::from_keywords(&["SUCCESS"]);
         let p = plan(

@@ -164,10 +164,35 @@ impl Session {
                 }
                 Err(Stop::Closed) => break,
             };
+            use postgate_metrics::ErrorKind;
+            let counters = postgate_metrics::metrics();
             let reply = match parse(&line) {
-                Ok(cmd) => self.dispatch(cmd).await,
-                Err(ParseError::Unknown(_)) => err("Unknown command"),
-                Err(ParseError::Syntax(what)) => err(&format!("Syntax: {what}")),
+                Ok(cmd) => {
+                    counters.command("pop3", cmd.name());
+                    let reply = self.dispatch(cmd).await;
+                    if reply.bytes.starts_with(b"-ERR") {
+                        // RFC 3206 §4: SYS/TEMP and IN-USE say "try again later".
+                        let temporary = reply.bytes.starts_with(b"-ERR [SYS/TEMP]")
+                            || reply.bytes.starts_with(b"-ERR [IN-USE]");
+                        counters.error(
+                            "pop3",
+                            if temporary {
+                                ErrorKind::Temporary
+                            } else {
+                                ErrorKind::Refused
+                            },
+                        );
+                    }
+                    reply
+                }
+                Err(e) => {
+                    counters.command("pop3", "other");
+                    counters.error("pop3", ErrorKind::Syntax);
+                    match e {
+                        ParseError::Unknown(_) => err("Unknown command"),
+                        ParseError::Syntax(what) => err(&format!("Syntax: {what}")),
+                    }
+                }
             };
             self.out.extend_from_slice(&reply.bytes);
             if reply.close {

@@ -228,6 +228,16 @@ impl Session {
         if reply.code >= 500 || reply.code == 421 {
             self.errors += 1;
         }
+        if reply.code >= 400 {
+            use postgate_metrics::ErrorKind;
+            // RFC 5321 §4.2.4: 500–504 are the syntax errors.
+            let kind = match reply.code {
+                500..=504 => ErrorKind::Syntax,
+                400..=499 => ErrorKind::Temporary,
+                _ => ErrorKind::Refused,
+            };
+            postgate_metrics::metrics().error("smtp", kind);
+        }
         if !reply.close && self.errors > self.settings.config.max_errors {
             reply = Reply::new(421, "4.7.0", "Too many errors, closing connection").closing();
         }
@@ -260,10 +270,12 @@ impl Session {
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r.into_owned(),
             Err(e) => {
+                postgate_metrics::metrics().command("smtp", "other");
                 self.commands_since_mail += 1;
                 return e.into();
             }
         };
+        postgate_metrics::metrics().command("smtp", verb(&request));
         if !matches!(
             request,
             Request::Mail { .. } | Request::Rcpt { .. } | Request::Data | Request::Bdat { .. }
@@ -440,5 +452,29 @@ impl Session {
     /// Whether the shutdown signal has fired.
     pub(crate) fn shutting_down(&self) -> bool {
         self.shutdown.is_triggered()
+    }
+}
+
+/// A command's name for the counters.
+fn verb<T>(request: &Request<T>) -> &'static str {
+    match request {
+        Request::Ehlo { .. } => "EHLO",
+        Request::Helo { .. } => "HELO",
+        Request::Lhlo { .. } => "LHLO",
+        Request::Mail { .. } => "MAIL",
+        Request::Rcpt { .. } => "RCPT",
+        Request::Data => "DATA",
+        Request::Bdat { .. } => "BDAT",
+        Request::Rset => "RSET",
+        Request::Noop { .. } => "NOOP",
+        Request::Vrfy { .. } => "VRFY",
+        Request::Expn { .. } => "EXPN",
+        Request::Help { .. } => "HELP",
+        Request::Quit => "QUIT",
+        Request::StartTls => "STARTTLS",
+        Request::Auth { .. } => "AUTH",
+        Request::Etrn { .. } => "ETRN",
+        Request::Atrn { .. } => "ATRN",
+        Request::Burl { .. } => "BURL",
     }
 }
