@@ -67,6 +67,41 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         limits.login_penalty_max,
     );
 
+    // The SNMP agent: made first, so that a listener that stops unasked can
+    // say so (postgateServiceFailed). Thresholds set over SNMP are kept in
+    // the data directory and take the place of the config's.
+    let snmp_config = &config.snmp;
+    let snmp = postgate_snmp::Agent::with_state(
+        postgate_snmp::Settings {
+            community: snmp_config.community.clone(),
+            write_community: snmp_config.write_community.clone(),
+            allowed: snmp_config.allowed_networks.clone(),
+            system: postgate_snmp::mib::System {
+                contact: snmp_config.contact.clone(),
+                name: snmp_config
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| config.hostname.clone()),
+                location: snmp_config.location.clone(),
+            },
+            trap_receivers: snmp_config.trap_receivers.clone(),
+            trap_community: snmp_config
+                .trap_community
+                .clone()
+                .unwrap_or_else(|| snmp_config.community.clone()),
+            inform: snmp_config.inform,
+            queue_depth_threshold: snmp_config.queue_depth_threshold,
+            deferred_age_threshold: snmp_config
+                .deferred_age_threshold
+                .as_secs()
+                .min(u32::MAX as u64) as u32,
+            auth_failure_storm: snmp_config.auth_failure_storm,
+            auth_failure_window: snmp_config.auth_failure_window,
+        },
+        &config.data_dir,
+    )
+    .map_err(|e| anyhow::anyhow!("[snmp]: {e} (fix the file or remove it)"))?;
+
     let (trigger, shutdown) = shutdown::channel();
     let mut running = Vec::new();
     let mut out = std::io::stdout().lock();
@@ -93,13 +128,14 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 l.local_addr()?,
                 l.role
             )?;
-            tokio::spawn(listener::run(
+            let accept = tokio::spawn(listener::run(
                 l,
                 service.clone(),
                 workers.clone(),
                 tls.clone(),
                 shutdown.clone(),
             ));
+            watch_listener(accept, service.name(), snmp.clone(), shutdown.clone());
         }
         running.push(Running { service, workers });
         anyhow::Ok(())
@@ -163,26 +199,8 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let console_listeners = bind_all(&config.console.listen, "console", true).await?;
     start(console, config.console.threads, console_listeners)?;
 
-    // SNMP over UDP: off unless `[snmp] listen` names addresses.
-    let snmp = postgate_snmp::Agent::new(postgate_snmp::Settings {
-        community: config.snmp.community.clone(),
-        allowed: config.snmp.allowed_networks.clone(),
-        system: postgate_snmp::mib::System {
-            contact: config.snmp.contact.clone(),
-            name: config
-                .snmp
-                .name
-                .clone()
-                .unwrap_or_else(|| config.hostname.clone()),
-            location: config.snmp.location.clone(),
-        },
-        trap_receivers: config.snmp.trap_receivers.clone(),
-        trap_community: config
-            .snmp
-            .trap_community
-            .clone()
-            .unwrap_or_else(|| config.snmp.community.clone()),
-    });
+    // SNMP over UDP: off unless `[snmp] listen` names addresses (the agent
+    // was made before the services, to hear of their failures).
     for a in &config.snmp.listen {
         let socket = tokio::net::UdpSocket::bind(a.0)
             .await
@@ -192,8 +210,11 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             "postgate: snmp listening on {} (snmp, udp)",
             socket.local_addr()?
         )?;
-        tokio::spawn(snmp.clone().run(socket, shutdown.clone()));
+        let serve = tokio::spawn(snmp.clone().run(socket, shutdown.clone()));
+        watch_listener(serve, "snmp", snmp.clone(), shutdown.clone());
     }
+    // Queue thresholds and failed-login storms, watched for notifications.
+    tokio::spawn(snmp.clone().monitor(shutdown.clone()));
 
     // The delivery agent: the outbound queue to the Internet. The embedded
     // store has one node, so claims a crash left behind are taken back now.
@@ -234,6 +255,26 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for a listener's task: if it ends (returns or panics) before
+/// shutdown began, its service has failed: postgateServiceFailed.
+fn watch_listener(
+    task: tokio::task::JoinHandle<()>,
+    service: &'static str,
+    snmp: Arc<postgate_snmp::Agent>,
+    shutdown: shutdown::Shutdown,
+) {
+    tokio::spawn(async move {
+        let ended = task.await;
+        if shutdown.is_triggered() {
+            return;
+        }
+        if let Err(e) = ended {
+            tracing::error!(service, error = %e, "listener task died");
+        }
+        snmp.service_failed(service).await;
+    });
 }
 
 async fn bind_all(
