@@ -112,6 +112,9 @@ impl Persisted {
              # [snmp] queue_depth_threshold and deferred_age_threshold in the config.\n{body}"
         );
         let dir = path.parent().unwrap_or(Path::new("."));
+        // The data directory exists unless nothing else has written there
+        // yet (the PostgreSQL store with its own certificates).
+        std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
@@ -358,8 +361,10 @@ mod tests {
     #[test]
     fn a_failed_write_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing-dir").join(STATE_FILE);
+        let path = dir.path().join(STATE_FILE);
         let c = Control::new(5, 60, 6, Some(path)).unwrap();
+        // The temporary file cannot be made: a directory is in the way.
+        std::fs::create_dir(dir.path().join(format!(".{STATE_FILE}.tmp"))).unwrap();
         let n = std::sync::Arc::new(AtomicU64::new(10));
         let stat = {
             let n = n.clone();
