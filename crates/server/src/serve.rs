@@ -226,6 +226,8 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     .map_err(|e| anyhow::anyhow!("[outbound]: {e}"))?;
     let agent_task = tokio::spawn(agent.run(shutdown.clone()));
 
+    // Before "ready": a signal from then on begins an orderly shutdown.
+    let signalled = shutdown_signal();
     writeln!(
         out,
         "postgate: ready (data in {})",
@@ -235,7 +237,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     drop(out);
 
     snmp.notify(postgate_snmp::Notification::Started).await;
-    wait_for_signal().await;
+    signalled.await;
     tracing::info!("shutting down");
     snmp.notify(postgate_snmp::Notification::Stopping).await;
     trigger.trigger();
@@ -293,16 +295,26 @@ async fn bind_all(
     Ok(out)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that comes between "ready" and
+/// the wait (while postgateStarted is sent) is not lost to the default
+/// action, which ends the process without a word.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn wait(s: Option<&mut Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
             }
-        } => {}
+            None => std::future::pending::<()>().await,
+        }
+    }
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async move {
+        tokio::select! {
+            _ = wait(term.as_mut()) => {}
+            _ = wait(int.as_mut()) => {}
+        }
     }
 }
