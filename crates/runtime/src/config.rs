@@ -452,6 +452,10 @@ pub struct SnmpConfig {
     pub listen: Vec<Listen>,
     /// SNMPv2c read community.
     pub community: String,
+    /// SNMPv2c write community: SET with it may change POSTGATE-MIB's
+    /// thresholds and reset its statistics. None (the default): nothing is
+    /// writable (RFC 3416 §4.2.5: noAccess).
+    pub write_community: Option<String>,
     /// Who may ask; others are dropped unanswered. Default: loopback.
     pub allowed_networks: Vec<Network>,
     /// sysContact.
@@ -464,6 +468,23 @@ pub struct SnmpConfig {
     pub trap_receivers: Vec<String>,
     /// The community traps carry; default: `community`.
     pub trap_community: Option<String>,
+    /// Send InformRequests, acknowledged and retried (RFC 3416 §4.2.7),
+    /// instead of SNMPv2-Traps. Default: false.
+    pub inform: bool,
+    /// postgateQueueOverThreshold when this many recipients are queued
+    /// outbound; 0 (the default): off. A value set over SNMP (kept in the
+    /// data directory) takes its place.
+    pub queue_depth_threshold: u32,
+    /// postgateQueueOverThreshold when the oldest queued message is this
+    /// old; 0 (the default): off. A value set over SNMP takes its place.
+    #[serde(deserialize_with = "de_duration")]
+    pub deferred_age_threshold: Duration,
+    /// postgateAuthFailureStorm when this many logins fail, across every
+    /// service, within `auth_failure_window`; 0: never. Default: 20.
+    pub auth_failure_storm: u32,
+    /// The window of `auth_failure_storm`. Default: "60s".
+    #[serde(deserialize_with = "de_duration")]
+    pub auth_failure_window: Duration,
 }
 
 impl Default for SnmpConfig {
@@ -480,6 +501,12 @@ impl Default for SnmpConfig {
             name: None,
             trap_receivers: Vec::new(),
             trap_community: None,
+            write_community: None,
+            inform: false,
+            queue_depth_threshold: 0,
+            deferred_age_threshold: Duration::ZERO,
+            auth_failure_storm: 20,
+            auth_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -986,6 +1013,39 @@ impl Config {
                 "backend = \"postgres\" needs the database's url".into(),
             ));
         }
+        if self
+            .snmp
+            .write_community
+            .as_ref()
+            .is_some_and(|w| *w == self.snmp.community)
+        {
+            errs.push((
+                vec!["snmp", "write_community"],
+                "must differ from community (every reader could write)".into(),
+            ));
+        }
+        // The ranges of POSTGATE-MIB's postgateQueueDepthThreshold and
+        // postgateDeferredAgeThreshold.
+        if self.snmp.queue_depth_threshold > 100_000_000 {
+            errs.push((
+                vec!["snmp", "queue_depth_threshold"],
+                "at most 100000000".into(),
+            ));
+        }
+        if self.snmp.deferred_age_threshold > Duration::from_secs(366 * 86_400) {
+            errs.push((
+                vec!["snmp", "deferred_age_threshold"],
+                "at most 366 days".into(),
+            ));
+        }
+        if self.snmp.auth_failure_window < Duration::from_secs(1)
+            || self.snmp.auth_failure_window > Duration::from_secs(86_400)
+        {
+            errs.push((
+                vec!["snmp", "auth_failure_window"],
+                "from 1 second to 1 day".into(),
+            ));
+        }
         if self.store.pool_size == 0 {
             errs.push((vec!["store", "pool_size"], "must be at least 1".into()));
         }
@@ -1271,6 +1331,12 @@ pop3s = ["127.0.0.1:995"]
 ldaps = []
 [snmp]
 community = "s3cret"
+write_community = "wr1te"
+inform = true
+queue_depth_threshold = 500
+deferred_age_threshold = "4h"
+auth_failure_storm = 30
+auth_failure_window = "2m"
 [console]
 listen = ["127.0.0.1:443"]
 "#,
@@ -1284,6 +1350,33 @@ listen = ["127.0.0.1:443"]
         assert_eq!(c.smtp.timeouts.greeting, Duration::from_secs(300));
         assert_eq!(c.imap.threads, 5);
         assert_eq!(c.snmp.community, "s3cret");
+        assert_eq!(c.snmp.write_community.as_deref(), Some("wr1te"));
+        assert!(c.snmp.inform);
+        assert_eq!(c.snmp.queue_depth_threshold, 500);
+        assert_eq!(c.snmp.deferred_age_threshold, Duration::from_secs(4 * 3600));
+        assert_eq!(c.snmp.auth_failure_storm, 30);
+        assert_eq!(c.snmp.auth_failure_window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn snmp_write_community_and_thresholds_are_checked() {
+        let text = "[snmp]\ncommunity = \"same\"\nwrite_community = \"same\"\nqueue_depth_threshold = 100000001\ndeferred_age_threshold = \"400d\"\nauth_failure_window = 0\n";
+        let errs = check(text).unwrap_err();
+        let summary: Vec<(usize, &str)> =
+            errs.iter().map(|e| (e.line, e.message.as_str())).collect();
+        for (line, what) in [
+            (3, "must differ"),
+            (4, "at most 100000000"),
+            (5, "at most 366 days"),
+            (6, "from 1 second"),
+        ] {
+            assert!(
+                errs.iter()
+                    .any(|e| e.line == line && e.message.contains(what)),
+                "{summary:?}"
+            );
+        }
+        assert!(check("[snmp]\nwrite_community = \"other\"\n").is_ok());
     }
 
     #[test]

@@ -67,6 +67,41 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         limits.login_penalty_max,
     );
 
+    // The SNMP agent: made first, so that a listener that stops unasked can
+    // say so (postgateServiceFailed). Thresholds set over SNMP are kept in
+    // the data directory and take the place of the config's.
+    let snmp_config = &config.snmp;
+    let snmp = postgate_snmp::Agent::with_state(
+        postgate_snmp::Settings {
+            community: snmp_config.community.clone(),
+            write_community: snmp_config.write_community.clone(),
+            allowed: snmp_config.allowed_networks.clone(),
+            system: postgate_snmp::mib::System {
+                contact: snmp_config.contact.clone(),
+                name: snmp_config
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| config.hostname.clone()),
+                location: snmp_config.location.clone(),
+            },
+            trap_receivers: snmp_config.trap_receivers.clone(),
+            trap_community: snmp_config
+                .trap_community
+                .clone()
+                .unwrap_or_else(|| snmp_config.community.clone()),
+            inform: snmp_config.inform,
+            queue_depth_threshold: snmp_config.queue_depth_threshold,
+            deferred_age_threshold: snmp_config
+                .deferred_age_threshold
+                .as_secs()
+                .min(u32::MAX as u64) as u32,
+            auth_failure_storm: snmp_config.auth_failure_storm,
+            auth_failure_window: snmp_config.auth_failure_window,
+        },
+        &config.data_dir,
+    )
+    .map_err(|e| anyhow::anyhow!("[snmp]: {e} (fix the file or remove it)"))?;
+
     let (trigger, shutdown) = shutdown::channel();
     let mut running = Vec::new();
     let mut out = std::io::stdout().lock();
@@ -93,13 +128,14 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 l.local_addr()?,
                 l.role
             )?;
-            tokio::spawn(listener::run(
+            let accept = tokio::spawn(listener::run(
                 l,
                 service.clone(),
                 workers.clone(),
                 tls.clone(),
                 shutdown.clone(),
             ));
+            watch_listener(accept, service.name(), snmp.clone(), shutdown.clone());
         }
         running.push(Running { service, workers });
         anyhow::Ok(())
@@ -163,26 +199,8 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let console_listeners = bind_all(&config.console.listen, "console", true).await?;
     start(console, config.console.threads, console_listeners)?;
 
-    // SNMP over UDP: off unless `[snmp] listen` names addresses.
-    let snmp = postgate_snmp::Agent::new(postgate_snmp::Settings {
-        community: config.snmp.community.clone(),
-        allowed: config.snmp.allowed_networks.clone(),
-        system: postgate_snmp::mib::System {
-            contact: config.snmp.contact.clone(),
-            name: config
-                .snmp
-                .name
-                .clone()
-                .unwrap_or_else(|| config.hostname.clone()),
-            location: config.snmp.location.clone(),
-        },
-        trap_receivers: config.snmp.trap_receivers.clone(),
-        trap_community: config
-            .snmp
-            .trap_community
-            .clone()
-            .unwrap_or_else(|| config.snmp.community.clone()),
-    });
+    // SNMP over UDP: off unless `[snmp] listen` names addresses (the agent
+    // was made before the services, to hear of their failures).
     for a in &config.snmp.listen {
         let socket = tokio::net::UdpSocket::bind(a.0)
             .await
@@ -192,8 +210,11 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             "postgate: snmp listening on {} (snmp, udp)",
             socket.local_addr()?
         )?;
-        tokio::spawn(snmp.clone().run(socket, shutdown.clone()));
+        let serve = tokio::spawn(snmp.clone().run(socket, shutdown.clone()));
+        watch_listener(serve, "snmp", snmp.clone(), shutdown.clone());
     }
+    // Queue thresholds and failed-login storms, watched for notifications.
+    tokio::spawn(snmp.clone().monitor(shutdown.clone()));
 
     // The delivery agent: the outbound queue to the Internet. The embedded
     // store has one node, so claims a crash left behind are taken back now.
@@ -205,6 +226,8 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     .map_err(|e| anyhow::anyhow!("[outbound]: {e}"))?;
     let agent_task = tokio::spawn(agent.run(shutdown.clone()));
 
+    // Before "ready": a signal from then on begins an orderly shutdown.
+    let signalled = shutdown_signal();
     writeln!(
         out,
         "postgate: ready (data in {})",
@@ -214,7 +237,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     drop(out);
 
     snmp.notify(postgate_snmp::Notification::Started).await;
-    wait_for_signal().await;
+    signalled.await;
     tracing::info!("shutting down");
     snmp.notify(postgate_snmp::Notification::Stopping).await;
     trigger.trigger();
@@ -236,6 +259,26 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Waits for a listener's task: if it ends (returns or panics) before
+/// shutdown began, its service has failed: postgateServiceFailed.
+fn watch_listener(
+    task: tokio::task::JoinHandle<()>,
+    service: &'static str,
+    snmp: Arc<postgate_snmp::Agent>,
+    shutdown: shutdown::Shutdown,
+) {
+    tokio::spawn(async move {
+        let ended = task.await;
+        if shutdown.is_triggered() {
+            return;
+        }
+        if let Err(e) = ended {
+            tracing::error!(service, error = %e, "listener task died");
+        }
+        snmp.service_failed(service).await;
+    });
+}
+
 async fn bind_all(
     addrs: &[Listen],
     role: &'static str,
@@ -252,16 +295,26 @@ async fn bind_all(
     Ok(out)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that comes between "ready" and
+/// the wait (while postgateStarted is sent) is not lost to the default
+/// action, which ends the process without a word.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn wait(s: Option<&mut Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
             }
-        } => {}
+            None => std::future::pending::<()>().await,
+        }
+    }
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    async move {
+        tokio::select! {
+            _ = wait(term.as_mut()) => {}
+            _ = wait(int.as_mut()) => {}
+        }
     }
 }

@@ -122,6 +122,14 @@ pub struct FailureLabel {
     pub kind: &'static str,
 }
 
+/// What became of one SNMP notification to one receiver.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabel {
+    /// "sent" (a trap sent, or an inform acknowledged) or "failed" (not
+    /// sent, or an inform never acknowledged).
+    pub outcome: &'static str,
+}
+
 /// Every counter.
 #[derive(Debug)]
 pub struct Metrics {
@@ -167,6 +175,8 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Jobs per store commit.
     pub commit_jobs: Histogram,
+    /// SNMP notifications (traps and informs), per receiver and outcome.
+    pub snmp_notifications: Family<NotificationLabel, Counter>,
 }
 
 impl Metrics {
@@ -195,6 +205,7 @@ impl Metrics {
             outbound_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 22)),
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_jobs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            snmp_notifications: Family::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Connections accepted", m.connections.clone());
@@ -264,6 +275,11 @@ impl Metrics {
             "store_commit_jobs",
             "Jobs per store commit",
             m.commit_jobs.clone(),
+        );
+        registry.register(
+            "snmp_notifications",
+            "SNMP notifications per receiver, by outcome",
+            m.snmp_notifications.clone(),
         );
         Metrics { registry, ..m }
     }

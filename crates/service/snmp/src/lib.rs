@@ -10,9 +10,22 @@
 //! Requests from outside `allowed_networks`, with another community, or
 //! that do not decode are dropped without an answer and counted
 //! (`postgate_connections_refused_total{service="snmp"}`).
+//!
+//! SET (RFC 3416 §4.2.5) changes POSTGATE-MIB's thresholds and resets its
+//! statistics, with the write community only ([`set`]; what it changes is
+//! kept in the data directory by [`control`]). Notifications, traps or
+//! informs, and the monitor that sends the threshold ones are in
+//! [`notify`]. Modules: [`mib`] the objects, [`control`] the writable
+//! state, [`set`] SET, [`notify`] notifications.
 #![deny(missing_docs)]
 
+pub mod control;
 pub mod mib;
+pub mod notify;
+pub mod set;
+
+pub use control::StateError;
+pub use notify::Notification;
 
 use postgate_metrics::{ServiceLabel, metrics};
 use postgate_runtime::Shutdown;
@@ -22,10 +35,12 @@ use rasn_snmp::v2::{
     VarBindValue,
 };
 use rasn_snmp::v2c::Message;
+use set::status::{NO_SUCH_NAME, TOO_BIG};
 use std::net::IpAddr;
 use std::ops::Bound;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
 /// The most variable bindings one answer carries (a GETBULK asking for
@@ -34,26 +49,14 @@ const MAX_BINDINGS: usize = 512;
 /// The largest answer sent (RFC 3417 §3.2: a transport's limit; a UDP
 /// datagram over IPv4).
 const MAX_ANSWER: usize = 65_000;
-/// RFC 3416 §3 error-status values.
-const TOO_BIG: u32 = 1;
-const NO_SUCH_NAME: u32 = 2;
-const NOT_WRITABLE: u32 = 17;
-const READ_ONLY: u32 = 4;
-
-/// A notification of POSTGATE-MIB (`postgateNotifications`, `postgate.0`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notification {
-    /// postgateStarted: the services are up.
-    Started = 1,
-    /// postgateStopping: an orderly shutdown has begun.
-    Stopping = 2,
-}
-
 /// The agent's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The read community (SNMPv2c).
     pub community: String,
+    /// The write community (SNMPv2c): SET with it may change the writable
+    /// objects; None: nothing is writable.
+    pub write_community: Option<String>,
     /// Who may ask.
     pub allowed: Vec<Network>,
     /// The system group's operator-set values.
@@ -62,12 +65,26 @@ pub struct Settings {
     pub trap_receivers: Vec<String>,
     /// The community notifications carry.
     pub trap_community: String,
+    /// InformRequests (acknowledged, retried) rather than SNMPv2-Traps.
+    pub inform: bool,
+    /// postgateQueueDepthThreshold unless SET changed it (0: off).
+    pub queue_depth_threshold: u32,
+    /// postgateDeferredAgeThreshold, seconds, unless SET changed it (0: off).
+    pub deferred_age_threshold: u32,
+    /// Failed logins within `auth_failure_window` that make a storm (0:
+    /// never).
+    pub auth_failure_storm: u32,
+    /// The window of `auth_failure_storm`.
+    pub auth_failure_window: Duration,
 }
 
 /// The SNMP agent.
 pub struct Agent {
     settings: Settings,
     view: View,
+    control: Arc<control::Control>,
+    /// sysUpTime's zero.
+    started: Instant,
 }
 
 impl std::fmt::Debug for Agent {
@@ -80,75 +97,39 @@ impl std::fmt::Debug for Agent {
 }
 
 impl Agent {
-    /// An agent whose sysUpTime starts now.
+    /// An agent whose sysUpTime starts now, keeping nothing on disk.
     pub fn new(settings: Settings) -> Arc<Agent> {
-        let started = Instant::now();
-        Arc::new(Agent {
-            view: mib::view(&settings.system, started),
-            settings,
-        })
+        Agent::build(settings, None).expect("no state file to read")
     }
 
-    /// Sends `what` as an SNMPv2-Trap (RFC 3416 §4.2.6: sysUpTime.0, then
-    /// snmpTrapOID.0) to every receiver; failures are logged, not fatal.
-    pub async fn notify(&self, what: Notification) {
-        if self.settings.trap_receivers.is_empty() {
-            return;
-        }
-        let mut trap_oid = mib::root();
-        trap_oid.extend([0, what as u32]);
-        let value = |o: &[u32]| self.view.get(o).map(|g| g());
-        let uptime = [1, 3, 6, 1, 2, 1, 1, 3, 0];
-        let (Some(ticks), Some(n1), Some(n2), Some(oid)) = (
-            value(&uptime),
-            name(&uptime),
-            // snmpTrapOID.0 (SNMPv2-MIB).
-            name(&[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0]),
-            name(&trap_oid),
-        ) else {
-            return;
+    /// An agent whose SET changes are kept in `data_dir`
+    /// ([`control::STATE_FILE`]), and read back from there now: they take
+    /// the place of the settings' thresholds.
+    pub fn with_state(settings: Settings, data_dir: &Path) -> Result<Arc<Agent>, StateError> {
+        Agent::build(settings, Some(data_dir.join(control::STATE_FILE)))
+    }
+
+    fn build(
+        settings: Settings,
+        state_file: Option<std::path::PathBuf>,
+    ) -> Result<Arc<Agent>, StateError> {
+        let started = Instant::now();
+        let control = Arc::new(control::Control::new(
+            settings.queue_depth_threshold,
+            settings.deferred_age_threshold,
+            mib::SERVICES.len(),
+            state_file,
+        )?);
+        let storm = mib::Storm {
+            threshold: settings.auth_failure_storm,
+            window: settings.auth_failure_window.as_secs().min(u32::MAX as u64) as u32,
         };
-        static REQUEST_IDS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
-        let message = Message {
-            version: 1.into(),
-            community: self.settings.trap_community.as_bytes().to_vec().into(),
-            data: Pdus::Trap(rasn_snmp::v2::Trap(Pdu {
-                request_id: REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                error_status: 0,
-                error_index: 0,
-                variable_bindings: vec![
-                    VarBind {
-                        name: n1,
-                        value: VarBindValue::Value(ticks),
-                    },
-                    VarBind {
-                        name: n2,
-                        value: VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
-                            rasn_smi::v2::SimpleSyntax::ObjectId(oid),
-                        )),
-                    },
-                ],
-            })),
-        };
-        let Ok(bytes) = rasn::ber::encode(&message) else {
-            return;
-        };
-        let Ok(socket) = UdpSocket::bind(("0.0.0.0", 0)).await else {
-            return;
-        };
-        for r in &self.settings.trap_receivers {
-            match tokio::net::lookup_host(r.as_str())
-                .await
-                .map(|mut a| a.next())
-            {
-                Ok(Some(to)) => {
-                    if let Err(e) = socket.send_to(&bytes, to).await {
-                        tracing::warn!(receiver = %r, error = %e, "snmp: trap not sent");
-                    }
-                }
-                _ => tracing::warn!(receiver = %r, "snmp: trap receiver does not resolve"),
-            }
-        }
+        Ok(Arc::new(Agent {
+            view: mib::view(&settings.system, started, &control, storm),
+            control,
+            settings,
+            started,
+        }))
     }
 
     /// Serves `socket` until shutdown.
@@ -193,7 +174,12 @@ impl Agent {
                 return None;
             }
         };
-        if msg.community.as_ref() != self.settings.community.as_bytes() {
+        let may_write = self
+            .settings
+            .write_community
+            .as_ref()
+            .is_some_and(|w| msg.community.as_ref() == w.as_bytes());
+        if !may_write && msg.community.as_ref() != self.settings.community.as_bytes() {
             // RFC 3584 §5.2.1 / RFC 1157 §4.1: an unknown community is
             // dropped, and counted.
             m.refuse("snmp", "bad_community");
@@ -207,12 +193,18 @@ impl Agent {
             Pdus::GetRequest(GetRequest(p)) => get(view, p, v1),
             Pdus::GetNextRequest(GetNextRequest(p)) => next(view, p, v1),
             Pdus::GetBulkRequest(GetBulkRequest(b)) if !v1 => bulk(view, b),
-            Pdus::SetRequest(SetRequest(p)) => Pdu {
-                // Nothing here is writable with a read community.
-                error_status: if v1 { READ_ONLY } else { NOT_WRITABLE },
-                error_index: 1,
-                ..p
-            },
+            Pdus::SetRequest(SetRequest(p)) => {
+                match self.set(&p.variable_bindings, may_write) {
+                    // RFC 3416 §4.2.5: the bindings as they came.
+                    Ok(()) => Pdu {
+                        error_status: 0,
+                        error_index: 0,
+                        ..p
+                    },
+                    Err(e) if v1 => failed(p, set::v1_status(e.status), e.index),
+                    Err(e) => failed(p, e.status, e.index),
+                }
+            }
             _ => {
                 m.refuse("snmp", "malformed");
                 return None;
@@ -238,6 +230,21 @@ impl Agent {
             });
         }
         Some(out)
+    }
+}
+
+impl Agent {
+    /// SET of `bindings` (RFC 3416 §4.2.5): all committed, or none and the
+    /// SNMPv2 error with the binding at fault. `may_write`: whether the
+    /// requester may write at all (the v2c write community, a v3 user's
+    /// write view); without it a writable object is noAccess.
+    pub fn set(&self, bindings: &[VarBind], may_write: bool) -> Result<(), set::SetError> {
+        set::set(&self.control, bindings, may_write)
+    }
+
+    /// What SET changes and the monitor updates.
+    pub fn control(&self) -> &control::Control {
+        &self.control
     }
 }
 
@@ -366,6 +373,12 @@ mod tests {
             },
             trap_receivers: Vec::new(),
             trap_community: "public".into(),
+            write_community: Some("writer".into()),
+            inform: false,
+            queue_depth_threshold: 0,
+            deferred_age_threshold: 0,
+            auth_failure_storm: 20,
+            auth_failure_window: Duration::from_secs(60),
         })
     }
 
@@ -494,5 +507,318 @@ mod tests {
         );
         assert!(a.answer(b"\x30\x03\x02\x01", LOCAL).is_none());
         assert!(a.answer(&[0xff; 3000], LOCAL).is_none());
+    }
+
+    fn set_request(community: &str, version: i64, bindings: Vec<VarBind>) -> Vec<u8> {
+        rasn::ber::encode(&Message {
+            version: version.into(),
+            community: community.as_bytes().to_vec().into(),
+            data: Pdus::SetRequest(SetRequest(Pdu {
+                request_id: 11,
+                error_status: 0,
+                error_index: 0,
+                variable_bindings: bindings,
+            })),
+        })
+        .unwrap()
+    }
+
+    fn bind(o: &[u32], v: rasn_smi::v2::ObjectSyntax) -> VarBind {
+        VarBind {
+            name: name(o).unwrap(),
+            value: VarBindValue::Value(v),
+        }
+    }
+
+    fn unsigned(v: u32) -> rasn_smi::v2::ObjectSyntax {
+        rasn_smi::v2::ObjectSyntax::ApplicationWide(rasn_smi::v2::ApplicationSyntax::Unsigned(
+            rasn_smi::v1::Gauge(v),
+        ))
+    }
+
+    fn integer(v: i64) -> rasn_smi::v2::ObjectSyntax {
+        rasn_smi::v2::ObjectSyntax::Simple(rasn_smi::v2::SimpleSyntax::Integer(v.into()))
+    }
+
+    fn get_value(a: &Agent, o: &[u32]) -> VarBindValue {
+        let r = response(
+            &a.answer(
+                &request("public", Pdus::GetRequest(GetRequest(pdu(&[o])))),
+                LOCAL,
+            )
+            .unwrap(),
+        );
+        r.variable_bindings[0].value.clone()
+    }
+
+    #[test]
+    fn set_checks_every_binding_then_commits_all_or_none() {
+        let a = agent();
+        let depth = mib::object_oid(&[mib::object::DEPTH_THRESHOLD, 0]);
+        let age = mib::object_oid(&[mib::object::AGE_THRESHOLD, 0]);
+        let reset = mib::object_oid(&[mib::object::RESET_STATS, 0]);
+        let answer = |community: &str, version: i64, b: Vec<VarBind>| {
+            let r = response(
+                &a.answer(&set_request(community, version, b), LOCAL)
+                    .unwrap(),
+            );
+            (r.error_status, r.error_index)
+        };
+        // Both thresholds at once, with the write community.
+        assert_eq!(
+            answer(
+                "writer",
+                1,
+                vec![bind(&depth, unsigned(10)), bind(&age, unsigned(3600))]
+            ),
+            (0, 0)
+        );
+        assert_eq!(get_value(&a, &depth), VarBindValue::Value(unsigned(10)));
+        assert_eq!(get_value(&a, &age), VarBindValue::Value(unsigned(3600)));
+        // The second binding is wrong: the first is not applied either.
+        let cases: &[(&str, Vec<VarBind>, (u32, u32))] = &[
+            // wrongType: INTEGER for an Unsigned32.
+            (
+                "writer",
+                vec![bind(&depth, unsigned(5)), bind(&age, integer(5))],
+                (7, 2),
+            ),
+            // wrongValue: out of range.
+            (
+                "writer",
+                vec![bind(&depth, unsigned(5)), bind(&age, unsigned(40_000_000))],
+                (10, 2),
+            ),
+            (
+                "writer",
+                vec![bind(&depth, unsigned(5)), bind(&reset, integer(3))],
+                (10, 2),
+            ),
+            // notWritable: a read-only object, and one that is not there.
+            (
+                "writer",
+                vec![
+                    bind(&depth, unsigned(5)),
+                    bind(&[1, 3, 6, 1, 2, 1, 1, 5, 0], integer(1)),
+                ],
+                (17, 2),
+            ),
+            (
+                "writer",
+                vec![
+                    bind(&depth, unsigned(5)),
+                    bind(&[1, 3, 6, 1, 9, 0], integer(1)),
+                ],
+                (17, 2),
+            ),
+            // noCreation: another instance of a writable scalar.
+            (
+                "writer",
+                vec![
+                    bind(&depth, unsigned(5)),
+                    bind(
+                        &mib::object_oid(&[mib::object::AGE_THRESHOLD, 1]),
+                        unsigned(5),
+                    ),
+                ],
+                (11, 2),
+            ),
+            // noAccess: the read community may not write.
+            ("public", vec![bind(&depth, unsigned(5))], (6, 1)),
+        ];
+        for (community, b, want) in cases {
+            assert_eq!(answer(community, 1, b.clone()), *want, "{b:?}");
+            assert_eq!(get_value(&a, &depth), VarBindValue::Value(unsigned(10)));
+        }
+        // SNMPv1 says them its way (RFC 3584 §4.4).
+        assert_eq!(answer("writer", 0, vec![bind(&age, integer(5))]), (3, 1));
+        assert_eq!(answer("public", 0, vec![bind(&age, unsigned(5))]), (2, 1));
+        assert_eq!(
+            answer(
+                "writer",
+                0,
+                vec![bind(&[1, 3, 6, 1, 2, 1, 1, 5, 0], integer(1))]
+            ),
+            (2, 1)
+        );
+        // A write community that is not configured is no community at all.
+        let b = Agent::new(Settings {
+            write_community: None,
+            ..a.settings.clone()
+        });
+        assert!(
+            b.answer(
+                &set_request("writer", 1, vec![bind(&depth, unsigned(5))]),
+                LOCAL
+            )
+            .is_none()
+        );
+        let r = response(
+            &b.answer(
+                &set_request("public", 1, vec![bind(&depth, unsigned(5))]),
+                LOCAL,
+            )
+            .unwrap(),
+        );
+        assert_eq!((r.error_status, r.error_index), (6, 1));
+    }
+
+    #[test]
+    fn reset_stats_subtracts_baselines_and_records_the_time() {
+        let a = agent();
+        // postgateMessagesIn.0, and the never-reset time.
+        let msgs = mib::object_oid(&[4, 0]);
+        let reset_time = mib::object_oid(&[mib::object::RESET_TIME, 0]);
+        postgate_metrics::metrics().message("in", 10, 1);
+        let before = |v: VarBindValue| match v {
+            VarBindValue::Value(rasn_smi::v2::ObjectSyntax::ApplicationWide(
+                rasn_smi::v2::ApplicationSyntax::BigCounter(c),
+            )) => c.0,
+            other => panic!("{other:?}"),
+        };
+        assert!(before(get_value(&a, &msgs)) >= 1);
+        assert_eq!(
+            get_value(&a, &reset_time),
+            VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
+                rasn_smi::v2::SimpleSyntax::String(vec![0u8; 8].into())
+            ))
+        );
+        let r = response(
+            &a.answer(
+                &set_request(
+                    "writer",
+                    1,
+                    vec![bind(
+                        &mib::object_oid(&[mib::object::RESET_STATS, 0]),
+                        integer(1),
+                    )],
+                ),
+                LOCAL,
+            )
+            .unwrap(),
+        );
+        assert_eq!(r.error_status, 0);
+        // Other tests count messages in parallel: at most their few.
+        assert!(before(get_value(&a, &msgs)) < 5);
+        let VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
+            rasn_smi::v2::SimpleSyntax::String(t),
+        )) = get_value(&a, &reset_time)
+        else {
+            panic!()
+        };
+        assert_eq!(t.len(), 11);
+        assert!(u16::from_be_bytes([t[0], t[1]]) >= 2024);
+        // It reads as noOp(2).
+        assert_eq!(
+            get_value(&a, &mib::object_oid(&[mib::object::RESET_STATS, 0])),
+            VarBindValue::Value(integer(2))
+        );
+    }
+
+    /// A receiver on loopback: the datagrams it gets, answering informs
+    /// after ignoring the first `ignore` of them.
+    async fn receiver(ignore: usize) -> (String, tokio::sync::mpsc::UnboundedReceiver<Pdus>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            let mut seen = 0;
+            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                let m = rasn::ber::decode::<Message<Pdus>>(&buf[..n]).unwrap();
+                seen += 1;
+                if let Pdus::InformRequest(rasn_snmp::v2::InformRequest(p)) = &m.data
+                    && seen > ignore
+                {
+                    let answer = Message {
+                        version: m.version.clone(),
+                        community: m.community.clone(),
+                        data: Pdus::Response(Response(p.clone())),
+                    };
+                    let _ = socket
+                        .send_to(&rasn::ber::encode(&answer).unwrap(), peer)
+                        .await;
+                }
+                let _ = tx.send(m.data);
+            }
+        });
+        (addr, rx)
+    }
+
+    fn trap_oid(p: &Pdu) -> Vec<u32> {
+        match &p.variable_bindings[1].value {
+            VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
+                rasn_smi::v2::SimpleSyntax::ObjectId(o),
+            )) => o.to_vec(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn service_failed_trap_carries_the_row_and_marks_it_down() {
+        let (addr, mut rx) = receiver(0).await;
+        let a = Agent::new(Settings {
+            trap_receivers: vec![addr],
+            ..agent().settings.clone()
+        });
+        a.service_failed("imap").await;
+        a.service_failed("imap").await; // once only
+        let Pdus::Trap(rasn_snmp::v2::Trap(p)) = rx.recv().await.unwrap() else {
+            panic!()
+        };
+        // sysUpTime.0, snmpTrapOID.0 = postgateServiceFailed, then
+        // postgateServiceName.2 and postgateServiceStatus.2 = failed(2).
+        assert_eq!(
+            p.variable_bindings[0].name.to_vec(),
+            vec![1, 3, 6, 1, 2, 1, 1, 3, 0]
+        );
+        assert_eq!(trap_oid(&p), [mib::root(), vec![0, 4]].concat());
+        assert_eq!(
+            p.variable_bindings[2].name.to_vec(),
+            mib::object_oid(&[3, 1, 2, 2])
+        );
+        assert_eq!(
+            p.variable_bindings[3].value,
+            VarBindValue::Value(integer(2))
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err()
+        );
+        // applOperStatus of the IMAP row: down(2).
+        assert_eq!(
+            get_value(&a, &[1, 3, 6, 1, 2, 1, 27, 1, 1, 6, 2]),
+            VarBindValue::Value(integer(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn informs_are_sent_again_until_answered() {
+        let (addr, mut rx) = receiver(1).await;
+        let a = Agent::new(Settings {
+            trap_receivers: vec![addr],
+            inform: true,
+            ..agent().settings.clone()
+        });
+        let before = postgate_metrics::metrics()
+            .snmp_notifications
+            .get_or_create(&postgate_metrics::NotificationLabel { outcome: "sent" })
+            .get();
+        a.notify(Notification::Started).await;
+        // The first try went unanswered, the second was acknowledged.
+        for _ in 0..2 {
+            let Pdus::InformRequest(rasn_snmp::v2::InformRequest(p)) = rx.recv().await.unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(trap_oid(&p), [mib::root(), vec![0, 1]].concat());
+        }
+        assert!(rx.try_recv().is_err());
+        let after = postgate_metrics::metrics()
+            .snmp_notifications
+            .get_or_create(&postgate_metrics::NotificationLabel { outcome: "sent" })
+            .get();
+        assert!(after > before);
     }
 }
