@@ -20,6 +20,7 @@ fn agent() -> &'static Arc<postgate_snmp::Agent> {
             },
             trap_receivers: Vec::new(),
             trap_community: "public".into(),
+            v3: None,
         })
     })
 }

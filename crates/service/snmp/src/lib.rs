@@ -7,12 +7,20 @@
 //! rasn-snmp (BER), a maintained codec for exactly these PDUs, rather than
 //! by hand.
 //!
+//! SNMPv3 (`[snmp.users.*]`): the User-based Security Model with authPriv
+//! users alone, HMAC-SHA-256 and AES-128 ([`usm`] for the cryptography,
+//! [`engine`] for the local engine's ID and boots, [`v3`] for the messages);
+//! a v3 request reaches the same objects and the same dispatcher as v2c.
+//!
 //! Requests from outside `allowed_networks`, with another community, or
 //! that do not decode are dropped without an answer and counted
 //! (`postgate_connections_refused_total{service="snmp"}`).
 #![deny(missing_docs)]
 
+pub mod engine;
 pub mod mib;
+pub mod usm;
+pub mod v3;
 
 use postgate_metrics::{ServiceLabel, metrics};
 use postgate_runtime::Shutdown;
@@ -62,12 +70,15 @@ pub struct Settings {
     pub trap_receivers: Vec<String>,
     /// The community notifications carry.
     pub trap_community: String,
+    /// SNMPv3: the local engine and its users; `None`: v3 is off.
+    pub v3: Option<usm::Settings>,
 }
 
 /// The SNMP agent.
 pub struct Agent {
     settings: Settings,
     view: View,
+    v3: Option<v3::State>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -75,6 +86,7 @@ impl std::fmt::Debug for Agent {
         f.debug_struct("Agent")
             .field("settings", &self.settings)
             .field("objects", &self.view.len())
+            .field("v3", &self.v3)
             .finish()
     }
 }
@@ -83,10 +95,12 @@ impl Agent {
     /// An agent whose sysUpTime starts now.
     pub fn new(settings: Settings) -> Arc<Agent> {
         let started = Instant::now();
-        Arc::new(Agent {
-            view: mib::view(&settings.system, started),
-            settings,
-        })
+        let mut view = mib::view(&settings.system, started);
+        let v3 = settings.v3.clone().map(v3::State::new);
+        if let Some(v3) = &v3 {
+            v3.add_objects(&mut view);
+        }
+        Arc::new(Agent { view, settings, v3 })
     }
 
     /// Sends `what` as an SNMPv2-Trap (RFC 3416 §4.2.6: sysUpTime.0, then
@@ -109,28 +123,25 @@ impl Agent {
             return;
         };
         static REQUEST_IDS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
-        let message = Message {
-            version: 1.into(),
-            community: self.settings.trap_community.as_bytes().to_vec().into(),
-            data: Pdus::Trap(rasn_snmp::v2::Trap(Pdu {
-                request_id: REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                error_status: 0,
-                error_index: 0,
-                variable_bindings: vec![
-                    VarBind {
-                        name: n1,
-                        value: VarBindValue::Value(ticks),
-                    },
-                    VarBind {
-                        name: n2,
-                        value: VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
-                            rasn_smi::v2::SimpleSyntax::ObjectId(oid),
-                        )),
-                    },
-                ],
-            })),
-        };
-        let Ok(bytes) = rasn::ber::encode(&message) else {
+        let data = Pdus::Trap(rasn_snmp::v2::Trap(Pdu {
+            request_id: REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            error_status: 0,
+            error_index: 0,
+            variable_bindings: vec![
+                VarBind {
+                    name: n1,
+                    value: VarBindValue::Value(ticks),
+                },
+                VarBind {
+                    name: n2,
+                    value: VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
+                        rasn_smi::v2::SimpleSyntax::ObjectId(oid),
+                    )),
+                },
+            ],
+        }));
+        // v2c, or v3 when `trap_user` is set (v3.rs).
+        let Some(bytes) = self.encode_notification(data) else {
             return;
         };
         let Ok(socket) = UdpSocket::bind(("0.0.0.0", 0)).await else {
@@ -182,6 +193,13 @@ impl Agent {
             return None;
         }
         let Ok(msg) = rasn::ber::decode::<Message<Pdus>>(datagram) else {
+            // Not v1/v2c: SNMPv3 (RFC 3412 §6: msgVersion 3), if it is on.
+            if let Some(v3) = &self.v3
+                && let Ok(msg) = rasn::ber::decode::<rasn_snmp::v3::Message>(datagram)
+                && msg.version == 3.into()
+            {
+                return self.answer_v3(v3, msg, datagram);
+            }
             m.refuse("snmp", "malformed");
             return None;
         };
@@ -202,21 +220,9 @@ impl Agent {
         m.connections
             .get_or_create(&ServiceLabel { service: "snmp" })
             .inc();
-        let view = &self.view;
-        let pdu = match msg.data {
-            Pdus::GetRequest(GetRequest(p)) => get(view, p, v1),
-            Pdus::GetNextRequest(GetNextRequest(p)) => next(view, p, v1),
-            Pdus::GetBulkRequest(GetBulkRequest(b)) if !v1 => bulk(view, b),
-            Pdus::SetRequest(SetRequest(p)) => Pdu {
-                // Nothing here is writable with a read community.
-                error_status: if v1 { READ_ONLY } else { NOT_WRITABLE },
-                error_index: 1,
-                ..p
-            },
-            _ => {
-                m.refuse("snmp", "malformed");
-                return None;
-            }
+        let Some(pdu) = self.dispatch(msg.data, v1) else {
+            m.refuse("snmp", "malformed");
+            return None;
         };
         let reply = |pdu: Pdu| {
             rasn::ber::encode(&Message {
@@ -238,6 +244,26 @@ impl Agent {
             });
         }
         Some(out)
+    }
+}
+
+impl Agent {
+    /// The answer to one request PDU, whichever version carried it (v1,
+    /// v2c, v3); `None` for a PDU that is no request.
+    fn dispatch(&self, data: Pdus, v1: bool) -> Option<Pdu> {
+        let view = &self.view;
+        Some(match data {
+            Pdus::GetRequest(GetRequest(p)) => get(view, p, v1),
+            Pdus::GetNextRequest(GetNextRequest(p)) => next(view, p, v1),
+            Pdus::GetBulkRequest(GetBulkRequest(b)) if !v1 => bulk(view, b),
+            Pdus::SetRequest(SetRequest(p)) => Pdu {
+                // Nothing here is writable with a read community.
+                error_status: if v1 { READ_ONLY } else { NOT_WRITABLE },
+                error_index: 1,
+                ..p
+            },
+            _ => return None,
+        })
     }
 }
 
@@ -366,6 +392,7 @@ mod tests {
             },
             trap_receivers: Vec::new(),
             trap_community: "public".into(),
+            v3: None,
         })
     }
 
