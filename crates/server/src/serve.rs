@@ -163,6 +163,39 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let console_listeners = bind_all(&config.console.listen, "console", true).await?;
     start(console, config.console.threads, console_listeners)?;
 
+    // SNMPv3, when users are configured: the local engine (one boot more
+    // than last time, RFC 3414 §2.2) and each user's keys, localised once
+    // here rather than per request (RFC 3414 §2.6).
+    let snmp_v3 = if config.snmp.users.is_empty() {
+        None
+    } else {
+        let engine =
+            postgate_snmp::engine::Engine::load(&config.data_dir, config.snmp.engine_id.as_deref())
+                .with_context(|| {
+                    format!(
+                        "snmp: cannot keep the engine's boots in {}",
+                        config.data_dir.display()
+                    )
+                })?;
+        let users = config
+            .snmp
+            .users
+            .iter()
+            .map(|(name, u)| {
+                postgate_snmp::usm::User::new(name, &u.auth_password, &u.priv_password, engine.id())
+            })
+            .collect();
+        tracing::info!(
+            engine_id = %format!("0x{}", postgate_snmp::engine::hex(engine.id())),
+            boots = engine.boots(),
+            "snmp: SNMPv3 engine"
+        );
+        Some(postgate_snmp::usm::Settings {
+            engine,
+            users,
+            trap_user: config.snmp.trap_user.clone(),
+        })
+    };
     // SNMP over UDP: off unless `[snmp] listen` names addresses.
     let snmp = postgate_snmp::Agent::new(postgate_snmp::Settings {
         community: config.snmp.community.clone(),
@@ -182,6 +215,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             .trap_community
             .clone()
             .unwrap_or_else(|| config.snmp.community.clone()),
+        v3: snmp_v3,
     });
     for a in &config.snmp.listen {
         let socket = tokio::net::UdpSocket::bind(a.0)

@@ -587,3 +587,322 @@ fn pdu_class(p: &Pdus) -> Option<(i32, bool)> {
 fn integer(v: i64) -> ObjectSyntax {
     ObjectSyntax::Simple(SimpleSyntax::Integer(Integer::from(v)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Settings, mib};
+    use rasn_snmp::v2::GetRequest;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const SYS_NAME: [u32; 9] = [1, 3, 6, 1, 2, 1, 1, 5, 0];
+
+    fn engine_id() -> Vec<u8> {
+        crate::engine::default_id(*b"testtest")
+    }
+
+    fn agent() -> Arc<Agent> {
+        let engine = Engine::new(engine_id(), 3);
+        let users = vec![User::new("ops", "authpass1", "privpass1", engine.id())];
+        Agent::new(Settings {
+            community: "public".into(),
+            allowed: vec!["127.0.0.0/8".parse().unwrap()],
+            system: mib::System {
+                contact: "c".into(),
+                name: "mx.example.org".into(),
+                location: "l".into(),
+            },
+            trap_receivers: Vec::new(),
+            trap_community: "public".into(),
+            v3: Some(usm::Settings {
+                engine,
+                users,
+                trap_user: Some("ops".into()),
+            }),
+        })
+    }
+
+    fn get(oid: &[u32]) -> Pdus {
+        Pdus::GetRequest(GetRequest(Pdu {
+            request_id: 42,
+            error_status: 0,
+            error_index: 0,
+            variable_bindings: vec![VarBind {
+                name: ObjectIdentifier::new(oid.to_vec()).unwrap(),
+                value: VarBindValue::Unspecified,
+            }],
+        }))
+    }
+
+    /// What a manager sends to this (authoritative) engine: the same
+    /// wrapping the agent uses for its own messages, made reportable.
+    fn request(a: &Agent, user: &User, level: Level, data: Pdus) -> Vec<u8> {
+        let st = a.v3.as_ref().unwrap();
+        let scoped = ScopedPdu {
+            engine_id: OctetString::from(st.engine.id().to_vec()),
+            name: OctetString::from_static(b""),
+            data,
+        };
+        st.seal(Some(user), level, 7, REPORTABLE_FLAG, &user.name, &scoped)
+            .unwrap()
+    }
+
+    /// An answer opened as the manager does: its digest checked, its
+    /// scopedPDU decrypted; with its flags and USM parameters.
+    fn open(bytes: &[u8], keys: Option<&usm::Keys>) -> (u8, USMSecurityParameters, ScopedPdu) {
+        let msg = rasn::ber::decode::<Message>(bytes).unwrap();
+        assert_eq!(msg.global_data.message_id, Integer::from(7));
+        let flags = msg.global_data.flags[0];
+        let p = rasn::ber::decode::<USMSecurityParameters>(&msg.security_parameters).unwrap();
+        if flags & AUTH_FLAG != 0 {
+            let u = User {
+                name: p.user_name.to_vec(),
+                keys: keys.unwrap().clone(),
+            };
+            assert!(authentic(&u, bytes, &p.authentication_parameters));
+        }
+        let scoped = match msg.scoped_data {
+            ScopedPduData::CleartextPdu(s) => s,
+            ScopedPduData::EncryptedPdu(c) => {
+                let mut plain = c.to_vec();
+                let boots = u32::try_from(&p.authoritative_engine_boots).unwrap();
+                let time = u32::try_from(&p.authoritative_engine_time).unwrap();
+                let salt = <[u8; 8]>::try_from(p.privacy_parameters.as_ref()).unwrap();
+                keys.unwrap().decrypt(boots, time, &salt, &mut plain);
+                rasn::ber::decode::<ScopedPdu>(&plain).unwrap()
+            }
+        };
+        (flags, p, scoped)
+    }
+
+    fn report_of(s: &ScopedPdu) -> (Vec<u32>, VarBindValue) {
+        let Pdus::Report(Report(p)) = &s.data else {
+            panic!("{:?}", s.data)
+        };
+        assert_eq!(p.variable_bindings.len(), 1);
+        let vb = &p.variable_bindings[0];
+        (vb.name.to_vec(), vb.value.clone())
+    }
+
+    fn counter(v: u32) -> VarBindValue {
+        VarBindValue::Value(ObjectSyntax::ApplicationWide(ApplicationSyntax::Counter(
+            Counter(v),
+        )))
+    }
+
+    #[test]
+    fn discovery_then_an_authpriv_get() {
+        let a = agent();
+        let st = a.v3.as_ref().unwrap();
+        // RFC 3414 §4: no engine ID, no user, noAuthNoPriv, reportable.
+        let probe = Message {
+            version: Integer::from(3),
+            global_data: HeaderData {
+                message_id: Integer::from(7),
+                max_size: Integer::from(65507),
+                flags: OctetString::from(vec![REPORTABLE_FLAG]),
+                security_model: Integer::from(USM_MODEL),
+            },
+            security_parameters: OctetString::from(
+                rasn::ber::encode(&USMSecurityParameters {
+                    authoritative_engine_id: OctetString::from_static(b""),
+                    authoritative_engine_boots: Integer::from(0),
+                    authoritative_engine_time: Integer::from(0),
+                    user_name: OctetString::from_static(b""),
+                    authentication_parameters: OctetString::from_static(b""),
+                    privacy_parameters: OctetString::from_static(b""),
+                })
+                .unwrap(),
+            ),
+            scoped_data: ScopedPduData::CleartextPdu(ScopedPdu {
+                engine_id: OctetString::from_static(b""),
+                name: OctetString::from_static(b""),
+                data: Pdus::GetRequest(GetRequest(Pdu {
+                    request_id: 99,
+                    error_status: 0,
+                    error_index: 0,
+                    variable_bindings: Vec::new(),
+                })),
+            }),
+        };
+        let answer = a
+            .answer(&rasn::ber::encode(&probe).unwrap(), LOCAL)
+            .unwrap();
+        let (flags, p, s) = open(&answer, None);
+        assert_eq!(flags, 0);
+        assert_eq!(p.authoritative_engine_id.as_ref(), engine_id().as_slice());
+        assert_eq!(p.authoritative_engine_boots, Integer::from(3));
+        assert_eq!(s.engine_id.as_ref(), engine_id().as_slice());
+        assert_eq!(
+            report_of(&s),
+            (Stat::UnknownEngineIds.oid(), counter(1))
+        );
+        let Pdus::Report(Report(r)) = &s.data else {
+            unreachable!()
+        };
+        assert_eq!(r.request_id, 99);
+
+        // The real request, authPriv.
+        let user = &st.users[0];
+        let answer = a
+            .answer(&request(&a, user, Level::AuthPriv, get(&SYS_NAME)), LOCAL)
+            .unwrap();
+        let (flags, p, s) = open(&answer, Some(&user.keys));
+        assert_eq!(flags, AUTH_FLAG | PRIV_FLAG);
+        assert_eq!(p.user_name.as_ref(), b"ops");
+        assert_eq!(p.privacy_parameters.len(), SALT_LEN);
+        let Pdus::Response(Response(r)) = &s.data else {
+            panic!("{:?}", s.data)
+        };
+        assert_eq!(r.request_id, 42);
+        assert_eq!(
+            r.variable_bindings[0].value,
+            VarBindValue::Value(ObjectSyntax::Simple(SimpleSyntax::String(
+                OctetString::from_static(b"mx.example.org")
+            )))
+        );
+        // The engine's objects are in the tree.
+        let answer = a
+            .answer(
+                &request(
+                    &a,
+                    user,
+                    Level::AuthPriv,
+                    get(&[1, 3, 6, 1, 6, 3, 10, 2, 1, 2, 0]),
+                ),
+                LOCAL,
+            )
+            .unwrap();
+        let (_, _, s) = open(&answer, Some(&user.keys));
+        let Pdus::Response(Response(r)) = &s.data else {
+            panic!("{:?}", s.data)
+        };
+        assert_eq!(r.variable_bindings[0].value, VarBindValue::Value(integer(3)));
+    }
+
+    #[test]
+    fn refusals_are_counted_and_reported_without_data() {
+        let a = agent();
+        let st = a.v3.as_ref().unwrap();
+        let user = st.users[0].clone();
+
+        // Wrong authentication key: wrongDigests, reported in clear.
+        let forger = User::new("ops", "wrongpass", "privpass1", st.engine.id());
+        let answer = a
+            .answer(&request(&a, &forger, Level::AuthPriv, get(&SYS_NAME)), LOCAL)
+            .unwrap();
+        let (flags, _, s) = open(&answer, None);
+        assert_eq!(flags, 0);
+        assert_eq!(report_of(&s), (Stat::WrongDigests.oid(), counter(1)));
+        // Not reportable: counted, not answered.
+        let mut quiet = request(&a, &forger, Level::AuthPriv, get(&SYS_NAME));
+        let at = quiet
+            .windows(3)
+            .position(|w| w == [0x04, 0x01, AUTH_FLAG | PRIV_FLAG | REPORTABLE_FLAG])
+            .unwrap();
+        quiet[at + 2] = AUTH_FLAG | PRIV_FLAG;
+        assert!(a.answer(&quiet, LOCAL).is_none());
+        assert_eq!(st.stats.get(Stat::WrongDigests), 2);
+
+        // Right authentication, wrong privacy key: decryptionErrors.
+        let half = User::new("ops", "authpass1", "wrongpriv", st.engine.id());
+        let answer = a
+            .answer(&request(&a, &half, Level::AuthPriv, get(&SYS_NAME)), LOCAL)
+            .unwrap();
+        let (_, _, s) = open(&answer, None);
+        assert_eq!(report_of(&s), (Stat::DecryptionErrors.oid(), counter(1)));
+
+        // Unknown user; a known one below authPriv.
+        let stranger = User::new("eve", "authpass1", "privpass1", st.engine.id());
+        let answer = a
+            .answer(&request(&a, &stranger, Level::AuthPriv, get(&SYS_NAME)), LOCAL)
+            .unwrap();
+        let (_, p, s) = open(&answer, None);
+        assert_eq!(p.user_name.as_ref(), b"eve");
+        assert_eq!(report_of(&s), (Stat::UnknownUserNames.oid(), counter(1)));
+        let answer = a
+            .answer(&request(&a, &user, Level::AuthNoPriv, get(&SYS_NAME)), LOCAL)
+            .unwrap();
+        let (_, _, s) = open(&answer, None);
+        assert_eq!(
+            report_of(&s),
+            (Stat::UnsupportedSecLevels.oid(), counter(1))
+        );
+
+        // Another boots value: notInTimeWindows, authNoPriv and signed, with
+        // our boots and time.
+        let stale = Agent::new(Settings {
+            v3: Some(usm::Settings {
+                engine: Engine::new(engine_id(), 2),
+                users: vec![user.clone()],
+                trap_user: None,
+            }),
+            ..a.settings.clone()
+        });
+        let answer = a
+            .answer(
+                &request(&stale, &user, Level::AuthPriv, get(&SYS_NAME)),
+                LOCAL,
+            )
+            .unwrap();
+        let (flags, p, s) = open(&answer, Some(&user.keys));
+        assert_eq!(flags, AUTH_FLAG);
+        assert_eq!(p.authoritative_engine_boots, Integer::from(3));
+        assert_eq!(report_of(&s), (Stat::NotInTimeWindows.oid(), counter(1)));
+
+        // A context other than the default one.
+        let scoped = ScopedPdu {
+            engine_id: OctetString::from(st.engine.id().to_vec()),
+            name: OctetString::from_static(b"other"),
+            data: get(&SYS_NAME),
+        };
+        let bytes = st
+            .seal(Some(&user), Level::AuthPriv, 7, REPORTABLE_FLAG, b"ops", &scoped)
+            .unwrap();
+        let (flags, _, s) = open(&a.answer(&bytes, LOCAL).unwrap(), Some(&user.keys));
+        assert_eq!(flags, AUTH_FLAG | PRIV_FLAG);
+        assert_eq!(report_of(&s), (Stat::UnknownContexts.oid(), counter(1)));
+
+        // Privacy without authentication is no level: dropped, counted.
+        let mut invalid = request(&a, &user, Level::AuthPriv, get(&SYS_NAME));
+        let at = invalid
+            .windows(3)
+            .position(|w| w == [0x04, 0x01, AUTH_FLAG | PRIV_FLAG | REPORTABLE_FLAG])
+            .unwrap();
+        invalid[at + 2] = PRIV_FLAG | REPORTABLE_FLAG;
+        assert!(a.answer(&invalid, LOCAL).is_none());
+        assert_eq!(st.stats.get(Stat::InvalidMsgs), 1);
+        // And readable, as Counter32s in the tree.
+        assert_eq!(
+            a.view.get(&Stat::WrongDigests.oid()).unwrap()(),
+            ObjectSyntax::ApplicationWide(ApplicationSyntax::Counter(Counter(2)))
+        );
+    }
+
+    #[test]
+    fn notifications_from_the_trap_user() {
+        let a = agent();
+        let st = a.v3.as_ref().unwrap();
+        let trap = Pdus::Trap(rasn_snmp::v2::Trap(Pdu {
+            request_id: 5,
+            error_status: 0,
+            error_index: 0,
+            variable_bindings: Vec::new(),
+        }));
+        let bytes = a.encode_notification(trap.clone()).unwrap();
+        let msg = rasn::ber::decode::<Message>(&bytes).unwrap();
+        assert_eq!(msg.global_data.flags.as_ref(), &[AUTH_FLAG | PRIV_FLAG]);
+        let p = rasn::ber::decode::<USMSecurityParameters>(&msg.security_parameters).unwrap();
+        assert_eq!(p.authoritative_engine_id.as_ref(), engine_id().as_slice());
+        assert!(authentic(&st.users[0], &bytes, &p.authentication_parameters));
+        // Without v3, the trap community.
+        let v2 = Agent::new(Settings {
+            v3: None,
+            ..a.settings.clone()
+        });
+        let bytes = v2.encode_notification(trap).unwrap();
+        let m = rasn::ber::decode::<rasn_snmp::v2c::Message<Pdus>>(&bytes).unwrap();
+        assert_eq!(m.community.as_ref(), b"public");
+    }
+}
