@@ -502,7 +502,9 @@ fn de_engine_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::E
         .strip_prefix("0x")
         .or_else(|| t.strip_prefix("0X"))
         .unwrap_or(t);
-    let id: Option<Vec<u8>> = (t.len() % 2 == 0)
+    let id: Option<Vec<u8>> = t
+        .len()
+        .is_multiple_of(2)
         .then(|| {
             (0..t.len())
                 .step_by(2)

@@ -116,7 +116,7 @@ pub fn parse_id(text: &str) -> Result<Vec<u8>, String> {
         .strip_prefix("0x")
         .or_else(|| t.strip_prefix("0X"))
         .unwrap_or(t);
-    if t.len() % 2 != 0 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !t.len().is_multiple_of(2) || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("\"{text}\" is not an even number of hex digits"));
     }
     let id: Vec<u8> = (0..t.len())

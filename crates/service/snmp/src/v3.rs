@@ -47,8 +47,9 @@ const TIME_WINDOW: i64 = 150;
 /// snmpEngine (SNMP-FRAMEWORK-MIB, RFC 3411 §5): 1.3.6.1.6.3.10.2.1.
 const SNMP_ENGINE: [u32; 9] = [1, 3, 6, 1, 6, 3, 10, 2, 1];
 
-/// A securityLevel (RFC 3411 §3.4.3).
+/// A securityLevel (RFC 3411 §3.4.3), named as the RFC names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 enum Level {
     NoAuthNoPriv,
     AuthNoPriv,
@@ -734,10 +735,7 @@ mod tests {
         assert_eq!(p.authoritative_engine_id.as_ref(), engine_id().as_slice());
         assert_eq!(p.authoritative_engine_boots, Integer::from(3));
         assert_eq!(s.engine_id.as_ref(), engine_id().as_slice());
-        assert_eq!(
-            report_of(&s),
-            (Stat::UnknownEngineIds.oid(), counter(1))
-        );
+        assert_eq!(report_of(&s), (Stat::UnknownEngineIds.oid(), counter(1)));
         let Pdus::Report(Report(r)) = &s.data else {
             unreachable!()
         };
@@ -778,7 +776,10 @@ mod tests {
         let Pdus::Response(Response(r)) = &s.data else {
             panic!("{:?}", s.data)
         };
-        assert_eq!(r.variable_bindings[0].value, VarBindValue::Value(integer(3)));
+        assert_eq!(
+            r.variable_bindings[0].value,
+            VarBindValue::Value(integer(3))
+        );
     }
 
     #[test]
@@ -790,7 +791,10 @@ mod tests {
         // Wrong authentication key: wrongDigests, reported in clear.
         let forger = User::new("ops", "wrongpass", "privpass1", st.engine.id());
         let answer = a
-            .answer(&request(&a, &forger, Level::AuthPriv, get(&SYS_NAME)), LOCAL)
+            .answer(
+                &request(&a, &forger, Level::AuthPriv, get(&SYS_NAME)),
+                LOCAL,
+            )
             .unwrap();
         let (flags, _, s) = open(&answer, None);
         assert_eq!(flags, 0);
@@ -816,13 +820,19 @@ mod tests {
         // Unknown user; a known one below authPriv.
         let stranger = User::new("eve", "authpass1", "privpass1", st.engine.id());
         let answer = a
-            .answer(&request(&a, &stranger, Level::AuthPriv, get(&SYS_NAME)), LOCAL)
+            .answer(
+                &request(&a, &stranger, Level::AuthPriv, get(&SYS_NAME)),
+                LOCAL,
+            )
             .unwrap();
         let (_, p, s) = open(&answer, None);
         assert_eq!(p.user_name.as_ref(), b"eve");
         assert_eq!(report_of(&s), (Stat::UnknownUserNames.oid(), counter(1)));
         let answer = a
-            .answer(&request(&a, &user, Level::AuthNoPriv, get(&SYS_NAME)), LOCAL)
+            .answer(
+                &request(&a, &user, Level::AuthNoPriv, get(&SYS_NAME)),
+                LOCAL,
+            )
             .unwrap();
         let (_, _, s) = open(&answer, None);
         assert_eq!(
@@ -858,7 +868,14 @@ mod tests {
             data: get(&SYS_NAME),
         };
         let bytes = st
-            .seal(Some(&user), Level::AuthPriv, 7, REPORTABLE_FLAG, b"ops", &scoped)
+            .seal(
+                Some(&user),
+                Level::AuthPriv,
+                7,
+                REPORTABLE_FLAG,
+                b"ops",
+                &scoped,
+            )
             .unwrap();
         let (flags, _, s) = open(&a.answer(&bytes, LOCAL).unwrap(), Some(&user.keys));
         assert_eq!(flags, AUTH_FLAG | PRIV_FLAG);
@@ -895,7 +912,11 @@ mod tests {
         assert_eq!(msg.global_data.flags.as_ref(), &[AUTH_FLAG | PRIV_FLAG]);
         let p = rasn::ber::decode::<USMSecurityParameters>(&msg.security_parameters).unwrap();
         assert_eq!(p.authoritative_engine_id.as_ref(), engine_id().as_slice());
-        assert!(authentic(&st.users[0], &bytes, &p.authentication_parameters));
+        assert!(authentic(
+            &st.users[0],
+            &bytes,
+            &p.authentication_parameters
+        ));
         // Without v3, the trap community.
         let v2 = Agent::new(Settings {
             v3: None,
