@@ -123,25 +123,29 @@ impl Agent {
             return;
         };
         static REQUEST_IDS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
-        let data = Pdus::Trap(rasn_snmp::v2::Trap(Pdu {
-            request_id: REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            error_status: 0,
-            error_index: 0,
-            variable_bindings: vec![
-                VarBind {
-                    name: n1,
-                    value: VarBindValue::Value(ticks),
-                },
-                VarBind {
-                    name: n2,
-                    value: VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
-                        rasn_smi::v2::SimpleSyntax::ObjectId(oid),
-                    )),
-                },
-            ],
-        }));
-        // v2c, or v3 when `trap_user` is set (v3.rs).
-        let Some(bytes) = self.encode_notification(data) else {
+        let message = Message {
+            version: 1.into(),
+            community: self.settings.trap_community.as_bytes().to_vec().into(),
+            data: Pdus::Trap(rasn_snmp::v2::Trap(Pdu {
+                request_id: REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                error_status: 0,
+                error_index: 0,
+                variable_bindings: vec![
+                    VarBind {
+                        name: n1,
+                        value: VarBindValue::Value(ticks),
+                    },
+                    VarBind {
+                        name: n2,
+                        value: VarBindValue::Value(rasn_smi::v2::ObjectSyntax::Simple(
+                            rasn_smi::v2::SimpleSyntax::ObjectId(oid),
+                        )),
+                    },
+                ],
+            })),
+        };
+        // As it is, or as SNMPv3 when `trap_user` is set (v3.rs).
+        let Some(bytes) = self.encode_notification(message) else {
             return;
         };
         let Ok(socket) = UdpSocket::bind(("0.0.0.0", 0)).await else {

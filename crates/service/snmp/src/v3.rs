@@ -529,21 +529,19 @@ impl Agent {
         Some(out)
     }
 
-    /// The datagram a notification is sent as: SNMPv3 authPriv when
-    /// `[snmp] trap_user` names a user, else SNMPv2c with the trap
-    /// community.
-    pub(crate) fn encode_notification(&self, data: Pdus) -> Option<Vec<u8>> {
+    /// The datagram a notification is sent as: its PDU in SNMPv3 authPriv
+    /// when `[snmp] trap_user` names a user, else the SNMPv2c message as it
+    /// is (with the trap community).
+    pub(crate) fn encode_notification(
+        &self,
+        message: rasn_snmp::v2c::Message<Pdus>,
+    ) -> Option<Vec<u8>> {
         if let Some(st) = &self.v3
             && let Some(user) = st.trap_user()
         {
-            return st.wrap(user, data);
+            return st.wrap(user, message.data);
         }
-        rasn::ber::encode(&rasn_snmp::v2c::Message {
-            version: 1.into(),
-            community: self.settings.trap_community.as_bytes().to_vec().into(),
-            data,
-        })
-        .ok()
+        rasn::ber::encode(&message).ok()
     }
 }
 
@@ -907,7 +905,12 @@ mod tests {
             error_index: 0,
             variable_bindings: Vec::new(),
         }));
-        let bytes = a.encode_notification(trap.clone()).unwrap();
+        let v2c = |data| rasn_snmp::v2c::Message {
+            version: Integer::from(1),
+            community: OctetString::from_static(b"public"),
+            data,
+        };
+        let bytes = a.encode_notification(v2c(trap.clone())).unwrap();
         let msg = rasn::ber::decode::<Message>(&bytes).unwrap();
         assert_eq!(msg.global_data.flags.as_ref(), &[AUTH_FLAG | PRIV_FLAG]);
         let p = rasn::ber::decode::<USMSecurityParameters>(&msg.security_parameters).unwrap();
@@ -922,7 +925,7 @@ mod tests {
             v3: None,
             ..a.settings.clone()
         });
-        let bytes = v2.encode_notification(trap).unwrap();
+        let bytes = v2.encode_notification(v2c(trap)).unwrap();
         let m = rasn::ber::decode::<rasn_snmp::v2c::Message<Pdus>>(&bytes).unwrap();
         assert_eq!(m.community.as_ref(), b"public");
     }
