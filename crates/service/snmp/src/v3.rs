@@ -786,6 +786,16 @@ mod tests {
         let st = a.v3.as_ref().unwrap();
         let user = st.users[0].clone();
 
+        let refused = |reason| {
+            metrics()
+                .refused
+                .get_or_create(&postgate_metrics::RefusedLabel {
+                    service: "snmp",
+                    reason,
+                })
+                .get()
+        };
+        let wrong_before = refused("wrong_digest");
         // Wrong authentication key: wrongDigests, reported in clear.
         let forger = User::new("ops", "wrongpass", "privpass1", st.engine.id());
         let answer = a
@@ -806,6 +816,8 @@ mod tests {
         quiet[at + 2] = AUTH_FLAG | PRIV_FLAG;
         assert!(a.answer(&quiet, LOCAL).is_none());
         assert_eq!(st.stats.get(Stat::WrongDigests), 2);
+        // Also in the process's refused counter (other tests may add).
+        assert!(refused("wrong_digest") >= wrong_before + 2);
 
         // Right authentication, wrong privacy key: decryptionErrors.
         let half = User::new("ops", "authpass1", "wrongpriv", st.engine.id());
