@@ -485,6 +485,64 @@ pub struct SnmpConfig {
     /// The window of `auth_failure_storm`. Default: "60s".
     #[serde(deserialize_with = "de_duration")]
     pub auth_failure_window: Duration,
+    /// SNMPv3: the local snmpEngineID (RFC 3411 §5), written in hex (5 to 32
+    /// octets); default: one made at first start and kept in the data
+    /// directory (`snmp-engine`).
+    #[serde(deserialize_with = "de_engine_id")]
+    pub engine_id: Option<Vec<u8>>,
+    /// SNMPv3 users (`[snmp.users.NAME]`), all authPriv with SHA-256
+    /// (RFC 7860) and AES-128 (RFC 3826); none (the default): v3 is off.
+    pub users: std::collections::BTreeMap<String, SnmpUser>,
+    /// Send notifications as SNMPv3 authPriv from this user (one of
+    /// `users`) rather than SNMPv2c with `trap_community`.
+    pub trap_user: Option<String>,
+}
+
+/// `[snmp.users.NAME]`: an SNMPv3 user's passwords, each localised to a key
+/// at start (RFC 3414 §2.6).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnmpUser {
+    /// The authentication password (HMAC-SHA-256), at least 8 characters.
+    pub auth_password: String,
+    /// The privacy password (AES-128), at least 8 characters.
+    pub priv_password: String,
+    /// May SET POSTGATE-MIB's thresholds and resetStats. Default: false.
+    #[serde(default)]
+    pub write: bool,
+}
+
+impl std::fmt::Debug for SnmpUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnmpUser(***)")
+    }
+}
+
+/// An engine ID in hex (`80007ed9…` or `0x80007ed9…`), 5 to 32 octets.
+fn de_engine_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    let s = String::deserialize(d)?;
+    let t = s.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let id: Option<Vec<u8>> = t
+        .len()
+        .is_multiple_of(2)
+        .then(|| {
+            (0..t.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .flatten();
+    match id {
+        // RFC 3411 §5: SnmpEngineID ::= OCTET STRING (SIZE(5..32)).
+        Some(id) if (5..=32).contains(&id.len()) => Ok(Some(id)),
+        _ => Err(serde::de::Error::custom(format!(
+            "\"{s}\" is not an engine ID: 5 to 32 octets in hex (RFC 3411 §5)"
+        ))),
+    }
 }
 
 impl Default for SnmpConfig {
@@ -507,6 +565,9 @@ impl Default for SnmpConfig {
             deferred_age_threshold: Duration::ZERO,
             auth_failure_storm: 20,
             auth_failure_window: Duration::from_secs(60),
+            engine_id: None,
+            users: std::collections::BTreeMap::new(),
+            trap_user: None,
         }
     }
 }
@@ -1140,6 +1201,45 @@ impl Config {
                 ));
             }
         }
+        for (name, user) in &self.snmp.users {
+            // RFC 3414 §2.4: usmUserName is 1 to 32 octets.
+            if name.is_empty() || name.len() > 32 {
+                errs.push((
+                    vec!["snmp", "users"],
+                    format!("user \"{name}\": a user name has 1 to 32 octets"),
+                ));
+            }
+            for (key, password) in [
+                ("auth_password", &user.auth_password),
+                ("priv_password", &user.priv_password),
+            ] {
+                // RFC 3414 §11.2: shorter passwords make guessable keys.
+                if password.chars().count() < 8 {
+                    errs.push((
+                        vec!["snmp", "users"],
+                        format!(
+                            "user \"{name}\": {key} must be at least 8 characters (RFC 3414 §11.2)"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(t) = &self.snmp.trap_user
+            && !self.snmp.users.contains_key(t)
+        {
+            errs.push((
+                vec!["snmp", "trap_user"],
+                format!("\"{t}\" is not one of [snmp.users]"),
+            ));
+        }
+        if self.snmp.inform && self.snmp.trap_user.is_some() {
+            // RFC 3414 §4: an SNMPv3 inform's receiver is the authoritative
+            // engine, whose ID the sender must first discover.
+            errs.push((
+                vec!["snmp", "inform"],
+                "informs are sent over SNMPv2c only; with trap_user, notifications are SNMPv3 traps".into(),
+            ));
+        }
         if self.logging.max_age == 0 {
             errs.push((
                 vec!["logging", "max_age"],
@@ -1377,6 +1477,40 @@ listen = ["127.0.0.1:443"]
             );
         }
         assert!(check("[snmp]\nwrite_community = \"other\"\n").is_ok());
+    }
+
+    #[test]
+    fn snmp_users_and_engine_id() {
+        let c = check(
+            "[snmp]\nengine_id = \"0x80007ed9040102\"\ntrap_user = \"ops\"\n[snmp.users.ops]\nauth_password = \"authpass1\"\npriv_password = \"privpass1\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.snmp.engine_id, Some(vec![0x80, 0, 0x7e, 0xd9, 4, 1, 2]));
+        assert_eq!(c.snmp.users["ops"].priv_password, "privpass1");
+        assert_eq!(format!("{:?}", c.snmp.users["ops"]), "SnmpUser(***)");
+        let errs = check(
+            "[snmp]\nengine_id = \"8000\"\ntrap_user = \"nobody\"\n[snmp.users.ops]\nauth_password = \"short\"\npriv_password = \"privpass1\"\n",
+        )
+        .unwrap_err();
+        let all: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+        assert!(
+            all.iter().any(|m| m.contains("not an engine ID")),
+            "{all:?}"
+        );
+        let errs = check(
+            "[snmp]\ntrap_user = \"nobody\"\n[snmp.users.ops]\nauth_password = \"short\"\npriv_password = \"privpass1\"\n",
+        )
+        .unwrap_err();
+        let all: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+        assert!(
+            all.iter()
+                .any(|m| m.contains("auth_password must be at least 8 characters")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|m| m.contains("\"nobody\" is not one of")),
+            "{all:?}"
+        );
     }
 
     #[test]

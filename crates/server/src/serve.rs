@@ -70,6 +70,40 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     // The SNMP agent: made first, so that a listener that stops unasked can
     // say so (postgateServiceFailed). Thresholds set over SNMP are kept in
     // the data directory and take the place of the config's.
+    // SNMPv3, when users are configured: the local engine (one boot more
+    // than last time, RFC 3414 §2.2) and each user's keys, localised once
+    // here rather than per request (RFC 3414 §2.6).
+    let snmp_v3 = if config.snmp.users.is_empty() {
+        None
+    } else {
+        let engine =
+            postgate_snmp::engine::Engine::load(&config.data_dir, config.snmp.engine_id.as_deref())
+                .with_context(|| {
+                    format!(
+                        "snmp: cannot keep the engine's boots in {}",
+                        config.data_dir.display()
+                    )
+                })?;
+        let users = config
+            .snmp
+            .users
+            .iter()
+            .map(|(name, u)| {
+                postgate_snmp::usm::User::new(name, &u.auth_password, &u.priv_password, engine.id())
+                    .writer(u.write)
+            })
+            .collect();
+        tracing::info!(
+            engine_id = %format!("0x{}", postgate_snmp::engine::hex(engine.id())),
+            boots = engine.boots(),
+            "snmp: SNMPv3 engine"
+        );
+        Some(postgate_snmp::usm::Settings {
+            engine,
+            users,
+            trap_user: config.snmp.trap_user.clone(),
+        })
+    };
     let snmp_config = &config.snmp;
     let snmp = postgate_snmp::Agent::with_state(
         postgate_snmp::Settings {
@@ -97,6 +131,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 .min(u32::MAX as u64) as u32,
             auth_failure_storm: snmp_config.auth_failure_storm,
             auth_failure_window: snmp_config.auth_failure_window,
+            v3: snmp_v3,
         },
         &config.data_dir,
     )

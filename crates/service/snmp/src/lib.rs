@@ -7,6 +7,11 @@
 //! rasn-snmp (BER), a maintained codec for exactly these PDUs, rather than
 //! by hand.
 //!
+//! SNMPv3 (`[snmp.users.*]`): the User-based Security Model with authPriv
+//! users alone, HMAC-SHA-256 and AES-128 ([`usm`] for the cryptography,
+//! [`engine`] for the local engine's ID and boots, [`v3`] for the messages);
+//! a v3 request reaches the same objects and the same dispatcher as v2c.
+//!
 //! Requests from outside `allowed_networks`, with another community, or
 //! that do not decode are dropped without an answer and counted
 //! (`postgate_connections_refused_total{service="snmp"}`).
@@ -20,9 +25,12 @@
 #![deny(missing_docs)]
 
 pub mod control;
+pub mod engine;
 pub mod mib;
 pub mod notify;
 pub mod set;
+pub mod usm;
+pub mod v3;
 
 pub use control::StateError;
 pub use notify::Notification;
@@ -76,6 +84,8 @@ pub struct Settings {
     pub auth_failure_storm: u32,
     /// The window of `auth_failure_storm`.
     pub auth_failure_window: Duration,
+    /// SNMPv3: the local engine and its users; `None`: v3 is off.
+    pub v3: Option<usm::Settings>,
 }
 
 /// The SNMP agent.
@@ -85,6 +95,7 @@ pub struct Agent {
     control: Arc<control::Control>,
     /// sysUpTime's zero.
     started: Instant,
+    v3: Option<v3::State>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -92,6 +103,7 @@ impl std::fmt::Debug for Agent {
         f.debug_struct("Agent")
             .field("settings", &self.settings)
             .field("objects", &self.view.len())
+            .field("v3", &self.v3)
             .finish()
     }
 }
@@ -124,11 +136,17 @@ impl Agent {
             threshold: settings.auth_failure_storm,
             window: settings.auth_failure_window.as_secs().min(u32::MAX as u64) as u32,
         };
+        let mut view = mib::view(&settings.system, started, &control, storm);
+        let v3 = settings.v3.clone().map(v3::State::new);
+        if let Some(v3) = &v3 {
+            v3.add_objects(&mut view);
+        }
         Ok(Arc::new(Agent {
-            view: mib::view(&settings.system, started, &control, storm),
+            view,
             control,
             settings,
             started,
+            v3,
         }))
     }
 
@@ -163,6 +181,13 @@ impl Agent {
             return None;
         }
         let Ok(msg) = rasn::ber::decode::<Message<Pdus>>(datagram) else {
+            // Not v1/v2c: SNMPv3 (RFC 3412 §6: msgVersion 3), if it is on.
+            if let Some(v3) = &self.v3
+                && let Ok(msg) = rasn::ber::decode::<rasn_snmp::v3::Message>(datagram)
+                && msg.version == 3.into()
+            {
+                return self.answer_v3(v3, msg, datagram);
+            }
             m.refuse("snmp", "malformed");
             return None;
         };
@@ -188,27 +213,9 @@ impl Agent {
         m.connections
             .get_or_create(&ServiceLabel { service: "snmp" })
             .inc();
-        let view = &self.view;
-        let pdu = match msg.data {
-            Pdus::GetRequest(GetRequest(p)) => get(view, p, v1),
-            Pdus::GetNextRequest(GetNextRequest(p)) => next(view, p, v1),
-            Pdus::GetBulkRequest(GetBulkRequest(b)) if !v1 => bulk(view, b),
-            Pdus::SetRequest(SetRequest(p)) => {
-                match self.set(&p.variable_bindings, may_write) {
-                    // RFC 3416 §4.2.5: the bindings as they came.
-                    Ok(()) => Pdu {
-                        error_status: 0,
-                        error_index: 0,
-                        ..p
-                    },
-                    Err(e) if v1 => failed(p, set::v1_status(e.status), e.index),
-                    Err(e) => failed(p, e.status, e.index),
-                }
-            }
-            _ => {
-                m.refuse("snmp", "malformed");
-                return None;
-            }
+        let Some(pdu) = self.dispatch(msg.data, v1, may_write) else {
+            m.refuse("snmp", "malformed");
+            return None;
         };
         let reply = |pdu: Pdu| {
             rasn::ber::encode(&Message {
@@ -245,6 +252,31 @@ impl Agent {
     /// What SET changes and the monitor updates.
     pub fn control(&self) -> &control::Control {
         &self.control
+    }
+
+    /// The answer to one request PDU, whichever version carried it (v1,
+    /// v2c, v3); `None` for a PDU that is no request. `may_write`: the
+    /// requester may SET (the v2c write community, a v3 user with `write`).
+    fn dispatch(&self, data: Pdus, v1: bool, may_write: bool) -> Option<Pdu> {
+        let view = &self.view;
+        Some(match data {
+            Pdus::GetRequest(GetRequest(p)) => get(view, p, v1),
+            Pdus::GetNextRequest(GetNextRequest(p)) => next(view, p, v1),
+            Pdus::GetBulkRequest(GetBulkRequest(b)) if !v1 => bulk(view, b),
+            Pdus::SetRequest(SetRequest(p)) => {
+                match self.set(&p.variable_bindings, may_write) {
+                    // RFC 3416 §4.2.5: the bindings as they came.
+                    Ok(()) => Pdu {
+                        error_status: 0,
+                        error_index: 0,
+                        ..p
+                    },
+                    Err(e) if v1 => failed(p, set::v1_status(e.status), e.index),
+                    Err(e) => failed(p, e.status, e.index),
+                }
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -379,6 +411,7 @@ mod tests {
             deferred_age_threshold: 0,
             auth_failure_storm: 20,
             auth_failure_window: Duration::from_secs(60),
+            v3: None,
         })
     }
 

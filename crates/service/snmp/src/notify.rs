@@ -115,9 +115,26 @@ impl Agent {
                 error_index: 0,
                 variable_bindings: bindings.clone(),
             };
-            let (community, inform) = (self.settings.trap_community.clone(), self.settings.inform);
+            // Informs are SNMPv2c only: an SNMPv3 inform would need the
+            // receiver's engine, discovered (RFC 3414 §4); config refuses
+            // `inform` with `trap_user`.
+            let inform = self.settings.inform && self.v3_trap_user().is_none();
+            let request_id = pdu.request_id;
+            let message = Message {
+                version: 1.into(),
+                community: self.settings.trap_community.as_bytes().to_vec().into(),
+                data: if inform {
+                    Pdus::InformRequest(InformRequest(pdu))
+                } else {
+                    Pdus::Trap(Trap(pdu))
+                },
+            };
+            // As it is, or as SNMPv3 when `trap_user` is set (v3.rs).
+            let Some(bytes) = self.encode_notification(message) else {
+                continue;
+            };
             tasks.spawn(async move {
-                let sent = send(&r, community, pdu, inform).await;
+                let sent = send(&r, bytes, request_id, inform).await;
                 if let Err(e) = &sent {
                     tracing::warn!(receiver = %r, error = %e, notification = ?what, "snmp: notification not delivered");
                 }
@@ -218,24 +235,18 @@ impl Agent {
     }
 }
 
-/// Sends one notification to `receiver`; for an inform, until its
-/// Response comes (RFC 3416 §4.2.7).
-async fn send(receiver: &str, community: String, pdu: Pdu, inform: bool) -> std::io::Result<()> {
+/// Sends one notification (`bytes`, encoded) to `receiver`; for an inform,
+/// until its Response comes (RFC 3416 §4.2.7).
+async fn send(
+    receiver: &str,
+    bytes: Vec<u8>,
+    request_id: i32,
+    inform: bool,
+) -> std::io::Result<()> {
     let to: SocketAddr = tokio::net::lookup_host(receiver)
         .await?
         .next()
         .ok_or_else(|| std::io::Error::other("does not resolve"))?;
-    let request_id = pdu.request_id;
-    let message = Message {
-        version: 1.into(),
-        community: community.into_bytes().into(),
-        data: if inform {
-            Pdus::InformRequest(InformRequest(pdu))
-        } else {
-            Pdus::Trap(Trap(pdu))
-        },
-    };
-    let bytes = rasn::ber::encode(&message).map_err(|e| std::io::Error::other(e.to_string()))?;
     let local: SocketAddr = if to.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
