@@ -57,6 +57,8 @@ const MAX_BINDINGS: usize = 512;
 /// The largest answer sent (RFC 3417 §3.2: a transport's limit; a UDP
 /// datagram over IPv4).
 const MAX_ANSWER: usize = 65_000;
+/// How often the serving thread looks up from the socket for shutdown.
+const RECV_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 /// The agent's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -152,20 +154,55 @@ impl Agent {
 
     /// Serves `socket` until shutdown.
     pub async fn run(self: Arc<Self>, socket: UdpSocket, mut shutdown: Shutdown) {
+        // A thread of its own, blocking on the socket: a request is read,
+        // answered and sent without passing through the runtime's reactor
+        // and scheduler, which at one request in flight is most of the time
+        // a GET takes. The timeout lets the thread see shutdown.
+        let socket = match socket.into_std().and_then(|s| {
+            s.set_nonblocking(false)?;
+            s.set_read_timeout(Some(RECV_POLL))?;
+            Ok(s)
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "snmp: cannot serve the socket");
+                return;
+            }
+        };
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (agent, flag) = (self.clone(), stop.clone());
+        let worker = tokio::task::spawn_blocking(move || agent.serve_blocking(&socket, &flag));
+        tokio::pin!(worker);
+        tokio::select! {
+            _ = shutdown.wait() => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = worker.await;
+            }
+            _ = &mut worker => {}
+        }
+    }
+
+    /// Answers datagrams on `socket` until `stop`.
+    fn serve_blocking(&self, socket: &std::net::UdpSocket, stop: &std::sync::atomic::AtomicBool) {
         let mut buf = vec![0u8; 65_535];
-        loop {
-            let (n, peer) = tokio::select! {
-                _ = shutdown.wait() => break,
-                r = socket.recv_from(&mut buf) => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "snmp: receive failed");
-                        continue;
-                    }
-                },
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let (n, peer) = match socket.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "snmp: receive failed");
+                    continue;
+                }
             };
             if let Some(answer) = self.answer(&buf[..n], peer.ip())
-                && let Err(e) = socket.send_to(&answer, peer).await
+                && let Err(e) = socket.send_to(&answer, peer)
             {
                 tracing::debug!(error = %e, %peer, "snmp: send failed");
             }
