@@ -218,8 +218,9 @@ async fn queue(store: &Arc<dyn Store>, cmd: QueueCmd, out: &mut impl Write) -> a
                     writeln!(out, "{}\t{}\t{}\t{}", m.id, age(m.created), m.size, from)?;
                     for r in &m.rcpts {
                         let state = match r.status.as_str() {
-                            "queued" => format!(
-                                "waiting, {} attempts{}",
+                            s @ ("queued" | "held") => format!(
+                                "{}, {} attempts{}",
+                                if s == "held" { "held" } else { "waiting" },
                                 r.attempts,
                                 r.last_error
                                     .as_deref()
@@ -266,6 +267,18 @@ async fn queue(store: &Arc<dyn Store>, cmd: QueueCmd, out: &mut impl Write) -> a
         QueueCmd::Retry { id } => {
             let n = store.queue_retry(id).await?;
             writeln!(out, "{n} recipients due now")?;
+        }
+        QueueCmd::Hold { id, all: _ } | QueueCmd::Release { id, all: _ } => {
+            let hold = matches!(cmd, QueueCmd::Hold { .. });
+            let n = store.queue_hold(id, hold).await?;
+            if let Some(id) = id
+                && n == 0
+                && store.queue_get(id).await?.is_none()
+            {
+                bail!("no queued message {id}");
+            }
+            let done = if hold { "held" } else { "released (due now)" };
+            writeln!(out, "{n} recipients {done}")?;
         }
         QueueCmd::Flush => {
             let n = store.queue_retry(None).await?;

@@ -300,6 +300,27 @@ pub enum QueueCmd {
     },
     /// Make every waiting recipient due now (the same as `retry` without an id).
     Flush,
+    /// Hold one message's waiting recipients (or, with --all, every
+    /// message's): they are not tried until released. Recipients being
+    /// tried right now are left alone.
+    Hold {
+        /// Queue id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every queued message.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Release one message's held recipients (or, with --all, every
+    /// message's): they are due now.
+    Release {
+        /// Queue id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every queued message.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// `domain …`

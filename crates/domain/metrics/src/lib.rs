@@ -64,8 +64,9 @@ pub struct OutcomeLabel {
 /// A state of recipients in the outbound queue.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabel {
-    /// "due" (never tried), "deferred" (waiting to be tried again) or
-    /// "in_flight" (a runner has them).
+    /// "due" (never tried), "deferred" (waiting to be tried again), "held"
+    /// (held by an operator, `postgate queue hold`: not tried until
+    /// released) or "in_flight" (a runner has them).
     pub state: &'static str,
 }
 

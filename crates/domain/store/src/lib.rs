@@ -296,7 +296,7 @@ pub trait Queue: Send + Sync {
     /// this one works, and if it dies they come due again.
     async fn claim_due(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<QueuedMessage>>;
     /// Records what attempts did (by recipient id); a message with no
-    /// recipient left to try leaves the queue.
+    /// recipient left to try (none waiting or held) leaves the queue.
     async fn record(&self, outcomes: Vec<(i64, RcptOutcome)>) -> Result<()>;
     /// Every queued message with all its recipients.
     async fn queue_list(&self) -> Result<Vec<QueuedMessage>>;
@@ -308,8 +308,17 @@ pub trait Queue: Send + Sync {
     /// Drops a queued message without sending or bouncing it.
     async fn queue_remove(&self, id: i64) -> Result<bool>;
     /// Makes the waiting recipients of one message (or all) due now;
-    /// returns how many. Recipients a runner is working on are left alone.
+    /// returns how many. Recipients a runner is working on are left alone,
+    /// and so are held ones.
     async fn queue_retry(&self, id: Option<i64>) -> Result<usize>;
+    /// Holds (`hold`) or releases (`!hold`) the recipients of one message
+    /// (or, with `None`, of all); returns how many changed. Holding makes
+    /// waiting recipients (status `queued`, not claimed) `held`: never
+    /// claimed, and keeping their message in the queue until released or
+    /// removed. Releasing makes held recipients `queued` and due now.
+    /// Recipients a runner is working on (claimed) are left alone: hold
+    /// again after their attempt if they are still waiting.
+    async fn queue_hold(&self, id: Option<i64>, hold: bool) -> Result<usize>;
     /// Ends every claim at once, making those recipients due now: for a node
     /// that starts knowing it is the only one (the embedded store), so that
     /// work cut short by a crash resumes at once rather than when its lease

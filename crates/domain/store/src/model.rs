@@ -307,7 +307,10 @@ pub struct QueueDepth {
     pub deferred: u64,
     /// Claimed by a runner now.
     pub in_flight: u64,
-    /// When the oldest message still waiting was queued (Unix seconds).
+    /// Held by an operator (`postgate queue hold`): not tried until released.
+    pub held: u64,
+    /// When the oldest message still waiting was queued (Unix seconds);
+    /// held recipients do not count.
     pub oldest: Option<i64>,
 }
 

@@ -161,6 +161,7 @@ async fn sample_queue(store: &dyn postgate_store::Store) {
         ("due", d.due),
         ("deferred", d.deferred),
         ("in_flight", d.in_flight),
+        ("held", d.held),
     ] {
         m.queue
             .get_or_create(&postgate_metrics::QueueLabel { state })

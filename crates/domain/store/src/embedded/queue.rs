@@ -187,10 +187,13 @@ fn record(conn: &Connection, outcomes: &[(i64, RcptOutcome)]) -> Result<()> {
     Ok(())
 }
 
-/// Removes a queue entry whose recipients are all sent or failed.
+/// Removes a queue entry whose recipients are all sent or failed (a held
+/// recipient keeps it, as a waiting one does).
 fn finish_if_done(conn: &Connection, queue: i64) -> Result<()> {
     let pending: i64 = conn
-        .prepare_cached("SELECT count(*) FROM queue_rcpt WHERE queue_id = ?1 AND status = 'queued'")
+        .prepare_cached(
+            "SELECT count(*) FROM queue_rcpt WHERE queue_id = ?1 AND status IN ('queued', 'held')",
+        )
         .and_then(|mut s| s.query_row([queue], |r| r.get(0)))
         .map_err(backend)?;
     if pending > 0 {
@@ -220,10 +223,13 @@ impl Queue for EmbeddedStore {
     async fn queue_depth(&self) -> Result<QueueDepth> {
         self.read(|conn| {
             conn.prepare_cached(
-                "SELECT coalesce(sum(r.leased = 0 AND r.attempts = 0), 0), \
-                        coalesce(sum(r.leased = 0 AND r.attempts > 0), 0), \
-                        coalesce(sum(r.leased = 1), 0), min(q.created) \
-                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id WHERE r.status = 'queued'",
+                "SELECT coalesce(sum(r.status = 'queued' AND r.leased = 0 AND r.attempts = 0), 0), \
+                        coalesce(sum(r.status = 'queued' AND r.leased = 0 AND r.attempts > 0), 0), \
+                        coalesce(sum(r.status = 'queued' AND r.leased = 1), 0), \
+                        coalesce(sum(r.status = 'held'), 0), \
+                        min(CASE WHEN r.status = 'queued' THEN q.created END) \
+                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id \
+                 WHERE r.status IN ('queued', 'held')",
             )
             .and_then(|mut s| {
                 s.query_row([], |r| {
@@ -231,7 +237,8 @@ impl Queue for EmbeddedStore {
                         due: r.get::<_, i64>(0)? as u64,
                         deferred: r.get::<_, i64>(1)? as u64,
                         in_flight: r.get::<_, i64>(2)? as u64,
-                        oldest: r.get(3)?,
+                        held: r.get::<_, i64>(3)? as u64,
+                        oldest: r.get(4)?,
                     })
                 })
             })
@@ -298,6 +305,26 @@ impl Queue for EmbeddedStore {
                  AND (?1 IS NULL OR queue_id = ?1)",
             )
             .and_then(|mut s| s.execute(params![id, now()]))
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn queue_hold(&self, id: Option<i64>, hold: bool) -> Result<usize> {
+        self.write(move |conn| {
+            if hold {
+                conn.prepare_cached(
+                    "UPDATE queue_rcpt SET status = 'held' WHERE status = 'queued' AND leased = 0 \
+                     AND (?1 IS NULL OR queue_id = ?1)",
+                )
+                .and_then(|mut s| s.execute([id]))
+            } else {
+                conn.prepare_cached(
+                    "UPDATE queue_rcpt SET status = 'queued', next_attempt = ?2 WHERE status = 'held' \
+                     AND (?1 IS NULL OR queue_id = ?1)",
+                )
+                .and_then(|mut s| s.execute(params![id, now()]))
+            }
             .map_err(backend)
         })
         .await

@@ -281,11 +281,14 @@ async fn record(c: &impl GenericClient, outcomes: &[(i64, RcptOutcome)]) -> Resu
     Ok(())
 }
 
-/// Removes a queue entry whose recipients are all sent or failed, and
-/// releases its message (kept if a folder item still holds it).
+/// Removes a queue entry whose recipients are all sent or failed (a held
+/// recipient keeps it, as a waiting one does), and releases its message
+/// (kept if a folder item still holds it).
 async fn finish_if_done(c: &impl GenericClient, queue: i64) -> Result<()> {
     let s = c
-        .prepare_cached("SELECT count(*) FROM queue_rcpt WHERE queue_id = $1 AND status = 'queued'")
+        .prepare_cached(
+            "SELECT count(*) FROM queue_rcpt WHERE queue_id = $1 AND status IN ('queued', 'held')",
+        )
         .await
         .map_err(pg)?;
     let pending: i64 = c.query_one(&s, &[&queue]).await.map_err(pg)?.get(0);
@@ -332,10 +335,13 @@ impl Queue for PgStore {
         let c = self.client().await?;
         let s = c
             .prepare_cached(
-                "SELECT count(*) FILTER (WHERE NOT r.leased AND r.attempts = 0), \
-                        count(*) FILTER (WHERE NOT r.leased AND r.attempts > 0), \
-                        count(*) FILTER (WHERE r.leased), min(q.created) \
-                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id WHERE r.status = 'queued'",
+                "SELECT count(*) FILTER (WHERE r.status = 'queued' AND NOT r.leased AND r.attempts = 0), \
+                        count(*) FILTER (WHERE r.status = 'queued' AND NOT r.leased AND r.attempts > 0), \
+                        count(*) FILTER (WHERE r.status = 'queued' AND r.leased), \
+                        count(*) FILTER (WHERE r.status = 'held'), \
+                        min(q.created) FILTER (WHERE r.status = 'queued') \
+                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id \
+                 WHERE r.status IN ('queued', 'held')",
             )
             .await
             .map_err(pg)?;
@@ -344,7 +350,8 @@ impl Queue for PgStore {
             due: r.get::<_, i64>(0) as u64,
             deferred: r.get::<_, i64>(1) as u64,
             in_flight: r.get::<_, i64>(2) as u64,
-            oldest: r.get(3),
+            held: r.get::<_, i64>(3) as u64,
+            oldest: r.get(4),
         })
     }
 
@@ -413,6 +420,34 @@ impl Queue for PgStore {
             .await
             .map_err(pg)?;
         let n = c.execute(&s, &[&id, &now()]).await.map_err(pg)?;
+        Ok(n as usize)
+    }
+
+    async fn queue_hold(&self, id: Option<i64>, hold: bool) -> Result<usize> {
+        // A recipient being claimed meanwhile is locked by the claim; this
+        // waits for it and then sees it leased (or, holding first, the
+        // claim skips it and then sees it held): never both.
+        let c = self.client().await?;
+        let n = if hold {
+            let s = c
+                .prepare_cached(
+                    "UPDATE queue_rcpt SET status = 'held' WHERE status = 'queued' AND NOT leased \
+                     AND ($1::BIGINT IS NULL OR queue_id = $1)",
+                )
+                .await
+                .map_err(pg)?;
+            c.execute(&s, &[&id]).await
+        } else {
+            let s = c
+                .prepare_cached(
+                    "UPDATE queue_rcpt SET status = 'queued', next_attempt = $2 WHERE status = 'held' \
+                     AND ($1::BIGINT IS NULL OR queue_id = $1)",
+                )
+                .await
+                .map_err(pg)?;
+            c.execute(&s, &[&id, &now()]).await
+        }
+        .map_err(pg)?;
         Ok(n as usize)
     }
 }

@@ -46,6 +46,7 @@ macro_rules! suite {
             imap_operations,
             authenticator_caches_successes_only,
             outbound_queue_claims_leases_and_settles,
+            outbound_queue_hold_and_release,
             calendar_objects_items_and_time_range_index,
         );
         suite!(@multi_thread $make;
@@ -810,6 +811,106 @@ pub async fn outbound_queue_claims_leases_and_settles(h: &dyn Harness) {
     // The body stays for the Sent copy; removing that frees it.
     let sent = s.folder(alice.id, "Sent Items").await.unwrap().unwrap();
     assert_eq!(s.items(sent.id).await.unwrap().len(), 1);
+}
+
+/// Holding and releasing (`postgate queue hold` / `release`): a held
+/// recipient is never claimed, is counted held, keeps its message in the
+/// queue while the others settle, and is due again once released; a claimed
+/// one is left alone; removing a held message works.
+pub async fn outbound_queue_hold_and_release(h: &dyn Harness) {
+    use postgate_store::{Notify, Outbound, OutboundRcpt, QueueDepth, RcptOutcome};
+    let s = fixture(h).await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    for (n, rcpts) in [
+        (1, &["carol@remote.test", "dave@remote.test"][..]),
+        (2, &["erin@remote.test"][..]),
+    ] {
+        s.deliver(NewDelivery {
+            content: postgate_mime_free_content(n),
+            raw: format!("Subject: out {n}\r\n\r\nbody\r\n").into_bytes(),
+            envelope: None,
+            targets: vec![Target {
+                user: alice.id,
+                role: FolderRole::Sent,
+                flags: Flags::SEEN,
+            }],
+            outbound: Some(Outbound {
+                mail_from: "alice@example.org".into(),
+                sender_user: Some(alice.id),
+                rcpts: rcpts
+                    .iter()
+                    .map(|a| OutboundRcpt {
+                        address: (*a).into(),
+                        orcpt: None,
+                        notify: Notify::default(),
+                    })
+                    .collect(),
+                ..Outbound::default()
+            }),
+            received_at: 1000,
+            calendar: Vec::new(),
+        })
+        .await
+        .unwrap();
+    }
+    let listed = s.queue_list().await.unwrap();
+    let (q1, q2) = (listed[0].id, listed[1].id);
+    let now = chrono_now();
+    // A runner claims carol; dave and erin wait.
+    let claimed = s.claim_due(now, 600, 1).await.unwrap();
+    assert_eq!(claimed[0].id, q1);
+    let carol = claimed[0].rcpts[0].id;
+    assert_eq!(claimed[0].rcpts[0].address, "carol@remote.test");
+    // Holding q1 takes dave only: carol is being tried.
+    assert_eq!(s.queue_hold(Some(q1), true).await.unwrap(), 1);
+    assert_eq!(s.queue_hold(Some(q2), true).await.unwrap(), 1);
+    assert_eq!(s.queue_hold(None, true).await.unwrap(), 0, "already held");
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        QueueDepth {
+            due: 0,
+            deferred: 0,
+            in_flight: 1,
+            held: 2,
+            oldest: Some(1000),
+        }
+    );
+    // Held: never claimed, not made due by retry.
+    assert!(s.claim_due(now, 600, 100).await.unwrap().is_empty());
+    assert_eq!(s.queue_retry(None).await.unwrap(), 0);
+    // Carol settles; the message stays for dave, held.
+    s.record(vec![(carol, RcptOutcome::Sent)]).await.unwrap();
+    let m = s
+        .queue_get(q1)
+        .await
+        .unwrap()
+        .expect("a held recipient keeps the message");
+    let states: Vec<&str> = m.rcpts.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(states, ["sent", "held"]);
+    let depth = s.queue_depth().await.unwrap();
+    assert_eq!(
+        (depth.due, depth.in_flight, depth.held, depth.oldest),
+        (0, 0, 2, None)
+    );
+    // Released: due now, claimed, settled, gone.
+    assert_eq!(s.queue_hold(Some(q1), false).await.unwrap(), 1);
+    assert_eq!(s.queue_hold(Some(q1), false).await.unwrap(), 0);
+    let depth = s.queue_depth().await.unwrap();
+    assert_eq!((depth.due, depth.held), (1, 1));
+    let claimed = s.claim_due(chrono_now(), 600, 100).await.unwrap();
+    assert_eq!(claimed.len(), 1, "erin is still held");
+    assert_eq!(claimed[0].id, q1);
+    assert_eq!(claimed[0].rcpts.len(), 1);
+    assert_eq!(claimed[0].rcpts[0].address, "dave@remote.test");
+    s.record(vec![(claimed[0].rcpts[0].id, RcptOutcome::Sent)])
+        .await
+        .unwrap();
+    assert!(s.queue_get(q1).await.unwrap().is_none());
+    // A held message can be removed.
+    assert!(s.queue_remove(q2).await.unwrap());
+    assert!(s.queue_list().await.unwrap().is_empty());
+    assert_eq!(s.queue_depth().await.unwrap(), QueueDepth::default());
+    assert_eq!(s.queue_hold(None, false).await.unwrap(), 0);
 }
 
 fn chrono_now() -> i64 {
