@@ -325,7 +325,10 @@ fn start_and_stop_send_traps_to_snmptrapd() {
 /// SNMPv2-SMI::enterprises.32473…), and applTable and mtaTable to theirs.
 #[test]
 fn walks_by_name_through_the_shipped_mib() {
-    let s = Server::start(Path::new(BIN), "");
+    let s = Server::start(
+        Path::new(BIN),
+        "[snmp.users.ops]\nauth_password = \"authpass1\"\npriv_password = \"privpass1\"\n",
+    );
     let agent = format!("udp:127.0.0.1:{}", s.addr("snmp").port());
     // net-snmp says "Wrong Type (should be …)" where the agent's value has
     // another syntax than the module gives the object.
@@ -378,6 +381,42 @@ fn walks_by_name_through_the_shipped_mib() {
         ok && out.contains("SNMPv2-MIB::sysObjectID.0 = OID: POSTGATE-MIB::postgate"),
         "{out}{err}"
     );
+    // The same names over SNMPv3 authPriv, walked and bulk-walked.
+    let names = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter_map(|l| l.split_once(" = ").map(|x| x.0.to_string()))
+            .collect()
+    };
+    let (_, v2c, _) = walk("POSTGATE-MIB::postgate").unwrap();
+    for program in ["snmpwalk", "snmpbulkwalk"] {
+        let (ok, out, err) = with_mibs(
+            program,
+            &[
+                "-v3",
+                "-l",
+                "authPriv",
+                "-u",
+                "ops",
+                "-a",
+                "SHA-256",
+                "-A",
+                "authpass1",
+                "-x",
+                "AES",
+                "-X",
+                "privpass1",
+                "-t",
+                "2",
+                "-r",
+                "0",
+                &agent,
+                "POSTGATE-MIB::postgate",
+            ],
+        )
+        .unwrap();
+        assert!(ok && !out.contains("Wrong Type"), "{program}: {out}{err}");
+        assert_eq!(names(&out), names(&v2c), "{program} over v3");
+    }
 }
 
 /// mibs/POSTGATE-MIB.txt and the agent's table (mib.rs) agree object for
