@@ -240,9 +240,9 @@ CREATE TABLE maildrop_lock (
     // a sixth of the database's CPU under inbound SMTP) and guarded nothing
     // those statements do not.
     r#"
-ALTER TABLE item DROP CONSTRAINT item_message_id_fkey;
-ALTER TABLE blob DROP CONSTRAINT blob_id_fkey;
-ALTER TABLE envelope DROP CONSTRAINT envelope_message_id_fkey;
+ALTER TABLE item DROP CONSTRAINT IF EXISTS item_message_id_fkey;
+ALTER TABLE blob DROP CONSTRAINT IF EXISTS blob_id_fkey;
+ALTER TABLE envelope DROP CONSTRAINT IF EXISTS envelope_message_id_fkey;
 "#,
 ];
 
