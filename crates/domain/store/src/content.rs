@@ -3,7 +3,7 @@
 //! decoded bodies compressed. Nothing here knows a database.
 use crate::CalendarEntry;
 use crate::{Result, StoreError};
-use postgate_types::{FolderId, ItemBody, ItemContent, ItemKind, UserId};
+use postgate_types::{CalendarObject, FolderId, ItemBody, ItemContent, ItemKind, UserId};
 
 pub(crate) fn compress(text: &str) -> Vec<u8> {
     lz4_flex::compress_prepend_size(text.as_bytes())
@@ -165,45 +165,43 @@ pub(crate) type CalendarRow = (
     String,
 );
 
+/// An entry from a row whose JSON is the item's whole content.
 pub(crate) fn calendar_entry(r: CalendarRow) -> Result<CalendarEntry> {
-    let (id, user, kind, folder, item_uid, lo, hi, content) = r;
-    let kind = ItemKind::parse(&kind)
-        .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
-    let content: ItemContent = serde_json::from_str(&content)
-        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
-    let object = match content.body {
-        ItemBody::Appointment(o) | ItemBody::Task(o) => *o,
-        ItemBody::Mail => {
-            return Err(StoreError::Backend(format!(
+    decode_calendar_row(r, |id, content| {
+        let content: ItemContent = serde_json::from_str(content)
+            .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
+        match content.body {
+            ItemBody::Appointment(o) | ItemBody::Task(o) => Ok(*o),
+            ItemBody::Mail => Err(StoreError::Backend(format!(
                 "calendar object {id} holds mail"
-            )));
+            ))),
         }
-    };
-    Ok(CalendarEntry {
-        id,
-        user,
-        kind,
-        folder,
-        item_uid: item_uid as u32,
-        object,
-        span: lo.zip(hi),
     })
 }
 
 /// An entry from a range query's row, its object read from `listing`.
 pub(crate) fn calendar_listed(r: CalendarRow) -> Result<CalendarEntry> {
-    let (id, user, kind, folder, item_uid, lo, hi, listing) = r;
+    decode_calendar_row(r, |id, listing| {
+        serde_json::from_str(listing)
+            .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))
+    })
+}
+
+/// A row's columns, its JSON read into the object by `object`.
+fn decode_calendar_row(
+    r: CalendarRow,
+    object: impl FnOnce(i64, &str) -> Result<CalendarObject>,
+) -> Result<CalendarEntry> {
+    let (id, user, kind, folder, item_uid, lo, hi, json) = r;
     let kind = ItemKind::parse(&kind)
         .ok_or_else(|| StoreError::Backend(format!("calendar object {id}: kind {kind:?}")))?;
-    let object = serde_json::from_str(&listing)
-        .map_err(|e| StoreError::Backend(format!("calendar object {id}: {e}")))?;
     Ok(CalendarEntry {
         id,
         user,
         kind,
         folder,
         item_uid: item_uid as u32,
-        object,
+        object: object(id, &json)?,
         span: lo.zip(hi),
     })
 }

@@ -101,9 +101,7 @@ impl Persisted {
         Ok(p)
     }
 
-    /// Writes `path` whole and atomically: a temporary file beside it,
-    /// fsynced, renamed over it, and the directory fsynced so the rename
-    /// survives a crash.
+    /// Writes `path` whole and atomically ([`write_atomic`]).
     pub fn store(&self, path: &Path) -> std::io::Result<()> {
         let body = toml::to_string(self).map_err(std::io::Error::other)?;
         let text = format!(
@@ -111,18 +109,26 @@ impl Persisted {
              # thresholds or resets its statistics. Values here take the place of\n\
              # [snmp] queue_depth_threshold and deferred_age_threshold in the config.\n{body}"
         );
-        let dir = path.parent().unwrap_or(Path::new("."));
-        // The data directory exists unless nothing else has written there
-        // yet (the PostgreSQL store with its own certificates).
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        write_atomic(path, text.as_bytes())
     }
+}
+
+/// Writes `path` whole and atomically: a temporary file beside it,
+/// fsynced, renamed over it, and the directory fsynced so the rename
+/// survives a crash. The directory is made if need be (the data directory
+/// exists unless nothing else has written there yet: the PostgreSQL store
+/// with its own certificates).
+pub(crate) fn write_atomic(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// One counter that postgateResetStats sets back to zero in the SNMP view.

@@ -10,7 +10,6 @@
 //! boots = 3
 //! ```
 use crate::mib::ENTERPRISE;
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -62,22 +61,11 @@ impl Engine {
         } else {
             1
         };
-        std::fs::create_dir_all(data_dir)?;
         let text = format!(
             "# Postgate's SNMP engine (RFC 3414 §2.2): rewritten at each start.\nengine_id = {}\nboots = {boots}\n",
             hex(&id)
         );
-        let tmp = data_dir.join(format!("{STATE_FILE}.tmp"));
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        // The rename itself is durable once the directory is.
-        if let Ok(d) = std::fs::File::open(data_dir) {
-            let _ = d.sync_all();
-        }
+        crate::control::write_atomic(&path, text.as_bytes())?;
         Ok(Engine::new(id, boots))
     }
 

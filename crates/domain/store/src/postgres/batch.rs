@@ -68,7 +68,23 @@ async fn run_batch(
     // Changes the delivery statements did not announce themselves.
     let mut unannounced = Vec::new();
     let node = store.inner.node.as_str();
-    if !savepoints {
+    if savepoints {
+        for job in batch {
+            let (d, sealed, envelope) = &*job.delivery;
+            let mut sp = tx.savepoint("delivery").await.map_err(pg)?;
+            match super::mailboxes::deliver(&mut sp, d, sealed, envelope.as_deref(), node).await {
+                Ok((delivered, changes, announced)) => {
+                    sp.commit().await.map_err(pg)?;
+                    unannounced.extend_from_slice(&changes[announced..]);
+                    results.push(Ok((delivered, changes)));
+                }
+                Err(e) => {
+                    sp.rollback().await.map_err(pg)?;
+                    results.push(Err(e));
+                }
+            }
+        }
+    } else {
         // Every statement at once (pipelined on the connection: one round
         // trip for the batch), then what follows each, in order.
         let statement = super::mailboxes::deliver_prepared(&tx).await?;
@@ -99,21 +115,6 @@ async fn run_batch(
                     results.push(Err(e));
                     return Ok(results);
                 }
-            }
-        }
-    }
-    for job in batch.iter().filter(|_| savepoints) {
-        let (d, sealed, envelope) = &*job.delivery;
-        let mut sp = tx.savepoint("delivery").await.map_err(pg)?;
-        match super::mailboxes::deliver(&mut sp, d, sealed, envelope.as_deref(), node).await {
-            Ok((delivered, changes, announced)) => {
-                sp.commit().await.map_err(pg)?;
-                unannounced.extend_from_slice(&changes[announced..]);
-                results.push(Ok((delivered, changes)));
-            }
-            Err(e) => {
-                sp.rollback().await.map_err(pg)?;
-                results.push(Err(e));
             }
         }
     }

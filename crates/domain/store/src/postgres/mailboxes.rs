@@ -108,7 +108,8 @@ fn targets(d: &NewDelivery) -> Targets<'_> {
 
 /// Runs a delivery's one statement ([`DELIVER`]). Several may be in flight
 /// on one connection at once: tokio-postgres pipelines them, so a batch
-/// of deliveries costs one round trip rather than one each.
+/// of deliveries costs one round trip rather than one each. Returns the
+/// rows and how many distinct folders the delivery targeted.
 pub(crate) async fn deliver_statement(
     tx: &deadpool_postgres::Transaction<'_>,
     statement: &tokio_postgres::Statement,
@@ -116,7 +117,7 @@ pub(crate) async fn deliver_statement(
     sealed: &Sealed,
     envelope: Option<&str>,
     node: &str,
-) -> Result<Vec<Row>> {
+) -> Result<(Vec<Row>, usize)> {
     let t = targets(d);
     // The listener's payload format (listener::encode): the node, then a
     // line per change.
@@ -146,6 +147,7 @@ pub(crate) async fn deliver_statement(
         ],
     )
     .await
+    .map(|rows| (rows, t.users.len()))
     .map_err(pg)
 }
 
@@ -167,18 +169,18 @@ pub(crate) async fn deliver(
     node: &str,
 ) -> Result<(Vec<Delivered>, Vec<Change>, usize)> {
     let s = deliver_prepared(tx).await?;
-    let rows = deliver_statement(tx, &s, d, sealed, envelope, node).await?;
-    deliver_finish(tx, d, rows).await
+    let statement = deliver_statement(tx, &s, d, sealed, envelope, node).await?;
+    deliver_finish(tx, d, statement).await
 }
 
 /// What follows a delivery's statement in its transaction: the outbound
-/// queue entry and the calendar changes.
+/// queue entry and the calendar changes; `statement` is what
+/// [`deliver_statement`] returned.
 pub(crate) async fn deliver_finish(
     tx: &mut deadpool_postgres::Transaction<'_>,
     d: &NewDelivery,
-    rows: Vec<Row>,
+    (rows, targets): (Vec<Row>, usize),
 ) -> Result<(Vec<Delivered>, Vec<Change>, usize)> {
-    let targets = targets(d).users.len();
     let inline = targets <= INLINE_NOTIFY_MAX;
     let message: i64 = rows
         .first()
