@@ -175,7 +175,7 @@ def sign_in(page, address, password):
 
 
 def session_cookie(context):
-    for c in context.cookies(BASE):
+    for c in context.cookies(BASE + "/console/"):
         if c["name"] == "pg_session":
             return c
     return None
