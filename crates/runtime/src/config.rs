@@ -14,7 +14,8 @@ use std::time::Duration;
 
 /// The whole configuration.
 ///
-/// `Serialize` writes it back as the parser reads it, secrets and all.
+/// `Serialize` writes it back as the parser reads it, secrets and all; to
+/// show a configuration use [`Config::effective_toml`], which masks them.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -904,7 +905,7 @@ pub use postgate_types::Network;
 pub struct Listen(pub SocketAddr);
 
 impl Serialize for Listen {
-    /// Written as it is read: "ip:port", IPv6 as "[::1]:25".
+    /// Written as it is read: `"ip:port"`, IPv6 as `"[::1]:25"`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
     }
@@ -1357,6 +1358,265 @@ impl Config {
         }
         errs
     }
+}
+
+/// What [`Config::effective_toml`] writes in place of every secret.
+pub const SECRET_MASK: &str = "********";
+
+/// Words that make a key a secret wherever it is (see [`Config::effective_toml`]).
+const SECRET_WORDS: [&str; 4] = ["password", "secret", "token", "community"];
+
+/// Tables whose keys the operator names (domains, services, SNMP users)
+/// rather than settings: their keys are not taken for secrets' names.
+const NAMED_KEY_TABLES: [&[&str]; 4] = [
+    &["outbound", "routes"],
+    &["outbound", "tls_domains"],
+    &["logging", "services"],
+    &["snmp", "users"],
+];
+
+impl Config {
+    /// The whole effective configuration as TOML: every key, the defaults
+    /// filled in (unset optional keys left out), in the order of this
+    /// module's structs (top-level keys, then `[logging]`, `[tls]`,
+    /// `[smtp]`, …), in the forms the parser reads (durations as "15m",
+    /// sizes as "50MiB", listeners as "ip:port"). It is for showing, as the
+    /// console does; [`source`](Config::source) says which file it came
+    /// from.
+    ///
+    /// Every secret is replaced by [`SECRET_MASK`]:
+    /// - any key whose name holds "password", "secret", "token" or
+    ///   "community", at any depth, whether a string or a list of strings
+    ///   (keys of tables the operator names, such as `[outbound] routes`,
+    ///   are not settings and are not matched). Today these are
+    ///   `[outbound] relay_password`, `[snmp] community`, `write_community`
+    ///   and `trap_community`, `[snmp.users.NAME] auth_password` and
+    ///   `priv_password`, and `[console] metrics_token`; a key added later
+    ///   with such a name is masked without further ado;
+    /// - the password inside `[store] url`: in `postgres://USER:PASSWORD@…`
+    ///   only PASSWORD, also a `password=` query parameter; in libpq
+    ///   `key=value` form the value of `password` (quoted or not). A string
+    ///   of neither form that cannot be read as `key=value` pairs is masked
+    ///   whole, since what the database client would make of it is unknown.
+    ///
+    /// Without masking (when no secret is set) the text parses back, with
+    /// [`check`], to the same values. With masking it still parses, but to
+    /// the mask as the secrets; [`check`] rejects such a text when both
+    /// `community` and `write_community` are set, as they are then equal.
+    ///
+    /// (`Config`'s `Serialize` writes the same, secrets included: use this
+    /// to show a configuration, never a bare serialization.)
+    pub fn effective_toml(&self) -> String {
+        let text = match toml::to_string(self) {
+            Ok(text) => text,
+            // Only integers past TOML's (2^63 - 1 threads, say), which no
+            // file can have given, make this fail.
+            Err(e) => return format!("# the configuration cannot be written as TOML: {e}\n"),
+        };
+        let mut doc: toml_edit::DocumentMut = match text.parse() {
+            Ok(doc) => doc,
+            Err(e) => return format!("# the configuration cannot be written as TOML: {e}\n"),
+        };
+        mask_table(doc.as_table_mut(), &mut Vec::new());
+        if let Some(url) = doc
+            .get_mut("store")
+            .and_then(|s| s.get_mut("url"))
+            .and_then(|u| u.as_value_mut())
+            && let Some(text) = url.as_str()
+        {
+            set_string(url, mask_store_url(text));
+        }
+        doc.to_string()
+    }
+}
+
+/// Masks the secret-named keys in `table` (at `path`) and below.
+fn mask_table(table: &mut dyn toml_edit::TableLike, path: &mut Vec<String>) {
+    let named_keys = NAMED_KEY_TABLES
+        .iter()
+        .any(|p| p.iter().copied().eq(path.iter().map(String::as_str)));
+    for (key, item) in table.iter_mut() {
+        let name = key.get().to_ascii_lowercase();
+        let secret = !named_keys && SECRET_WORDS.iter().any(|w| name.contains(w));
+        path.push(key.get().to_string());
+        match item {
+            toml_edit::Item::Value(value) => mask_value(value, secret, path),
+            toml_edit::Item::Table(t) => mask_table(t, path),
+            toml_edit::Item::ArrayOfTables(tables) => {
+                for t in tables.iter_mut() {
+                    mask_table(t, path);
+                }
+            }
+            toml_edit::Item::None => {}
+        }
+        path.pop();
+    }
+}
+
+/// Masks `value` if it is a secret's string (or list of strings), and the
+/// secret-named keys of inline tables in it.
+fn mask_value(value: &mut toml_edit::Value, secret: bool, path: &mut Vec<String>) {
+    match value {
+        toml_edit::Value::String(_) if secret => set_string(value, SECRET_MASK.to_string()),
+        toml_edit::Value::Array(items) => {
+            for item in items.iter_mut() {
+                mask_value(item, secret, path);
+            }
+        }
+        toml_edit::Value::InlineTable(t) => mask_table(t, path),
+        _ => {}
+    }
+}
+
+/// Replaces a value by a string, keeping the spacing around it.
+fn set_string(value: &mut toml_edit::Value, text: String) {
+    let decor = value.decor().clone();
+    *value = toml_edit::Value::from(text);
+    *value.decor_mut() = decor;
+}
+
+/// `[store] url` with its password masked, read as the PostgreSQL client
+/// reads it (tokio-postgres, after libpq): a `postgres://` or
+/// `postgresql://` URL, else `key=value` pairs.
+fn mask_store_url(url: &str) -> String {
+    for scheme in ["postgres://", "postgresql://"] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            return format!("{scheme}{}", mask_url_rest(rest));
+        }
+    }
+    mask_key_values(url).unwrap_or_else(|| SECRET_MASK.to_string())
+}
+
+/// A URL after its scheme: the credentials run to the first `@` (the
+/// client's reading, even when a `/` comes first), the password after
+/// their first `:`; query parameters follow the first `?` after them.
+fn mask_url_rest(rest: &str) -> String {
+    let mut out = String::with_capacity(rest.len());
+    let after_credentials = match rest.split_once('@') {
+        Some((credentials, after)) => {
+            match credentials.split_once(':') {
+                Some((user, password)) if !password.is_empty() => {
+                    out.push_str(user);
+                    out.push(':');
+                    out.push_str(SECRET_MASK);
+                }
+                _ => out.push_str(credentials),
+            }
+            out.push('@');
+            after
+        }
+        None => rest,
+    };
+    match after_credentials.split_once('?') {
+        Some((host_and_path, query)) => {
+            out.push_str(host_and_path);
+            out.push('?');
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if is_password_key(&percent_decode(key)) => {
+                        format!("{key}={SECRET_MASK}")
+                    }
+                    _ => param.to_string(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(after_credentials),
+    }
+    out
+}
+
+/// libpq `key=value` pairs (spaces around `=` allowed, values plain with
+/// `\` escapes or in single quotes) with the password's value masked;
+/// `None` when the text is not such pairs.
+fn mask_key_values(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let trimmed = rest.trim_start();
+        out.push_str(&rest[..rest.len() - trimmed.len()]);
+        rest = trimmed;
+        if rest.is_empty() {
+            return Some(out);
+        }
+        let key_end = rest
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        let after_key = &rest[key_end..];
+        let eq = after_key.trim_start().strip_prefix('=')?;
+        let value = eq.trim_start();
+        // Everything up to the value, verbatim.
+        out.push_str(&rest[..rest.len() - value.len()]);
+        let value_len = value_len(value)?;
+        if key.is_empty() {
+            return None;
+        }
+        if is_password_key(key) {
+            out.push_str(SECRET_MASK);
+        } else {
+            out.push_str(&value[..value_len]);
+        }
+        rest = &value[value_len..];
+    }
+}
+
+/// The length in bytes of the libpq value `text` starts with.
+fn value_len(text: &str) -> Option<usize> {
+    let mut chars = text.char_indices();
+    if text.starts_with('\'') {
+        chars.next();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '\'' => return Some(i + 1),
+                _ => {}
+            }
+        }
+        None // unterminated
+    } else {
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                c if c.is_whitespace() => return (i > 0).then_some(i),
+                _ => {}
+            }
+        }
+        (!text.is_empty()).then_some(text.len())
+    }
+}
+
+fn is_password_key(key: &str) -> bool {
+    key.trim().eq_ignore_ascii_case("password")
+}
+
+/// `%XX` escapes decoded (as the client decodes a URL's parameter names).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Parses and validates a configuration, collecting every error with its position.
@@ -1866,6 +2126,36 @@ node = "node-1"
 ca_file = "/etc/postgate/db-ca.pem"
 "#;
 
+    /// The secrets of [`RICH`].
+    const RICH_SECRETS: [&str; 10] = [
+        "relay-pw-1",
+        "snmp-read-c0mm",
+        "snmp-write-c0mm",
+        "snmp-trap-c0mm",
+        "snmp-auth-pw-1",
+        "snmp-priv-pw-1",
+        "snmp-auth-pw-2",
+        "snmp-priv-pw-2",
+        "metrics-t0ken",
+        "db-pa55word",
+    ];
+
+    /// `c` with its secrets replaced as `effective_toml` replaces them.
+    fn masked(mut c: Config) -> Config {
+        let mask = || SECRET_MASK.to_string();
+        c.outbound.relay_password = c.outbound.relay_password.map(|_| mask());
+        c.snmp.community = mask();
+        c.snmp.write_community = c.snmp.write_community.map(|_| mask());
+        c.snmp.trap_community = c.snmp.trap_community.map(|_| mask());
+        for user in c.snmp.users.values_mut() {
+            user.auth_password = mask();
+            user.priv_password = mask();
+        }
+        c.console.metrics_token = c.console.metrics_token.map(|_| mask());
+        c.store.url = c.store.url.as_deref().map(mask_store_url);
+        c
+    }
+
     /// Equal, as far as Debug shows and for the fields it hides.
     fn assert_same(a: &Config, b: &Config) {
         assert_eq!(format!("{a:#?}"), format!("{b:#?}"));
@@ -1884,6 +2174,47 @@ ca_file = "/etc/postgate/db-ca.pem"
     }
 
     #[test]
+    fn effective_toml_round_trips_with_secrets_masked() {
+        let original = check(RICH).unwrap();
+        let text = original.effective_toml();
+        // The parser takes it (`check` would not: write_community and
+        // community are now both the mask).
+        let back: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_same(&back, &masked(original.clone()));
+        // Written in the forms the parser reads.
+        for line in [
+            "hostname = \"mail.example.org\"",
+            "max_size = 1000",
+            "max_message_size = \"20MiB\"",
+            "max_append_size = 10000",
+            "quota = \"2GiB\"",
+            "greeting = \"250ms\"",
+            "command = \"90s\"",
+            "data = \"10m\"",
+            "retry_intervals = [\"1m\", \"10m\", \"2h\", \"1d\"]",
+            "delay_warning = \"1500ms\"",
+            "smtps = [\"[2001:db8::1]:465\"]",
+            "relay_networks = [\"192.0.2.0/24\", \"2001:db8::/32\", \"198.51.100.7\"]",
+            "engine_id = \"0x80007ed9040102\"",
+            "time_zone = \"Europe/Berlin\"",
+            "tls = \"verify\"",
+            "delete = \"purge\"",
+            "backend = \"postgres\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        // Top-level keys first, then the sections in the structs' order.
+        let headers: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
+        let position = |h: &str| headers.iter().position(|x| *x == h).unwrap();
+        assert!(text.starts_with("data_dir = "), "{text}");
+        assert_eq!(headers[0], "[logging]");
+        assert!(position("[tls]") < position("[smtp]"));
+        assert!(position("[smtp]") < position("[smtp.timeouts]"));
+        assert!(position("[snmp]") < position("[snmp.users.ops]"));
+        assert!(position("[calendar]") < position("[store]"));
+    }
+
+    #[test]
     fn serialization_round_trips_every_value() {
         // Unmasked, the same text passes every check and gives back every
         // value, the secrets too.
@@ -1895,6 +2226,101 @@ ca_file = "/etc/postgate/db-ca.pem"
     }
 
     #[test]
+    fn default_config_round_trips() {
+        let default = Config::default();
+        let text = default.effective_toml();
+        let back = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        // The one secret of the defaults: community "public".
+        assert_eq!(back.snmp.community, SECRET_MASK);
+        assert_same(&back, &masked(default));
+        // An empty file is the defaults too.
+        assert_same(&check("").unwrap(), &Config::default());
+    }
+
+    #[test]
+    fn odd_values_round_trip() {
+        let mut c = Config::default();
+        c.logging.max_size = u64::MAX;
+        c.imap.quota = 3 << 20;
+        c.imap.max_append_size = (1 << 20) + 1;
+        c.smtp.timeouts.data = Duration::ZERO;
+        c.outbound.retry_intervals = vec![Duration::from_millis(1), Duration::from_secs(3601)];
+        c.snmp.engine_id = Some(vec![0xff; 32]);
+        c.outbound
+            .routes
+            .insert(".token.example".into(), "[::1]:25".into());
+        let text = c.effective_toml();
+        let back = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        assert_same(&back, &masked(c));
+        // A route's domain is not a setting: not masked for its name.
+        assert!(text.contains("\".token.example\" = \"[::1]:25\""), "{text}");
+    }
+
+    #[test]
+    fn effective_toml_masks_every_secret() {
+        let text = check(RICH).unwrap().effective_toml();
+        for secret in RICH_SECRETS {
+            assert!(!text.contains(secret), "{secret} shown:\n{text}");
+        }
+        for line in [
+            "relay_password = \"********\"",
+            "community = \"********\"",
+            "write_community = \"********\"",
+            "trap_community = \"********\"",
+            "auth_password = \"********\"",
+            "priv_password = \"********\"",
+            "metrics_token = \"********\"",
+            "url = \"postgres://postgate:********@db.example.org:5432/postgate?sslmode=require\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        assert_eq!(text.matches(SECRET_MASK).count(), 10, "{text}");
+        // What is not secret stays.
+        assert!(text.contains("relay_user = \"relayuser\""), "{text}");
+        assert!(text.contains("trap_user = \"ops\""), "{text}");
+    }
+
+    #[test]
+    fn store_url_passwords_are_masked() {
+        for (url, shown) in [
+            (
+                "postgresql://pg:s3cret@db/post",
+                "postgresql://pg:********@db/post",
+            ),
+            // The client takes credentials up to the first @.
+            (
+                "postgres://pg:pa/ss@db/post",
+                "postgres://pg:********@db/post",
+            ),
+            ("postgres://pg@db/post", "postgres://pg@db/post"),
+            ("postgres://db:5432/post", "postgres://db:5432/post"),
+            (
+                "postgres://pg@db/post?sslmode=require&password=s3cret",
+                "postgres://pg@db/post?sslmode=require&password=********",
+            ),
+            (
+                "postgres://db/post?p%61ssword=s3cret&user=pg",
+                "postgres://db/post?p%61ssword=********&user=pg",
+            ),
+            (
+                "host=db user=pg password=s3cret dbname=post",
+                "host=db user=pg password=******** dbname=post",
+            ),
+            (
+                "host=db password = 'a b\\' s3cret' sslmode=require",
+                "host=db password = ******** sslmode=require",
+            ),
+            ("password=s3c\\ ret host=db", "password=******** host=db"),
+            ("host=db user=pg", "host=db user=pg"),
+            // Not something the client reads: nothing of it is shown.
+            ("POSTGRES://pg:s3cret@db/post", SECRET_MASK),
+            ("host=db password='s3cret", SECRET_MASK),
+        ] {
+            assert_eq!(mask_store_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
     fn load_records_the_source() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("postgate.toml");
@@ -1902,6 +2328,7 @@ ca_file = "/etc/postgate/db-ca.pem"
         let c = Config::load(Some(&path)).unwrap();
         assert_eq!(c.source.as_deref(), Some(path.as_path()));
         assert_eq!(c.hostname, "mx.example.org");
+        assert!(!c.effective_toml().contains("source"));
         assert_eq!(Config::load(None).unwrap().source, None);
         assert_eq!(check("").unwrap().source, None);
         // Not a key of the file.
