@@ -7,16 +7,20 @@
 //! strings; an empty list disables that listener. Unknown keys are errors, and
 //! [`check`] reports every error in a file with its line and column, not just
 //! the first.
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// `Serialize` writes it back as the parser reads it, secrets and all; to
+/// show a configuration use [`Config::effective_toml`], which masks them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where everything is stored.
+    #[serde(serialize_with = "ser_path")]
     pub data_dir: PathBuf,
     /// The name this server gives itself in greetings and trace headers.
     pub hostname: String,
@@ -49,6 +53,19 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Where the post office is kept.
     pub store: StoreConfig,
+    /// The file this configuration was read from, made absolute against the
+    /// working directory at the time ([`Config::load`] sets it). `None` when
+    /// no file was given (the built-in defaults, which [`Config::load`]
+    /// returns for `None`: no default location is searched) or when the
+    /// configuration was parsed from a string ([`check`]). Not a key of the
+    /// file itself.
+    ///
+    /// Nothing else is merged in: the command line picks the file (`--config`
+    /// or the `POSTGATE_CONFIG` environment variable), and the only override
+    /// from the environment, `RUST_LOG` over `log`, is applied when logging
+    /// starts and is not reflected here.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -70,23 +87,26 @@ impl Default for Config {
             calendar: CalendarConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
+            source: None,
         }
     }
 }
 
 /// `[tls]`: PEM files. Without them a self-signed certificate is generated into
 /// the data directory on first start.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Certificate chain, PEM.
+    #[serde(serialize_with = "ser_opt_path")]
     pub cert: Option<PathBuf>,
     /// Private key, PEM.
+    #[serde(serialize_with = "ser_opt_path")]
     pub key: Option<PathBuf>,
 }
 
 /// `[smtp]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
     /// Inbound SMTP (RFC 5321), STARTTLS offered.
@@ -99,7 +119,7 @@ pub struct SmtpConfig {
     /// `421 4.3.2` and is closed.
     pub threads: usize,
     /// Largest message accepted, in octets (RFC 1870 SIZE).
-    #[serde(deserialize_with = "de_size")]
+    #[serde(deserialize_with = "de_size", serialize_with = "ser_size")]
     pub max_message_size: u64,
     /// Recipients per message; more get `452 4.5.3` (RFC 5321 §4.5.3.1.10).
     pub max_recipients: usize,
@@ -120,6 +140,7 @@ pub struct SmtpConfig {
     /// Client networks trusted to relay through the inbound port without AUTH
     /// (Postfix's `mynetworks`), as "ip/prefix" or "ip". Empty by default:
     /// only authenticated users relay.
+    #[serde(serialize_with = "ser_networks")]
     pub relay_networks: Vec<Network>,
     /// Time limits.
     pub timeouts: SmtpTimeouts,
@@ -149,17 +170,17 @@ impl Default for SmtpConfig {
 /// `[smtp.timeouts]`: how long the server waits for the client. RFC 5321
 /// §4.5.3.2 suggests these minimums for the client's waits; the server's own
 /// wait is at least 5 minutes (§4.5.3.2.7).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpTimeouts {
     /// From connect to the client's first command.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub greeting: Duration,
     /// Between commands.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub command: Duration,
     /// Between blocks of message data (DATA or BDAT).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub data: Duration,
 }
 
@@ -174,7 +195,7 @@ impl Default for SmtpTimeouts {
 }
 
 /// `[delivery]`: filing of accepted mail.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// Header fields that file a message in Junk, as "Name: value". The match is
@@ -196,7 +217,7 @@ impl Default for DeliveryConfig {
 
 /// `[outbound]`: the queue for remote recipients and the SMTP client that
 /// empties it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundConfig {
     /// Concurrent deliveries (connections to next hops).
@@ -223,34 +244,34 @@ pub struct OutboundConfig {
     /// Per-domain STARTTLS policies that override `tls`.
     pub tls_domains: std::collections::BTreeMap<String, TlsPolicy>,
     /// Waits between attempts after a temporary failure; the last repeats.
-    #[serde(deserialize_with = "de_durations")]
+    #[serde(deserialize_with = "de_durations", serialize_with = "ser_durations")]
     pub retry_intervals: Vec<Duration>,
     /// How long to keep trying before bouncing (RFC 5321 §4.5.4.1: at least
     /// 4-5 days).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub max_age: Duration,
     /// When the sender hears that delivery is delayed (RFC 3461 NOTIFY=DELAY).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub delay_warning: Duration,
     /// How long a claim on queued mail lasts before another node may take it
     /// (at least 10 s; longer than the slowest transaction you expect).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub lease: Duration,
     /// Connecting to a next hop.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub connect_timeout: Duration,
     /// Waiting for a reply (RFC 5321 §4.5.3.2: 5 minutes for most commands).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub command_timeout: Duration,
     /// Waiting for the reply after the message data (§4.5.3.2.6: 10 minutes).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub data_timeout: Duration,
     /// Messages sent over one connection before it is closed.
     pub max_messages_per_connection: usize,
 }
 
 /// A STARTTLS policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsPolicy {
     /// Never.
@@ -291,7 +312,7 @@ impl Default for OutboundConfig {
 }
 
 /// `[imap]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapConfig {
     /// IMAP with STARTTLS.
@@ -305,13 +326,13 @@ pub struct ImapConfig {
     pub allow_plaintext: bool,
     /// An authenticated session with no command for this long is logged out
     /// (RFC 9051 §5.4: at least 30 minutes).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub idle_timeout: std::time::Duration,
     /// Largest message APPEND takes (RFC 7889 APPENDLIMIT).
-    #[serde(deserialize_with = "de_size")]
+    #[serde(deserialize_with = "de_size", serialize_with = "ser_size")]
     pub max_append_size: u64,
     /// Storage quota of every user (RFC 9208 STORAGE); 0: none.
-    #[serde(deserialize_with = "de_size")]
+    #[serde(deserialize_with = "de_size", serialize_with = "ser_size")]
     pub quota: u64,
 }
 
@@ -330,7 +351,7 @@ impl Default for ImapConfig {
 }
 
 /// `[pop3]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pop3Config {
     /// POP3 with STLS.
@@ -343,7 +364,7 @@ pub struct Pop3Config {
     /// port (RFC 2595 §4 leaves it to the server; off by default).
     pub allow_plaintext: bool,
     /// A session idle this long is closed (RFC 1939 §3: at least 10 minutes).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub idle_timeout: Duration,
     /// What DELE does at QUIT: move the message to Trash, or purge it.
     pub delete: DeleteMode,
@@ -357,7 +378,7 @@ pub struct Pop3Config {
 }
 
 /// What happens to messages deleted over POP3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeleteMode {
     /// Moved to the user's Trash, where IMAP and the console still see them.
@@ -382,7 +403,7 @@ impl Default for Pop3Config {
 }
 
 /// `[ldap]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LdapConfig {
     /// LDAP with StartTLS.
@@ -407,7 +428,7 @@ pub struct LdapConfig {
     /// (RFC 4513 §5.1.2 advises against it).
     pub allow_plaintext: bool,
     /// How long an idle session stays open.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub idle_timeout: Duration,
 }
 
@@ -445,7 +466,7 @@ impl Default for LdapConfig {
 }
 
 /// `[snmp]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SnmpConfig {
     /// UDP addresses of the agent; none (the default): the agent is off.
@@ -457,6 +478,7 @@ pub struct SnmpConfig {
     /// writable (RFC 3416 §4.2.5: noAccess).
     pub write_community: Option<String>,
     /// Who may ask; others are dropped unanswered. Default: loopback.
+    #[serde(serialize_with = "ser_networks")]
     pub allowed_networks: Vec<Network>,
     /// sysContact.
     pub contact: String,
@@ -477,18 +499,18 @@ pub struct SnmpConfig {
     pub queue_depth_threshold: u32,
     /// postgateQueueOverThreshold when the oldest queued message is this
     /// old; 0 (the default): off. A value set over SNMP takes its place.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub deferred_age_threshold: Duration,
     /// postgateAuthFailureStorm when this many logins fail, across every
     /// service, within `auth_failure_window`; 0: never. Default: 20.
     pub auth_failure_storm: u32,
     /// The window of `auth_failure_storm`. Default: "60s".
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub auth_failure_window: Duration,
     /// SNMPv3: the local snmpEngineID (RFC 3411 §5), written in hex (5 to 32
     /// octets); default: one made at first start and kept in the data
     /// directory (`snmp-engine`).
-    #[serde(deserialize_with = "de_engine_id")]
+    #[serde(deserialize_with = "de_engine_id", serialize_with = "ser_engine_id")]
     pub engine_id: Option<Vec<u8>>,
     /// SNMPv3 users (`[snmp.users.NAME]`), all authPriv with SHA-256
     /// (RFC 7860) and AES-128 (RFC 3826); none (the default): v3 is off.
@@ -500,7 +522,7 @@ pub struct SnmpConfig {
 
 /// `[snmp.users.NAME]`: an SNMPv3 user's passwords, each localised to a key
 /// at start (RFC 3414 §2.6).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnmpUser {
     /// The authentication password (HMAC-SHA-256), at least 8 characters.
@@ -515,6 +537,17 @@ pub struct SnmpUser {
 impl std::fmt::Debug for SnmpUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SnmpUser(***)")
+    }
+}
+
+/// An engine ID as [`de_engine_id`] reads it: "0x" and lowercase hex.
+fn ser_engine_id<S: Serializer>(id: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            s.serialize_str(&format!("0x{hex}"))
+        }
+        None => s.serialize_none(),
     }
 }
 
@@ -573,7 +606,7 @@ impl Default for SnmpConfig {
 }
 
 /// `[console]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
     /// HTTPS addresses of the web console and client API (always TLS).
@@ -596,7 +629,7 @@ impl Default for ConsoleConfig {
 }
 
 /// `[store]`: where the post office is kept.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The backend.
@@ -611,6 +644,7 @@ pub struct StoreConfig {
     pub node: Option<String>,
     /// PostgreSQL: the certificate authorities (PEM) the database server's
     /// certificate is checked against (default: the system's).
+    #[serde(serialize_with = "ser_opt_path")]
     pub ca_file: Option<PathBuf>,
 }
 
@@ -640,7 +674,7 @@ impl std::fmt::Debug for StoreConfig {
 }
 
 /// The store backends this build has.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
     /// SQLite under `data_dir`: one data directory, nothing else to run.
@@ -652,7 +686,7 @@ pub enum StoreBackend {
 
 /// `[limits]`: connection caps and login throttling, the same for every
 /// service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Sessions one client address may hold at once, per service (0: no
@@ -663,10 +697,10 @@ pub struct LimitsConfig {
     pub login_free_failures: u32,
     /// The delay before the next attempt once those are used up, doubling
     /// with each further failure (Dovecot's auth penalty)…
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub login_penalty: Duration,
     /// …up to this.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub login_penalty_max: Duration,
 }
 
@@ -683,7 +717,7 @@ impl Default for LimitsConfig {
 
 /// `[logging]`: the level per service, daily log files and accounting. (The
 /// top-level `log` filter predates this section and stays the default level.)
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
     /// The level of everything not named in `services`; unset: the
@@ -695,13 +729,14 @@ pub struct LoggingConfig {
     /// Also write log lines to daily files `postgate-YYYY-MM-DD.log` (UTC
     /// dates) in this directory, besides standard error. Unset: standard
     /// error only.
+    #[serde(serialize_with = "ser_opt_path")]
     pub dir: Option<PathBuf>,
     /// Days of files kept, today's included; older ones are removed when the
     /// day changes (and at start).
     pub max_age: u32,
     /// Total octets of log files kept; the oldest are removed first (today's
     /// file never is). 0: no cap.
-    #[serde(deserialize_with = "de_size")]
+    #[serde(deserialize_with = "de_size", serialize_with = "ser_size")]
     pub max_size: u64,
     /// One JSON line per message in, out and bounced, in daily files
     /// `accounting-YYYY-MM-DD.jsonl` in `dir` (or `data_dir/log` when `dir` is
@@ -746,7 +781,7 @@ pub const LOG_SERVICES: &[(&str, &str)] = &[
 ];
 
 /// A log level, least verbose first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Failures that need the operator.
@@ -796,13 +831,13 @@ impl std::str::FromStr for LogLevel {
 }
 
 /// `[calendar]`: appointments and tasks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CalendarConfig {
     /// The IANA zone in which times without a zone ("floating", RFC 5545
     /// §3.3.5) and all-day dates are placed in time, for range queries and
     /// free/busy.
-    #[serde(deserialize_with = "de_zone")]
+    #[serde(deserialize_with = "de_zone", serialize_with = "ser_zone")]
     pub time_zone: chrono_tz::Tz,
     /// Answer VFREEBUSY requests that arrive by mail with the recipient's
     /// busy periods (RFC 5546 §3.3.2), as calendar systems expect.
@@ -823,6 +858,10 @@ impl Default for CalendarConfig {
             max_occurrences_per_query: 10_000,
         }
     }
+}
+
+fn ser_zone<S: Serializer>(zone: &chrono_tz::Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(zone.name())
 }
 
 fn de_zone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
@@ -864,6 +903,13 @@ pub use postgate_types::Network;
 /// A listening address, written "ip:port" (IPv6 as "[::1]:25").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Listen(pub SocketAddr);
+
+impl Serialize for Listen {
+    /// Written as it is read: `"ip:port"`, IPv6 as `"[::1]:25"`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
 
 impl<'de> Deserialize<'de> for Listen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -927,6 +973,31 @@ fn de_durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Err
     Ok(out)
 }
 
+/// Writes a duration as [`parse_duration`] reads it, in the largest unit
+/// that keeps it exact: "2d", "4h", "15m", "90s", "250ms" ("0s" for none).
+/// Parts of a millisecond, which no configuration can hold, are dropped.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() != 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let secs = d.as_secs();
+    match [(86_400, "d"), (3_600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| secs != 0 && secs.is_multiple_of(*unit))
+    {
+        Some((unit, name)) => format!("{}{name}", secs / unit),
+        None => format!("{secs}s"),
+    }
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+fn ser_durations<S: Serializer>(ds: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ds.iter().map(|d| format_duration(*d)))
+}
+
 /// Parses "250ms", "90s", "5m", "1h", "2d" (or bare seconds).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
@@ -954,6 +1025,41 @@ fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
                 "\"{s}\" is not a size (write octets, or e.g. \"512KiB\", \"50MiB\")"
             ))
         }),
+    }
+}
+
+/// A size as [`de_size`] reads it: "1GiB", "50MiB" or "512KiB" when exact,
+/// otherwise octets (an integer, or a string of digits past TOML's
+/// integers).
+fn ser_size<S: Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+    let n = *n;
+    match [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        .into_iter()
+        .find(|(unit, _)| n != 0 && n.is_multiple_of(*unit))
+    {
+        Some((unit, name)) => s.serialize_str(&format!("{}{name}", n / unit)),
+        None => match i64::try_from(n) {
+            Ok(n) => s.serialize_i64(n),
+            Err(_) => s.serialize_str(&n.to_string()),
+        },
+    }
+}
+
+/// Networks as `Network` reads them: "192.0.2.0/24", or an address alone.
+fn ser_networks<S: Serializer>(networks: &[Network], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(networks.iter().map(|n| n.to_string()))
+}
+
+/// A path as a string; one that is not UTF-8 (which no TOML file can hold)
+/// is written with replacement characters rather than failing.
+fn ser_path<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+fn ser_opt_path<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(p) => ser_path(p, s),
+        None => s.serialize_none(),
     }
 }
 
@@ -1019,7 +1125,9 @@ pub enum LoadError {
 }
 
 impl Config {
-    /// Loads a configuration file; `None` gives the defaults.
+    /// Loads a configuration file; `None` gives the defaults. The result's
+    /// [`source`](Config::source) is the file read (absolute), or `None` for
+    /// the defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, LoadError> {
         let Some(path) = path else {
             return Ok(Config::default());
@@ -1028,10 +1136,12 @@ impl Config {
             path: path.to_path_buf(),
             error,
         })?;
-        check(&text).map_err(|errors| LoadError::Invalid {
+        let mut config = check(&text).map_err(|errors| LoadError::Invalid {
             path: path.to_path_buf(),
             errors,
-        })
+        })?;
+        config.source = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+        Ok(config)
     }
 
     /// Every listener of every service, with the service's name: for clash checks.
@@ -1248,6 +1358,265 @@ impl Config {
         }
         errs
     }
+}
+
+/// What [`Config::effective_toml`] writes in place of every secret.
+pub const SECRET_MASK: &str = "********";
+
+/// Words that make a key a secret wherever it is (see [`Config::effective_toml`]).
+const SECRET_WORDS: [&str; 4] = ["password", "secret", "token", "community"];
+
+/// Tables whose keys the operator names (domains, services, SNMP users)
+/// rather than settings: their keys are not taken for secrets' names.
+const NAMED_KEY_TABLES: [&[&str]; 4] = [
+    &["outbound", "routes"],
+    &["outbound", "tls_domains"],
+    &["logging", "services"],
+    &["snmp", "users"],
+];
+
+impl Config {
+    /// The whole effective configuration as TOML: every key, the defaults
+    /// filled in (unset optional keys left out), in the order of this
+    /// module's structs (top-level keys, then `[logging]`, `[tls]`,
+    /// `[smtp]`, …), in the forms the parser reads (durations as "15m",
+    /// sizes as "50MiB", listeners as "ip:port"). It is for showing, as the
+    /// console does; [`source`](Config::source) says which file it came
+    /// from.
+    ///
+    /// Every secret is replaced by [`SECRET_MASK`]:
+    /// - any key whose name holds "password", "secret", "token" or
+    ///   "community", at any depth, whether a string or a list of strings
+    ///   (keys of tables the operator names, such as `[outbound] routes`,
+    ///   are not settings and are not matched). Today these are
+    ///   `[outbound] relay_password`, `[snmp] community`, `write_community`
+    ///   and `trap_community`, `[snmp.users.NAME] auth_password` and
+    ///   `priv_password`, and `[console] metrics_token`; a key added later
+    ///   with such a name is masked without further ado;
+    /// - the password inside `[store] url`: in `postgres://USER:PASSWORD@…`
+    ///   only PASSWORD, also a `password=` query parameter; in libpq
+    ///   `key=value` form the value of `password` (quoted or not). A string
+    ///   of neither form that cannot be read as `key=value` pairs is masked
+    ///   whole, since what the database client would make of it is unknown.
+    ///
+    /// Without masking (when no secret is set) the text parses back, with
+    /// [`check`], to the same values. With masking it still parses, but to
+    /// the mask as the secrets; [`check`] rejects such a text when both
+    /// `community` and `write_community` are set, as they are then equal.
+    ///
+    /// (`Config`'s `Serialize` writes the same, secrets included: use this
+    /// to show a configuration, never a bare serialization.)
+    pub fn effective_toml(&self) -> String {
+        let text = match toml::to_string(self) {
+            Ok(text) => text,
+            // Only integers past TOML's (2^63 - 1 threads, say), which no
+            // file can have given, make this fail.
+            Err(e) => return format!("# the configuration cannot be written as TOML: {e}\n"),
+        };
+        let mut doc: toml_edit::DocumentMut = match text.parse() {
+            Ok(doc) => doc,
+            Err(e) => return format!("# the configuration cannot be written as TOML: {e}\n"),
+        };
+        mask_table(doc.as_table_mut(), &mut Vec::new());
+        if let Some(url) = doc
+            .get_mut("store")
+            .and_then(|s| s.get_mut("url"))
+            .and_then(|u| u.as_value_mut())
+            && let Some(text) = url.as_str()
+        {
+            set_string(url, mask_store_url(text));
+        }
+        doc.to_string()
+    }
+}
+
+/// Masks the secret-named keys in `table` (at `path`) and below.
+fn mask_table(table: &mut dyn toml_edit::TableLike, path: &mut Vec<String>) {
+    let named_keys = NAMED_KEY_TABLES
+        .iter()
+        .any(|p| p.iter().copied().eq(path.iter().map(String::as_str)));
+    for (key, item) in table.iter_mut() {
+        let name = key.get().to_ascii_lowercase();
+        let secret = !named_keys && SECRET_WORDS.iter().any(|w| name.contains(w));
+        path.push(key.get().to_string());
+        match item {
+            toml_edit::Item::Value(value) => mask_value(value, secret, path),
+            toml_edit::Item::Table(t) => mask_table(t, path),
+            toml_edit::Item::ArrayOfTables(tables) => {
+                for t in tables.iter_mut() {
+                    mask_table(t, path);
+                }
+            }
+            toml_edit::Item::None => {}
+        }
+        path.pop();
+    }
+}
+
+/// Masks `value` if it is a secret's string (or list of strings), and the
+/// secret-named keys of inline tables in it.
+fn mask_value(value: &mut toml_edit::Value, secret: bool, path: &mut Vec<String>) {
+    match value {
+        toml_edit::Value::String(_) if secret => set_string(value, SECRET_MASK.to_string()),
+        toml_edit::Value::Array(items) => {
+            for item in items.iter_mut() {
+                mask_value(item, secret, path);
+            }
+        }
+        toml_edit::Value::InlineTable(t) => mask_table(t, path),
+        _ => {}
+    }
+}
+
+/// Replaces a value by a string, keeping the spacing around it.
+fn set_string(value: &mut toml_edit::Value, text: String) {
+    let decor = value.decor().clone();
+    *value = toml_edit::Value::from(text);
+    *value.decor_mut() = decor;
+}
+
+/// `[store] url` with its password masked, read as the PostgreSQL client
+/// reads it (tokio-postgres, after libpq): a `postgres://` or
+/// `postgresql://` URL, else `key=value` pairs.
+fn mask_store_url(url: &str) -> String {
+    for scheme in ["postgres://", "postgresql://"] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            return format!("{scheme}{}", mask_url_rest(rest));
+        }
+    }
+    mask_key_values(url).unwrap_or_else(|| SECRET_MASK.to_string())
+}
+
+/// A URL after its scheme: the credentials run to the first `@` (the
+/// client's reading, even when a `/` comes first), the password after
+/// their first `:`; query parameters follow the first `?` after them.
+fn mask_url_rest(rest: &str) -> String {
+    let mut out = String::with_capacity(rest.len());
+    let after_credentials = match rest.split_once('@') {
+        Some((credentials, after)) => {
+            match credentials.split_once(':') {
+                Some((user, password)) if !password.is_empty() => {
+                    out.push_str(user);
+                    out.push(':');
+                    out.push_str(SECRET_MASK);
+                }
+                _ => out.push_str(credentials),
+            }
+            out.push('@');
+            after
+        }
+        None => rest,
+    };
+    match after_credentials.split_once('?') {
+        Some((host_and_path, query)) => {
+            out.push_str(host_and_path);
+            out.push('?');
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if is_password_key(&percent_decode(key)) => {
+                        format!("{key}={SECRET_MASK}")
+                    }
+                    _ => param.to_string(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(after_credentials),
+    }
+    out
+}
+
+/// libpq `key=value` pairs (spaces around `=` allowed, values plain with
+/// `\` escapes or in single quotes) with the password's value masked;
+/// `None` when the text is not such pairs.
+fn mask_key_values(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let trimmed = rest.trim_start();
+        out.push_str(&rest[..rest.len() - trimmed.len()]);
+        rest = trimmed;
+        if rest.is_empty() {
+            return Some(out);
+        }
+        let key_end = rest
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        let after_key = &rest[key_end..];
+        let eq = after_key.trim_start().strip_prefix('=')?;
+        let value = eq.trim_start();
+        // Everything up to the value, verbatim.
+        out.push_str(&rest[..rest.len() - value.len()]);
+        let value_len = value_len(value)?;
+        if key.is_empty() {
+            return None;
+        }
+        if is_password_key(key) {
+            out.push_str(SECRET_MASK);
+        } else {
+            out.push_str(&value[..value_len]);
+        }
+        rest = &value[value_len..];
+    }
+}
+
+/// The length in bytes of the libpq value `text` starts with.
+fn value_len(text: &str) -> Option<usize> {
+    let mut chars = text.char_indices();
+    if text.starts_with('\'') {
+        chars.next();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '\'' => return Some(i + 1),
+                _ => {}
+            }
+        }
+        None // unterminated
+    } else {
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                c if c.is_whitespace() => return (i > 0).then_some(i),
+                _ => {}
+            }
+        }
+        (!text.is_empty()).then_some(text.len())
+    }
+}
+
+fn is_password_key(key: &str) -> bool {
+    key.trim().eq_ignore_ascii_case("password")
+}
+
+/// `%XX` escapes decoded (as the client decodes a URL's parameter names).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Parses and validates a configuration, collecting every error with its position.
@@ -1611,5 +1980,375 @@ listen = ["127.0.0.1:443"]
         assert_eq!(parse_size("50MiB"), Some(50 << 20));
         assert_eq!(parse_size("10 KB"), Some(10_000));
         assert_eq!(parse_size("1.5G"), None);
+    }
+
+    /// Every section and nearly every key, each away from its default, with
+    /// a distinct value for every secret.
+    const RICH: &str = r#"
+data_dir = "/var/lib/postgate"
+hostname = "mail.example.org"
+log = "warn"
+
+[logging]
+level = "debug"
+services = { smtp = "trace", imap = "warn" }
+dir = "/var/log/postgate"
+max_age = 7
+max_size = 1000
+accounting = true
+
+[tls]
+cert = "/etc/postgate/cert.pem"
+key = "/etc/postgate/key.pem"
+
+[smtp]
+listen = ["0.0.0.0:25", "[::]:25"]
+submission = []
+smtps = ["[2001:db8::1]:465"]
+threads = 50
+max_message_size = "20MiB"
+max_recipients = 50
+max_line_length = 1000
+max_commands_before_mail = 10
+max_errors = 5
+vrfy = true
+require_auth = true
+allow_plaintext_auth = true
+relay_networks = ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]
+
+[smtp.timeouts]
+greeting = "250ms"
+command = "90s"
+data = 600
+
+[delivery]
+junk_headers = ["X-Spam-Flag: YES", "X-Spam-Status: Yes*"]
+postmaster = "admin@example.org"
+
+[outbound]
+threads = 4
+relay = "smtp.example.net:587"
+relay_user = "relayuser"
+relay_password = "relay-pw-1"
+routes = { "example.net" = "[10.0.0.5]:25", ".example.com" = "mx.example.com:2525" }
+resolver = "192.0.2.53:53"
+port = 2525
+tls = "verify"
+tls_domains = { "example.net" = "require", "old.example" = "none" }
+retry_intervals = [60, "10m", "2h", "1d"]
+max_age = "3d"
+delay_warning = "1500ms"
+lease = "20m"
+connect_timeout = "45s"
+command_timeout = "4m"
+data_timeout = "11m"
+max_messages_per_connection = 7
+
+[imap]
+listen = []
+imaps = ["0.0.0.0:993"]
+threads = 5
+allow_plaintext = true
+idle_timeout = "31m"
+max_append_size = "10 KB"
+quota = "2GiB"
+
+[pop3]
+listen = ["0.0.0.0:110"]
+pop3s = ["0.0.0.0:995"]
+threads = 9
+allow_plaintext = true
+idle_timeout = "11m"
+delete = "purge"
+expire = 3
+login_delay = 60
+
+[ldap]
+listen = ["0.0.0.0:389"]
+ldaps = []
+threads = 3
+base_dn = "dc=example,dc=org"
+anonymous = false
+attributes = ["cn", "mail"]
+max_entries = 50
+allow_plaintext = true
+idle_timeout = "1h"
+
+[snmp]
+listen = ["0.0.0.0:161"]
+community = "snmp-read-c0mm"
+write_community = "snmp-write-c0mm"
+allowed_networks = ["10.0.0.0/8"]
+contact = "ops@example.org"
+location = "Rack 4"
+name = "mail1"
+trap_receivers = ["192.0.2.9:162"]
+trap_community = "snmp-trap-c0mm"
+inform = false
+queue_depth_threshold = 500
+deferred_age_threshold = "4h"
+auth_failure_storm = 30
+auth_failure_window = "2m"
+engine_id = "0x80007ED9040102"
+trap_user = "ops"
+
+[snmp.users.ops]
+auth_password = "snmp-auth-pw-1"
+priv_password = "snmp-priv-pw-1"
+write = true
+
+[snmp.users.viewer]
+auth_password = "snmp-auth-pw-2"
+priv_password = "snmp-priv-pw-2"
+
+[console]
+listen = ["0.0.0.0:8443", "[::]:8443"]
+threads = 64
+metrics_token = "metrics-t0ken"
+
+[calendar]
+time_zone = "Europe/Berlin"
+answer_freebusy = false
+max_occurrences_per_item = 10
+max_occurrences_per_query = 100
+
+[limits]
+per_ip_connections = 0
+login_free_failures = 5
+login_penalty = "3s"
+login_penalty_max = "1m"
+
+[store]
+backend = "postgres"
+url = "postgres://postgate:db-pa55word@db.example.org:5432/postgate?sslmode=require"
+pool_size = 8
+node = "node-1"
+ca_file = "/etc/postgate/db-ca.pem"
+"#;
+
+    /// The secrets of [`RICH`].
+    const RICH_SECRETS: [&str; 10] = [
+        "relay-pw-1",
+        "snmp-read-c0mm",
+        "snmp-write-c0mm",
+        "snmp-trap-c0mm",
+        "snmp-auth-pw-1",
+        "snmp-priv-pw-1",
+        "snmp-auth-pw-2",
+        "snmp-priv-pw-2",
+        "metrics-t0ken",
+        "db-pa55word",
+    ];
+
+    /// `c` with its secrets replaced as `effective_toml` replaces them.
+    fn masked(mut c: Config) -> Config {
+        let mask = || SECRET_MASK.to_string();
+        c.outbound.relay_password = c.outbound.relay_password.map(|_| mask());
+        c.snmp.community = mask();
+        c.snmp.write_community = c.snmp.write_community.map(|_| mask());
+        c.snmp.trap_community = c.snmp.trap_community.map(|_| mask());
+        for user in c.snmp.users.values_mut() {
+            user.auth_password = mask();
+            user.priv_password = mask();
+        }
+        c.console.metrics_token = c.console.metrics_token.map(|_| mask());
+        c.store.url = c.store.url.as_deref().map(mask_store_url);
+        c
+    }
+
+    /// Equal, as far as Debug shows and for the fields it hides.
+    fn assert_same(a: &Config, b: &Config) {
+        assert_eq!(format!("{a:#?}"), format!("{b:#?}"));
+        assert_eq!(a.store.url, b.store.url);
+        let users = |c: &Config| -> Vec<(String, String, String, bool)> {
+            c.snmp
+                .users
+                .iter()
+                .map(|(n, u)| {
+                    let u = u.clone();
+                    (n.clone(), u.auth_password, u.priv_password, u.write)
+                })
+                .collect()
+        };
+        assert_eq!(users(a), users(b));
+    }
+
+    #[test]
+    fn effective_toml_round_trips_with_secrets_masked() {
+        let original = check(RICH).unwrap();
+        let text = original.effective_toml();
+        // The parser takes it (`check` would not: write_community and
+        // community are now both the mask).
+        let back: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_same(&back, &masked(original.clone()));
+        // Written in the forms the parser reads.
+        for line in [
+            "hostname = \"mail.example.org\"",
+            "max_size = 1000",
+            "max_message_size = \"20MiB\"",
+            "max_append_size = 10000",
+            "quota = \"2GiB\"",
+            "greeting = \"250ms\"",
+            "command = \"90s\"",
+            "data = \"10m\"",
+            "retry_intervals = [\"1m\", \"10m\", \"2h\", \"1d\"]",
+            "delay_warning = \"1500ms\"",
+            "smtps = [\"[2001:db8::1]:465\"]",
+            "relay_networks = [\"192.0.2.0/24\", \"2001:db8::/32\", \"198.51.100.7\"]",
+            "engine_id = \"0x80007ed9040102\"",
+            "time_zone = \"Europe/Berlin\"",
+            "tls = \"verify\"",
+            "delete = \"purge\"",
+            "backend = \"postgres\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        // Top-level keys first, then the sections in the structs' order.
+        let headers: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
+        let position = |h: &str| headers.iter().position(|x| *x == h).unwrap();
+        assert!(text.starts_with("data_dir = "), "{text}");
+        assert_eq!(headers[0], "[logging]");
+        assert!(position("[tls]") < position("[smtp]"));
+        assert!(position("[smtp]") < position("[smtp.timeouts]"));
+        assert!(position("[snmp]") < position("[snmp.users.ops]"));
+        assert!(position("[calendar]") < position("[store]"));
+    }
+
+    #[test]
+    fn serialization_round_trips_every_value() {
+        // Unmasked, the same text passes every check and gives back every
+        // value, the secrets too.
+        let original = check(RICH).unwrap();
+        let text = toml::to_string(&original).unwrap();
+        let back = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        assert_same(&back, &original);
+        assert_eq!(back.snmp.users["ops"].auth_password, "snmp-auth-pw-1");
+    }
+
+    #[test]
+    fn default_config_round_trips() {
+        let default = Config::default();
+        let text = default.effective_toml();
+        let back = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        // The one secret of the defaults: community "public".
+        assert_eq!(back.snmp.community, SECRET_MASK);
+        assert_same(&back, &masked(default));
+        // An empty file is the defaults too.
+        assert_same(&check("").unwrap(), &Config::default());
+    }
+
+    #[test]
+    fn odd_values_round_trip() {
+        let mut c = Config::default();
+        c.logging.max_size = u64::MAX;
+        c.imap.quota = 3 << 20;
+        c.imap.max_append_size = (1 << 20) + 1;
+        c.smtp.timeouts.data = Duration::ZERO;
+        c.outbound.retry_intervals = vec![Duration::from_millis(1), Duration::from_secs(3601)];
+        c.snmp.engine_id = Some(vec![0xff; 32]);
+        c.outbound
+            .routes
+            .insert(".token.example".into(), "[::1]:25".into());
+        let text = c.effective_toml();
+        let back = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        assert_same(&back, &masked(c));
+        // A route's domain is not a setting: not masked for its name.
+        assert!(text.contains("\".token.example\" = \"[::1]:25\""), "{text}");
+    }
+
+    #[test]
+    fn effective_toml_masks_every_secret() {
+        let text = check(RICH).unwrap().effective_toml();
+        for secret in RICH_SECRETS {
+            assert!(!text.contains(secret), "{secret} shown:\n{text}");
+        }
+        for line in [
+            "relay_password = \"********\"",
+            "community = \"********\"",
+            "write_community = \"********\"",
+            "trap_community = \"********\"",
+            "auth_password = \"********\"",
+            "priv_password = \"********\"",
+            "metrics_token = \"********\"",
+            "url = \"postgres://postgate:********@db.example.org:5432/postgate?sslmode=require\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        assert_eq!(text.matches(SECRET_MASK).count(), 10, "{text}");
+        // What is not secret stays.
+        assert!(text.contains("relay_user = \"relayuser\""), "{text}");
+        assert!(text.contains("trap_user = \"ops\""), "{text}");
+    }
+
+    #[test]
+    fn store_url_passwords_are_masked() {
+        for (url, shown) in [
+            (
+                "postgresql://pg:s3cret@db/post",
+                "postgresql://pg:********@db/post",
+            ),
+            // The client takes credentials up to the first @.
+            (
+                "postgres://pg:pa/ss@db/post",
+                "postgres://pg:********@db/post",
+            ),
+            ("postgres://pg@db/post", "postgres://pg@db/post"),
+            ("postgres://db:5432/post", "postgres://db:5432/post"),
+            (
+                "postgres://pg@db/post?sslmode=require&password=s3cret",
+                "postgres://pg@db/post?sslmode=require&password=********",
+            ),
+            (
+                "postgres://db/post?p%61ssword=s3cret&user=pg",
+                "postgres://db/post?p%61ssword=********&user=pg",
+            ),
+            (
+                "host=db user=pg password=s3cret dbname=post",
+                "host=db user=pg password=******** dbname=post",
+            ),
+            (
+                "host=db password = 'a b\\' s3cret' sslmode=require",
+                "host=db password = ******** sslmode=require",
+            ),
+            ("password=s3c\\ ret host=db", "password=******** host=db"),
+            ("host=db user=pg", "host=db user=pg"),
+            // Not something the client reads: nothing of it is shown.
+            ("POSTGRES://pg:s3cret@db/post", SECRET_MASK),
+            ("host=db password='s3cret", SECRET_MASK),
+        ] {
+            assert_eq!(mask_store_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn load_records_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postgate.toml");
+        std::fs::write(&path, "hostname = \"mx.example.org\"\n").unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.source.as_deref(), Some(path.as_path()));
+        assert_eq!(c.hostname, "mx.example.org");
+        assert!(!c.effective_toml().contains("source"));
+        assert_eq!(Config::load(None).unwrap().source, None);
+        assert_eq!(check("").unwrap().source, None);
+        // Not a key of the file.
+        assert!(check("source = \"/etc/postgate.toml\"\n").is_err());
+    }
+
+    #[test]
+    fn durations_are_written_as_read() {
+        for (d, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_secs(120), "2m"),
+            (Duration::from_secs(7200), "2h"),
+            (Duration::from_secs(86_400 * 5), "5d"),
+            (Duration::from_secs(86_400 + 1), "86401s"),
+        ] {
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text), Some(d));
+        }
     }
 }
