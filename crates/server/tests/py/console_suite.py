@@ -79,7 +79,10 @@ def raw(method, path, cookie=None, body=None):
     h.request(method, path, body=body, headers=headers)
     r = h.getresponse()
     text = r.read().decode("utf-8", "replace")
-    out = (r.status, {k.lower(): v for k, v in r.getheaders()}, text)
+    headers = {}
+    for k, v in r.getheaders():  # repeated ones (Set-Cookie) joined
+        headers[k.lower()] = f"{headers[k.lower()]}, {v}" if k.lower() in headers else v
+    out = (r.status, headers, text)
     h.close()
     return out
 
