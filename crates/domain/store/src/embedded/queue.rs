@@ -209,13 +209,25 @@ fn finish_if_done(conn: &Connection, queue: i64) -> Result<()> {
     Ok(())
 }
 
+/// The recipients of one queue entry, or of all. Two statements, not one
+/// with `?1 IS NULL OR …`: a plan made without looking at the bound value
+/// (see schema::configure) could not use the index for one entry, and
+/// would read every recipient in the queue to find one entry's.
 fn all_rcpts(conn: &Connection, queue: Option<i64>) -> Result<Vec<(i64, QueuedRcpt)>> {
-    let sql = format!(
-        "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r WHERE ?1 IS NULL OR r.queue_id = ?1 ORDER BY r.queue_id, r.id"
-    );
-    conn.prepare_cached(&sql)
-        .and_then(|mut s| s.query_map([queue], rcpt_row)?.collect())
-        .map_err(backend)
+    match queue {
+        Some(id) => conn
+            .prepare_cached(&format!(
+                "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r WHERE r.queue_id = ?1 \
+                 ORDER BY r.id"
+            ))
+            .and_then(|mut s| s.query_map([id], rcpt_row)?.collect()),
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r ORDER BY r.queue_id, r.id"
+            ))
+            .and_then(|mut s| s.query_map([], rcpt_row)?.collect()),
+    }
+    .map_err(backend)
 }
 
 #[async_trait]

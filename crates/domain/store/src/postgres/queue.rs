@@ -315,18 +315,31 @@ async fn remove(c: &impl GenericClient, queue: i64) -> Result<bool> {
     Ok(message.is_some())
 }
 
+/// The recipients of one queue entry, or of all. Two statements, not one
+/// with `$1 IS NULL OR …`, as in the embedded store: a generic plan of
+/// that (which PostgreSQL may settle on for a cached statement) could not
+/// use the index for one entry, and would read every recipient in the
+/// queue; and each run is planned once, not again for its value.
 async fn all_rcpts(c: &impl GenericClient, queue: Option<i64>) -> Result<Vec<(i64, QueuedRcpt)>> {
-    let sql = format!(
-        "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r \
-         WHERE $1::BIGINT IS NULL OR r.queue_id = $1 ORDER BY r.queue_id, r.id"
-    );
-    let s = c.prepare_cached(&sql).await.map_err(pg)?;
-    Ok(c.query(&s, &[&queue])
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(rcpt_row)
-        .collect())
+    let rows = match queue {
+        Some(id) => {
+            let sql = format!(
+                "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r WHERE r.queue_id = $1 \
+                 ORDER BY r.id"
+            );
+            let s = c.prepare_cached(&sql).await.map_err(pg)?;
+            c.query(&s, &[&id]).await
+        }
+        None => {
+            let sql = format!(
+                "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r ORDER BY r.queue_id, r.id"
+            );
+            let s = c.prepare_cached(&sql).await.map_err(pg)?;
+            c.query(&s, &[]).await
+        }
+    }
+    .map_err(pg)?;
+    Ok(rows.iter().map(rcpt_row).collect())
 }
 
 #[async_trait]
