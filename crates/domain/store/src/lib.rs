@@ -104,7 +104,8 @@ impl StoreError {
     }
 }
 
-/// Domains, post offices, users, aliases and groups, and credentials.
+/// Domains, post offices, users, aliases and groups, credentials, and who
+/// administers the post office through the web console.
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// Adds a domain this system serves, with its default post office.
@@ -153,6 +154,35 @@ pub trait Directory: Send + Sync {
     /// Users after `after` (a user id) in id order, at most `limit`: for
     /// walking a large directory in bounded memory.
     async fn users_page(&self, after: UserId, limit: usize) -> Result<Vec<User>>;
+
+    /// Users matching `filter`, ordered by address as
+    /// [`Directory::list_users`] orders them (domain, then local part,
+    /// case-folded): the at most `limit` after the first `offset`, and how
+    /// many match in all (for paging).
+    async fn find_users(
+        &self,
+        filter: UserFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<User>, u64)>;
+    /// Changes a user's details (the user named by address or alias);
+    /// returns the user as changed. A directory change like any other: it
+    /// bumps [`Directory::directory_generation`].
+    async fn update_user(&self, address: &EmailAddress, update: UserUpdate) -> Result<User>;
+
+    /// Grants (`admin`) or revokes (`!admin`) the right to administer the
+    /// post office through the web console, for the user named by address
+    /// or alias ([`StoreError::NotFound`] if none). Granting twice, or
+    /// revoking what was not granted, changes nothing. The grant goes with
+    /// the user when it is removed. A directory change: it bumps
+    /// [`Directory::directory_generation`], for caches of who may sign in.
+    async fn set_console_admin(&self, user: &EmailAddress, admin: bool) -> Result<()>;
+    /// The console administrators' primary addresses, ordered as
+    /// [`Directory::list_users`] orders users.
+    async fn console_admins(&self) -> Result<Vec<EmailAddress>>;
+    /// Whether the user may administer the post office through the web
+    /// console (`false` for no such user).
+    async fn is_console_admin(&self, user: UserId) -> Result<bool>;
 
     /// Resolves a recipient address to the users who should receive mail sent to it:
     /// user, alias, group (expanded recursively), First.Last, plus-addressing.

@@ -663,3 +663,30 @@ pub struct CalendarOutcome {
     /// The merge's reason.
     pub note: String,
 }
+
+/// Which users [`crate::Directory::find_users`] returns: those matching
+/// every field given.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// A piece of the primary address or of the display name, matched
+    /// case-insensitively (Unicode lower case) anywhere in either; `None`
+    /// or blank: any user.
+    pub text: Option<String>,
+    /// Only the users of this domain (matched case-insensitively); blank:
+    /// any.
+    pub domain: Option<String>,
+}
+
+/// Changes to a user's details ([`crate::Directory::update_user`]): each
+/// field `None` leaves the detail as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    /// A new display name (it may not be blank).
+    pub display_name: Option<String>,
+    /// A new job title; `Some(None)` (or a blank one) clears it.
+    pub title: Option<Option<String>>,
+    /// A new department; `Some(None)` (or a blank one) clears it.
+    pub department: Option<Option<String>>,
+    /// A new telephone number; `Some(None)` (or a blank one) clears it.
+    pub phone: Option<Option<String>>,
+}

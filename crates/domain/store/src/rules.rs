@@ -1,6 +1,8 @@
-//! The directory's rules, the same for every backend: what a domain name,
-//! a class name and a First.Last key are, and the limits of expansion.
+//! The store's rules, the same for every backend: what a domain name, a
+//! class name, a First.Last key and a user search key are, and the limits
+//! of expansion.
 use crate::{Result, StoreError};
+use postgate_types::EmailAddress;
 
 /// The post office a domain gets when it is added.
 pub(crate) const DEFAULT_POST_OFFICE: &str = "main";
@@ -54,4 +56,37 @@ pub(crate) fn valid_name(name: &str) -> Result<String> {
         )));
     }
     Ok(n.to_string())
+}
+
+/// What a user search ([`crate::Directory::find_users`]) looks in: the
+/// primary address and the display name, lower-cased, one per line (so
+/// that a piece of text on one line never matches across both). Kept in
+/// the user's row (written with it) so that a search compares stored text
+/// and the backends fold case alike: SQLite's `lower()` folds ASCII
+/// letters only.
+pub(crate) fn search_key(address: &EmailAddress, display_name: &str) -> String {
+    format!("{}\n{}", address.key(), display_name.trim().to_lowercase())
+}
+
+/// A filter's text field as given: trimmed, `None` when blank.
+pub(crate) fn given(field: Option<&str>) -> Option<&str> {
+    field.map(str::trim).filter(|f| !f.is_empty())
+}
+
+/// The piece of text a user search looks for, folded as [`search_key`]
+/// folds; `None` when there is nothing to look for.
+pub(crate) fn search_text(text: Option<&str>) -> Option<String> {
+    given(text).map(str::to_lowercase)
+}
+
+/// A domain as a filter names it: lower case, without a final dot.
+pub(crate) fn filter_domain(domain: Option<&str>) -> Option<String> {
+    given(domain).map(|d| d.trim_end_matches('.').to_lowercase())
+}
+
+/// A user detail as an update sets it: trimmed, blank as none.
+pub(crate) fn detail(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }

@@ -282,6 +282,17 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// A parameter of a statement put together at run time (filters).
+pub(crate) type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
+
+/// Parameters as `query` takes them.
+pub(crate) fn param_refs(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
 /// Whether a failed transaction is worth running again.
 pub(crate) fn retryable(e: &StoreError) -> bool {
     matches!(e, StoreError::Backend(m) if m.starts_with(RETRY_PREFIX))
