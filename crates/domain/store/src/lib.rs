@@ -349,6 +349,16 @@ pub trait Queue: Send + Sync {
     /// Recipients a runner is working on (claimed) are left alone: hold
     /// again after their attempt if they are still waiting.
     async fn queue_hold(&self, id: Option<i64>, hold: bool) -> Result<usize>;
+    /// Queued messages matching `filter`, in id order, each with all its
+    /// recipients (as [`Queue::queue_get`] gives them): the at most
+    /// `limit` after the first `offset`, and how many match in all (for
+    /// paging). An unknown state name is [`StoreError::Invalid`].
+    async fn queue_page(
+        &self,
+        filter: QueueFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<QueuedMessage>, u64)>;
     /// Ends every claim at once, making those recipients due now: for a node
     /// that starts knowing it is the only one (the embedded store), so that
     /// work cut short by a crash resumes at once rather than when its lease

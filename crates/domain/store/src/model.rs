@@ -690,3 +690,26 @@ pub struct UserUpdate {
     /// A new telephone number; `Some(None)` (or a blank one) clears it.
     pub phone: Option<Option<String>>,
 }
+
+/// Which queue entries [`crate::Queue::queue_page`] returns: those matching
+/// every field given.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Entries with at least one recipient in this state, named as the
+    /// queue's depth ([`QueueDepth`]) and the `postgate_queue_recipients`
+    /// gauge's `state` label name them: `due` (never tried yet), `deferred`
+    /// (tried, waiting for the next attempt), `in_flight` (claimed by a
+    /// runner now; `sending` is accepted too) or `held` (held by an
+    /// operator). Any other name is refused ([`crate::StoreError::Invalid`]).
+    /// With `domain` as well, one recipient must match both. Blank: any.
+    pub state: Option<String>,
+    /// Entries with at least one recipient in this domain (compared
+    /// lower-case, exactly: `example.com` does not match `mx.example.com`);
+    /// blank: any.
+    pub domain: Option<String>,
+    /// Entries whose reverse path (MAIL FROM) holds this piece, ASCII
+    /// letters compared case-insensitively; blank: any.
+    pub sender: Option<String>,
+    /// Entries queued before this time (Unix seconds).
+    pub created_before: Option<i64>,
+}

@@ -1,6 +1,6 @@
 //! The store's rules, the same for every backend: what a domain name, a
-//! class name, a First.Last key and a user search key are, and the limits
-//! of expansion.
+//! class name, a First.Last key and a user search key are, the limits of
+//! expansion and the queue's state names.
 use crate::{Result, StoreError};
 use postgate_types::EmailAddress;
 
@@ -89,4 +89,35 @@ pub(crate) fn detail(value: Option<String>) -> Option<String> {
     value
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
+}
+
+/// A state of a queued recipient, as [`crate::QueueFilter::state`] names
+/// it; each backend says what it is in its columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RcptState {
+    /// Waiting, never tried.
+    Due,
+    /// Waiting, tried before.
+    Deferred,
+    /// Claimed by a runner.
+    InFlight,
+    /// Held by an operator.
+    Held,
+}
+
+impl RcptState {
+    /// Parses a state name (as the queue gauges' `state` label has it).
+    pub(crate) fn parse(name: &str) -> Result<RcptState> {
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "due" => RcptState::Due,
+            "deferred" => RcptState::Deferred,
+            "in_flight" | "sending" => RcptState::InFlight,
+            "held" => RcptState::Held,
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "{name:?}: a queue state is due, deferred, in_flight (or sending) or held"
+                )));
+            }
+        })
+    }
 }

@@ -140,6 +140,7 @@ async fn migration_fills_in_search_keys() {
         .batch_execute(
             "ALTER TABLE users DROP COLUMN search_key;
              DROP TABLE console_admin;
+             DROP INDEX queue_rcpt_domain, queue_rcpt_state, queue_created;
              UPDATE schema_version SET version = 2;",
         )
         .await

@@ -240,16 +240,22 @@ CREATE TABLE access_block (
     note      TEXT NOT NULL DEFAULT ''
 ) STRICT;
 "#,
-    // 6: what the web console needs from the directory: a user's search
-    // key (address and display name lower-cased, see rules::search_key;
-    // filled in by `migrate` for the users already there) for user
-    // searches, and who may administer through the console.
+    // 6: what the web console needs. A user's search key (address and
+    // display name lower-cased, see rules::search_key; filled in by
+    // `migrate` for the users already there) for user searches; who may
+    // administer through the console; and indexes to find queue entries by
+    // a recipient's domain or state (which also counts the queue's depth
+    // without reading the recipients' rows) and by age.
     r#"
 ALTER TABLE user ADD COLUMN search_key TEXT;
 
 CREATE TABLE console_admin (
     user_id INTEGER PRIMARY KEY REFERENCES user(id) ON DELETE CASCADE
 ) STRICT;
+
+CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);
+CREATE INDEX queue_rcpt_state ON queue_rcpt (status, leased, attempts, queue_id);
+CREATE INDEX queue_created ON queue (created);
 "#,
 ];
 

@@ -244,15 +244,20 @@ ALTER TABLE item DROP CONSTRAINT IF EXISTS item_message_id_fkey;
 ALTER TABLE blob DROP CONSTRAINT IF EXISTS blob_id_fkey;
 ALTER TABLE envelope DROP CONSTRAINT IF EXISTS envelope_message_id_fkey;
 "#,
-    // 3: what the web console needs from the directory, as in the embedded
-    // store's migration 6: users' search keys (filled in by `migrate` for
-    // the users already there) and console administrators.
+    // 3: what the web console needs, as in the embedded store's migration
+    // 6: users' search keys (filled in by `migrate` for the users already
+    // there), console administrators, and queue entries by a recipient's
+    // domain and state and by age.
     r#"
 ALTER TABLE users ADD COLUMN search_key TEXT;
 
 CREATE TABLE console_admin (
     user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE
 );
+
+CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);
+CREATE INDEX queue_rcpt_state ON queue_rcpt (status, leased, attempts, queue_id);
+CREATE INDEX queue_created ON queue (created);
 "#,
 ];
 

@@ -51,6 +51,7 @@ macro_rules! suite {
             console_administrators,
             user_search_pages_and_counts,
             user_update,
+            queue_page_filters_and_counts,
         );
         suite!(@multi_thread $make;
             two_handles_claim_every_due_recipient_once,
@@ -2327,4 +2328,188 @@ pub async fn user_update(h: &dyn Harness) {
             .await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// A queue entry from `from` to `rcpts`, queued at `created`.
+fn queued(sender: postgate_types::UserId, from: &str, rcpts: &[&str], created: i64) -> NewDelivery {
+    let rcpts: Vec<String> = rcpts.iter().map(|r| r.to_string()).collect();
+    let mut d = outbound_delivery(sender, &format!("{from} {created}"), &rcpts, created);
+    if let Some(o) = d.outbound.as_mut() {
+        o.mail_from = from.into();
+    }
+    d
+}
+
+/// The console's queue page: entries in id order with the total matching,
+/// by recipient state (as the queue's depth names them), by recipient
+/// domain (the one recipient matching both when both are given), by sender
+/// and by age; each entry with all its recipients.
+pub async fn queue_page_filters_and_counts(h: &dyn Harness) {
+    use postgate_store::{QueueDepth, QueueFilter, RcptOutcome};
+    let s = fixture(h).await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let now = chrono_now();
+    for (from, rcpts, age) in [
+        (
+            "Alice@Example.org",
+            &["a@gmail.com", "b@yahoo.com"][..],
+            5000,
+        ),
+        ("bob@example.org", &["c@gmail.com"][..], 4000),
+        ("", &["d@hotmail.com"][..], 3000),
+        (
+            "carol@Shop.example",
+            &["e@yahoo.com", "f@gmail.com"][..],
+            2000,
+        ),
+        ("alice@example.org", &["g@GMAIL.com"][..], 1000),
+    ] {
+        s.deliver(queued(alice.id, from, rcpts, now - age))
+            .await
+            .unwrap();
+    }
+    let ids: Vec<i64> = s.queue_list().await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 5);
+    // a@gmail.com is being tried; b@yahoo.com was tried and waits; the
+    // entry to hotmail is held; the others are due.
+    let claimed = s.claim_due(now, 600, 1).await.unwrap();
+    assert_eq!(claimed[0].rcpts[0].address, "a@gmail.com");
+    let claimed = s.claim_due(now, 600, 1).await.unwrap();
+    assert_eq!(claimed[0].rcpts[0].address, "b@yahoo.com");
+    s.record(vec![(
+        claimed[0].rcpts[0].id,
+        RcptOutcome::Retry {
+            at: now + 300,
+            error: "451 later".into(),
+            delay_warned: false,
+        },
+    )])
+    .await
+    .unwrap();
+    assert_eq!(s.queue_hold(Some(ids[2]), true).await.unwrap(), 1);
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        QueueDepth {
+            due: 4,
+            deferred: 1,
+            in_flight: 1,
+            held: 1,
+            oldest: Some(now - 5000),
+        }
+    );
+
+    let page = |filter: QueueFilter, offset: usize, limit: usize| {
+        let s = s.clone();
+        async move {
+            let (entries, total) = s.queue_page(filter, offset, limit).await.unwrap();
+            (entries.iter().map(|m| m.id).collect::<Vec<_>>(), total)
+        }
+    };
+    let pick = |n: &[usize]| n.iter().map(|&i| ids[i]).collect::<Vec<_>>();
+    let all = QueueFilter::default();
+    assert_eq!(page(all.clone(), 0, 100).await, (ids.clone(), 5));
+    assert_eq!(page(all.clone(), 0, 2).await, (pick(&[0, 1]), 5));
+    assert_eq!(page(all.clone(), 2, 2).await, (pick(&[2, 3]), 5));
+    assert_eq!(page(all.clone(), 4, 2).await, (pick(&[4]), 5));
+    assert_eq!(page(all.clone(), 9, 2).await, (vec![], 5));
+
+    // Each entry with all its recipients, as queue_get has them.
+    let (entries, _) = s.queue_page(all.clone(), 0, 1).await.unwrap();
+    let got = s.queue_get(ids[0]).await.unwrap().unwrap();
+    let states = |m: &postgate_store::QueuedMessage| {
+        m.rcpts
+            .iter()
+            .map(|r| (r.id, r.address.clone(), r.status.clone(), r.attempts))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(&entries[0]), states(&got));
+    assert_eq!(entries[0].rcpts.len(), 2);
+    assert_eq!(entries[0].outbound.mail_from, "Alice@Example.org");
+    assert_eq!(entries[0].created, now - 5000);
+    assert_eq!(entries[0].message, got.message);
+
+    let state = |name: &str| QueueFilter {
+        state: Some(name.into()),
+        ..QueueFilter::default()
+    };
+    assert_eq!(page(state("due"), 0, 10).await, (pick(&[1, 3, 4]), 3));
+    assert_eq!(page(state("due"), 1, 1).await, (pick(&[3]), 3));
+    assert_eq!(page(state("deferred"), 0, 10).await, (pick(&[0]), 1));
+    assert_eq!(page(state("in_flight"), 0, 10).await, (pick(&[0]), 1));
+    assert_eq!(page(state("sending"), 0, 10).await, (pick(&[0]), 1));
+    assert_eq!(page(state("held"), 0, 10).await, (pick(&[2]), 1));
+    assert_eq!(page(state(""), 0, 10).await, (ids.clone(), 5), "blank: any");
+    assert!(matches!(
+        s.queue_page(state("bogus"), 0, 10).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let domain = |d: &str| QueueFilter {
+        domain: Some(d.into()),
+        ..QueueFilter::default()
+    };
+    assert_eq!(
+        page(domain("gmail.com"), 0, 10).await,
+        (pick(&[0, 1, 3, 4]), 4)
+    );
+    assert_eq!(
+        page(domain("GMAIL.COM"), 0, 10).await,
+        (pick(&[0, 1, 3, 4]), 4)
+    );
+    assert_eq!(page(domain("yahoo.com"), 0, 10).await, (pick(&[0, 3]), 2));
+    assert_eq!(page(domain("mail.com"), 0, 10).await, (vec![], 0), "exact");
+    let both = |st: &str, d: &str| QueueFilter {
+        state: Some(st.into()),
+        domain: Some(d.into()),
+        ..QueueFilter::default()
+    };
+    // b@yahoo.com (entry 0) is deferred: due at yahoo.com is entry 3 only.
+    assert_eq!(page(both("due", "yahoo.com"), 0, 10).await, (pick(&[3]), 1));
+    assert_eq!(
+        page(both("deferred", "yahoo.com"), 0, 10).await,
+        (pick(&[0]), 1)
+    );
+    assert_eq!(
+        page(both("in_flight", "yahoo.com"), 0, 10).await,
+        (vec![], 0)
+    );
+
+    let sender = |t: &str| QueueFilter {
+        sender: Some(t.into()),
+        ..QueueFilter::default()
+    };
+    assert_eq!(page(sender("ALICE"), 0, 10).await, (pick(&[0, 4]), 2));
+    assert_eq!(page(sender("shop.EX"), 0, 10).await, (pick(&[3]), 1));
+    assert_eq!(page(sender("nobody"), 0, 10).await, (vec![], 0));
+
+    let before = |t: i64| QueueFilter {
+        created_before: Some(t),
+        ..QueueFilter::default()
+    };
+    assert_eq!(page(before(now - 2500), 0, 10).await, (pick(&[0, 1, 2]), 3));
+    assert_eq!(
+        page(before(now - 5000), 0, 10).await,
+        (vec![], 0),
+        "strictly before"
+    );
+    assert_eq!(page(before(now), 0, 10).await, (ids.clone(), 5));
+
+    let mixed = QueueFilter {
+        state: Some("due".into()),
+        domain: Some("gmail.com".into()),
+        sender: Some("example.org".into()),
+        created_before: Some(now - 1500),
+    };
+    assert_eq!(page(mixed, 0, 10).await, (pick(&[1]), 1));
+    let mixed = QueueFilter {
+        sender: Some("alice".into()),
+        created_before: Some(now - 2500),
+        ..QueueFilter::default()
+    };
+    assert_eq!(page(mixed, 0, 10).await, (pick(&[0]), 1));
+
+    // A removed entry is gone from the pages and the counts.
+    assert!(s.queue_remove(ids[1]).await.unwrap());
+    assert_eq!(page(state("due"), 0, 10).await, (pick(&[3, 4]), 2));
+    assert_eq!(page(all, 0, 10).await.1, 4);
 }
