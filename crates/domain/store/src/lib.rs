@@ -413,6 +413,35 @@ pub trait Calendars: Send + Sync {
     }
 }
 
+/// Counter history: per-minute increments of named counters (messages in,
+/// logins, …), recorded by each node and kept where every node sees them,
+/// so that the console charts the whole system, and pruned by age.
+#[async_trait]
+pub trait Stats: Send + Sync {
+    /// Adds `deltas` (counter name, increment) to what `node` counted in
+    /// the minute starting at `minute` (Unix seconds, rounded down to a
+    /// whole minute): recording a counter again for that minute and node
+    /// adds to it. One commit for all of them.
+    async fn record_stats(&self, minute: i64, node: &str, deltas: Vec<(String, u64)>)
+    -> Result<()>;
+    /// The counters from `since` on, summed over every node and over
+    /// buckets of `bucket` seconds (a positive multiple of 60, else
+    /// [`StoreError::Invalid`]). Buckets start at multiples of `bucket`
+    /// since the epoch (`at` is the start), and the first is the one that
+    /// holds `since`, whole. Ordered by `at`, then by name (bytewise); a
+    /// bucket in which a counter recorded nothing has no point for it.
+    async fn stats_history(&self, since: i64, bucket: i64) -> Result<Vec<StatPoint>>;
+    /// Deletes what was recorded for minutes before `before`; returns how
+    /// many (minute, node, counter) rows went.
+    async fn prune_stats(&self, before: i64) -> Result<u64>;
+}
+
 /// The whole store: what engines hold as `Arc<dyn Store>`.
-pub trait Store: Directory + Mailboxes + Queue + Calendars + AccessRules + std::fmt::Debug {}
-impl<T: Directory + Mailboxes + Queue + Calendars + AccessRules + std::fmt::Debug> Store for T {}
+pub trait Store:
+    Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + std::fmt::Debug
+{
+}
+impl<T: Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + std::fmt::Debug> Store
+    for T
+{
+}

@@ -713,3 +713,14 @@ pub struct QueueFilter {
     /// Entries queued before this time (Unix seconds).
     pub created_before: Option<i64>,
 }
+
+/// One point of a counter's history ([`crate::Stats::stats_history`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatPoint {
+    /// The start of the bucket (Unix seconds).
+    pub at: i64,
+    /// The counter.
+    pub name: String,
+    /// What it counted in the bucket, over every node.
+    pub value: u64,
+}

@@ -1,6 +1,6 @@
 //! The store's rules, the same for every backend: what a domain name, a
 //! class name, a First.Last key and a user search key are, the limits of
-//! expansion and the queue's state names.
+//! expansion, the queue's state names and the statistics' buckets.
 use crate::{Result, StoreError};
 use postgate_types::EmailAddress;
 
@@ -120,4 +120,30 @@ impl RcptState {
             }
         })
     }
+}
+
+/// The bucket a stats history groups minutes in: a positive multiple of
+/// a minute.
+pub(crate) fn stats_bucket(bucket: i64) -> Result<i64> {
+    if bucket <= 0 || bucket % 60 != 0 {
+        return Err(StoreError::Invalid(format!(
+            "a statistics bucket is a positive number of whole minutes, not {bucket} s"
+        )));
+    }
+    Ok(bucket)
+}
+
+/// Counter increments as the stats tables take them: each name once (the
+/// increments given for it added up), in name order (so that two writers
+/// lock rows in one order), as signed 64-bit values (saturating).
+pub(crate) fn stat_deltas(deltas: Vec<(String, u64)>) -> Vec<(String, i64)> {
+    let mut merged: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for (name, v) in deltas {
+        let e = merged.entry(name).or_default();
+        *e = e.saturating_add(v);
+    }
+    merged
+        .into_iter()
+        .map(|(n, v)| (n, i64::try_from(v).unwrap_or(i64::MAX)))
+        .collect()
 }

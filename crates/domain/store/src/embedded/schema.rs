@@ -243,7 +243,8 @@ CREATE TABLE access_block (
     // 6: what the web console needs. A user's search key (address and
     // display name lower-cased, see rules::search_key; filled in by
     // `migrate` for the users already there) for user searches; who may
-    // administer through the console; and indexes to find queue entries by
+    // administer through the console; the counters' history, per minute
+    // and node (the console's charts); and indexes to find queue entries by
     // a recipient's domain or state (which also counts the queue's depth
     // without reading the recipients' rows) and by age.
     r#"
@@ -252,6 +253,14 @@ ALTER TABLE user ADD COLUMN search_key TEXT;
 CREATE TABLE console_admin (
     user_id INTEGER PRIMARY KEY REFERENCES user(id) ON DELETE CASCADE
 ) STRICT;
+
+CREATE TABLE stat_minute (
+    minute INTEGER NOT NULL,
+    name   TEXT NOT NULL,
+    node   TEXT NOT NULL,
+    value  INTEGER NOT NULL,
+    PRIMARY KEY (minute, name, node)
+) STRICT, WITHOUT ROWID;
 
 CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);
 CREATE INDEX queue_rcpt_state ON queue_rcpt (status, leased, attempts, queue_id);

@@ -33,6 +33,7 @@ mod mailboxes;
 mod messages;
 mod queue;
 pub(crate) mod schema;
+mod stats;
 
 pub(crate) use directory::bump_generation;
 

@@ -246,13 +246,21 @@ ALTER TABLE envelope DROP CONSTRAINT IF EXISTS envelope_message_id_fkey;
 "#,
     // 3: what the web console needs, as in the embedded store's migration
     // 6: users' search keys (filled in by `migrate` for the users already
-    // there), console administrators, and queue entries by a recipient's
-    // domain and state and by age.
+    // there), console administrators, the counters' history per minute and
+    // node, and queue entries by a recipient's domain and state and by age.
     r#"
 ALTER TABLE users ADD COLUMN search_key TEXT;
 
 CREATE TABLE console_admin (
     user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE
+);
+
+CREATE TABLE stat_minute (
+    minute BIGINT NOT NULL,
+    name   TEXT NOT NULL,
+    node   TEXT NOT NULL,
+    value  BIGINT NOT NULL,
+    PRIMARY KEY (minute, name, node)
 );
 
 CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);

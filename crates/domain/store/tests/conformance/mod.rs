@@ -52,6 +52,7 @@ macro_rules! suite {
             user_search_pages_and_counts,
             user_update,
             queue_page_filters_and_counts,
+            stats_history_sums_nodes_and_buckets,
         );
         suite!(@multi_thread $make;
             two_handles_claim_every_due_recipient_once,
@@ -2512,4 +2513,102 @@ pub async fn queue_page_filters_and_counts(h: &dyn Harness) {
     assert!(s.queue_remove(ids[1]).await.unwrap());
     assert_eq!(page(state("due"), 0, 10).await, (pick(&[3, 4]), 2));
     assert_eq!(page(all, 0, 10).await.1, 4);
+}
+
+/// Statistics history: per-minute increments add up per (minute, node,
+/// counter), sum over nodes and buckets (aligned to the bucket, the first
+/// one whole), in order of time then name; pruning deletes by age.
+pub async fn stats_history_sums_nodes_and_buckets(h: &dyn Harness) {
+    use postgate_store::StatPoint;
+    let a = h.open().await;
+    let b = h.open().await;
+    let m0 = 1_700_000_000 - 1_700_000_000 % 3600;
+    let d = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(n, x)| (n.to_string(), *x)).collect()
+    };
+    a.record_stats(
+        m0,
+        "node-a",
+        d(&[("messages_in", 3), ("logins_ok", 1), ("messages_in", 2)]),
+    )
+    .await
+    .unwrap();
+    // Within the minute: the same minute.
+    a.record_stats(m0 + 59, "node-a", d(&[("messages_in", 1)]))
+        .await
+        .unwrap();
+    b.record_stats(m0, "node-b", d(&[("messages_in", 10)]))
+        .await
+        .unwrap();
+    b.record_stats(m0 + 60, "node-b", d(&[("bytes_in", 1000)]))
+        .await
+        .unwrap();
+    a.record_stats(m0 + 300, "node-a", d(&[("messages_in", 7)]))
+        .await
+        .unwrap();
+    a.record_stats(m0 + 3600, "node-a", d(&[("messages_in", 1)]))
+        .await
+        .unwrap();
+    a.record_stats(m0 + 3600, "node-a", Vec::new())
+        .await
+        .unwrap();
+    let p = |at: i64, name: &str, value: u64| StatPoint {
+        at,
+        name: name.into(),
+        value,
+    };
+    let minutes = vec![
+        p(m0, "logins_ok", 1),
+        p(m0, "messages_in", 16),
+        p(m0 + 60, "bytes_in", 1000),
+        p(m0 + 300, "messages_in", 7),
+        p(m0 + 3600, "messages_in", 1),
+    ];
+    assert_eq!(a.stats_history(m0, 60).await.unwrap(), minutes);
+    assert_eq!(b.stats_history(0, 60).await.unwrap(), minutes);
+    let fives = vec![
+        p(m0, "bytes_in", 1000),
+        p(m0, "logins_ok", 1),
+        p(m0, "messages_in", 16),
+        p(m0 + 300, "messages_in", 7),
+        p(m0 + 3600, "messages_in", 1),
+    ];
+    assert_eq!(b.stats_history(m0, 300).await.unwrap(), fives);
+    assert_eq!(
+        b.stats_history(m0 + 120, 300).await.unwrap(),
+        fives,
+        "the bucket holding `since` comes whole"
+    );
+    assert_eq!(
+        a.stats_history(m0 + 301, 60).await.unwrap(),
+        minutes[3..].to_vec()
+    );
+    assert_eq!(
+        a.stats_history(m0, 3600).await.unwrap(),
+        vec![
+            p(m0, "bytes_in", 1000),
+            p(m0, "logins_ok", 1),
+            p(m0, "messages_in", 23),
+            p(m0 + 3600, "messages_in", 1),
+        ]
+    );
+    assert!(a.stats_history(m0 + 7200, 60).await.unwrap().is_empty());
+    for bad in [0, -60, 90] {
+        assert!(matches!(
+            a.stats_history(m0, bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    assert_eq!(b.prune_stats(m0 + 300).await.unwrap(), 4);
+    assert_eq!(b.prune_stats(m0 + 300).await.unwrap(), 0);
+    assert_eq!(a.stats_history(0, 60).await.unwrap(), minutes[3..].to_vec());
+    // What is recorded after pruning adds up from nothing.
+    a.record_stats(m0, "node-a", d(&[("messages_in", 2)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.stats_history(m0, 60).await.unwrap()[0],
+        p(m0, "messages_in", 2)
+    );
 }
