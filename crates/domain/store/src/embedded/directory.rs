@@ -343,8 +343,12 @@ fn find_users(
             .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
             .map_err(backend)?;
         let n = params.len();
+        // Domains first (CROSS JOIN fixes SQLite's join order): the users
+        // then come in the order asked for, domain by domain through the
+        // (domain, local part) index, and a page stops once it is full,
+        // rather than every matching user being sorted for it.
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM user u JOIN domain d ON d.id = u.domain_id \
+            "SELECT {USER_COLUMNS} FROM domain d CROSS JOIN user u ON u.domain_id = d.id \
              JOIN post_office p ON p.id = u.post_office_id {filter_sql} \
              ORDER BY d.name, u.local_key LIMIT ?{} OFFSET ?{}",
             n + 1,
