@@ -1,8 +1,8 @@
 //! The administration commands: directory and mailbox inspection, straight on the
 //! store in the data directory (SQLite arbitrates with a running server).
 use crate::cli::{
-    AccessCmd, AliasCmd, BlockCmd, CalendarCmd, ClassCmd, Command, DomainCmd, FolderCmd, GroupCmd,
-    ItemCmd, MemberCmd, QueueCmd, Target, UserCmd,
+    AccessCmd, AdminCmd, AliasCmd, BlockCmd, CalendarCmd, ClassCmd, Command, DomainCmd, FolderCmd,
+    GroupCmd, ItemCmd, MemberCmd, QueueCmd, Target, UserCmd,
 };
 use anyhow::{Context, bail};
 use postgate_runtime::Config;
@@ -706,6 +706,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Class(cmd) => class(store, cmd, &mut out).await?,
         Command::Access(cmd) => access(&shared, cmd, &mut out).await?,
         Command::Block(cmd) => block(store, cmd, &mut out).await?,
+        Command::Admin(cmd) => console_admin(store, cmd, &mut out).await?,
         Command::Serve | Command::CheckConfig { .. } | Command::Log(_) | Command::Store(_) => {
             bail!("not an administration command")
         }
@@ -978,6 +979,33 @@ async fn block(store: &Arc<dyn Store>, cmd: BlockCmd, out: &mut impl Write) -> a
             }
             writeln!(out, "unblocked {pattern}")?;
         }
+    }
+    Ok(())
+}
+
+/// `admin grant|revoke|list`: console administrators.
+async fn console_admin(
+    store: &Arc<dyn Store>,
+    cmd: AdminCmd,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (address, grant) = match cmd {
+        AdminCmd::Grant { address } => (address, true),
+        AdminCmd::Revoke { address } => (address, false),
+        AdminCmd::List => {
+            for a in store.console_admins().await? {
+                writeln!(out, "{a}")?;
+            }
+            return Ok(());
+        }
+    };
+    // By its primary address, whichever address named it.
+    let user = user_of(store, &address).await?;
+    store.set_console_admin(&user.address, grant).await?;
+    if grant {
+        writeln!(out, "{} may administer the console", user.address)?;
+    } else {
+        writeln!(out, "{} may no longer administer the console", user.address)?;
     }
     Ok(())
 }

@@ -67,6 +67,9 @@ pub enum Command {
     /// Blocked hosts, domains and networks.
     #[command(subcommand)]
     Block(BlockCmd),
+    /// Who may administer the post office through the web console.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// The log files in `[logging] dir`.
     #[command(subcommand)]
     Log(LogCmd),
@@ -222,6 +225,24 @@ pub enum AccessCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Let a user administer the post office through the web console
+    /// (signing in with their own address and password).
+    Grant {
+        /// The user, by address or alias.
+        address: String,
+    },
+    /// Take a user's console administration away.
+    Revoke {
+        /// The user, by address or alias.
+        address: String,
+    },
+    /// List the console administrators, one address a line.
+    List,
 }
 
 /// `block …`

@@ -151,3 +151,40 @@ fn directory_administration() {
         "{domains}"
     );
 }
+
+#[test]
+fn console_administrators() {
+    let s = Server::start(std::path::Path::new(BIN), "");
+    s.cli(&["domain", "add", "example.org"]);
+    for (address, name) in [
+        ("bob@example.org", "Bob Jones"),
+        ("alice@example.org", "Alice Smith"),
+    ] {
+        s.cli(&["user", "add", address, "--name", name]);
+    }
+    s.cli(&["alias", "add", "ali@example.org", "alice@example.org"]);
+    assert_eq!(s.cli(&["admin", "list"]), "", "nobody at first");
+    let out = s.cli(&["admin", "grant", "bob@example.org"]);
+    assert!(out.contains("bob@example.org may administer"), "{out}");
+    // Through an alias, and twice: the user, once.
+    s.cli(&["admin", "grant", "ali@example.org"]);
+    s.cli(&["admin", "grant", "alice@example.org"]);
+    assert_eq!(
+        s.cli(&["admin", "list"]),
+        "alice@example.org\nbob@example.org\n"
+    );
+    let out = s.cli_output(&["admin", "grant", "nobody@example.org"], None);
+    assert!(!out.status.success(), "an unknown user is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nobody@example.org"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.cli(&["admin", "revoke", "alice@example.org"]);
+    assert!(out.contains("alice@example.org may no longer"), "{out}");
+    s.cli(&["admin", "revoke", "alice@example.org"]);
+    assert_eq!(s.cli(&["admin", "list"]), "bob@example.org\n");
+    // Removing the user removes the grant.
+    s.cli(&["user", "remove", "bob@example.org"]);
+    assert_eq!(s.cli(&["admin", "list"]), "");
+}

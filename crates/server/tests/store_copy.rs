@@ -81,6 +81,7 @@ fn copied_post_office_needs_no_resync() {
     let mut before = Server::start(Path::new(BIN), "[store]\nbackend = \"embedded\"\n");
     before.populate("example.org", &[("alice@example.org", "Alice Smith")]);
     before.set_password("alice@example.org", "secret");
+    before.cli(&["admin", "grant", "alice@example.org"]);
     smtp_fill(before.addr("smtp"), "alice@example.org", MESSAGES);
     let work = tempfile::tempdir().unwrap();
     let local = work.path().join("maildir");
@@ -125,6 +126,11 @@ fn copied_post_office_needs_no_resync() {
         after.cli(&["folder", "list", "alice@example.org", "--json"]),
         validity,
         "folders, counts, UIDVALIDITYs, UIDNEXTs and modseqs as before"
+    );
+    assert_eq!(
+        after.cli(&["admin", "list"]),
+        "alice@example.org\n",
+        "console administrators as before"
     );
     std::fs::write(&cfg, mbsyncrc(&after, &local)).unwrap();
     // mbsync refuses a box whose UIDVALIDITY changed ("error", caught by

@@ -42,6 +42,8 @@ const TABLES: &[(&str, &str, bool)] = &[
     ("cos_class", "cos_class", false),
     ("cos_assign", "cos_assign", false),
     ("access_block", "access_block", false),
+    ("console_admin", "console_admin", false),
+    ("stat_minute", "stat_minute", false),
 ];
 
 /// Where a copy stands, for a progress display.
@@ -361,10 +363,12 @@ async fn copy_whole(
         .is_some();
     if !done {
         let list: Vec<String> = columns.iter().map(|c| format!("\"{}\"", c.0)).collect();
+        // Ordered by every column: batches by offset need one order that
+        // does not change between them.
         let sql = format!(
             "SELECT {} FROM \"{from}\" ORDER BY {} LIMIT {BATCH} OFFSET ?1",
             list.join(", "),
-            list[0]
+            list.join(", ")
         );
         // One transaction for the table, in batches of rows.
         let tx = client.transaction().await.map_err(crate::postgres::pg)?;

@@ -104,7 +104,8 @@ impl StoreError {
     }
 }
 
-/// Domains, post offices, users, aliases and groups, and credentials.
+/// Domains, post offices, users, aliases and groups, credentials, and who
+/// administers the post office through the web console.
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// Adds a domain this system serves, with its default post office.
@@ -153,6 +154,35 @@ pub trait Directory: Send + Sync {
     /// Users after `after` (a user id) in id order, at most `limit`: for
     /// walking a large directory in bounded memory.
     async fn users_page(&self, after: UserId, limit: usize) -> Result<Vec<User>>;
+
+    /// Users matching `filter`, ordered by address as
+    /// [`Directory::list_users`] orders them (domain, then local part,
+    /// case-folded): the at most `limit` after the first `offset`, and how
+    /// many match in all (for paging).
+    async fn find_users(
+        &self,
+        filter: UserFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<User>, u64)>;
+    /// Changes a user's details (the user named by address or alias);
+    /// returns the user as changed. A directory change like any other: it
+    /// bumps [`Directory::directory_generation`].
+    async fn update_user(&self, address: &EmailAddress, update: UserUpdate) -> Result<User>;
+
+    /// Grants (`admin`) or revokes (`!admin`) the right to administer the
+    /// post office through the web console, for the user named by address
+    /// or alias ([`StoreError::NotFound`] if none). Granting twice, or
+    /// revoking what was not granted, changes nothing. The grant goes with
+    /// the user when it is removed. A directory change: it bumps
+    /// [`Directory::directory_generation`], for caches of who may sign in.
+    async fn set_console_admin(&self, user: &EmailAddress, admin: bool) -> Result<()>;
+    /// The console administrators' primary addresses, ordered as
+    /// [`Directory::list_users`] orders users.
+    async fn console_admins(&self) -> Result<Vec<EmailAddress>>;
+    /// Whether the user may administer the post office through the web
+    /// console (`false` for no such user).
+    async fn is_console_admin(&self, user: UserId) -> Result<bool>;
 
     /// Resolves a recipient address to the users who should receive mail sent to it:
     /// user, alias, group (expanded recursively), First.Last, plus-addressing.
@@ -319,6 +349,16 @@ pub trait Queue: Send + Sync {
     /// Recipients a runner is working on (claimed) are left alone: hold
     /// again after their attempt if they are still waiting.
     async fn queue_hold(&self, id: Option<i64>, hold: bool) -> Result<usize>;
+    /// Queued messages matching `filter`, in id order, each with all its
+    /// recipients (as [`Queue::queue_get`] gives them): the at most
+    /// `limit` after the first `offset`, and how many match in all (for
+    /// paging). An unknown state name is [`StoreError::Invalid`].
+    async fn queue_page(
+        &self,
+        filter: QueueFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<QueuedMessage>, u64)>;
     /// Ends every claim at once, making those recipients due now: for a node
     /// that starts knowing it is the only one (the embedded store), so that
     /// work cut short by a crash resumes at once rather than when its lease
@@ -373,6 +413,35 @@ pub trait Calendars: Send + Sync {
     }
 }
 
+/// Counter history: per-minute increments of named counters (messages in,
+/// logins, …), recorded by each node and kept where every node sees them,
+/// so that the console charts the whole system, and pruned by age.
+#[async_trait]
+pub trait Stats: Send + Sync {
+    /// Adds `deltas` (counter name, increment) to what `node` counted in
+    /// the minute starting at `minute` (Unix seconds, rounded down to a
+    /// whole minute): recording a counter again for that minute and node
+    /// adds to it. One commit for all of them.
+    async fn record_stats(&self, minute: i64, node: &str, deltas: Vec<(String, u64)>)
+    -> Result<()>;
+    /// The counters from `since` on, summed over every node and over
+    /// buckets of `bucket` seconds (a positive multiple of 60, else
+    /// [`StoreError::Invalid`]). Buckets start at multiples of `bucket`
+    /// since the epoch (`at` is the start), and the first is the one that
+    /// holds `since`, whole. Ordered by `at`, then by name (bytewise); a
+    /// bucket in which a counter recorded nothing has no point for it.
+    async fn stats_history(&self, since: i64, bucket: i64) -> Result<Vec<StatPoint>>;
+    /// Deletes what was recorded for minutes before `before`; returns how
+    /// many (minute, node, counter) rows went.
+    async fn prune_stats(&self, before: i64) -> Result<u64>;
+}
+
 /// The whole store: what engines hold as `Arc<dyn Store>`.
-pub trait Store: Directory + Mailboxes + Queue + Calendars + AccessRules + std::fmt::Debug {}
-impl<T: Directory + Mailboxes + Queue + Calendars + AccessRules + std::fmt::Debug> Store for T {}
+pub trait Store:
+    Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + std::fmt::Debug
+{
+}
+impl<T: Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + std::fmt::Debug> Store
+    for T
+{
+}

@@ -663,3 +663,64 @@ pub struct CalendarOutcome {
     /// The merge's reason.
     pub note: String,
 }
+
+/// Which users [`crate::Directory::find_users`] returns: those matching
+/// every field given.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// A piece of the primary address or of the display name, matched
+    /// case-insensitively (Unicode lower case) anywhere in either; `None`
+    /// or blank: any user.
+    pub text: Option<String>,
+    /// Only the users of this domain (matched case-insensitively); blank:
+    /// any.
+    pub domain: Option<String>,
+}
+
+/// Changes to a user's details ([`crate::Directory::update_user`]): each
+/// field `None` leaves the detail as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    /// A new display name (it may not be blank).
+    pub display_name: Option<String>,
+    /// A new job title; `Some(None)` (or a blank one) clears it.
+    pub title: Option<Option<String>>,
+    /// A new department; `Some(None)` (or a blank one) clears it.
+    pub department: Option<Option<String>>,
+    /// A new telephone number; `Some(None)` (or a blank one) clears it.
+    pub phone: Option<Option<String>>,
+}
+
+/// Which queue entries [`crate::Queue::queue_page`] returns: those matching
+/// every field given.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Entries with at least one recipient in this state, named as the
+    /// queue's depth ([`QueueDepth`]) and the `postgate_queue_recipients`
+    /// gauge's `state` label name them: `due` (never tried yet), `deferred`
+    /// (tried, waiting for the next attempt), `in_flight` (claimed by a
+    /// runner now; `sending` is accepted too) or `held` (held by an
+    /// operator). Any other name is refused ([`crate::StoreError::Invalid`]).
+    /// With `domain` as well, one recipient must match both. Blank: any.
+    pub state: Option<String>,
+    /// Entries with at least one recipient in this domain (compared
+    /// lower-case, exactly: `example.com` does not match `mx.example.com`);
+    /// blank: any.
+    pub domain: Option<String>,
+    /// Entries whose reverse path (MAIL FROM) holds this piece, ASCII
+    /// letters compared case-insensitively; blank: any.
+    pub sender: Option<String>,
+    /// Entries queued before this time (Unix seconds).
+    pub created_before: Option<i64>,
+}
+
+/// One point of a counter's history ([`crate::Stats::stats_history`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatPoint {
+    /// The start of the bucket (Unix seconds).
+    pub at: i64,
+    /// The counter.
+    pub name: String,
+    /// What it counted in the bucket, over every node.
+    pub value: u64,
+}

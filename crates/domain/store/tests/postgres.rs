@@ -104,3 +104,64 @@ impl Harness for Pg {
 }
 
 suite!(Pg::new());
+
+/// A database from before the search key (schema version 2): its users get
+/// theirs, folded beyond ASCII, when migration 3 runs, and are found.
+#[tokio::test]
+async fn migration_fills_in_search_keys() {
+    use postgate_store::{NewUser, UserFilter};
+    let h = Pg::new();
+    if !h.available() {
+        return;
+    }
+    let store = h.open().await;
+    store.add_domain("example.net").await.unwrap();
+    store
+        .add_user(NewUser {
+            address: postgate_types::EmailAddress::parse("Emile@example.net").unwrap(),
+            post_office: None,
+            display_name: "ÉMILE Zola".into(),
+            given_name: None,
+            surname: None,
+            title: None,
+            department: None,
+            phone: None,
+            password_hash: None,
+        })
+        .await
+        .unwrap();
+    drop(store);
+    // Back to version 2, as an older Postgate left it.
+    let (client, conn) = tokio_postgres::connect(h.database.get().unwrap(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "ALTER TABLE users DROP COLUMN search_key;
+             DROP TABLE console_admin, stat_minute;
+             DROP INDEX queue_rcpt_domain, queue_rcpt_state, queue_created;
+             UPDATE schema_version SET version = 2;",
+        )
+        .await
+        .unwrap();
+    let store = h.open().await;
+    let key: String = client
+        .query_one("SELECT search_key FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(key, "emile@example.net\némile zola");
+    let (found, total) = store
+        .find_users(
+            UserFilter {
+                text: Some("émile".into()),
+                domain: None,
+            },
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!((found.len(), total), (1, 1));
+}

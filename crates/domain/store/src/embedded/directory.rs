@@ -1,7 +1,14 @@
 //! [`Directory`] for the embedded store.
+use super::messages::in_read_tx;
 use super::{EmbeddedStore, backend, now};
-use crate::rules::{DEFAULT_POST_OFFICE, MAX_GROUP_DEPTH, dotted_key, valid_domain_name};
-use crate::{Directory, Domain, Group, NewUser, Resolution, Result, StoreError, User, UserRef};
+use crate::rules::{
+    DEFAULT_POST_OFFICE, MAX_GROUP_DEPTH, detail, dotted_key, filter_domain, search_key,
+    search_text, valid_domain_name,
+};
+use crate::{
+    Directory, Domain, Group, NewUser, Resolution, Result, StoreError, User, UserFilter, UserRef,
+    UserUpdate,
+};
 use async_trait::async_trait;
 use postgate_types::{EmailAddress, FolderRole, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -292,6 +299,123 @@ fn resolve_into(
     Ok(Resolution::Unknown)
 }
 
+/// What a user search matches on: the user's search key, or for a row
+/// written without one (by a version before the key), the ASCII-folded
+/// address and display name.
+const SEARCH_KEY: &str =
+    "coalesce(u.search_key, lower(u.local_key || '@' || d.name || char(10) || u.display_name))";
+
+/// A page of the users matching `filter`, and how many match, in one snapshot.
+fn find_users(
+    conn: &Connection,
+    filter: &UserFilter,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<User>, u64)> {
+    // The statement holds only the conditions given, so that the planner
+    // (which does not look at bound values, see schema::configure) can walk
+    // a domain's users by its index when a domain is given.
+    let mut conds = Vec::new();
+    let mut params: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(domain) = filter_domain(filter.domain.as_deref()) {
+        params.push(domain.into());
+        conds.push(format!("d.name = ?{}", params.len()));
+    }
+    if let Some(text) = search_text(filter.text.as_deref()) {
+        params.push(text.into());
+        conds.push(format!("instr({SEARCH_KEY}, ?{}) > 0", params.len()));
+    }
+    let filter_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    in_read_tx(conn, || {
+        // Every user has its domain: without conditions, the users alone
+        // are counted (in their smallest index).
+        let count_sql = if conds.is_empty() {
+            "SELECT count(*) FROM user".to_string()
+        } else {
+            format!("SELECT count(*) FROM user u JOIN domain d ON d.id = u.domain_id {filter_sql}")
+        };
+        let total: i64 = conn
+            .prepare_cached(&count_sql)
+            .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
+            .map_err(backend)?;
+        let n = params.len();
+        // Domains first (CROSS JOIN fixes SQLite's join order): the users
+        // then come in the order asked for, domain by domain through the
+        // (domain, local part) index, and a page stops once it is full,
+        // rather than every matching user being sorted for it.
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM domain d CROSS JOIN user u ON u.domain_id = d.id \
+             JOIN post_office p ON p.id = u.post_office_id {filter_sql} \
+             ORDER BY d.name, u.local_key LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        );
+        let mut page_params = params.clone();
+        page_params.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        page_params.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+        let mut users: Vec<User> = conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_map(rusqlite::params_from_iter(page_params.iter()), user_row)?
+                    .collect()
+            })
+            .map_err(backend)?;
+        load_aliases(conn, &mut users)?;
+        Ok((users, total as u64))
+    })
+}
+
+/// Changes a user's details (inside a directory write).
+fn update_user(conn: &Connection, address: &EmailAddress, update: UserUpdate) -> Result<User> {
+    let user =
+        find_user(conn, address)?.ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
+    let display_name = match update.display_name {
+        Some(n) if n.trim().is_empty() => {
+            return Err(StoreError::Invalid("a user needs a display name".into()));
+        }
+        Some(n) => n.trim().to_string(),
+        None => user.display_name.clone(),
+    };
+    let title = update.title.map_or(user.title.clone(), detail);
+    let department = update.department.map_or(user.department.clone(), detail);
+    let phone = update.phone.map_or(user.phone.clone(), detail);
+    conn.prepare_cached(
+        "UPDATE user SET display_name = ?2, title = ?3, department = ?4, phone = ?5, \
+         search_key = ?6 WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            user.id,
+            display_name,
+            title,
+            department,
+            phone,
+            search_key(&user.address, &display_name)
+        ])
+    })
+    .map_err(backend)?;
+    user_by_id(conn, user.id)?.ok_or_else(|| StoreError::Backend("user vanished".into()))
+}
+
+/// Grants or revokes console administration (inside a directory write).
+fn set_console_admin(conn: &Connection, address: &EmailAddress, admin: bool) -> Result<()> {
+    let user =
+        find_user(conn, address)?.ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
+    let sql = if admin {
+        "INSERT INTO console_admin (user_id) VALUES (?1) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM console_admin WHERE user_id = ?1"
+    };
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([user.id]))
+        .map_err(backend)?;
+    Ok(())
+}
+
 #[async_trait]
 impl Directory for EmbeddedStore {
     async fn add_domain(&self, name: &str) -> Result<Domain> {
@@ -413,8 +537,9 @@ impl Directory for EmbeddedStore {
             };
             conn.execute(
                 "INSERT INTO user (domain_id, post_office_id, local_part, local_key, display_name, \
-                   given_name, surname, title, department, phone, password_hash, dotted_key, created) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                   given_name, surname, title, department, phone, password_hash, dotted_key, created, \
+                   search_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     domain,
                     po,
@@ -429,6 +554,7 @@ impl Directory for EmbeddedStore {
                     new.password_hash,
                     dotted_key(new.given_name.as_deref(), new.surname.as_deref()),
                     now(),
+                    search_key(address, &new.display_name),
                 ],
             )
             .map_err(backend)?;
@@ -733,6 +859,58 @@ impl Directory for EmbeddedStore {
                 return Err(StoreError::NotFound(format!("member {member} of {group}")));
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn find_users(
+        &self,
+        filter: UserFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<User>, u64)> {
+        self.read(move |conn| find_users(conn, &filter, offset, limit))
+            .await
+    }
+
+    async fn update_user(&self, address: &EmailAddress, update: UserUpdate) -> Result<User> {
+        let address = address.clone();
+        self.write_directory(move |conn| update_user(conn, &address, update))
+            .await
+    }
+
+    async fn set_console_admin(&self, user: &EmailAddress, admin: bool) -> Result<()> {
+        let user = user.clone();
+        self.write_directory(move |conn| set_console_admin(conn, &user, admin))
+            .await
+    }
+
+    async fn console_admins(&self) -> Result<Vec<EmailAddress>> {
+        self.read(|conn| {
+            let rows: Vec<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT u.local_part, d.name FROM console_admin c \
+                     JOIN user u ON u.id = c.user_id JOIN domain d ON d.id = u.domain_id \
+                     ORDER BY d.name, u.local_key",
+                )
+                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                .map_err(backend)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(local, domain)| {
+                    EmailAddress::parse(&format!("{local}@{domain}")).ok()
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn is_console_admin(&self, user: UserId) -> Result<bool> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT 1 FROM console_admin WHERE user_id = ?1")
+                .and_then(|mut s| s.query_row([user], |_| Ok(())).optional())
+                .map(|hit| hit.is_some())
+                .map_err(backend)
         })
         .await
     }

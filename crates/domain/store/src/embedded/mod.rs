@@ -19,6 +19,7 @@ mod mailboxes;
 mod messages;
 mod queue;
 mod schema;
+mod stats;
 mod writer;
 
 use crate::{ChangeFeed, Result, StoreError};

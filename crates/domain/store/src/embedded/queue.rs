@@ -1,9 +1,11 @@
 //! The outbound queue of the embedded store.
+use super::messages::in_read_tx;
 use super::messages::release_message;
 use super::{EmbeddedStore, backend, now};
+use crate::rules::{RcptState, filter_domain, given};
 use crate::{
-    MessageRef, Notify, Outbound, OutboundRcpt, Queue, QueueDepth, QueuedMessage, QueuedRcpt,
-    RcptOutcome, Result,
+    MessageRef, Notify, Outbound, OutboundRcpt, Queue, QueueDepth, QueueFilter, QueuedMessage,
+    QueuedRcpt, RcptOutcome, Result,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -209,40 +211,168 @@ fn finish_if_done(conn: &Connection, queue: i64) -> Result<()> {
     Ok(())
 }
 
+/// The recipients of one queue entry, or of all. Two statements, not one
+/// with `?1 IS NULL OR …`: a plan made without looking at the bound value
+/// (see schema::configure) could not use the index for one entry, and
+/// would read every recipient in the queue to find one entry's.
 fn all_rcpts(conn: &Connection, queue: Option<i64>) -> Result<Vec<(i64, QueuedRcpt)>> {
-    let sql = format!(
-        "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r WHERE ?1 IS NULL OR r.queue_id = ?1 ORDER BY r.queue_id, r.id"
-    );
-    conn.prepare_cached(&sql)
-        .and_then(|mut s| s.query_map([queue], rcpt_row)?.collect())
-        .map_err(backend)
+    match queue {
+        Some(id) => conn
+            .prepare_cached(&format!(
+                "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r WHERE r.queue_id = ?1 \
+                 ORDER BY r.id"
+            ))
+            .and_then(|mut s| s.query_map([id], rcpt_row)?.collect()),
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r ORDER BY r.queue_id, r.id"
+            ))
+            .and_then(|mut s| s.query_map([], rcpt_row)?.collect()),
+    }
+    .map_err(backend)
+}
+
+/// A recipient state as a condition on `queue_rcpt r` (what
+/// [`Queue::queue_depth`] counts it by).
+fn state_sql(state: RcptState) -> &'static str {
+    match state {
+        RcptState::Due => "r.status = 'queued' AND r.leased = 0 AND r.attempts = 0",
+        RcptState::Deferred => "r.status = 'queued' AND r.leased = 0 AND r.attempts > 0",
+        RcptState::InFlight => "r.status = 'queued' AND r.leased = 1",
+        RcptState::Held => "r.status = 'held'",
+    }
+}
+
+/// A page of the queue entries matching `filter`, and how many match, in
+/// one snapshot.
+fn queue_page(
+    conn: &Connection,
+    filter: &QueueFilter,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<QueuedMessage>, u64)> {
+    let state = given(filter.state.as_deref())
+        .map(RcptState::parse)
+        .transpose()?;
+    // Only the conditions given, as in `find_users`, as conditions on the
+    // entry (`q`) and on a recipient (`r`).
+    let mut entry = Vec::new();
+    let mut params: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(t) = filter.created_before {
+        params.push(t.into());
+        entry.push(format!("q.created < ?{}", params.len()));
+    }
+    if let Some(sender) = given(filter.sender.as_deref()) {
+        params.push(sender.to_ascii_lowercase().into());
+        entry.push(format!("instr(lower(q.mail_from), ?{}) > 0", params.len()));
+    }
+    let mut rcpt = Vec::new();
+    if let Some(state) = state {
+        rcpt.push(state_sql(state).to_string());
+    }
+    if let Some(domain) = filter_domain(filter.domain.as_deref()) {
+        params.push(domain.into());
+        rcpt.push(format!("r.domain = ?{}", params.len()));
+    }
+    let (entry, rcpt) = (entry.join(" AND "), rcpt.join(" AND "));
+    // Recipient conditions are read in an index (the state's or the
+    // domain's), never as a probe per entry: an index on (state, …,
+    // queue_id) probed by queue id reads every recipient in a state whose
+    // condition is a range (deferred: attempts > 0) for each entry.
+    let (count_sql, page_sql) = match (entry.is_empty(), rcpt.is_empty()) {
+        (true, true) => (
+            "SELECT count(*) FROM queue q".to_string(),
+            "SELECT q.id FROM queue q ORDER BY q.id".to_string(),
+        ),
+        (false, true) => (
+            format!("SELECT count(*) FROM queue q WHERE {entry}"),
+            format!("SELECT q.id FROM queue q WHERE {entry} ORDER BY q.id"),
+        ),
+        // The entries' ids straight from the recipients' index: in its
+        // order when the state is an equality (due), so that a page
+        // stops early.
+        (true, false) => (
+            format!("SELECT count(DISTINCT r.queue_id) FROM queue_rcpt r WHERE {rcpt}"),
+            format!(
+                "SELECT DISTINCT r.queue_id FROM queue_rcpt r WHERE {rcpt} ORDER BY r.queue_id"
+            ),
+        ),
+        (false, false) => {
+            let cond =
+                format!("{entry} AND q.id IN (SELECT r.queue_id FROM queue_rcpt r WHERE {rcpt})");
+            (
+                format!("SELECT count(*) FROM queue q WHERE {cond}"),
+                format!("SELECT q.id FROM queue q WHERE {cond} ORDER BY q.id"),
+            )
+        }
+    };
+    in_read_tx(conn, || {
+        let total: i64 = conn
+            .prepare_cached(&count_sql)
+            .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
+            .map_err(backend)?;
+        let n = params.len();
+        let mut page_params = params.clone();
+        page_params.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        page_params.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+        let ids: Vec<i64> = conn
+            .prepare_cached(&format!("{page_sql} LIMIT ?{} OFFSET ?{}", n + 1, n + 2))
+            .and_then(|mut s| {
+                s.query_map(rusqlite::params_from_iter(page_params.iter()), |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(backend)?;
+        let mut rcpts = Vec::new();
+        for id in ids {
+            rcpts.extend(all_rcpts(conn, Some(id))?);
+        }
+        Ok((messages_with(conn, rcpts)?, total as u64))
+    })
 }
 
 #[async_trait]
 impl Queue for EmbeddedStore {
     async fn queue_depth(&self) -> Result<QueueDepth> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT coalesce(sum(r.status = 'queued' AND r.leased = 0 AND r.attempts = 0), 0), \
-                        coalesce(sum(r.status = 'queued' AND r.leased = 0 AND r.attempts > 0), 0), \
-                        coalesce(sum(r.status = 'queued' AND r.leased = 1), 0), \
-                        coalesce(sum(r.status = 'held'), 0), \
-                        min(CASE WHEN r.status = 'queued' THEN q.created END) \
-                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id \
-                 WHERE r.status IN ('queued', 'held')",
-            )
-            .and_then(|mut s| {
-                s.query_row([], |r| {
-                    Ok(QueueDepth {
-                        due: r.get::<_, i64>(0)? as u64,
-                        deferred: r.get::<_, i64>(1)? as u64,
-                        in_flight: r.get::<_, i64>(2)? as u64,
-                        held: r.get::<_, i64>(3)? as u64,
-                        oldest: r.get(4)?,
+            in_read_tx(conn, || {
+                // Counted in the state index (queue_rcpt_state) alone, a
+                // range of it each, not in the recipients' rows.
+                let mut depth = conn
+                    .prepare_cached(
+                        "SELECT \
+                           (SELECT count(*) FROM queue_rcpt \
+                            WHERE status = 'queued' AND leased = 0 AND attempts = 0), \
+                           (SELECT count(*) FROM queue_rcpt \
+                            WHERE status = 'queued' AND leased = 0 AND attempts > 0), \
+                           (SELECT count(*) FROM queue_rcpt WHERE status = 'queued' AND leased = 1), \
+                           (SELECT count(*) FROM queue_rcpt WHERE status = 'held')",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row([], |r| {
+                            Ok(QueueDepth {
+                                due: r.get::<_, i64>(0)? as u64,
+                                deferred: r.get::<_, i64>(1)? as u64,
+                                in_flight: r.get::<_, i64>(2)? as u64,
+                                held: r.get::<_, i64>(3)? as u64,
+                                oldest: None,
+                            })
+                        })
                     })
-                })
+                    .map_err(backend)?;
+                // The oldest entry with a recipient waiting: entries in
+                // order of age (queue_created) until one has. `+r.status`
+                // keeps SQLite from reading an entry's recipients in the
+                // state index (all the queued ones) rather than by its id.
+                depth.oldest = conn
+                    .prepare_cached(
+                        "SELECT q.created FROM queue q WHERE EXISTS \
+                           (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = q.id AND +r.status = 'queued') \
+                         ORDER BY q.created LIMIT 1",
+                    )
+                    .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+                    .map_err(backend)?;
+                Ok(depth)
             })
-            .map_err(backend)
         })
         .await
     }
@@ -262,6 +392,16 @@ impl Queue for EmbeddedStore {
             messages_with(conn, rcpts)
         })
         .await
+    }
+
+    async fn queue_page(
+        &self,
+        filter: QueueFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<QueuedMessage>, u64)> {
+        self.read(move |conn| queue_page(conn, &filter, offset, limit))
+            .await
     }
 
     async fn queue_get(&self, id: i64) -> Result<Option<QueuedMessage>> {

@@ -240,7 +240,37 @@ CREATE TABLE access_block (
     note      TEXT NOT NULL DEFAULT ''
 ) STRICT;
 "#,
+    // 6: what the web console needs. A user's search key (address and
+    // display name lower-cased, see rules::search_key; filled in by
+    // `migrate` for the users already there) for user searches; who may
+    // administer through the console; the counters' history, per minute
+    // and node (the console's charts); and indexes to find queue entries by
+    // a recipient's domain or state (which also counts the queue's depth
+    // without reading the recipients' rows) and by age.
+    r#"
+ALTER TABLE user ADD COLUMN search_key TEXT;
+
+CREATE TABLE console_admin (
+    user_id INTEGER PRIMARY KEY REFERENCES user(id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE stat_minute (
+    minute INTEGER NOT NULL,
+    name   TEXT NOT NULL,
+    node   TEXT NOT NULL,
+    value  INTEGER NOT NULL,
+    PRIMARY KEY (minute, name, node)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);
+CREATE INDEX queue_rcpt_state ON queue_rcpt (status, leased, attempts, queue_id);
+CREATE INDEX queue_created ON queue (created);
+"#,
 ];
+
+/// The migration (counted from 1) that adds `user.search_key`: the users
+/// already there get theirs when it runs.
+const SEARCH_KEY_MIGRATION: usize = 6;
 
 /// Opens a connection with the settings every connection needs.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -278,6 +308,65 @@ pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)?;
         tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        if i + 1 == SEARCH_KEY_MIGRATION {
+            fill_search_keys(&tx)?;
+        }
     }
     tx.commit()
+}
+
+/// Gives every user without a search key its key. In Rust, not SQL:
+/// SQLite's `lower()` folds ASCII letters only.
+fn fill_search_keys(conn: &Connection) -> rusqlite::Result<()> {
+    let users: Vec<(i64, String, String, String)> = conn
+        .prepare(
+            "SELECT u.id, u.local_part, d.name, u.display_name FROM user u \
+             JOIN domain d ON d.id = u.domain_id WHERE u.search_key IS NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare("UPDATE user SET search_key = ?2 WHERE id = ?1")?;
+    for (id, local, domain, name) in users {
+        let Ok(address) = postgate_types::EmailAddress::parse(&format!("{local}@{domain}")) else {
+            continue;
+        };
+        update.execute(rusqlite::params![
+            id,
+            crate::rules::search_key(&address, &name)
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store from before the search key: its users get theirs, folded
+    /// beyond ASCII, when the migration runs.
+    #[test]
+    fn migration_fills_in_search_keys() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..SEARCH_KEY_MIGRATION - 1] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = {};
+             INSERT INTO domain (id, name, created) VALUES (1, 'example.net', 0);
+             INSERT INTO post_office (id, domain_id, name) VALUES (1, 1, 'main');
+             INSERT INTO user (domain_id, post_office_id, local_part, local_key, display_name, created)
+                 VALUES (1, 1, 'Emile', 'emile', ' ÉMILE Zola', 0);",
+            SEARCH_KEY_MIGRATION - 1
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let key: String = conn
+            .query_row("SELECT search_key FROM user", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(key, "emile@example.net\némile zola");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+    }
 }

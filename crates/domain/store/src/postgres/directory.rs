@@ -9,9 +9,15 @@
 //! (uniqueness across users, aliases and groups is not a constraint the
 //! schema can state).
 use super::messages::insert_folder;
-use super::{PgStore, now, pg};
-use crate::rules::{DEFAULT_POST_OFFICE, MAX_GROUP_DEPTH, dotted_key, valid_domain_name};
-use crate::{Directory, Domain, Group, NewUser, Resolution, Result, StoreError, User, UserRef};
+use super::{Param, PgStore, now, param_refs, pg};
+use crate::rules::{
+    DEFAULT_POST_OFFICE, MAX_GROUP_DEPTH, detail, dotted_key, filter_domain, search_key,
+    search_text, valid_domain_name,
+};
+use crate::{
+    Directory, Domain, Group, NewUser, Resolution, Result, StoreError, User, UserFilter, UserRef,
+    UserUpdate,
+};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use postgate_types::{EmailAddress, FolderRole, UserId};
@@ -334,6 +340,102 @@ fn resolve_into<'a, C: GenericClient>(
     })
 }
 
+/// What a user search matches on: the user's search key, or for a row
+/// written without one (by a version before the key), the lower-cased
+/// address and display name.
+const SEARCH_KEY: &str =
+    "coalesce(u.search_key, lower(u.local_key || '@' || d.name || chr(10) || u.display_name))";
+
+/// A page of the users matching `filter`, and how many match (in the
+/// caller's snapshot).
+async fn find_users(
+    c: &impl GenericClient,
+    filter: &UserFilter,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<User>, u64)> {
+    let mut conds = Vec::new();
+    let mut params: Vec<Param> = Vec::new();
+    if let Some(domain) = filter_domain(filter.domain.as_deref()) {
+        params.push(Box::new(domain));
+        conds.push(format!("d.name = ${}", params.len()));
+    }
+    if let Some(text) = search_text(filter.text.as_deref()) {
+        params.push(Box::new(text));
+        conds.push(format!("strpos({SEARCH_KEY}, ${}) > 0", params.len()));
+    }
+    let filter_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let total: i64 = c
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM users u JOIN domain d ON d.id = u.domain_id {filter_sql}"
+            ),
+            &param_refs(&params),
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    let n = params.len();
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users u JOIN domain d ON d.id = u.domain_id \
+         JOIN post_office p ON p.id = u.post_office_id {filter_sql} \
+         ORDER BY d.name COLLATE \"C\", u.local_key COLLATE \"C\" LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    params.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+    params.push(Box::new(i64::try_from(offset).unwrap_or(i64::MAX)));
+    let rows = c.query(&sql, &param_refs(&params)).await.map_err(pg)?;
+    let mut users = user_rows(&rows)?;
+    load_aliases(c, &mut users).await?;
+    Ok((users, total as u64))
+}
+
+/// Changes a user's details (inside a directory write).
+async fn update_user(
+    c: &impl GenericClient,
+    address: &EmailAddress,
+    update: &UserUpdate,
+) -> Result<User> {
+    let user = find_user(c, address)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user {address}")))?;
+    let display_name = match &update.display_name {
+        Some(n) if n.trim().is_empty() => {
+            return Err(StoreError::Invalid("a user needs a display name".into()));
+        }
+        Some(n) => n.trim().to_string(),
+        None => user.display_name.clone(),
+    };
+    let title = update.title.clone().map_or(user.title.clone(), detail);
+    let department = update
+        .department
+        .clone()
+        .map_or(user.department.clone(), detail);
+    let phone = update.phone.clone().map_or(user.phone.clone(), detail);
+    c.execute(
+        "UPDATE users SET display_name = $2, title = $3, department = $4, phone = $5, \
+         search_key = $6 WHERE id = $1",
+        &[
+            &user.id,
+            &display_name,
+            &title,
+            &department,
+            &phone,
+            &search_key(&user.address, &display_name),
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    user_by_id(c, user.id)
+        .await?
+        .ok_or_else(|| StoreError::Backend("user vanished".into()))
+}
+
 #[async_trait]
 impl Directory for PgStore {
     async fn add_domain(&self, name: &str) -> Result<Domain> {
@@ -457,8 +559,9 @@ impl Directory for PgStore {
             let id: UserId = tx
                 .query_one(
                     "INSERT INTO users (domain_id, post_office_id, local_part, local_key, display_name, \
-                       given_name, surname, title, department, phone, password_hash, dotted_key, created) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                       given_name, surname, title, department, phone, password_hash, dotted_key, created, \
+                       search_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
                     &[
                         &domain,
                         &po,
@@ -473,6 +576,7 @@ impl Directory for PgStore {
                         &new.password_hash,
                         &dotted_key(new.given_name.as_deref(), new.surname.as_deref()),
                         &now(),
+                        &search_key(address, &new.display_name),
                     ],
                 )
                 .await
@@ -778,6 +882,68 @@ impl Directory for PgStore {
             }
             Ok(())
         })
+    }
+
+    async fn find_users(
+        &self,
+        filter: UserFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<User>, u64)> {
+        self.read_snapshot(async |tx| find_users(tx, &filter, offset, limit).await)
+            .await
+    }
+
+    async fn update_user(&self, address: &EmailAddress, update: UserUpdate) -> Result<User> {
+        write_directory!(self, |tx| update_user(&tx, address, &update).await)
+    }
+
+    async fn set_console_admin(&self, user: &EmailAddress, admin: bool) -> Result<()> {
+        write_directory!(self, |tx| {
+            let found = find_user(&tx, user)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("user {user}")))?;
+            let sql = if admin {
+                "INSERT INTO console_admin (user_id) VALUES ($1) ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM console_admin WHERE user_id = $1"
+            };
+            tx.execute(sql, &[&found.id]).await.map_err(pg)?;
+            Ok(())
+        })
+    }
+
+    async fn console_admins(&self) -> Result<Vec<EmailAddress>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT u.local_part, d.name FROM console_admin a \
+                 JOIN users u ON u.id = a.user_id JOIN domain d ON d.id = u.domain_id \
+                 ORDER BY d.name COLLATE \"C\", u.local_key COLLATE \"C\"",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                EmailAddress::parse(&format!(
+                    "{}@{}",
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1)
+                ))
+                .ok()
+            })
+            .collect())
+    }
+
+    async fn is_console_admin(&self, user: UserId) -> Result<bool> {
+        let c = self.client().await?;
+        let s = c
+            .prepare_cached("SELECT 1 FROM console_admin WHERE user_id = $1")
+            .await
+            .map_err(pg)?;
+        Ok(c.query_opt(&s, &[&user]).await.map_err(pg)?.is_some())
     }
 
     async fn resolve(&self, address: &EmailAddress) -> Result<Resolution> {

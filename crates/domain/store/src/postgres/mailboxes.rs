@@ -263,7 +263,7 @@ fn changes_of(
 impl PgStore {
     /// Runs a read on a pooled connection inside one REPEATABLE READ
     /// transaction, so that what it reads is one snapshot.
-    async fn read_snapshot<T>(
+    pub(crate) async fn read_snapshot<T>(
         &self,
         f: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {

@@ -33,6 +33,7 @@ mod mailboxes;
 mod messages;
 mod queue;
 pub(crate) mod schema;
+mod stats;
 
 pub(crate) use directory::bump_generation;
 
@@ -280,6 +281,17 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
             None => e.to_string(),
         }),
     }
+}
+
+/// A parameter of a statement put together at run time (filters).
+pub(crate) type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
+
+/// Parameters as `query` takes them.
+pub(crate) fn param_refs(params: &[Param]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
 }
 
 /// Whether a failed transaction is worth running again.

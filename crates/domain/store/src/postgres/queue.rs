@@ -1,9 +1,10 @@
 //! [`Queue`](crate::Queue) for the PostgreSQL store.
 use super::messages::release_message;
-use super::{PgStore, in_tx, now, pg};
+use super::{Param, PgStore, in_tx, now, param_refs, pg};
+use crate::rules::{RcptState, filter_domain, given};
 use crate::{
-    MessageRef, Notify, Outbound, OutboundRcpt, Queue, QueueDepth, QueuedMessage, QueuedRcpt,
-    RcptOutcome, Result,
+    MessageRef, Notify, Outbound, OutboundRcpt, Queue, QueueDepth, QueueFilter, QueuedMessage,
+    QueuedRcpt, RcptOutcome, Result,
 };
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -315,18 +316,127 @@ async fn remove(c: &impl GenericClient, queue: i64) -> Result<bool> {
     Ok(message.is_some())
 }
 
+/// The recipients of one queue entry, or of all. Two statements, not one
+/// with `$1 IS NULL OR …`, as in the embedded store: a generic plan of
+/// that (which PostgreSQL may settle on for a cached statement) could not
+/// use the index for one entry, and would read every recipient in the
+/// queue; and each run is planned once, not again for its value.
 async fn all_rcpts(c: &impl GenericClient, queue: Option<i64>) -> Result<Vec<(i64, QueuedRcpt)>> {
+    let rows = match queue {
+        Some(id) => {
+            let sql = format!(
+                "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r WHERE r.queue_id = $1 \
+                 ORDER BY r.id"
+            );
+            let s = c.prepare_cached(&sql).await.map_err(pg)?;
+            c.query(&s, &[&id]).await
+        }
+        None => {
+            let sql = format!(
+                "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r ORDER BY r.queue_id, r.id"
+            );
+            let s = c.prepare_cached(&sql).await.map_err(pg)?;
+            c.query(&s, &[]).await
+        }
+    }
+    .map_err(pg)?;
+    Ok(rows.iter().map(rcpt_row).collect())
+}
+
+/// A recipient state as a condition on `queue_rcpt r` (what
+/// [`Queue::queue_depth`] counts it by).
+fn state_sql(state: RcptState) -> &'static str {
+    match state {
+        RcptState::Due => "r.status = 'queued' AND NOT r.leased AND r.attempts = 0",
+        RcptState::Deferred => "r.status = 'queued' AND NOT r.leased AND r.attempts > 0",
+        RcptState::InFlight => "r.status = 'queued' AND r.leased",
+        RcptState::Held => "r.status = 'held'",
+    }
+}
+
+/// A page of the queue entries matching `filter`, and how many match (in
+/// the caller's snapshot).
+async fn queue_page(
+    c: &impl GenericClient,
+    filter: &QueueFilter,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<QueuedMessage>, u64)> {
+    let state = given(filter.state.as_deref())
+        .map(RcptState::parse)
+        .transpose()?;
+    let mut conds = Vec::new();
+    let mut params: Vec<Param> = Vec::new();
+    if let Some(t) = filter.created_before {
+        params.push(Box::new(t));
+        conds.push(format!("q.created < ${}", params.len()));
+    }
+    if let Some(sender) = given(filter.sender.as_deref()) {
+        // ASCII letters only, as the embedded store (SQLite's lower()).
+        params.push(Box::new(sender.to_ascii_lowercase()));
+        conds.push(format!(
+            "strpos(translate(q.mail_from, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
+             'abcdefghijklmnopqrstuvwxyz'), ${}) > 0",
+            params.len()
+        ));
+    }
+    let mut rcpt_conds = Vec::new();
+    if let Some(state) = state {
+        rcpt_conds.push(state_sql(state).to_string());
+    }
+    if let Some(domain) = filter_domain(filter.domain.as_deref()) {
+        params.push(Box::new(domain));
+        rcpt_conds.push(format!("r.domain = ${}", params.len()));
+    }
+    if !rcpt_conds.is_empty() {
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = q.id AND {})",
+            rcpt_conds.join(" AND ")
+        ));
+    }
+    let filter_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let total: i64 = c
+        .query_one(
+            &format!("SELECT count(*) FROM queue q {filter_sql}"),
+            &param_refs(&params),
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    let n = params.len();
+    params.push(Box::new(i64::try_from(limit).unwrap_or(i64::MAX)));
+    params.push(Box::new(i64::try_from(offset).unwrap_or(i64::MAX)));
+    let ids: Vec<i64> = c
+        .query(
+            &format!(
+                "SELECT q.id FROM queue q {filter_sql} ORDER BY q.id LIMIT ${} OFFSET ${}",
+                n + 1,
+                n + 2
+            ),
+            &param_refs(&params),
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let sql = format!(
         "SELECT r.queue_id, {RCPT_COLUMNS} FROM queue_rcpt r \
-         WHERE $1::BIGINT IS NULL OR r.queue_id = $1 ORDER BY r.queue_id, r.id"
+         WHERE r.queue_id = ANY($1) ORDER BY r.queue_id, r.id"
     );
     let s = c.prepare_cached(&sql).await.map_err(pg)?;
-    Ok(c.query(&s, &[&queue])
+    let rcpts = c
+        .query(&s, &[&ids])
         .await
         .map_err(pg)?
         .iter()
         .map(rcpt_row)
-        .collect())
+        .collect();
+    Ok((messages_with(c, rcpts).await?, total as u64))
 }
 
 #[async_trait]
@@ -378,6 +488,16 @@ impl Queue for PgStore {
             let rcpts = all_rcpts(&tx, None).await?;
             messages_with(&tx, rcpts).await
         })
+    }
+
+    async fn queue_page(
+        &self,
+        filter: QueueFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<QueuedMessage>, u64)> {
+        self.read_snapshot(async |tx| queue_page(tx, &filter, offset, limit).await)
+            .await
     }
 
     async fn queue_get(&self, id: i64) -> Result<Option<QueuedMessage>> {

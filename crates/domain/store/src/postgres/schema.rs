@@ -244,7 +244,34 @@ ALTER TABLE item DROP CONSTRAINT IF EXISTS item_message_id_fkey;
 ALTER TABLE blob DROP CONSTRAINT IF EXISTS blob_id_fkey;
 ALTER TABLE envelope DROP CONSTRAINT IF EXISTS envelope_message_id_fkey;
 "#,
+    // 3: what the web console needs, as in the embedded store's migration
+    // 6: users' search keys (filled in by `migrate` for the users already
+    // there), console administrators, the counters' history per minute and
+    // node, and queue entries by a recipient's domain and state and by age.
+    r#"
+ALTER TABLE users ADD COLUMN search_key TEXT;
+
+CREATE TABLE console_admin (
+    user_id BIGINT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE
+);
+
+CREATE TABLE stat_minute (
+    minute BIGINT NOT NULL,
+    name   TEXT NOT NULL,
+    node   TEXT NOT NULL,
+    value  BIGINT NOT NULL,
+    PRIMARY KEY (minute, name, node)
+);
+
+CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);
+CREATE INDEX queue_rcpt_state ON queue_rcpt (status, leased, attempts, queue_id);
+CREATE INDEX queue_created ON queue (created);
+"#,
 ];
+
+/// The migration (counted from 1) that adds `users.search_key`: the users
+/// already there get theirs when it runs.
+const SEARCH_KEY_MIGRATION: usize = 3;
 
 /// Brings the schema up to date. Holds an advisory lock for the length of
 /// the transaction, so a node starting beside another waits for it.
@@ -265,6 +292,39 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
         tx.batch_execute(sql).await?;
         tx.execute("UPDATE schema_version SET version = $1", &[&(i as i64 + 1)])
             .await?;
+        if i + 1 == SEARCH_KEY_MIGRATION {
+            fill_search_keys(&tx).await?;
+        }
     }
     tx.commit().await
+}
+
+/// Gives every user without a search key its key (folded in Rust, as
+/// every write does: see `rules::search_key`), in one statement.
+async fn fill_search_keys(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut ids: Vec<i64> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    for r in tx
+        .query(
+            "SELECT u.id, u.local_part, d.name, u.display_name FROM users u \
+             JOIN domain d ON d.id = u.domain_id WHERE u.search_key IS NULL",
+            &[],
+        )
+        .await?
+    {
+        let (local, domain, name): (String, String, String) = (r.get(1), r.get(2), r.get(3));
+        if let Ok(address) = postgate_types::EmailAddress::parse(&format!("{local}@{domain}")) {
+            ids.push(r.get(0));
+            keys.push(crate::rules::search_key(&address, &name));
+        }
+    }
+    tx.execute(
+        "UPDATE users u SET search_key = k.key FROM unnest($1::BIGINT[], $2::TEXT[]) AS k(id, key) \
+         WHERE u.id = k.id",
+        &[&ids, &keys],
+    )
+    .await?;
+    Ok(())
 }

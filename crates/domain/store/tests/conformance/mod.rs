@@ -48,6 +48,11 @@ macro_rules! suite {
             outbound_queue_claims_leases_and_settles,
             outbound_queue_hold_and_release,
             calendar_objects_items_and_time_range_index,
+            console_administrators,
+            user_search_pages_and_counts,
+            user_update,
+            queue_page_filters_and_counts,
+            stats_history_sums_nodes_and_buckets,
         );
         suite!(@multi_thread $make;
             two_handles_claim_every_due_recipient_once,
@@ -1970,4 +1975,640 @@ pub async fn release_leases_leaves_other_handles_leases(h: &dyn Harness) {
     assert_eq!(again, by_a);
     assert_eq!(b.release_leases().await.unwrap(), 7);
     assert_eq!(b.queue_depth().await.unwrap().in_flight, 5);
+}
+
+// ---- What the web console needs ----
+
+/// Console administrators: granted (twice is fine, through an alias too),
+/// listed in directory order by primary address, seen by another handle,
+/// revoked (twice is fine), refused for no such user, and gone with the
+/// user; every change bumps the directory generation.
+pub async fn console_administrators(h: &dyn Harness) {
+    let s = fixture(h).await;
+    let other = h.open().await;
+    s.add_domain("a.example").await.unwrap();
+    s.add_user(new_user("zoe@a.example", "Zoe Adams", "Zoe", "Adams"))
+        .await
+        .unwrap();
+    s.add_alias(&addr("a.smith@example.org"), &addr("alice@example.org"))
+        .await
+        .unwrap();
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let bob = s.user(&addr("bob@example.org")).await.unwrap().unwrap();
+    assert!(s.console_admins().await.unwrap().is_empty());
+    assert!(!s.is_console_admin(alice.id).await.unwrap());
+
+    let g0 = s.directory_generation().await.unwrap();
+    s.set_console_admin(&addr("bob@example.org"), true)
+        .await
+        .unwrap();
+    let g1 = s.directory_generation().await.unwrap();
+    assert!(g1 > g0, "a grant bumps the directory generation");
+    s.set_console_admin(&addr("bob@example.org"), true)
+        .await
+        .unwrap();
+    s.set_console_admin(&addr("A.Smith@example.org"), true)
+        .await
+        .unwrap();
+    s.set_console_admin(&addr("zoe@a.example"), true)
+        .await
+        .unwrap();
+    let listed = |v: Vec<EmailAddress>| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let all = ["zoe@a.example", "alice@example.org", "bob@example.org"];
+    assert_eq!(listed(s.console_admins().await.unwrap()), all);
+    assert_eq!(listed(other.console_admins().await.unwrap()), all);
+    assert!(other.is_console_admin(alice.id).await.unwrap());
+    assert!(other.is_console_admin(bob.id).await.unwrap());
+    assert!(!other.is_console_admin(-1).await.unwrap());
+
+    for admin in [true, false] {
+        assert!(matches!(
+            s.set_console_admin(&addr("nobody@example.org"), admin)
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+    let g2 = s.directory_generation().await.unwrap();
+    s.set_console_admin(&addr("alice@example.org"), false)
+        .await
+        .unwrap();
+    assert!(s.directory_generation().await.unwrap() > g2);
+    s.set_console_admin(&addr("alice@example.org"), false)
+        .await
+        .unwrap();
+    assert!(!other.is_console_admin(alice.id).await.unwrap());
+    assert_eq!(
+        listed(other.console_admins().await.unwrap()),
+        ["zoe@a.example", "bob@example.org"]
+    );
+
+    // Removing a user drops its grant; a new user at the address has none.
+    other.remove_user(&addr("bob@example.org")).await.unwrap();
+    assert_eq!(listed(s.console_admins().await.unwrap()), ["zoe@a.example"]);
+    assert!(!s.is_console_admin(bob.id).await.unwrap());
+    let bob2 = s
+        .add_user(new_user("bob@example.org", "Bob Jones", "Bob", "Jones"))
+        .await
+        .unwrap();
+    assert!(!s.is_console_admin(bob2.id).await.unwrap());
+    assert_eq!(s.console_admins().await.unwrap().len(), 1);
+}
+
+/// User search: pages in directory order (domain, then local part) with
+/// the total matching; text matched case-insensitively (Unicode too) in
+/// the address or the display name; a domain filter; both together.
+pub async fn user_search_pages_and_counts(h: &dyn Harness) {
+    use postgate_store::UserFilter;
+    let s = fixture(h).await;
+    s.add_domain("example.net").await.unwrap();
+    s.add_user(new_user("emile@example.net", "Émile Zola", "Émile", "Zola"))
+        .await
+        .unwrap();
+    s.add_user(new_user(
+        "zoe@example.net",
+        "Zoë Ångström",
+        "Zoë",
+        "Ångström",
+    ))
+    .await
+    .unwrap();
+    for i in 0..25 {
+        s.add_user(new_user(
+            &format!("user{i:02}@example.net"),
+            &format!("Test User {i:02}"),
+            "Test",
+            &format!("User{i:02}"),
+        ))
+        .await
+        .unwrap();
+    }
+    s.add_alias(&addr("al@example.org"), &addr("alice@example.org"))
+        .await
+        .unwrap();
+    let find = |text: Option<&str>, domain: Option<&str>, offset: usize, limit: usize| {
+        let s = s.clone();
+        let filter = UserFilter {
+            text: text.map(str::to_string),
+            domain: domain.map(str::to_string),
+        };
+        async move {
+            let (users, total) = s.find_users(filter, offset, limit).await.unwrap();
+            let names: Vec<String> = users.iter().map(|u| u.address.to_string()).collect();
+            (names, total)
+        }
+    };
+    let mut everyone = vec!["emile@example.net".to_string()];
+    everyone.extend((0..25).map(|i| format!("user{i:02}@example.net")));
+    everyone.push("zoe@example.net".into());
+    everyone.extend(["alice@example.org".into(), "bob@example.org".into()]);
+    assert_eq!(find(None, None, 0, 100).await, (everyone.clone(), 29));
+    assert_eq!(find(None, None, 0, 10).await, (everyone[..10].to_vec(), 29));
+    assert_eq!(
+        find(None, None, 20, 10).await,
+        (everyone[20..].to_vec(), 29)
+    );
+    assert_eq!(find(None, None, 29, 10).await, (vec![], 29));
+    assert_eq!(find(Some("  "), Some(""), 0, 3).await.1, 29, "blank: any");
+    assert_eq!(
+        s.list_users(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.address.to_string())
+            .collect::<Vec<_>>(),
+        everyone,
+        "the order list_users has"
+    );
+
+    let one = |a: &str| (vec![a.to_string()], 1);
+    for text in ["ÉMILE", "émile z", "zola"] {
+        assert_eq!(
+            find(Some(text), None, 0, 10).await,
+            one("emile@example.net")
+        );
+    }
+    for text in ["ångström", "ÅNGSTRÖM", "zoë"] {
+        assert_eq!(find(Some(text), None, 0, 10).await, one("zoe@example.net"));
+    }
+    assert_eq!(
+        find(Some("E.ORG"), None, 0, 10).await,
+        (
+            vec!["alice@example.org".into(), "bob@example.org".into()],
+            2
+        ),
+        "a piece of the address"
+    );
+    assert_eq!(
+        find(Some("Smith"), None, 0, 10).await,
+        one("alice@example.org")
+    );
+    assert_eq!(find(Some("nobody at all"), None, 0, 10).await, (vec![], 0));
+    let (page, total) = find(Some("user1"), None, 0, 3).await;
+    assert_eq!((page.len(), total), (3, 10));
+    assert_eq!(page[0], "user10@example.net");
+    let (page, total) = find(Some("USER 2"), None, 2, 10).await;
+    assert_eq!(
+        (page, total),
+        (
+            vec![
+                "user22@example.net".into(),
+                "user23@example.net".into(),
+                "user24@example.net".into()
+            ],
+            5
+        ),
+        "a piece of the display name, paged"
+    );
+
+    assert_eq!(
+        find(None, Some("Example.ORG"), 0, 10).await,
+        (
+            vec!["alice@example.org".into(), "bob@example.org".into()],
+            2
+        )
+    );
+    assert_eq!(
+        find(Some("example.net"), Some("example.org"), 0, 10).await,
+        (vec![], 0)
+    );
+    assert_eq!(
+        find(Some("o"), Some("example.org"), 1, 10).await,
+        (vec!["bob@example.org".into()], 2)
+    );
+    assert_eq!(find(None, Some("nowhere.test"), 0, 10).await, (vec![], 0));
+
+    // The users come whole, aliases too.
+    let (users, _) = s
+        .find_users(
+            UserFilter {
+                text: Some("alice".into()),
+                domain: None,
+            },
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(users[0].aliases, [addr("al@example.org")]);
+    assert_eq!(
+        users[0],
+        s.user(&addr("alice@example.org")).await.unwrap().unwrap()
+    );
+}
+
+/// Editing a user's details: each field set, kept or cleared as asked,
+/// seen by another handle and by searches, through an alias too; a blank
+/// display name and an unknown user refused; every edit bumps the
+/// directory generation.
+pub async fn user_update(h: &dyn Harness) {
+    use postgate_store::{UserFilter, UserUpdate};
+    let s = fixture(h).await;
+    let other = h.open().await;
+    let alice = addr("alice@example.org");
+    let g0 = s.directory_generation().await.unwrap();
+    let u = s
+        .update_user(
+            &alice,
+            UserUpdate {
+                title: Some(Some("CTO".into())),
+                phone: Some(Some(" +1 555 0100 ".into())),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            u.display_name.as_str(),
+            u.title.as_deref(),
+            u.department.as_deref(),
+            u.phone.as_deref()
+        ),
+        ("Alice Smith", Some("CTO"), None, Some("+1 555 0100"))
+    );
+    let g1 = s.directory_generation().await.unwrap();
+    assert!(g1 > g0, "an edit bumps the directory generation");
+    assert_eq!(other.user(&alice).await.unwrap().unwrap(), u);
+
+    s.add_alias(&addr("a.smith@example.org"), &alice)
+        .await
+        .unwrap();
+    let u = other
+        .update_user(
+            &addr("A.Smith@example.org"),
+            UserUpdate {
+                display_name: Some("  Alice Jones-Smith ".into()),
+                department: Some(Some("R&D".into())),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.address, alice);
+    assert_eq!(
+        (
+            u.display_name.as_str(),
+            u.title.as_deref(),
+            u.department.as_deref()
+        ),
+        ("Alice Jones-Smith", Some("CTO"), Some("R&D"))
+    );
+    assert_eq!(u.aliases, [addr("a.smith@example.org")]);
+    assert!(s.directory_generation().await.unwrap() > g1);
+    // Searches see the new name, and not the old one.
+    let (found, total) = s
+        .find_users(
+            UserFilter {
+                text: Some("JONES".into()),
+                domain: None,
+            },
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(
+        found
+            .iter()
+            .map(|u| u.address.to_string())
+            .collect::<Vec<_>>(),
+        ["alice@example.org", "bob@example.org"]
+    );
+    let (_, total) = s
+        .find_users(
+            UserFilter {
+                text: Some("alice smith".into()),
+                domain: None,
+            },
+            0,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 0);
+
+    let u = s
+        .update_user(
+            &alice,
+            UserUpdate {
+                title: Some(None),
+                phone: Some(Some("   ".into())),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.title, u.phone, u.department.as_deref()),
+        (None, None, Some("R&D"))
+    );
+    // Nothing asked, nothing changed (but for the generation).
+    let g2 = s.directory_generation().await.unwrap();
+    let same = s.update_user(&alice, UserUpdate::default()).await.unwrap();
+    assert_eq!(same, s.user(&alice).await.unwrap().unwrap());
+    assert!(s.directory_generation().await.unwrap() > g2);
+
+    assert!(matches!(
+        s.update_user(
+            &alice,
+            UserUpdate {
+                display_name: Some(" ".into()),
+                ..UserUpdate::default()
+            }
+        )
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        s.user(&alice).await.unwrap().unwrap().display_name,
+        "Alice Jones-Smith"
+    );
+    assert!(matches!(
+        s.update_user(&addr("nobody@example.org"), UserUpdate::default())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// A queue entry from `from` to `rcpts`, queued at `created`.
+fn queued(sender: postgate_types::UserId, from: &str, rcpts: &[&str], created: i64) -> NewDelivery {
+    let rcpts: Vec<String> = rcpts.iter().map(|r| r.to_string()).collect();
+    let mut d = outbound_delivery(sender, &format!("{from} {created}"), &rcpts, created);
+    if let Some(o) = d.outbound.as_mut() {
+        o.mail_from = from.into();
+    }
+    d
+}
+
+/// The console's queue page: entries in id order with the total matching,
+/// by recipient state (as the queue's depth names them), by recipient
+/// domain (the one recipient matching both when both are given), by sender
+/// and by age; each entry with all its recipients.
+pub async fn queue_page_filters_and_counts(h: &dyn Harness) {
+    use postgate_store::{QueueDepth, QueueFilter, RcptOutcome};
+    let s = fixture(h).await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let now = chrono_now();
+    for (from, rcpts, age) in [
+        (
+            "Alice@Example.org",
+            &["a@gmail.com", "b@yahoo.com"][..],
+            5000,
+        ),
+        ("bob@example.org", &["c@gmail.com"][..], 4000),
+        ("", &["d@hotmail.com"][..], 3000),
+        (
+            "carol@Shop.example",
+            &["e@yahoo.com", "f@gmail.com"][..],
+            2000,
+        ),
+        ("alice@example.org", &["g@GMAIL.com"][..], 1000),
+    ] {
+        s.deliver(queued(alice.id, from, rcpts, now - age))
+            .await
+            .unwrap();
+    }
+    let ids: Vec<i64> = s.queue_list().await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 5);
+    // a@gmail.com is being tried; b@yahoo.com was tried and waits; the
+    // entry to hotmail is held; the others are due.
+    let claimed = s.claim_due(now, 600, 1).await.unwrap();
+    assert_eq!(claimed[0].rcpts[0].address, "a@gmail.com");
+    let claimed = s.claim_due(now, 600, 1).await.unwrap();
+    assert_eq!(claimed[0].rcpts[0].address, "b@yahoo.com");
+    s.record(vec![(
+        claimed[0].rcpts[0].id,
+        RcptOutcome::Retry {
+            at: now + 300,
+            error: "451 later".into(),
+            delay_warned: false,
+        },
+    )])
+    .await
+    .unwrap();
+    assert_eq!(s.queue_hold(Some(ids[2]), true).await.unwrap(), 1);
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        QueueDepth {
+            due: 4,
+            deferred: 1,
+            in_flight: 1,
+            held: 1,
+            oldest: Some(now - 5000),
+        }
+    );
+
+    let page = |filter: QueueFilter, offset: usize, limit: usize| {
+        let s = s.clone();
+        async move {
+            let (entries, total) = s.queue_page(filter, offset, limit).await.unwrap();
+            (entries.iter().map(|m| m.id).collect::<Vec<_>>(), total)
+        }
+    };
+    let pick = |n: &[usize]| n.iter().map(|&i| ids[i]).collect::<Vec<_>>();
+    let all = QueueFilter::default();
+    assert_eq!(page(all.clone(), 0, 100).await, (ids.clone(), 5));
+    assert_eq!(page(all.clone(), 0, 2).await, (pick(&[0, 1]), 5));
+    assert_eq!(page(all.clone(), 2, 2).await, (pick(&[2, 3]), 5));
+    assert_eq!(page(all.clone(), 4, 2).await, (pick(&[4]), 5));
+    assert_eq!(page(all.clone(), 9, 2).await, (vec![], 5));
+
+    // Each entry with all its recipients, as queue_get has them.
+    let (entries, _) = s.queue_page(all.clone(), 0, 1).await.unwrap();
+    let got = s.queue_get(ids[0]).await.unwrap().unwrap();
+    let states = |m: &postgate_store::QueuedMessage| {
+        m.rcpts
+            .iter()
+            .map(|r| (r.id, r.address.clone(), r.status.clone(), r.attempts))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(&entries[0]), states(&got));
+    assert_eq!(entries[0].rcpts.len(), 2);
+    assert_eq!(entries[0].outbound.mail_from, "Alice@Example.org");
+    assert_eq!(entries[0].created, now - 5000);
+    assert_eq!(entries[0].message, got.message);
+
+    let state = |name: &str| QueueFilter {
+        state: Some(name.into()),
+        ..QueueFilter::default()
+    };
+    assert_eq!(page(state("due"), 0, 10).await, (pick(&[1, 3, 4]), 3));
+    assert_eq!(page(state("due"), 1, 1).await, (pick(&[3]), 3));
+    assert_eq!(page(state("deferred"), 0, 10).await, (pick(&[0]), 1));
+    assert_eq!(page(state("in_flight"), 0, 10).await, (pick(&[0]), 1));
+    assert_eq!(page(state("sending"), 0, 10).await, (pick(&[0]), 1));
+    assert_eq!(page(state("held"), 0, 10).await, (pick(&[2]), 1));
+    assert_eq!(page(state(""), 0, 10).await, (ids.clone(), 5), "blank: any");
+    assert!(matches!(
+        s.queue_page(state("bogus"), 0, 10).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    let domain = |d: &str| QueueFilter {
+        domain: Some(d.into()),
+        ..QueueFilter::default()
+    };
+    assert_eq!(
+        page(domain("gmail.com"), 0, 10).await,
+        (pick(&[0, 1, 3, 4]), 4)
+    );
+    assert_eq!(
+        page(domain("GMAIL.COM"), 0, 10).await,
+        (pick(&[0, 1, 3, 4]), 4)
+    );
+    assert_eq!(page(domain("yahoo.com"), 0, 10).await, (pick(&[0, 3]), 2));
+    assert_eq!(page(domain("mail.com"), 0, 10).await, (vec![], 0), "exact");
+    let both = |st: &str, d: &str| QueueFilter {
+        state: Some(st.into()),
+        domain: Some(d.into()),
+        ..QueueFilter::default()
+    };
+    // b@yahoo.com (entry 0) is deferred: due at yahoo.com is entry 3 only.
+    assert_eq!(page(both("due", "yahoo.com"), 0, 10).await, (pick(&[3]), 1));
+    assert_eq!(
+        page(both("deferred", "yahoo.com"), 0, 10).await,
+        (pick(&[0]), 1)
+    );
+    assert_eq!(
+        page(both("in_flight", "yahoo.com"), 0, 10).await,
+        (vec![], 0)
+    );
+
+    let sender = |t: &str| QueueFilter {
+        sender: Some(t.into()),
+        ..QueueFilter::default()
+    };
+    assert_eq!(page(sender("ALICE"), 0, 10).await, (pick(&[0, 4]), 2));
+    assert_eq!(page(sender("shop.EX"), 0, 10).await, (pick(&[3]), 1));
+    assert_eq!(page(sender("nobody"), 0, 10).await, (vec![], 0));
+
+    let before = |t: i64| QueueFilter {
+        created_before: Some(t),
+        ..QueueFilter::default()
+    };
+    assert_eq!(page(before(now - 2500), 0, 10).await, (pick(&[0, 1, 2]), 3));
+    assert_eq!(
+        page(before(now - 5000), 0, 10).await,
+        (vec![], 0),
+        "strictly before"
+    );
+    assert_eq!(page(before(now), 0, 10).await, (ids.clone(), 5));
+
+    let mixed = QueueFilter {
+        state: Some("due".into()),
+        domain: Some("gmail.com".into()),
+        sender: Some("example.org".into()),
+        created_before: Some(now - 1500),
+    };
+    assert_eq!(page(mixed, 0, 10).await, (pick(&[1]), 1));
+    let mixed = QueueFilter {
+        sender: Some("alice".into()),
+        created_before: Some(now - 2500),
+        ..QueueFilter::default()
+    };
+    assert_eq!(page(mixed, 0, 10).await, (pick(&[0]), 1));
+
+    // A removed entry is gone from the pages and the counts.
+    assert!(s.queue_remove(ids[1]).await.unwrap());
+    assert_eq!(page(state("due"), 0, 10).await, (pick(&[3, 4]), 2));
+    assert_eq!(page(all, 0, 10).await.1, 4);
+}
+
+/// Statistics history: per-minute increments add up per (minute, node,
+/// counter), sum over nodes and buckets (aligned to the bucket, the first
+/// one whole), in order of time then name; pruning deletes by age.
+pub async fn stats_history_sums_nodes_and_buckets(h: &dyn Harness) {
+    use postgate_store::StatPoint;
+    let a = h.open().await;
+    let b = h.open().await;
+    let m0 = 1_700_000_000 - 1_700_000_000 % 3600;
+    let d = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(n, x)| (n.to_string(), *x)).collect()
+    };
+    a.record_stats(
+        m0,
+        "node-a",
+        d(&[("messages_in", 3), ("logins_ok", 1), ("messages_in", 2)]),
+    )
+    .await
+    .unwrap();
+    // Within the minute: the same minute.
+    a.record_stats(m0 + 59, "node-a", d(&[("messages_in", 1)]))
+        .await
+        .unwrap();
+    b.record_stats(m0, "node-b", d(&[("messages_in", 10)]))
+        .await
+        .unwrap();
+    b.record_stats(m0 + 60, "node-b", d(&[("bytes_in", 1000)]))
+        .await
+        .unwrap();
+    a.record_stats(m0 + 300, "node-a", d(&[("messages_in", 7)]))
+        .await
+        .unwrap();
+    a.record_stats(m0 + 3600, "node-a", d(&[("messages_in", 1)]))
+        .await
+        .unwrap();
+    a.record_stats(m0 + 3600, "node-a", Vec::new())
+        .await
+        .unwrap();
+    let p = |at: i64, name: &str, value: u64| StatPoint {
+        at,
+        name: name.into(),
+        value,
+    };
+    let minutes = vec![
+        p(m0, "logins_ok", 1),
+        p(m0, "messages_in", 16),
+        p(m0 + 60, "bytes_in", 1000),
+        p(m0 + 300, "messages_in", 7),
+        p(m0 + 3600, "messages_in", 1),
+    ];
+    assert_eq!(a.stats_history(m0, 60).await.unwrap(), minutes);
+    assert_eq!(b.stats_history(0, 60).await.unwrap(), minutes);
+    let fives = vec![
+        p(m0, "bytes_in", 1000),
+        p(m0, "logins_ok", 1),
+        p(m0, "messages_in", 16),
+        p(m0 + 300, "messages_in", 7),
+        p(m0 + 3600, "messages_in", 1),
+    ];
+    assert_eq!(b.stats_history(m0, 300).await.unwrap(), fives);
+    assert_eq!(
+        b.stats_history(m0 + 120, 300).await.unwrap(),
+        fives,
+        "the bucket holding `since` comes whole"
+    );
+    assert_eq!(
+        a.stats_history(m0 + 301, 60).await.unwrap(),
+        minutes[3..].to_vec()
+    );
+    assert_eq!(
+        a.stats_history(m0, 3600).await.unwrap(),
+        vec![
+            p(m0, "bytes_in", 1000),
+            p(m0, "logins_ok", 1),
+            p(m0, "messages_in", 23),
+            p(m0 + 3600, "messages_in", 1),
+        ]
+    );
+    assert!(a.stats_history(m0 + 7200, 60).await.unwrap().is_empty());
+    for bad in [0, -60, 90] {
+        assert!(matches!(
+            a.stats_history(m0, bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    assert_eq!(b.prune_stats(m0 + 300).await.unwrap(), 4);
+    assert_eq!(b.prune_stats(m0 + 300).await.unwrap(), 0);
+    assert_eq!(a.stats_history(0, 60).await.unwrap(), minutes[3..].to_vec());
+    // What is recorded after pruning adds up from nothing.
+    a.record_stats(m0, "node-a", d(&[("messages_in", 2)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.stats_history(m0, 60).await.unwrap()[0],
+        p(m0, "messages_in", 2)
+    );
 }
