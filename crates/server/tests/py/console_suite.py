@@ -743,7 +743,8 @@ def main():
                 results.append((fn.__name__, None))
                 print(f"PASS {fn.__name__} ({time.time() - t0:.1f} s)", flush=True)
             except Exception as e:  # every step runs; each failure is reported
-                where = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == "<string>"]
+                where = [f.lineno for f in traceback.extract_tb(e.__traceback__)
+                         if f.filename == "<string>" and f.name != "check"]
                 why = f"{type(e).__name__}: {e}".strip() if not isinstance(e, Failed) else str(e)
                 why = f"(line {where[-1] if where else '?'}) {why}"
                 results.append((fn.__name__, why))
