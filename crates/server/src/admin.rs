@@ -7,7 +7,7 @@ use crate::cli::{
 use anyhow::{Context, bail};
 use postgate_runtime::Config;
 use postgate_store::{NewUser, QueuedMessage, Store, User, password};
-use postgate_types::access::{Assignee, Block, CLASS_KEYS, Class, Direction, Pattern, Service};
+use postgate_types::access::{Assignee, Block, Class, Direction, Pattern, Service};
 use postgate_types::{EmailAddress, ItemSummary, Secret};
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
@@ -764,38 +764,6 @@ async fn find_class(store: &Arc<dyn Store>, name: &str) -> anyhow::Result<Class>
         .with_context(|| format!("no class {name}"))
 }
 
-/// One line per setting, in [`CLASS_KEYS`] order.
-fn settings_lines(s: &postgate_types::access::ClassSettings) -> Vec<(String, String)> {
-    let v = serde_json::to_value(s).unwrap_or_default();
-    let permit = |p: &serde_json::Value| p.as_str().unwrap_or("allow").to_string();
-    let list = |l: &[String]| {
-        if l.is_empty() {
-            "-".to_string()
-        } else {
-            l.join(",")
-        }
-    };
-    CLASS_KEYS
-        .iter()
-        .map(|k| {
-            let value = match *k {
-                "imap" | "pop3" | "ldap" | "api" => permit(&v[*k]),
-                "smtp.send" => permit(&v["smtp_send"]["permit"]),
-                "smtp.receive" => permit(&v["smtp_receive"]["permit"]),
-                "smtp.send.except" => list(&s.smtp_send.except),
-                "smtp.receive.except" => list(&s.smtp_receive.except),
-                "smtp.send.max_size" => s.smtp_send_max_size.to_string(),
-                "smtp.receive.max_size" => s.smtp_receive_max_size.to_string(),
-                "pop3.delete" => v["pop3_delete"].as_str().unwrap_or("server").to_string(),
-                "pop3.max_days" => s.pop3_max_days.to_string(),
-                "ldap.attributes" => list(&s.ldap_attributes),
-                _ => String::new(),
-            };
-            (k.to_string(), value)
-        })
-        .collect()
-}
-
 async fn class(store: &Arc<dyn Store>, cmd: ClassCmd, out: &mut impl Write) -> anyhow::Result<()> {
     match cmd {
         ClassCmd::Add { name, description } => {
@@ -837,7 +805,7 @@ async fn class(store: &Arc<dyn Store>, cmd: ClassCmd, out: &mut impl Write) -> a
                 writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;
             } else {
                 writeln!(out, "class {}\t{}", c.name, c.description)?;
-                for (k, v) in settings_lines(&c.settings) {
+                for (k, v) in c.settings.entries() {
                     writeln!(out, "  {k} = {v}")?;
                 }
                 for a in &c.assigned {

@@ -84,6 +84,7 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         .with(filter)
         .with(stderr)
         .with(files)
+        .with(postgate_runtime::logring::LogRing::global().layer())
         .try_init();
     Ok(())
 }

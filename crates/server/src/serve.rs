@@ -139,6 +139,8 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
 
     let (trigger, shutdown) = shutdown::channel();
     let mut running = Vec::new();
+    // What the console's status page shows of this process.
+    let board = postgate_runtime::status::StatusBoard::new();
     let mut out = std::io::stdout().lock();
 
     let per_ip = config.limits.per_ip_connections;
@@ -163,6 +165,16 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 l.local_addr()?,
                 l.role
             )?;
+            board.add(
+                service.name(),
+                postgate_runtime::status::Endpoint {
+                    addr: l.local_addr()?,
+                    role: l.role,
+                    transport: kind,
+                },
+                Some(workers.clone()),
+                threads,
+            );
             let accept = tokio::spawn(listener::run(
                 l,
                 service.clone(),
@@ -170,7 +182,13 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 tls.clone(),
                 shutdown.clone(),
             ));
-            watch_listener(accept, service.name(), snmp.clone(), shutdown.clone());
+            watch_listener(
+                accept,
+                service.name(),
+                snmp.clone(),
+                board.clone(),
+                shutdown.clone(),
+            );
         }
         running.push(Running { service, workers });
         anyhow::Ok(())
@@ -221,7 +239,19 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     ldap_listeners.extend(bind_all(&config.ldap.ldaps, "ldaps", true).await?);
     start(ldap, config.ldap.threads, ldap_listeners)?;
 
-    // HTTPS: the client API (and the web console to come), TLS only.
+    // HTTPS: the client API and the web console, TLS only. The console's
+    // charts come from the counters sampled into the store every minute.
+    let node = config
+        .store
+        .node
+        .clone()
+        .unwrap_or_else(|| config.hostname.clone());
+    let sampler = postgate_console::sampler::Sampler::new();
+    tokio::spawn(
+        sampler
+            .clone()
+            .run(store.clone(), node.clone(), shutdown.clone()),
+    );
     let console = Arc::new(postgate_console::ConsoleService::new(
         postgate_console::Context {
             hostname: config.hostname.clone(),
@@ -229,6 +259,25 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             auth: auth.clone(),
             max_message_size: config.smtp.max_message_size,
             metrics_token: config.console.metrics_token.clone(),
+            web: postgate_console::web::WebSettings {
+                board: board.clone(),
+                log: postgate_runtime::logring::LogRing::global().clone(),
+                version: env!("CARGO_PKG_VERSION"),
+                node,
+                backend: match config.store.backend {
+                    postgate_runtime::config::StoreBackend::Embedded => "embedded (SQLite)",
+                    postgate_runtime::config::StoreBackend::Postgres => "PostgreSQL",
+                },
+                data_dir: config.data_dir.clone(),
+                self_signed: config.tls.cert.is_none(),
+                queue_threshold: u64::from(config.snmp.queue_depth_threshold),
+                config_warnings: config_warnings(&config),
+                config_text: config.effective_toml(),
+                config_source: config.source.clone(),
+                accounting_dir: config.logging.accounting.then(|| config.accounting_dir()),
+            },
+            sampler,
+            shutdown: shutdown.clone(),
         },
     ));
     let console_listeners = bind_all(&config.console.listen, "console", true).await?;
@@ -245,8 +294,18 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
             "postgate: snmp listening on {} (snmp, udp)",
             socket.local_addr()?
         )?;
+        board.add(
+            "snmp",
+            postgate_runtime::status::Endpoint {
+                addr: socket.local_addr()?,
+                role: "snmp",
+                transport: "udp",
+            },
+            None,
+            0,
+        );
         let serve = tokio::spawn(snmp.clone().run(socket, shutdown.clone()));
-        watch_listener(serve, "snmp", snmp.clone(), shutdown.clone());
+        watch_listener(serve, "snmp", snmp.clone(), board.clone(), shutdown.clone());
     }
     // Queue thresholds and failed-login storms, watched for notifications.
     tokio::spawn(snmp.clone().monitor(shutdown.clone()));
@@ -294,12 +353,26 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the console's status page warns of in the configuration itself.
+fn config_warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if !config.snmp.listen.is_empty() && config.snmp.community == "public" {
+        out.push(
+            "SNMP answers to the community \"public\": set [snmp] community, or SNMPv3 users."
+                .to_string(),
+        );
+    }
+    out
+}
+
 /// Waits for a listener's task: if it ends (returns or panics) before
-/// shutdown began, its service has failed: postgateServiceFailed.
+/// shutdown began, its service has failed: postgateServiceFailed, and the
+/// console's status page says so.
 fn watch_listener(
     task: tokio::task::JoinHandle<()>,
     service: &'static str,
     snmp: Arc<postgate_snmp::Agent>,
+    board: postgate_runtime::status::StatusBoard,
     shutdown: shutdown::Shutdown,
 ) {
     tokio::spawn(async move {
@@ -310,6 +383,7 @@ fn watch_listener(
         if let Err(e) = ended {
             tracing::error!(service, error = %e, "listener task died");
         }
+        board.failed(service);
         snmp.service_failed(service).await;
     });
 }

@@ -283,6 +283,23 @@ impl Throttle {
         self.penalty(n)
     }
 
+    /// How long until the penalty of the latest failure from `ip` or for
+    /// `account` has run out (zero: it has). Unlike [`Throttle::delay`],
+    /// which a protocol session sleeps before checking, this is for callers
+    /// that answer "try again later" at once (the web console), and counts
+    /// the time since that failure.
+    pub fn retry_after(&self, ip: IpAddr, account: &str) -> Duration {
+        let Ok(f) = self.inner.lock() else {
+            return Duration::ZERO;
+        };
+        let left = |e: Option<&(u32, Instant)>| {
+            e.filter(|(_, at)| at.elapsed() < FORGET)
+                .map(|(n, at)| self.penalty(*n).saturating_sub(at.elapsed()))
+                .unwrap_or(Duration::ZERO)
+        };
+        left(f.ips.get(&ip)).max(left(f.accounts.get(account)))
+    }
+
     /// Counts a failure.
     pub fn failed(&self, ip: IpAddr, account: &str) {
         let Ok(mut f) = self.inner.lock() else { return };
@@ -322,6 +339,26 @@ fn bump(e: &mut (u32, Instant)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_counts_down_from_the_latest_failure() {
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let t = Throttle::new(2, Duration::from_millis(300), Duration::from_secs(15));
+        t.failed(ip, "a@example.com");
+        assert_eq!(t.retry_after(ip, "a@example.com"), Duration::ZERO);
+        t.failed(ip, "a@example.com");
+        let left = t.retry_after(ip, "a@example.com");
+        assert!(
+            left > Duration::from_millis(200) && left <= Duration::from_millis(300),
+            "{left:?}"
+        );
+        // Another account from the same address waits as long.
+        assert!(t.retry_after(ip, "b@example.com") > Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(t.retry_after(ip, "a@example.com"), Duration::ZERO);
+        // The failures still count for the protocols' delay.
+        assert!(t.delay(ip, "a@example.com") > Duration::ZERO);
+    }
 
     #[test]
     fn penalty_doubles_to_its_cap() {

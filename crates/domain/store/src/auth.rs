@@ -165,6 +165,14 @@ impl Authenticator {
         &self.policy
     }
 
+    /// How long until earlier failures from `peer` or for `login` stop
+    /// holding attempts back (zero: now). The console answers "try again
+    /// later" with it at once instead of holding a browser's request.
+    pub fn retry_after(&self, peer: IpAddr, login: &str) -> Duration {
+        self.throttle
+            .retry_after(peer, &login.trim().to_ascii_lowercase())
+    }
+
     /// The front door: checks an attempt and the user's class of service.
     pub async fn login(&self, a: Attempt<'_>) -> std::result::Result<User, Refusal> {
         let counters = postgate_metrics::metrics();

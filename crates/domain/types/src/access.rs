@@ -109,6 +109,9 @@ pub enum Service {
     Ldap,
     /// The HTTPS client API.
     Api,
+    /// The web console: who may sign in is who was made an administrator
+    /// (`postgate admin grant`), not the class of service.
+    Console,
     /// SMTP submission: logging in is always allowed; what may be sent to
     /// the Internet is [`Service::SmtpSend`].
     Submission,
@@ -126,6 +129,7 @@ impl Service {
             Service::Pop3 => "pop3",
             Service::Ldap => "ldap",
             Service::Api => "api",
+            Service::Console => "console",
             Service::Submission => "submission",
             Service::SmtpSend => "smtp.send",
             Service::SmtpReceive => "smtp.receive",
@@ -139,6 +143,7 @@ impl Service {
             "pop3" => Service::Pop3,
             "ldap" => Service::Ldap,
             "api" => Service::Api,
+            "console" => Service::Console,
             "submission" => Service::Submission,
             "smtp.send" => Service::SmtpSend,
             "smtp.receive" => Service::SmtpReceive,
@@ -267,12 +272,58 @@ impl ClassSettings {
             Service::Pop3 => self.pop3 == Permit::Allow,
             Service::Ldap => self.ldap == Permit::Allow,
             Service::Api => self.api == Permit::Allow,
+            Service::Console => true,
             // Logging in to submit is always allowed: local mail stays
             // possible; what may go out is asked per recipient.
             Service::Submission => true,
             Service::SmtpSend => self.smtp_send.permit == Permit::Allow,
             Service::SmtpReceive => self.smtp_receive.permit == Permit::Allow,
         }
+    }
+
+    /// Each setting as `(key, value)`, in [`CLASS_KEYS`] order, the value
+    /// written the way [`ClassSettings::set`] reads it (`-` for an empty
+    /// list): what the CLI's `class show` and the console print.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let permit = |p: Permit| match p {
+            Permit::Allow => "allow".to_string(),
+            Permit::Deny => "deny".to_string(),
+        };
+        let list = |l: &[String]| {
+            if l.is_empty() {
+                "-".to_string()
+            } else {
+                l.join(",")
+            }
+        };
+        CLASS_KEYS
+            .iter()
+            .map(|k| {
+                let value = match *k {
+                    "imap" => permit(self.imap),
+                    "pop3" => permit(self.pop3),
+                    "ldap" => permit(self.ldap),
+                    "api" => permit(self.api),
+                    "smtp.send" => permit(self.smtp_send.permit),
+                    "smtp.receive" => permit(self.smtp_receive.permit),
+                    "smtp.send.except" => list(&self.smtp_send.except),
+                    "smtp.receive.except" => list(&self.smtp_receive.except),
+                    "smtp.send.max_size" => self.smtp_send_max_size.to_string(),
+                    "smtp.receive.max_size" => self.smtp_receive_max_size.to_string(),
+                    "pop3.delete" => match self.pop3_delete {
+                        None => "server",
+                        Some(PopDelete::Trash) => "trash",
+                        Some(PopDelete::Purge) => "purge",
+                        Some(PopDelete::Keep) => "keep",
+                    }
+                    .to_string(),
+                    "pop3.max_days" => self.pop3_max_days.to_string(),
+                    "ldap.attributes" => list(&self.ldap_attributes),
+                    _ => String::new(),
+                };
+                (*k, value)
+            })
+            .collect()
     }
 
     /// Sets one key (see [`CLASS_KEYS`]); lists are comma-separated.

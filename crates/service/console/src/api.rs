@@ -25,7 +25,7 @@ pub(crate) type Ctx = Arc<Context>;
 
 /// The header that carries the client's address to [`user`], set here and
 /// never taken from the client.
-const PEER_HEADER: &str = "x-postgate-peer";
+pub(crate) const PEER_HEADER: &str = "x-postgate-peer";
 
 /// Puts the client's address where [`user`] finds it (any such header the
 /// client sent is dropped first).

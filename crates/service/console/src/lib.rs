@@ -1,7 +1,9 @@
 //! The HTTPS listener: the post office's client API, `/api/v1` (documented in
 //! docs/openapi.yaml), with HTTP Basic authentication (RFC 7617) against the
-//! post office's own credentials. Every connection is TLS: the listener is
-//! implicit-TLS, so credentials never cross the wire in clear text.
+//! post office's own credentials, and the web console under `/console/` for
+//! administrators ([`web`]'s module documentation). Every connection is TLS:
+//! the listener is implicit-TLS, so credentials never cross the wire in
+//! clear text.
 //!
 //! Sending (`POST /api/v1/messages`) builds the RFC 5322 form once
 //! (postgate-mime's builder), then hands it to delivery in one commit: the
@@ -11,6 +13,8 @@
 
 mod api;
 mod calendar;
+pub mod sampler;
+pub mod web;
 
 use async_trait::async_trait;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -36,6 +40,12 @@ pub struct Context {
     pub max_message_size: u64,
     /// The bearer token that reads `/metrics`; none: not served.
     pub metrics_token: Option<String>,
+    /// What the web console shows besides the store.
+    pub web: web::WebSettings,
+    /// The statistics sampler (the charts' latest, unsampled minute).
+    pub sampler: sampler::Sampler,
+    /// Ends the console's long answers (the log's live stream) at shutdown.
+    pub shutdown: postgate_runtime::Shutdown,
 }
 
 /// The HTTPS service.
@@ -47,8 +57,9 @@ pub struct ConsoleService {
 impl ConsoleService {
     /// The service over `ctx`.
     pub fn new(ctx: Context) -> ConsoleService {
+        let ctx = Arc::new(ctx);
         ConsoleService {
-            router: api::router(Arc::new(ctx)),
+            router: api::router(ctx.clone()).merge(web::router(ctx)),
         }
     }
 }
