@@ -313,7 +313,7 @@ def status_page(page):
 def stats_page(page):
     visit(page, "/console/stats", "stats", "stats")
     figs = page.locator("main#stats figure")
-    check(figs.count() >= 7, f"{figs.count()} charts, wanted 7 (messages, bytes, recipients, bounces, logins, errors)")
+    check(figs.count() >= 7, f"{figs.count()} charts, wanted 7 (messages, bytes, recipients, bounces, logins, errors, connections)")
     for i in range(figs.count()):
         f = figs.nth(i)
         check(f.locator("svg[role=img]").count() == 1, f"chart {i} has no svg[role=img]")
@@ -432,10 +432,10 @@ def directory(page):
     fetch(page, "/console/directory?q=mallory", "directory-search")
     link = page.locator("main#directory a", has_text="Add user")
     check(link.count() >= 1 and path_of(link.first.get_attribute("href")) == "/console/users/new", "no Add user link")
-    visit(page, "/console/domains", "domains", None)
-    check("example.org" in text_of(page, "table#domains"), "example.org not in the domains table")
+    visit(page, "/console/domains", "domains", "domains")
+    check("example.org" in text_of(page, "table#domain-list"), "example.org not in the domains table")
     visit(page, "/console/groups", "groups", "groups")
-    g = text_of(page, "table#groups")
+    g = text_of(page, "table#group-list")
     check("staff@example.org" in g and PLAIN in g, f"groups table {g!r} lacks staff and its member")
 
 
@@ -627,7 +627,7 @@ def log_page_follows(page):
 @step
 def config_page(page):
     visit(page, "/console/config", "config", "config")
-    cfg = text_of(page, "pre#config")
+    cfg = text_of(page, "pre#config-text")
     check("********" in cfg, "no masked secret in the configuration")
     html = fetch(page, "/console/config", "config")
     for s in SETUP["secrets"]:
