@@ -285,9 +285,9 @@ def status_page(page):
           "the Status link is not aria-current=page")
     summary = dl_pairs(page, "dl#summary")
     text = " ".join(f"{k}={v}" for k, v in summary.items())
-    for key in ["version", "uptime", "node", "store", "queue depth", "oldest", "disk"]:
+    for key in ["version", "uptime", "node", "store", "queue", "oldest", "disk"]:
         check(any(key in k for k in summary), f"summary has no {key!r}: {summary}")
-    depth = next(v for k, v in summary.items() if "queue depth" in k)
+    depth = next(v for k, v in summary.items() if "queue" in k)
     check(re.search(r"\b1\b", depth), f"queue depth {depth!r}, wanted 1 (the deferred entry)")
     store = next(v for k, v in summary.items() if "store" in k)
     check(store.strip().split()[0] in ("embedded", "postgres"), f"store {store!r}")
@@ -743,7 +743,8 @@ def main():
                 results.append((fn.__name__, None))
                 print(f"PASS {fn.__name__} ({time.time() - t0:.1f} s)", flush=True)
             except Exception as e:  # every step runs; each failure is reported
-                where = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == "<string>"]
+                where = [f.lineno for f in traceback.extract_tb(e.__traceback__)
+                         if f.filename == "<string>" and f.name != "check"]
                 why = f"{type(e).__name__}: {e}".strip() if not isinstance(e, Failed) else str(e)
                 why = f"(line {where[-1] if where else '?'}) {why}"
                 results.append((fn.__name__, why))
