@@ -89,7 +89,7 @@ async fn directory(
                 @if let Some(d) = &domain { input type="hidden" name="domain" value=(d); }
                 button type="submit" { "Search" }
             }
-            p id="user-count" { (total) " users" @if pages > 1 { ", page " (page_no) " of " (pages) } "." }
+            p id="user-count" { (total) (if total == 1 { " user" } else { " users" }) @if pages > 1 { ", page " (page_no) " of " (pages) } "." }
             div class="scroll" {
                 table id="users" {
                     thead { tr {

@@ -75,7 +75,7 @@ async fn status(State(web): State<WebState>, admin: Admin) -> PageResult {
                 dt { "Node" } dd { (s.node) }
                 dt { "Data store" } dd { (s.backend) }
                 dt { "Queue depth" } dd {
-                    a href="/console/queue" { (waiting) " recipients waiting" }
+                    a href="/console/queue" { (waiting) (if waiting == 1 { " recipient waiting" } else { " recipients waiting" }) }
                     @if depth.held > 0 { ", " (depth.held) " held" }
                     " (" (depth.due) " due, " (depth.deferred) " deferred, " (depth.in_flight) " being sent)"
                 }
