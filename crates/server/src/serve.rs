@@ -266,7 +266,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
                 node,
                 backend: match config.store.backend {
                     postgate_runtime::config::StoreBackend::Embedded => "embedded (SQLite)",
-                    postgate_runtime::config::StoreBackend::Postgres => "PostgreSQL",
+                    postgate_runtime::config::StoreBackend::Postgres => "postgres (PostgreSQL)",
                 },
                 data_dir: config.data_dir.clone(),
                 self_signed: config.tls.cert.is_none(),

@@ -300,6 +300,20 @@ impl Throttle {
         left(f.ips.get(&ip)).max(left(f.accounts.get(account)))
     }
 
+    /// An attempt refused because of [`Throttle::retry_after`]: the penalty
+    /// starts again from now (the count stays), so a client that keeps
+    /// trying stays held, while one that waits gets through.
+    pub fn held(&self, ip: IpAddr, account: &str) {
+        let Ok(mut f) = self.inner.lock() else { return };
+        let now = Instant::now();
+        if let Some(e) = f.ips.get_mut(&ip) {
+            e.1 = now;
+        }
+        if let Some(e) = f.accounts.get_mut(account) {
+            e.1 = now;
+        }
+    }
+
     /// Counts a failure.
     pub fn failed(&self, ip: IpAddr, account: &str) {
         let Ok(mut f) = self.inner.lock() else { return };
@@ -358,6 +372,11 @@ mod tests {
         assert_eq!(t.retry_after(ip, "a@example.com"), Duration::ZERO);
         // The failures still count for the protocols' delay.
         assert!(t.delay(ip, "a@example.com") > Duration::ZERO);
+        // An attempt while held starts the penalty again.
+        t.failed(ip, "a@example.com");
+        std::thread::sleep(Duration::from_millis(400));
+        t.held(ip, "a@example.com");
+        assert!(t.retry_after(ip, "a@example.com") > Duration::from_millis(400));
     }
 
     #[test]

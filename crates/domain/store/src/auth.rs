@@ -173,6 +173,12 @@ impl Authenticator {
             .retry_after(peer, &login.trim().to_ascii_lowercase())
     }
 
+    /// Tells the throttle that an attempt was refused for [`Authenticator::retry_after`]:
+    /// the penalty starts again, so a client that keeps trying stays held.
+    pub fn held(&self, peer: IpAddr, login: &str) {
+        self.throttle.held(peer, &login.trim().to_ascii_lowercase());
+    }
+
     /// The front door: checks an attempt and the user's class of service.
     pub async fn login(&self, a: Attempt<'_>) -> std::result::Result<User, Refusal> {
         let counters = postgate_metrics::metrics();

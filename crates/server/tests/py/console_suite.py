@@ -565,7 +565,7 @@ def csrf_refused(page):
     check(token, "the set-class form has no csrf value")
     # In the browser: the same form without its token, then with a wrong one.
     for name, js in [("csrf-missing", "f => f.querySelector('input[name=csrf]').remove()"),
-                     ("csrf-wrong", "f => f.querySelector('input[name=csrf]').value = 'x' + f.querySelector('input[name=csrf]').value.slice(1)")]:
+                     ("csrf-wrong", "f => { const i = f.querySelector('input[name=csrf]'); i.value = (i.value[0] === 'x' ? 'y' : 'x') + i.value.slice(1); }")]:
         page.goto(BASE + "/console/access")
         page.locator(form).evaluate(js)
         page.locator(form).locator("select[name=key]").select_option("imap")

@@ -365,45 +365,62 @@ async fn queue_page(
     let state = given(filter.state.as_deref())
         .map(RcptState::parse)
         .transpose()?;
-    let mut conds = Vec::new();
+    // Conditions on the entry (`q`) and on a recipient (`r`), as in the
+    // embedded store.
+    let mut entry = Vec::new();
     let mut params: Vec<Param> = Vec::new();
     if let Some(t) = filter.created_before {
         params.push(Box::new(t));
-        conds.push(format!("q.created < ${}", params.len()));
+        entry.push(format!("q.created < ${}", params.len()));
     }
     if let Some(sender) = given(filter.sender.as_deref()) {
-        // ASCII letters only, as the embedded store (SQLite's lower()).
+        // Under the "C" collation lower() folds ASCII letters only,
+        // whatever the database's locale: as SQLite's lower() does.
         params.push(Box::new(sender.to_ascii_lowercase()));
-        conds.push(format!(
-            "strpos(translate(q.mail_from, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
-             'abcdefghijklmnopqrstuvwxyz'), ${}) > 0",
+        entry.push(format!(
+            "strpos(lower(q.mail_from COLLATE \"C\"), ${}) > 0",
             params.len()
         ));
     }
-    let mut rcpt_conds = Vec::new();
+    let mut rcpt = Vec::new();
     if let Some(state) = state {
-        rcpt_conds.push(state_sql(state).to_string());
+        rcpt.push(state_sql(state).to_string());
     }
     if let Some(domain) = filter_domain(filter.domain.as_deref()) {
         params.push(Box::new(domain));
-        rcpt_conds.push(format!("r.domain = ${}", params.len()));
+        rcpt.push(format!("r.domain = ${}", params.len()));
     }
-    if !rcpt_conds.is_empty() {
-        conds.push(format!(
-            "EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = q.id AND {})",
-            rcpt_conds.join(" AND ")
-        ));
-    }
-    let filter_sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
+    let (entry, rcpt) = (entry.join(" AND "), rcpt.join(" AND "));
+    let (count_sql, page_sql) = match (entry.is_empty(), rcpt.is_empty()) {
+        (true, true) => (
+            "SELECT count(*) FROM queue q".to_string(),
+            "SELECT q.id FROM queue q ORDER BY q.id".to_string(),
+        ),
+        (false, true) => (
+            format!("SELECT count(*) FROM queue q WHERE {entry}"),
+            format!("SELECT q.id FROM queue q WHERE {entry} ORDER BY q.id"),
+        ),
+        // The entries' ids straight from the recipients' indexes (in
+        // their order when the state is an equality: due), not a probe of
+        // the recipients per entry.
+        (true, false) => (
+            format!("SELECT count(DISTINCT r.queue_id) FROM queue_rcpt r WHERE {rcpt}"),
+            format!(
+                "SELECT DISTINCT r.queue_id FROM queue_rcpt r WHERE {rcpt} ORDER BY r.queue_id"
+            ),
+        ),
+        (false, false) => {
+            let cond = format!(
+                "{entry} AND EXISTS (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = q.id AND {rcpt})"
+            );
+            (
+                format!("SELECT count(*) FROM queue q WHERE {cond}"),
+                format!("SELECT q.id FROM queue q WHERE {cond} ORDER BY q.id"),
+            )
+        }
     };
     let total: i64 = c
-        .query_one(
-            &format!("SELECT count(*) FROM queue q {filter_sql}"),
-            &param_refs(&params),
-        )
+        .query_one(&count_sql, &param_refs(&params))
         .await
         .map_err(pg)?
         .get(0);
@@ -412,11 +429,7 @@ async fn queue_page(
     params.push(Box::new(i64::try_from(offset).unwrap_or(i64::MAX)));
     let ids: Vec<i64> = c
         .query(
-            &format!(
-                "SELECT q.id FROM queue q {filter_sql} ORDER BY q.id LIMIT ${} OFFSET ${}",
-                n + 1,
-                n + 2
-            ),
+            &format!("{page_sql} LIMIT ${} OFFSET ${}", n + 1, n + 2),
             &param_refs(&params),
         )
         .await
@@ -442,27 +455,36 @@ async fn queue_page(
 #[async_trait]
 impl Queue for PgStore {
     async fn queue_depth(&self) -> Result<QueueDepth> {
-        let c = self.client().await?;
-        let s = c
-            .prepare_cached(
-                "SELECT count(*) FILTER (WHERE r.status = 'queued' AND NOT r.leased AND r.attempts = 0), \
-                        count(*) FILTER (WHERE r.status = 'queued' AND NOT r.leased AND r.attempts > 0), \
-                        count(*) FILTER (WHERE r.status = 'queued' AND r.leased), \
-                        count(*) FILTER (WHERE r.status = 'held'), \
-                        min(q.created) FILTER (WHERE r.status = 'queued') \
-                 FROM queue_rcpt r JOIN queue q ON q.id = r.queue_id \
-                 WHERE r.status IN ('queued', 'held')",
-            )
-            .await
-            .map_err(pg)?;
-        let r = c.query_one(&s, &[]).await.map_err(pg)?;
-        Ok(QueueDepth {
-            due: r.get::<_, i64>(0) as u64,
-            deferred: r.get::<_, i64>(1) as u64,
-            in_flight: r.get::<_, i64>(2) as u64,
-            held: r.get::<_, i64>(3) as u64,
-            oldest: r.get(4),
+        // Each state counted in its range of the state index, and the
+        // oldest waiting entry found through the entries' age
+        // (queue_created), as in the embedded store: not a join of every
+        // waiting recipient to its entry.
+        self.read_snapshot(async |tx| {
+            let s = tx
+                .prepare_cached(
+                    "SELECT \
+                       (SELECT count(*) FROM queue_rcpt \
+                        WHERE status = 'queued' AND NOT leased AND attempts = 0), \
+                       (SELECT count(*) FROM queue_rcpt \
+                        WHERE status = 'queued' AND NOT leased AND attempts > 0), \
+                       (SELECT count(*) FROM queue_rcpt WHERE status = 'queued' AND leased), \
+                       (SELECT count(*) FROM queue_rcpt WHERE status = 'held'), \
+                       (SELECT q.created FROM queue q WHERE EXISTS \
+                          (SELECT 1 FROM queue_rcpt r WHERE r.queue_id = q.id AND r.status = 'queued') \
+                        ORDER BY q.created LIMIT 1)",
+                )
+                .await
+                .map_err(pg)?;
+            let r = tx.query_one(&s, &[]).await.map_err(pg)?;
+            Ok(QueueDepth {
+                due: r.get::<_, i64>(0) as u64,
+                deferred: r.get::<_, i64>(1) as u64,
+                in_flight: r.get::<_, i64>(2) as u64,
+                held: r.get::<_, i64>(3) as u64,
+                oldest: r.get(4),
+            })
         })
+        .await
     }
 
     async fn claim_due(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<QueuedMessage>> {

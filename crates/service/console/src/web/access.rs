@@ -99,7 +99,7 @@ async fn access(State(web): State<WebState>, admin: Admin) -> PageResult {
             form id="assign" method="post" action="/console/access/assign" class="inline" {
                 (admin.csrf_field())
                 label for="as-class" { "Class" }
-                select id="as-class" name="class" required {
+                select id="as-class" name="class" {
                     @for c in &classes { option value=(c.name) { (c.name) } }
                 }
                 label for="as-kind" { "to" }

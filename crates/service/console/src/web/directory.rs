@@ -89,7 +89,7 @@ async fn directory(
                 @if let Some(d) = &domain { input type="hidden" name="domain" value=(d); }
                 button type="submit" { "Search" }
             }
-            p id="user-count" { (total) " users" @if pages > 1 { ", page " (page_no) " of " (pages) } "." }
+            p id="user-count" { (total) (if total == 1 { " user" } else { " users" }) @if pages > 1 { ", page " (page_no) " of " (pages) } "." }
             div class="scroll" {
                 table id="users" {
                     thead { tr {
@@ -124,10 +124,10 @@ async fn directory(
 async fn domains(State(web): State<WebState>, admin: Admin) -> PageResult {
     let domains = web.ctx.delivery.store().list_domains().await?;
     let body = html! {
-        main id="domains-page" {
+        main id="domains" {
             h1 { "Domains and post offices" }
             (tabs("Domains and post offices"))
-            table id="domains" {
+            table id="domain-list" {
                 thead { tr { th scope="col" { "Domain" } th scope="col" { "Post offices" } th scope="col" { "Users" } } }
                 tbody {
                     @for d in &domains {
@@ -147,10 +147,10 @@ async fn domains(State(web): State<WebState>, admin: Admin) -> PageResult {
 async fn groups(State(web): State<WebState>, admin: Admin) -> PageResult {
     let groups = web.ctx.delivery.store().list_groups(None).await?;
     let body = html! {
-        main id="groups-page" {
+        main id="groups" {
             h1 { "Groups" }
             (tabs("Groups"))
-            table id="groups" {
+            table id="group-list" {
                 thead { tr { th scope="col" { "Group" } th scope="col" { "Name" } th scope="col" { "Members" } } }
                 tbody {
                     @for g in &groups {

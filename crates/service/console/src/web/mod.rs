@@ -512,7 +512,7 @@ fn login_page(web: &Web, headers: &HeaderMap, status: StatusCode, error: Option<
                     input type="hidden" name="csrf" value=(pre);
                     p {
                         label for="login-address" { "Address" }
-                        input id="login-address" type="email" name="login" autocomplete="username" required autofocus;
+                        input id="login-address" type="text" inputmode="email" name="login" autocomplete="username" required autofocus;
                     }
                     p {
                         label for="login-password" { "Password" }
@@ -554,6 +554,8 @@ async fn login(
     // browser wait: a form is not a protocol session.
     let wait = auth.retry_after(ip, login);
     if !wait.is_zero() {
+        auth.held(ip, login);
+        let wait = auth.retry_after(ip, login).max(wait);
         postgate_metrics::metrics().login(Service::Console.as_str(), "throttled");
         tracing::info!(peer = %ip, login, "console sign-in throttled");
         return login_page(

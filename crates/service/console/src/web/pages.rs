@@ -74,8 +74,8 @@ async fn status(State(web): State<WebState>, admin: Admin) -> PageResult {
                 dt { "Uptime" } dd { (age(s.board.uptime().as_secs() as i64)) }
                 dt { "Node" } dd { (s.node) }
                 dt { "Data store" } dd { (s.backend) }
-                dt { "Queue" } dd {
-                    a href="/console/queue" { (waiting) " recipients waiting" }
+                dt { "Queue depth" } dd {
+                    a href="/console/queue" { (waiting) (if waiting == 1 { " recipient waiting" } else { " recipients waiting" }) }
                     @if depth.held > 0 { ", " (depth.held) " held" }
                     " (" (depth.due) " due, " (depth.deferred) " deferred, " (depth.in_flight) " being sent)"
                 }
@@ -211,6 +211,9 @@ async fn stats(
             ]))
             (chart("chart-errors", "Errors", "per minute", &labels, &[
                 Line { label: "error answers", colour: "#8250df", points: get("errors") },
+            ]))
+            (chart("chart-connections", "Connections", "per minute", &labels, &[
+                Line { label: "accepted", colour: blue, points: get("connections") },
             ]))
         }
     };

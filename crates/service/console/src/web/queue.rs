@@ -101,7 +101,7 @@ async fn list(
                 input id="q-age" name="age" type="number" min="0" value=(age_min.map(|a| a.to_string()).unwrap_or_default());
                 button type="submit" { "Filter" }
             }
-            p id="queue-count" { (total) " entries" @if pages > 1 { ", page " (page_no) " of " (pages) } "." }
+            p id="queue-count" { (total) (if total == 1 { " entry" } else { " entries" }) @if pages > 1 { ", page " (page_no) " of " (pages) } "." }
             p { a href="/console/queue/flush" class="button" { "Flush" } " retries every waiting recipient now." }
             div class="scroll" {
                 table id="queue-list" {
