@@ -562,10 +562,10 @@ async fn login(
             &web,
             &headers,
             StatusCode::TOO_MANY_REQUESTS,
-            Some(&format!(
-                "Too many failed sign-ins. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            )),
+            Some(&match wait.as_secs().max(1) {
+                1 => "Too many failed sign-ins. Try again in 1 second.".to_string(),
+                n => format!("Too many failed sign-ins. Try again in {n} seconds."),
+            }),
         );
     }
     let attempt = Attempt {
