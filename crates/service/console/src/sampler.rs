@@ -123,7 +123,11 @@ impl Sampler {
     /// The increase of each series since the last sample written: the
     /// minute in progress, which the charts show as their latest point.
     pub fn pending(&self) -> Vec<(String, u64)> {
-        let now = current();
+        self.increase(&current())
+    }
+
+    /// Each series' increase from the last sample written to `now`.
+    fn increase(&self, now: &HashMap<&'static str, u64>) -> Vec<(String, u64)> {
         let last = self.recorded.lock().map(|l| l.clone()).unwrap_or_default();
         SERIES
             .iter()
@@ -140,20 +144,11 @@ impl Sampler {
     /// Writes the increase since the last sample under `minute`.
     pub async fn sample(&self, store: &Arc<dyn Store>, node: &str, minute: i64) {
         let now = current();
-        let deltas = {
-            let last = self.recorded.lock().map(|l| l.clone()).unwrap_or_default();
-            SERIES
-                .iter()
-                .map(|s| {
-                    let v = now.get(s).copied().unwrap_or(0);
-                    (
-                        s.to_string(),
-                        v.saturating_sub(last.get(s).copied().unwrap_or(0)),
-                    )
-                })
-                .filter(|(_, d)| *d > 0)
-                .collect::<Vec<_>>()
-        };
+        let deltas: Vec<_> = self
+            .increase(&now)
+            .into_iter()
+            .filter(|(_, d)| *d > 0)
+            .collect();
         if !deltas.is_empty()
             && let Err(e) = store.record_stats(minute, node, deltas).await
         {

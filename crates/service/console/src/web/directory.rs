@@ -1,6 +1,6 @@
 //! The directory: users (search, view, add, edit, password, groups, class of
 //! service and why), domains with their post offices, groups, aliases.
-use super::{Admin, PageResult, Problem, WebState, after, enc, given, page};
+use super::{Admin, PageResult, Problem, WebState, after, enc, given, page, page_number, pager};
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
@@ -56,10 +56,7 @@ async fn directory(
 ) -> PageResult {
     let text = given(q.get("q"));
     let domain = given(q.get("domain"));
-    let page_no = given(q.get("page"))
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
+    let page_no = page_number(&q);
     let (users, total) = web
         .ctx
         .delivery
@@ -109,13 +106,7 @@ async fn directory(
                     }
                 }
             }
-            @if pages > 1 {
-                nav aria-label="Pages" class="pages" {
-                    @if page_no > 1 { a href=(format!("/console/directory?{keep}&page={}", page_no - 1)) rel="prev" { "Previous" } }
-                    " "
-                    @if page_no < pages { a href=(format!("/console/directory?{keep}&page={}", page_no + 1)) rel="next" { "Next" } }
-                }
-            }
+            (pager("/console/directory", &keep, page_no, pages))
         }
     };
     Ok(page(&admin, "Directory", "directory", body))

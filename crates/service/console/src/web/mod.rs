@@ -725,6 +725,28 @@ pub(crate) fn enc(s: &str) -> String {
     out
 }
 
+/// The `page` query parameter: 1 when absent or not a number.
+pub(crate) fn page_number(q: &HashMap<String, String>) -> usize {
+    given(q.get("page"))
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Previous/Next links of a paged list at `path?keep`, when there is more
+/// than one page.
+pub(crate) fn pager(path: &str, keep: &str, page_no: usize, pages: usize) -> Markup {
+    html! {
+        @if pages > 1 {
+            nav aria-label="Pages" class="pages" {
+                @if page_no > 1 { a href=(format!("{path}?{keep}&page={}", page_no - 1)) rel="prev" { "Previous" } }
+                " "
+                @if page_no < pages { a href=(format!("{path}?{keep}&page={}", page_no + 1)) rel="next" { "Next" } }
+            }
+        }
+    }
+}
+
 /// An empty string as `None`, trimmed.
 pub(crate) fn given(v: Option<&String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())

@@ -1,6 +1,9 @@
 //! The outbound queue: a filtered, paged list, each entry's recipients, and
 //! retry, hold, release, remove and flush behind a confirmation page.
-use super::{Admin, PageResult, Problem, WebState, age, confirm, enc, given, page, size, when};
+use super::{
+    Admin, PageResult, Problem, WebState, age, confirm, enc, given, page, page_number, pager, size,
+    when,
+};
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
@@ -58,10 +61,7 @@ async fn list(
     let domain = given(q.get("domain")).map(|d| d.to_ascii_lowercase());
     let sender_f = given(q.get("sender"));
     let age_min = given(q.get("age")).and_then(|a| a.parse::<i64>().ok());
-    let page_no = given(q.get("page"))
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
+    let page_no = page_number(&q);
     let now = super::now();
     let filter = QueueFilter {
         state: state_f.clone(),
@@ -127,13 +127,7 @@ async fn list(
                     }
                 }
             }
-            @if pages > 1 {
-                nav aria-label="Pages" class="pages" {
-                    @if page_no > 1 { a href=(format!("/console/queue?{keep}&page={}", page_no - 1)) rel="prev" { "Previous" } }
-                    " "
-                    @if page_no < pages { a href=(format!("/console/queue?{keep}&page={}", page_no + 1)) rel="next" { "Next" } }
-                }
-            }
+            (pager("/console/queue", &keep, page_no, pages))
         }
     };
     Ok(page(&admin, "Queue", "queue", body))
