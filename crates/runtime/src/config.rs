@@ -53,6 +53,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Where the post office is kept.
     pub store: StoreConfig,
+    /// The resolver for every DNS lookup.
+    pub dns: DnsConfig,
     /// The file this configuration was read from, made absolute against the
     /// working directory at the time ([`Config::load`] sets it). `None` when
     /// no file was given (the built-in defaults, which [`Config::load`]
@@ -87,6 +89,7 @@ impl Default for Config {
             calendar: CalendarConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
+            dns: DnsConfig::default(),
             source: None,
         }
     }
@@ -144,6 +147,8 @@ pub struct SmtpConfig {
     pub relay_networks: Vec<Network>,
     /// Time limits.
     pub timeouts: SmtpTimeouts,
+    /// Defences and authentication of inbound mail (`[smtp.checks]`).
+    pub checks: SmtpChecks,
 }
 
 impl Default for SmtpConfig {
@@ -163,8 +168,148 @@ impl Default for SmtpConfig {
             allow_plaintext_auth: false,
             relay_networks: Vec::new(),
             timeouts: SmtpTimeouts::default(),
+            checks: SmtpChecks::default(),
         }
     }
+}
+
+/// What a check does to a client or message that fails it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckAction {
+    /// Not checked.
+    #[default]
+    Off,
+    /// Accepted, and filed in the recipients' Junk folder.
+    Junk,
+    /// Refused with a 5xx reply.
+    Reject,
+}
+
+/// What DMARC policies (RFC 7489 §6.3 `p=`) do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcAction {
+    /// DMARC is evaluated (when `verify` is on) and reported in
+    /// Authentication-Results, but its policy is not applied.
+    #[default]
+    Off,
+    /// `p=reject` refuses the message after DATA (`550 5.7.1`),
+    /// `p=quarantine` files it in Junk (RFC 7489 §6.6.4).
+    Honour,
+}
+
+/// `[smtp.mailbomb]`-style limit: at most `messages` in `seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mailbomb {
+    /// Messages allowed in the window.
+    pub messages: u32,
+    /// The window, in seconds.
+    pub seconds: u64,
+}
+
+/// `[smtp.checks]`: defences against unwanted clients and the authentication
+/// of inbound mail (SPF, DKIM, DMARC, ARC). They apply on the inbound port
+/// to clients that are neither authenticated, nor in `relay_networks`, nor
+/// in `allow`; `mailbomb` also counts authenticated senders on submission.
+/// Everything is off by default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpChecks {
+    /// DNS blocklists ("zen.example"), asked in order for the client's
+    /// address (RFC 5782 §2: reversed octets or nibbles under the zone).
+    pub dnsbl: Vec<String>,
+    /// What a listed client gets: `reject` (554 5.7.1 naming the list, the
+    /// default when lists are given) or `junk`.
+    pub dnsbl_action: Option<CheckAction>,
+    /// DNS allowlists: a listed client skips the other checks.
+    pub dnswl: Vec<String>,
+    /// A client without forward-confirmed reverse DNS (RFC 8601 §3 iprev).
+    pub ptr: CheckAction,
+    /// A HELO/EHLO name that is not a valid domain or address literal, is
+    /// ours, or does not resolve.
+    pub helo: CheckAction,
+    /// At most this many messages per client address (per authenticated
+    /// sender on submission) in the window; past it `421 4.7.0`.
+    pub mailbomb: Option<Mailbomb>,
+    /// Hosts that skip the checks: addresses, networks ("198.51.100.0/24")
+    /// and reverse names ("*.partner.example" or "mx.partner.example").
+    pub allow: Vec<String>,
+    /// Verify SPF, DKIM, DMARC and ARC and write an Authentication-Results
+    /// header (RFC 8601) under our host name.
+    pub verify: bool,
+    /// What an SPF `fail` (RFC 7208 §2.6.4) of MAIL FROM does (needs `verify`).
+    pub spf: CheckAction,
+    /// Whether the sender domain's DMARC policy is applied (needs `verify`).
+    pub dmarc: DmarcAction,
+}
+
+impl SmtpChecks {
+    /// What a listed client gets from the blocklists.
+    pub fn dnsbl_action(&self) -> CheckAction {
+        match (self.dnsbl.is_empty(), self.dnsbl_action) {
+            (true, _) => CheckAction::Off,
+            (false, Some(a)) => a,
+            (false, None) => CheckAction::Reject,
+        }
+    }
+
+    /// Whether any check needs DNS or counts messages.
+    pub fn any(&self) -> bool {
+        !self.dnsbl.is_empty()
+            || !self.dnswl.is_empty()
+            || self.ptr != CheckAction::Off
+            || self.helo != CheckAction::Off
+            || self.mailbomb.is_some()
+            || self.verify
+    }
+}
+
+/// `[dns]`: the resolver every lookup goes through (inbound checks, mail
+/// authentication, MX lookups, MTA-STS), with one cache honouring TTLs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Name servers, "ip:port" or "ip" (port 53); empty: the system's
+    /// (/etc/resolv.conf).
+    pub resolver: Vec<String>,
+    /// Answers kept in the cache.
+    pub cache_size: usize,
+    /// How long one query waits for an answer.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            resolver: Vec::new(),
+            cache_size: 8192,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DnsConfig {
+    /// The name servers as socket addresses (port 53 when not given); the
+    /// ones that do not parse are left out (`check` reports them).
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        self.resolver
+            .iter()
+            .filter_map(|s| parse_dns_server(s))
+            .collect()
+    }
+}
+
+/// "ip:port", "[v6]:port" or a bare address (port 53).
+pub fn parse_dns_server(s: &str) -> Option<SocketAddr> {
+    let s = s.trim();
+    s.parse::<SocketAddr>().ok().or_else(|| {
+        s.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
 }
 
 /// `[smtp.timeouts]`: how long the server waits for the client. RFC 5321
@@ -1285,6 +1430,32 @@ impl Config {
                 errs.push((
                     vec!["outbound", "routes"],
                     format!("{domain}: \"{hop}\" is not \"host:port\" or \"[ip]:port\""),
+                ));
+            }
+        }
+        for r in &self.dns.resolver {
+            if parse_dns_server(r).is_none() {
+                errs.push((
+                    vec!["dns", "resolver"],
+                    format!("\"{r}\" is not an \"ip:port\" address or an IP address"),
+                ));
+            }
+        }
+        if let Some(m) = &self.smtp.checks.mailbomb
+            && (m.messages == 0 || m.seconds == 0)
+        {
+            errs.push((
+                vec!["smtp", "checks", "mailbomb"],
+                "messages and seconds must both be at least 1".into(),
+            ));
+        }
+        for a in &self.smtp.checks.allow {
+            let name = a.strip_prefix("*.").unwrap_or(a);
+            if a.parse::<Network>().is_err() && (name.is_empty() || name.contains(['/', ' ', '@']))
+            {
+                errs.push((
+                    vec!["smtp", "checks", "allow"],
+                    format!("\"{a}\" is not an address, a network or a host name"),
                 ));
             }
         }

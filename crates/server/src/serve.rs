@@ -194,12 +194,22 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     };
 
+    // The one resolver (`[dns]`): inbound checks, mail authentication, MX
+    // lookups and MTA-STS share it and its caches.
+    let dns = postgate_dns::Dns::new(
+        &config.dns.servers(),
+        config.dns.cache_size,
+        config.dns.timeout,
+    )
+    .map_err(|e| anyhow::anyhow!("[dns]: {e}"))?;
+
     // SMTP: inbound, submission (STARTTLS) and SMTPS (implicit TLS); the
     // session knows which by the listener's role.
     let smtp = Arc::new(postgate_smtp::SmtpService::new(
         postgate_smtp::Settings {
             hostname: config.hostname.clone(),
             config: config.smtp.clone(),
+            dns: dns.clone(),
         },
         delivery.clone(),
         auth.clone(),
@@ -316,6 +326,7 @@ pub async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         postgate_outbound::Settings::from_config(&config, true),
         delivery.clone(),
         auth.policy().clone(),
+        dns.clone(),
     )
     .map_err(|e| anyhow::anyhow!("[outbound]: {e}"))?;
     let agent_task = tokio::spawn(agent.run(shutdown.clone()));

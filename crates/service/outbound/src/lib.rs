@@ -56,7 +56,7 @@ pub struct Settings {
     pub relay_credentials: Option<(String, String)>,
     /// Per-domain next hops: a domain, or ".domain" for it and its subdomains.
     pub routes: Vec<(String, Hop)>,
-    /// A DNS server to ask instead of the system's.
+    /// A DNS server to ask instead of the server's one resolver (`[dns]`).
     pub resolver: Option<SocketAddr>,
     /// The port of MX hosts.
     pub port: u16,
@@ -178,8 +178,9 @@ impl Agent {
         settings: Settings,
         delivery: Delivery,
         policy: postgate_store::access::Policy,
+        dns: postgate_dns::Dns,
     ) -> Result<Arc<Agent>, String> {
-        let router = Router::new(&settings)?;
+        let router = Router::new(&settings, &dns)?;
         let connector = client::Connector::new()?;
         Ok(Arc::new(Agent {
             policy,

@@ -75,8 +75,9 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router asking `settings.resolver`, or the system's resolvers.
-    pub fn new(settings: &Settings) -> Result<Router, String> {
+    /// A router asking `settings.resolver` (`[outbound] resolver`, an
+    /// override), else the server's one resolver.
+    pub fn new(settings: &Settings, dns: &postgate_dns::Dns) -> Result<Router, String> {
         let resolver = match settings.resolver {
             Some(addr) => {
                 let mut udp = ConnectionConfig::udp();
@@ -90,10 +91,7 @@ impl Router {
                     .build()
                     .map_err(|e| format!("resolver: {e}"))?
             }
-            None => Resolver::builder_tokio()
-                .map_err(|e| format!("system resolver configuration: {e}"))?
-                .build()
-                .map_err(|e| format!("resolver: {e}"))?,
+            None => dns.resolver().clone(),
         };
         Ok(Router { resolver })
     }

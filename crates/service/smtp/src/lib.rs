@@ -38,6 +38,8 @@ pub struct Settings {
     pub hostname: String,
     /// The `[smtp]` section.
     pub config: SmtpConfig,
+    /// The server's one resolver, for `[smtp.checks]`.
+    pub dns: postgate_dns::Dns,
 }
 
 /// The SMTP service.
