@@ -16,7 +16,8 @@
 //!  "message_id":"<a1@example.net>","sender":"ann@example.net",
 //!  "recipients":[{"address":"bob@example.org","outcome":"delivered","status":null}],
 //!  "size":2048,"peer":"192.0.2.7","peer_name":"mx.example.net",
-//!  "tls":"TLSv1_3 with cipher TLS13_AES_256_GCM_SHA384","user":null}
+//!  "tls":"TLSv1_3 with cipher TLS13_AES_256_GCM_SHA384","user":null,
+//!  "peer_reverse":"mx.example.net","checks":{"dnsbl":"pass","spf":"pass"}}
 //! ```
 //!
 //! `peer`, `peer_name`, `tls` and `user` describe the SMTP session the
@@ -100,6 +101,13 @@ pub struct Record {
     pub tls: Option<String>,
     /// The authenticated user.
     pub user: Option<String>,
+    /// The client's forward-confirmed reverse DNS name (`"in"`), when
+    /// `[smtp.checks]` looked it up.
+    pub peer_reverse: Option<String>,
+    /// The outcome of each check made (`"in"`: `[smtp.checks]` and mail
+    /// authentication, e.g. `{"dnsbl":"pass","spf":"fail","dkim":"pass"}`;
+    /// `"out"`: `mta_sts`, `dkim_sign`); `{}` when none were.
+    pub checks: std::collections::BTreeMap<String, String>,
 }
 
 impl Record {
@@ -117,6 +125,8 @@ impl Record {
             peer_name: None,
             tls: None,
             user: None,
+            peer_reverse: None,
+            checks: Default::default(),
         }
     }
 }
@@ -253,7 +263,8 @@ mod tests {
                 "\"direction\":\"out\",\"queue_id\":42,\"message_id\":null,\
                  \"sender\":\"ann@example.org\",\"recipients\":[{\"address\":\"bob@example.net\",\
                  \"outcome\":\"failed\",\"status\":\"5.1.1\"}],\"size\":1234,\"peer\":null,\
-                 \"peer_name\":null,\"tls\":null,\"user\":null}"
+                 \"peer_name\":null,\"tls\":null,\"user\":null,\"peer_reverse\":null,\
+                 \"checks\":{}}"
             ),
             "{}",
             lines[0]

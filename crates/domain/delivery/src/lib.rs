@@ -216,10 +216,13 @@ impl Delivery {
             let p = postgate_mime::parse_message(&raw);
             (raw, p)
         };
-        let junk = self
-            .junk
-            .iter()
-            .any(|rule| parsed.header_values(&rule.header).any(|v| rule.matches(v)));
+        // Junk when a check of the session said so (`[smtp.checks]`), or a
+        // header rule matches.
+        let junk = envelope.junk
+            || self
+                .junk
+                .iter()
+                .any(|rule| parsed.header_values(&rule.header).any(|v| rule.matches(v)));
         let role = if junk {
             FolderRole::Junk
         } else {
@@ -552,6 +555,12 @@ fn inbound_record(
         .clone()
         .or_else(|| envelope.tls.then(|| "TLS".to_string()));
     r.user = envelope.auth_user.clone();
+    r.peer_reverse = envelope.peer_reverse.clone();
+    r.checks = envelope
+        .checks
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect();
     r
 }
 

@@ -123,6 +123,17 @@ pub struct FailureLabel {
     pub kind: &'static str,
 }
 
+/// Labels of the checks counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabel {
+    /// The check: "dnsbl", "dnswl", "ptr", "helo", "mailbomb", "spf",
+    /// "dkim", "dmarc", "arc", "mta_sts", "dkim_sign".
+    pub check: &'static str,
+    /// Its outcome: "pass", "fail", "listed", "none", "temperror",
+    /// "reject", "junk", …
+    pub result: &'static str,
+}
+
 /// What became of one SNMP notification to one receiver.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotificationLabel {
@@ -178,6 +189,9 @@ pub struct Metrics {
     pub commit_jobs: Histogram,
     /// SNMP notifications (traps and informs), per receiver and outcome.
     pub snmp_notifications: Family<NotificationLabel, Counter>,
+    /// Outcomes of the SMTP defences, mail authentication, MTA-STS and
+    /// DKIM signing, per check and result.
+    pub checks: Family<CheckLabel, Counter>,
 }
 
 impl Metrics {
@@ -207,6 +221,7 @@ impl Metrics {
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_jobs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             snmp_notifications: Family::default(),
+            checks: Family::default(),
             registry: Registry::default(),
         };
         registry.register("connections", "Connections accepted", m.connections.clone());
@@ -282,6 +297,11 @@ impl Metrics {
             "SNMP notifications per receiver, by outcome",
             m.snmp_notifications.clone(),
         );
+        registry.register(
+            "checks",
+            "Outcomes of SMTP checks, mail authentication, MTA-STS and DKIM signing",
+            m.checks.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -291,6 +311,13 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts a check's outcome.
+    pub fn check(&self, check: &'static str, result: &'static str) {
+        self.checks
+            .get_or_create(&CheckLabel { check, result })
+            .inc();
     }
 
     /// Counts a login's outcome.

@@ -166,6 +166,18 @@ pub struct Envelope {
     /// login); for accounting, not stored.
     #[serde(skip)]
     pub auth_user: Option<String>,
+    /// The client's forward-confirmed reverse name, when checked; for
+    /// accounting, not stored.
+    #[serde(skip)]
+    pub peer_reverse: Option<String>,
+    /// A check (`[smtp.checks]`) asked for the message to be filed in Junk;
+    /// not stored.
+    #[serde(skip)]
+    pub junk: bool,
+    /// Each check's outcome ("dnsbl" → "pass", "spf" → "fail", …), for
+    /// accounting; not stored.
+    #[serde(skip)]
+    pub checks: Vec<(&'static str, String)>,
 }
 
 /// One RCPT TO and its DSN parameters.

@@ -501,6 +501,7 @@ async fn send(
         tls: true,
         tls_description: None,
         auth_user: Some(u.address.to_string()),
+        ..Default::default()
     };
     let report = ctx
         .delivery
