@@ -1,8 +1,13 @@
-//! A loopback DNS responder for the delivery agent's MX and A lookups.
+//! A loopback DNS responder for the delivery agent's MX and address lookups
+//! and for the SMTP checks (blocklists, reverse DNS, SPF, DKIM, DMARC,
+//! MTA-STS).
 //!
 //! [`Dns::start`] serves UDP and TCP on the same 127.0.0.1 port, answering
-//! authoritatively from the records a test adds with [`Dns::mx`] and
-//! [`Dns::a`] (RFC 1035 §4, written by hand). A name with no records at or
+//! authoritatively from the records a test adds with [`Dns::mx`],
+//! [`Dns::a`], [`Dns::aaaa`], [`Dns::txt`] and [`Dns::ptr`] (RFC 1035 §4,
+//! RFC 3596, written by hand); [`Dns::servfail`] makes a name fail
+//! (SERVFAIL, for temporary errors) and [`Dns::remove`] takes a name's
+//! records away. A name with no records at or
 //! below it is NXDOMAIN; an existing name asked for a type it lacks gets
 //! NOERROR with no answers. Both negative answers carry a root SOA (TTL 1) in
 //! the authority section. Queries' EDNS OPT records are ignored, so UDP
@@ -10,7 +15,9 @@
 //! packets are ignored.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -32,11 +39,15 @@ const TCP_TIMEOUT: Duration = Duration::from_secs(30);
 
 const TYPE_A: u16 = 1;
 const TYPE_SOA: u16 = 6;
+const TYPE_PTR: u16 = 12;
 const TYPE_MX: u16 = 15;
+const TYPE_TXT: u16 = 16;
+const TYPE_AAAA: u16 = 28;
 const TYPE_ANY: u16 = 255;
 const CLASS_IN: u16 = 1;
 
 const RCODE_FORMERR: u8 = 1;
+const RCODE_SERVFAIL: u8 = 2;
 const RCODE_NXDOMAIN: u8 = 3;
 const RCODE_NOTIMP: u8 = 4;
 const RCODE_REFUSED: u8 = 5;
@@ -51,8 +62,15 @@ pub struct Dns {
 #[derive(Debug)]
 enum Record {
     A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
     /// Preference and exchange ("" is the root: a null MX).
     Mx(u16, String),
+    /// The text, split into strings of at most 255 octets when answered.
+    Txt(Vec<u8>),
+    /// The name pointed to.
+    Ptr(String),
+    /// Every question for the name gets SERVFAIL.
+    ServFail,
 }
 
 #[derive(Default)]
@@ -81,6 +99,25 @@ impl std::fmt::Debug for Dns {
             .field("records", &zone.records)
             .field("queries", &zone.queries.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The reverse-lookup name of an address: "4.3.2.1.in-addr.arpa" or the
+/// nibbles under "ip6.arpa".
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 0x0F, byte >> 4));
+            }
+            out.push_str("ip6.arpa");
+            out
+        }
     }
 }
 
@@ -147,6 +184,36 @@ impl Dns {
     /// Adds an A record.
     pub fn a(&self, name: &str, ip: Ipv4Addr) {
         self.add(name, Record::A(ip));
+    }
+
+    /// Adds an AAAA record (RFC 3596).
+    pub fn aaaa(&self, name: &str, ip: Ipv6Addr) {
+        self.add(name, Record::Aaaa(ip));
+    }
+
+    /// Adds a TXT record; text longer than 255 octets is answered as
+    /// several strings of one record (RFC 1035 §3.3.14), which readers join.
+    pub fn txt(&self, name: &str, text: &str) {
+        self.add(name, Record::Txt(text.as_bytes().to_vec()));
+    }
+
+    /// Adds a PTR record for `ip` (under in-addr.arpa or ip6.arpa,
+    /// RFC 1035 §3.5, RFC 3596 §2.5) pointing to `name`.
+    pub fn ptr(&self, ip: IpAddr, name: &str) {
+        let name = normalize(name);
+        encode_name(&name).unwrap_or_else(|| panic!("bad PTR target {name:?}"));
+        self.add(&reverse_name(ip), Record::Ptr(name));
+    }
+
+    /// Makes every question about `name` fail with SERVFAIL.
+    pub fn servfail(&self, name: &str) {
+        self.add(name, Record::ServFail);
+    }
+
+    /// Removes every record of `name` (exactly that name).
+    pub fn remove(&self, name: &str) {
+        let name = normalize(name);
+        self.shared.zone().records.retain(|(n, _)| *n != name);
     }
 
     fn add(&self, name: &str, record: Record) {
@@ -389,16 +456,35 @@ fn respond(shared: &Shared, query: &[u8]) -> Option<Vec<u8>> {
         .filter(|(n, _)| *n == name)
         .map(|(_, r)| r)
         .collect();
+    if known.iter().any(|r| matches!(r, Record::ServFail)) {
+        let mut out = reply_header(RCODE_SERVFAIL, 1, 0, 0);
+        out.extend_from_slice(&echoed);
+        return Some(out);
+    }
     let mut answers = Vec::new();
     let mut count = 0u16;
     for record in &known {
         let (rtype, rdata) = match record {
             Record::A(ip) => (TYPE_A, ip.octets().to_vec()),
+            Record::Aaaa(ip) => (TYPE_AAAA, ip.octets().to_vec()),
             Record::Mx(pref, exchange) => {
                 let mut rdata = pref.to_be_bytes().to_vec();
                 rdata.extend(encode_name(exchange)?);
                 (TYPE_MX, rdata)
             }
+            Record::Txt(text) => {
+                let mut rdata = Vec::with_capacity(text.len() + text.len() / 255 + 1);
+                if text.is_empty() {
+                    rdata.push(0);
+                }
+                for part in text.chunks(255) {
+                    rdata.push(part.len() as u8);
+                    rdata.extend_from_slice(part);
+                }
+                (TYPE_TXT, rdata)
+            }
+            Record::Ptr(target) => (TYPE_PTR, encode_name(target)?),
+            Record::ServFail => continue,
         };
         if question.qtype != rtype && question.qtype != TYPE_ANY {
             continue;
@@ -476,6 +562,46 @@ mod tests {
         q.extend_from_slice(&qtype.to_be_bytes());
         q.extend_from_slice(&[0, 1]);
         q
+    }
+
+    #[test]
+    fn answers_txt_ptr_aaaa_and_servfail() {
+        let dns = Dns::start();
+        let long = "v=DKIM1; p=".to_string() + &"A".repeat(300);
+        dns.txt("sel._domainkey.x.test", &long);
+        dns.ptr(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), "client.x.test");
+        dns.aaaa("v6.x.test", "2001:db8::1".parse().unwrap());
+        dns.servfail("broken.x.test");
+
+        // TXT: one record of two strings (255 + the rest), over TCP-sized UDP
+        // it is truncated; read it from the answer before truncation.
+        let r = respond(&dns.shared, &query(1, "sel._domainkey.x.test", TYPE_TXT)).unwrap();
+        assert_eq!(read_u16(&r, 6), Some(1), "one answer");
+        let q_end = 12 + question_len(&r[12..]);
+        let rdata = &r[q_end + 12..];
+        assert_eq!(usize::from(rdata[0]), 255);
+        assert_eq!(usize::from(rdata[256]), long.len() - 255);
+        let mut joined = rdata[1..256].to_vec();
+        joined.extend_from_slice(&rdata[257..]);
+        assert_eq!(joined, long.as_bytes());
+
+        let r = udp_ask(&dns, &query(2, "2.0.0.127.in-addr.arpa", TYPE_PTR)).unwrap();
+        assert_eq!(read_u16(&r, 6), Some(1));
+        assert!(r.ends_with(&encode_name("client.x.test").unwrap()));
+
+        let r = udp_ask(&dns, &query(3, "v6.x.test", TYPE_AAAA)).unwrap();
+        assert_eq!(read_u16(&r, 6), Some(1));
+        assert!(r.ends_with(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets()));
+
+        let r = udp_ask(&dns, &query(4, "broken.x.test", TYPE_TXT)).unwrap();
+        assert_eq!(r[3] & 0x0F, RCODE_SERVFAIL);
+        assert_eq!(
+            reverse_name("2001:db8::1".parse().unwrap()),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
+        dns.remove("v6.x.test");
+        let r = udp_ask(&dns, &query(5, "v6.x.test", TYPE_AAAA)).unwrap();
+        assert_eq!(r[3] & 0x0F, RCODE_NXDOMAIN);
     }
 
     fn zone() -> Dns {
