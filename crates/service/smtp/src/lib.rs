@@ -17,9 +17,11 @@
 //! - Every reply carries an enhanced status code (RFC 2034, RFC 3463).
 //!
 //! Modules: [`session`] (I/O, state, dispatch), `cmd/*` (one file per command),
-//! [`reply`] (replies and their codes).
+//! [`reply`] (replies and their codes), [`checks`] (`[smtp.checks]`: DNS lists,
+//! reverse DNS, HELO, the message rate limit).
 #![deny(missing_docs)]
 
+pub mod checks;
 mod cmd;
 pub mod reply;
 pub mod session;
@@ -48,12 +50,15 @@ pub struct SmtpService {
     settings: Arc<Settings>,
     delivery: Delivery,
     auth: Authenticator,
+    /// `[smtp.checks]`, with the message counts shared by every session.
+    checks: Arc<checks::Checks>,
 }
 
 impl SmtpService {
     /// A service delivering through `delivery`, checking AUTH with `auth`.
     pub fn new(settings: Settings, delivery: Delivery, auth: Authenticator) -> SmtpService {
         SmtpService {
+            checks: Arc::new(checks::Checks::new(&settings.config.checks)),
             settings: Arc::new(settings),
             delivery,
             auth,
@@ -78,6 +83,7 @@ impl Service for SmtpService {
             self.settings.clone(),
             self.delivery.clone(),
             self.auth.clone(),
+            self.checks.clone(),
         )
         .run()
         .await;

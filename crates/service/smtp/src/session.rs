@@ -1,5 +1,6 @@
 //! One SMTP session: its I/O, its state, and the dispatch of commands.
 use crate::Settings;
+use crate::checks::{Checks, Sender, Verdict};
 use crate::reply::Reply;
 use postgate_delivery::Delivery;
 use postgate_runtime::{Conn, Shutdown, Stream};
@@ -119,6 +120,15 @@ pub struct Session {
     /// The client is in `[smtp] relay_networks` and on the inbound port: it
     /// may relay without AUTH.
     pub(crate) trusted: bool,
+    /// On the inbound port (role "smtp"), where `[smtp.checks]` apply.
+    pub(crate) inbound: bool,
+    /// Our address the client connected to.
+    pub(crate) local: SocketAddr,
+    /// `[smtp.checks]`, shared by the service's sessions.
+    pub(crate) checks: Arc<Checks>,
+    /// What the checks found at connect and HELO; `None` when they do not
+    /// apply (none configured, another port, a trusted client).
+    pub(crate) verdict: Option<Box<Verdict>>,
 }
 
 impl Session {
@@ -128,6 +138,7 @@ impl Session {
         settings: Arc<Settings>,
         delivery: Delivery,
         auth: postgate_store::auth::Authenticator,
+        checks: Arc<Checks>,
     ) -> Session {
         let auth_required = conn.role != "smtp" || settings.config.require_auth;
         let trusted = conn.role == "smtp"
@@ -138,6 +149,10 @@ impl Session {
                 .any(|n| n.contains(conn.peer.ip()));
         Session {
             trusted,
+            inbound: conn.role == "smtp",
+            local: conn.local,
+            checks,
+            verdict: None,
             auth,
             user: None,
             auth_required,
@@ -183,6 +198,25 @@ impl Session {
                 let _ = s.shutdown().await;
             }
             return;
+        }
+        if self.checks.active() && self.inbound && !self.trusted {
+            let checks = &self.settings.config.checks;
+            match self
+                .checks
+                .connect(checks, &self.settings.dns, self.peer.ip())
+                .await
+            {
+                Ok(v) => self.verdict = Some(Box::new(v)),
+                Err(refusal) => {
+                    // RFC 5321 §3.1: the refusal replaces the greeting.
+                    self.send(&refusal);
+                    let _ = self.flush().await;
+                    if let Some(mut s) = self.stream.take() {
+                        let _ = s.shutdown().await;
+                    }
+                    return;
+                }
+            }
         }
         // RFC 5321 §4.3.1: the greeting. No enhanced code (RFC 2034 §3).
         let greeting = Reply::new(
@@ -286,8 +320,8 @@ impl Session {
             }
         }
         match request {
-            Request::Ehlo { host } => self.handle_ehlo(host, true),
-            Request::Helo { host } => self.handle_ehlo(host, false),
+            Request::Ehlo { host } => self.handle_ehlo(host, true).await,
+            Request::Helo { host } => self.handle_ehlo(host, false).await,
             Request::Mail { from } => self.handle_mail(from).await,
             Request::Rcpt { to } => self.handle_rcpt(to).await,
             Request::Data => self.handle_data().await,
@@ -447,6 +481,31 @@ impl Session {
     pub(crate) fn discard_input(&mut self) {
         self.rbuf.clear();
         self.rpos = 0;
+    }
+
+    /// Whom the mailbomb limit counts this session's messages against: the
+    /// authenticated user, else an unauthenticated client on the inbound
+    /// port that the checks apply to (not trusted, allowed or allowlisted).
+    pub(crate) fn mailbomb_sender(&self) -> Option<Sender> {
+        if !self.checks.mailbomb() {
+            return None;
+        }
+        if let Some(u) = &self.user {
+            return Some(Sender::User(u.id));
+        }
+        match &self.verdict {
+            Some(v) if !v.exempt => Some(Sender::Ip(self.peer.ip().to_canonical())),
+            _ => None,
+        }
+    }
+
+    /// The verdict of checks that still apply: not to an authenticated
+    /// user, nor to an allowed client.
+    pub(crate) fn applicable_verdict(&mut self) -> Option<&mut Verdict> {
+        match self.verdict.as_deref_mut() {
+            Some(v) if !v.exempt && self.user.is_none() => Some(v),
+            _ => None,
+        }
     }
 
     /// Whether the shutdown signal has fired.

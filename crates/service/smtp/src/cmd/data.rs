@@ -174,9 +174,17 @@ impl Session {
         };
         let mut out = Vec::with_capacity(1024);
         out.extend_from_slice(format!("Return-Path: <{}>\r\n", tx.mail_from).as_bytes());
+        // RFC 5321 §4.4 TCP-info: the forward-confirmed reverse name, when
+        // the checks looked it up, before the address literal.
+        let reverse = self
+            .verdict
+            .as_ref()
+            .and_then(|v| v.reverse.as_deref())
+            .map(|n| format!("{n} "))
+            .unwrap_or_default();
         out.extend_from_slice(
             format!(
-                "Received: from {} ([{}]){tls}\r\n\tby {} (Postgate) with {with} id {id}{for_clause};\r\n\t{}\r\n",
+                "Received: from {} ({reverse}[{}]){tls}\r\n\tby {} (Postgate) with {with} id {id}{for_clause};\r\n\t{}\r\n",
                 sanitize(&helo.name),
                 self.peer.ip(),
                 self.settings.hostname,
@@ -207,6 +215,9 @@ impl Session {
         self.state = State::Ready(helo);
         match result {
             Ok(report) => {
+                if let Some(sender) = self.mailbomb_sender() {
+                    self.checks.count(sender);
+                }
                 tracing::info!(
                     id,
                     from = %tx.mail_from,
@@ -221,8 +232,24 @@ impl Session {
         }
     }
 
-    fn envelope(&self, helo: &str, tx: &Transaction) -> Envelope {
+    fn envelope(&mut self, helo: &str, tx: &Transaction) -> Envelope {
+        let mailbomb = self.mailbomb_sender().is_some();
+        let (peer_reverse, junk, mut checks) = match self.applicable_verdict() {
+            Some(v) => (v.reverse.clone(), v.junk(), v.outcomes()),
+            // Allowed or allowlisted: only that is recorded.
+            None => match self.verdict.as_deref() {
+                Some(v) => (v.reverse.clone(), false, v.results.clone()),
+                None => (None, false, Vec::new()),
+            },
+        };
+        if mailbomb {
+            // Past MAIL: the limit was not reached.
+            checks.push(("mailbomb", "pass".into()));
+        }
         Envelope {
+            peer_reverse,
+            junk,
+            checks,
             mail_from: tx.mail_from.clone(),
             env_id: tx.env_id.clone(),
             ret: tx.ret.clone(),

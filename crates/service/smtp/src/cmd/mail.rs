@@ -38,6 +38,13 @@ impl Session {
             // RFC 6409 §4.3 / RFC 4954 §6: submission needs authentication.
             return Reply::new(530, "5.7.0", "Authentication required");
         }
+        if let Some(sender) = self.mailbomb_sender()
+            && self.checks.over_limit(sender)
+        {
+            // `[smtp.checks] mailbomb`; RFC 3463 4.7.0: a temporary refusal.
+            tracing::info!(peer = %self.peer, ?sender, "mailbomb limit reached");
+            return Reply::new(421, "4.7.0", "Too many messages, try again later").closing();
+        }
         if let Some(user) = self.user.as_deref() {
             // RFC 6409 §8.1: a user sends as themselves; RFC 4954 5.7.1 otherwise.
             let owner = match EmailAddress::parse(&from.address) {
