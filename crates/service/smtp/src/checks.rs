@@ -191,10 +191,10 @@ impl Checks {
             join_all(zones.iter().map(|z| listed(dns, z, ip)).collect()),
         );
         let (wl, bl) = listings.split_at(config.dnswl.len());
-        let name = reverse.as_ref().ok().and_then(|r| r.clone());
-        if let Some(n) = &name
-            && self.allows_name(n)
-        {
+        let names = reverse.as_deref().unwrap_or_default();
+        // The first confirmed name stands for the client (in Received).
+        let name = names.first().cloned();
+        if names.iter().any(|n| self.allows_name(n)) {
             metrics.check("allow", "pass");
             let mut v = allowed();
             v.reverse = name;
@@ -253,8 +253,8 @@ impl Checks {
         }
         if config.ptr != CheckAction::Off {
             let result = match &reverse {
-                Ok(Some(_)) => "pass",
-                Ok(None) => "fail",
+                Ok(names) if !names.is_empty() => "pass",
+                Ok(_) => "fail",
                 Err(_) => "temperror",
             };
             metrics.check("ptr", result);
@@ -330,9 +330,10 @@ impl Checks {
         };
         let now = m.now();
         let windows = m.lock();
-        let over = windows.map.get(&sender).is_some_and(|w| {
-            w.len() >= m.messages && w.front().is_some_and(|&t| m.within(t, now))
-        });
+        let over = windows
+            .map
+            .get(&sender)
+            .is_some_and(|w| w.len() >= m.messages && w.front().is_some_and(|&t| m.within(t, now)));
         postgate_metrics::metrics().check("mailbomb", if over { "limited" } else { "pass" });
         over
     }
@@ -354,9 +355,14 @@ impl Checks {
                 windows
                     .map
                     .retain(|_, w| w.back().is_some_and(|&t| m.within(t, now)));
+                if windows.map.len() >= MAX_WINDOWS {
+                    // Said at most once a second, with the purge.
+                    tracing::warn!(
+                        "mailbomb: {MAX_WINDOWS} senders counted at once; not counting more"
+                    );
+                }
             }
             if windows.map.len() >= MAX_WINDOWS {
-                tracing::warn!("mailbomb: {MAX_WINDOWS} senders counted at once; not counting more");
                 return;
             }
         }
@@ -410,11 +416,14 @@ fn judge<'a>(zones: &'a [String], answers: &[Listing]) -> (Listing, Option<&'a s
     (Listing::NotListed, None)
 }
 
-/// The client's forward-confirmed reverse name (RFC 8601 §3 "iprev"): a
-/// PTR name whose addresses include the client's. `Ok(None)` when there is
-/// none, `Err` when a lookup failed and none was confirmed.
-async fn forward_confirmed(dns: &Dns, ip: IpAddr) -> Result<Option<String>, String> {
+/// The client's forward-confirmed reverse names (RFC 8601 §3 "iprev"):
+/// the PTR names whose addresses include the client's, in the order given.
+/// Empty when there is none; `Err` when a lookup failed and none was
+/// confirmed. Every name is tried (a host may have several, and the allow
+/// list may name any of them).
+async fn forward_confirmed(dns: &Dns, ip: IpAddr) -> Result<Vec<String>, String> {
     let names = dns.ptr(ip).await?;
+    let mut confirmed = Vec::new();
     let mut failed = None;
     for name in names.iter().take(MAX_PTR_NAMES) {
         let found = match ip {
@@ -422,16 +431,14 @@ async fn forward_confirmed(dns: &Dns, ip: IpAddr) -> Result<Option<String>, Stri
             IpAddr::V6(v6) => dns.ipv6(name).await.map(|a| a.contains(&v6)),
         };
         match found {
-            Ok(true) => {
-                return Ok(Some(name.trim_end_matches('.').to_ascii_lowercase()));
-            }
+            Ok(true) => confirmed.push(name.trim_end_matches('.').to_ascii_lowercase()),
             Ok(false) => {}
             Err(e) => failed = Some(e),
         }
     }
     match failed {
-        Some(e) => Err(e),
-        None => Ok(None),
+        Some(e) if confirmed.is_empty() => Err(e),
+        _ => Ok(confirmed),
     }
 }
 
@@ -487,7 +494,11 @@ fn answer(zone: &str, addrs: &[Ipv4Addr]) -> Listing {
         error = true;
     }
     if error {
-        tracing::warn!(zone, ?addrs, "DNS list answered with an error code; not used");
+        tracing::warn!(
+            zone,
+            ?addrs,
+            "DNS list answered with an error code; not used"
+        );
         return Listing::TempError;
     }
     Listing::NotListed
@@ -581,7 +592,11 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
                 }
             }
         }
-        if waiting { Poll::Pending } else { Poll::Ready(()) }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().flatten().collect()
@@ -599,7 +614,10 @@ mod tests {
             "99.2.0.192.bad.example.com."
         );
         assert_eq!(
-            list_query("2001:db8:1:2:3:4:567:89ab".parse().unwrap(), "ugly.example.com"),
+            list_query(
+                "2001:db8:1:2:3:4:567:89ab".parse().unwrap(),
+                "ugly.example.com"
+            ),
             "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ugly.example.com."
         );
     }
@@ -632,8 +650,14 @@ mod tests {
         use HeloName::*;
         assert_eq!(helo_syntax("mail.example.com"), Domain);
         assert_eq!(helo_syntax("a-b.c0"), Domain);
-        assert_eq!(helo_syntax("[192.0.2.1]"), Literal("192.0.2.1".parse().unwrap()));
-        assert_eq!(helo_syntax("[IPv6:2001:db8::1]"), Literal("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            helo_syntax("[192.0.2.1]"),
+            Literal("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            helo_syntax("[IPv6:2001:db8::1]"),
+            Literal("2001:db8::1".parse().unwrap())
+        );
         for bad in [
             "localhost",
             "foo_bar.example",

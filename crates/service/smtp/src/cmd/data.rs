@@ -270,7 +270,6 @@ impl Session {
             tls: self.is_tls(),
             tls_description: self.stream.as_ref().and_then(|s| s.tls_description()),
             auth_user: self.user.as_ref().map(|u| u.address.to_string()),
-            ..Default::default()
         }
     }
 
