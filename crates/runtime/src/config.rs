@@ -2133,8 +2133,8 @@ listen = ["127.0.0.1:443"]
         let c = check("[outbound]\nmta_sts = false\nmta_sts_port = 8443\n").unwrap();
         assert!(!c.outbound.mta_sts);
         assert_eq!(c.outbound.mta_sts_port, 8443);
-        let errs = check("[outbound]\nmta_sts_port = 0\ntls_ca = \"/nonexistent/ca.pem\"\n")
-            .unwrap_err();
+        let errs =
+            check("[outbound]\nmta_sts_port = 0\ntls_ca = \"/nonexistent/ca.pem\"\n").unwrap_err();
         let summary: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert!(
             errs.iter()

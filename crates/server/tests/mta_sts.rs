@@ -174,9 +174,7 @@ fn enforce_with_a_valid_certificate_delivers() {
     if send(&w.server, "enforced").is_none() {
         return;
     }
-    let (got, ok) = w
-        .sink
-        .wait_for(Duration::from_secs(30), |r| !r.is_empty());
+    let (got, ok) = w.sink.wait_for(Duration::from_secs(30), |r| !r.is_empty());
     assert!(ok, "not delivered; log:\n{}", w.server.log());
     assert!(got[0].tls, "delivered over TLS");
     assert!(String::from_utf8_lossy(&got[0].data).contains("Subject: enforced"));
@@ -201,9 +199,7 @@ fn enforce_with_a_valid_certificate_delivers() {
 
     // A second message: the cached policy serves (same TXT id, no fetch).
     send(&w.server, "cached").unwrap();
-    let (_, ok) = w
-        .sink
-        .wait_for(Duration::from_secs(30), |r| r.len() >= 2);
+    let (_, ok) = w.sink.wait_for(Duration::from_secs(30), |r| r.len() >= 2);
     assert!(ok, "second not delivered; log:\n{}", w.server.log());
     assert_eq!(w.https.requests().len(), 1, "fetched once");
 }
@@ -212,7 +208,12 @@ fn enforce_with_a_valid_certificate_delivers() {
 fn enforce_with_an_unverifiable_certificate_defers() {
     // The same MX and policy with opportunistic TLS would deliver: the
     // certificate is refused only because the policy enforces.
-    let w = world("enforce", "mx.remote.test", MxCert::SelfSigned, "tls = \"may\"");
+    let w = world(
+        "enforce",
+        "mx.remote.test",
+        MxCert::SelfSigned,
+        "tls = \"may\"",
+    );
     if send(&w.server, "refused").is_none() {
         return;
     }
@@ -233,9 +234,7 @@ fn testing_with_a_certificate_for_another_name_delivers_and_logs() {
     if send(&w.server, "testing").is_none() {
         return;
     }
-    let (got, ok) = w
-        .sink
-        .wait_for(Duration::from_secs(30), |r| !r.is_empty());
+    let (got, ok) = w.sink.wait_for(Duration::from_secs(30), |r| !r.is_empty());
     assert!(ok, "not delivered; log:\n{}", w.server.log());
     assert!(got[0].tls);
     let log = w.server.log();
@@ -269,7 +268,11 @@ fn enforce_with_no_matching_mx_defers_without_connecting() {
         error.contains("no MX host matches") && error.contains("mx.remote.test"),
         "{error}"
     );
-    assert_eq!(w.sink.connections(), 0, "a host outside the policy is never tried");
+    assert_eq!(
+        w.sink.connections(),
+        0,
+        "a host outside the policy is never tried"
+    );
     assert!(w.sink.received().is_empty());
 }
 
@@ -285,9 +288,7 @@ fn switched_off_mta_sts_is_not_looked_up() {
     if send(&w.server, "off").is_none() {
         return;
     }
-    let (_, ok) = w
-        .sink
-        .wait_for(Duration::from_secs(30), |r| !r.is_empty());
+    let (_, ok) = w.sink.wait_for(Duration::from_secs(30), |r| !r.is_empty());
     assert!(ok, "not delivered; log:\n{}", w.server.log());
     assert!(w.https.requests().is_empty(), "no policy fetched");
 }

@@ -79,11 +79,11 @@ impl Https {
                         }
                         let Ok(stream) = stream else { continue };
                         let shared = Arc::clone(&shared);
-                        let _ = std::thread::Builder::new()
-                            .name("https-conn".into())
-                            .spawn(move || {
+                        let _ = std::thread::Builder::new().name("https-conn".into()).spawn(
+                            move || {
                                 let _ = serve_one(stream, &shared);
-                            });
+                            },
+                        );
                     }
                 })
                 .expect("spawn https accept thread")

@@ -49,11 +49,8 @@ impl Connector {
     pub fn new(extra_roots: Vec<CertificateDer<'static>>) -> Result<Connector, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = Arc::new(
-            rustls_platform_verifier::Verifier::new_with_extra_roots(
-                extra_roots,
-                provider.clone(),
-            )
-            .map_err(|e| format!("certificate verifier: {e}"))?,
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+                .map_err(|e| format!("certificate verifier: {e}"))?,
         );
         // rustls speaks TLS 1.2 and 1.3 only, as RFC 8461 §4.2 asks.
         let config = rustls::ClientConfig::builder_with_provider(provider)

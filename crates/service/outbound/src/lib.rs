@@ -353,8 +353,12 @@ impl Agent {
         // or the smart host the operator chose.
         let sts = match &self.mta_sts {
             Some(resolver) if hops.mx => {
-                let found = self.apply_mta_sts(resolver, domain, &mut hops, &mut tls).await;
-                let mode = found.as_ref().map_or("enforce", |m| m.map_or("none", Mode::as_str));
+                let found = self
+                    .apply_mta_sts(resolver, domain, &mut hops, &mut tls)
+                    .await;
+                let mode = found
+                    .as_ref()
+                    .map_or("enforce", |m| m.map_or("none", Mode::as_str));
                 for job in &mut jobs {
                     job.mta_sts = Some(mode);
                 }
@@ -485,10 +489,18 @@ impl Agent {
             counters.check("mta_sts", "mx_mismatch");
         }
         for mx in &refused {
-            let reason = format!("MX host {mx} does not match the policy's mx {:?}", policy.mx);
+            let reason = format!(
+                "MX host {mx} does not match the policy's mx {:?}",
+                policy.mx
+            );
             match policy.mode {
                 Mode::Enforce => {
-                    tracing::info!(domain, mx, reason, "outbound: MTA-STS (enforce): host skipped")
+                    tracing::info!(
+                        domain,
+                        mx,
+                        reason,
+                        "outbound: MTA-STS (enforce): host skipped"
+                    )
                 }
                 _ => tracing::warn!(
                     domain,

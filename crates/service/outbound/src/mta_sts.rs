@@ -413,7 +413,10 @@ mod tests {
             "version: STSv1\nmode:  testing\t\nfuture: thing\nmx: MX.Example.ORG.\nmax_age: 86400",
         )
         .unwrap();
-        assert_eq!((p.mode, p.mx.as_slice()), (Mode::Testing, &["mx.example.org".to_string()][..]));
+        assert_eq!(
+            (p.mode, p.mx.as_slice()),
+            (Mode::Testing, &["mx.example.org".to_string()][..])
+        );
         // Mode none needs no mx.
         assert_eq!(
             Policy::parse("version: STSv1\nmode: none\nmax_age: 1\n")
@@ -427,21 +430,47 @@ mod tests {
     fn rejects_broken_policies() {
         for (text, why) in [
             ("mode: enforce\nmx: a.b\nmax_age: 1\n", "version"),
-            ("version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n", "version"),
-            ("version: stsv1\nmode: enforce\nmx: a.b\nmax_age: 1\n", "version"),
-            ("version: STSv1\nmode: strict\nmx: a.b\nmax_age: 1\n", "mode"),
+            (
+                "version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n",
+                "version",
+            ),
+            (
+                "version: stsv1\nmode: enforce\nmx: a.b\nmax_age: 1\n",
+                "version",
+            ),
+            (
+                "version: STSv1\nmode: strict\nmx: a.b\nmax_age: 1\n",
+                "mode",
+            ),
             ("version: STSv1\nmode: enforce\nmx: a.b\n", "max_age"),
-            ("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n", "max_age"),
-            ("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n", "max_age"),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n",
+                "max_age",
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n",
+                "max_age",
+            ),
             ("version: STSv1\nmode: enforce\nmax_age: 10\n", "no mx"),
-            ("version: STSv1\nmode: enforce\nmx: a.*.b\nmax_age: 10\n", "mx"),
-            ("version: STSv1\nmode enforce\nmx: a.b\nmax_age: 10\n", "key: value"),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.*.b\nmax_age: 10\n",
+                "mx",
+            ),
+            (
+                "version: STSv1\nmode enforce\nmx: a.b\nmax_age: 10\n",
+                "key: value",
+            ),
             ("<html>moved</html>", "key: value"),
         ] {
             let e = Policy::parse(text).unwrap_err();
             assert!(e.contains(why), "{text:?}: {e}");
         }
-        assert!(Policy::parse(&format!("version: STSv1\nmode: none\nmax_age: {MAX_AGE_LIMIT}")).is_ok());
+        assert!(
+            Policy::parse(&format!(
+                "version: STSv1\nmode: none\nmax_age: {MAX_AGE_LIMIT}"
+            ))
+            .is_ok()
+        );
     }
 
     #[test]
@@ -485,7 +514,11 @@ mod tests {
             "the soonest to expire went"
         );
         cache.put("new.example", "3".into(), policy(1000));
-        assert_eq!(cache.get("new.example").unwrap().0, "3", "a new id replaces");
+        assert_eq!(
+            cache.get("new.example").unwrap().0,
+            "3",
+            "a new id replaces"
+        );
         cache.put("gone.example", "4".into(), policy(0));
         assert!(
             cache.get("gone.example").is_none(),
