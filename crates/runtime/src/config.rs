@@ -413,6 +413,17 @@ pub struct OutboundConfig {
     pub data_timeout: Duration,
     /// Messages sent over one connection before it is closed.
     pub max_messages_per_connection: usize,
+    /// MTA-STS (RFC 8461): for domains reached by MX lookup (not `routes`
+    /// nor `relay`), look up the domain's policy and, when it enforces,
+    /// send only to the MX hosts it lists, over TLS verified for them.
+    pub mta_sts: bool,
+    /// The HTTPS port of MTA-STS policy hosts (443, as RFC 8461 §3.3 fixes;
+    /// tests change it).
+    pub mta_sts_port: u16,
+    /// Trust anchors (PEM certificates) added to the system's roots when
+    /// verifying next hops' certificates (`tls = "verify"`, MTA-STS
+    /// enforce) and MTA-STS policy hosts: a private CA.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// A STARTTLS policy.
@@ -452,6 +463,9 @@ impl Default for OutboundConfig {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
             max_messages_per_connection: 100,
+            mta_sts: true,
+            mta_sts_port: 443,
+            tls_ca: None,
         }
     }
 }
@@ -1473,6 +1487,20 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if self.outbound.mta_sts_port == 0 {
+            errs.push((
+                vec!["outbound", "mta_sts_port"],
+                "must be a port from 1 to 65535".into(),
+            ));
+        }
+        if let Some(ca) = &self.outbound.tls_ca
+            && !ca.is_file()
+        {
+            errs.push((
+                vec!["outbound", "tls_ca"],
+                format!("{} is not a readable file", ca.display()),
+            ));
+        }
         for name in self.logging.services.keys() {
             if !LOG_SERVICES.iter().any(|(s, _)| s == name) {
                 let known: Vec<&str> = LOG_SERVICES.iter().map(|(s, _)| *s).collect();
@@ -2093,6 +2121,30 @@ listen = ["127.0.0.1:443"]
         assert!(
             errs.iter()
                 .any(|e| e.line == 6 && e.message.contains("together"))
+        );
+    }
+
+    #[test]
+    fn mta_sts_keys_default_and_validate() {
+        let c = check("").unwrap();
+        assert!(c.outbound.mta_sts);
+        assert_eq!(c.outbound.mta_sts_port, 443);
+        assert_eq!(c.outbound.tls_ca, None);
+        let c = check("[outbound]\nmta_sts = false\nmta_sts_port = 8443\n").unwrap();
+        assert!(!c.outbound.mta_sts);
+        assert_eq!(c.outbound.mta_sts_port, 8443);
+        let errs =
+            check("[outbound]\nmta_sts_port = 0\ntls_ca = \"/nonexistent/ca.pem\"\n").unwrap_err();
+        let summary: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 2 && e.message.contains("port from 1")),
+            "{summary:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.line == 3 && e.message.contains("not a readable file")),
+            "{summary:?}"
         );
     }
 

@@ -11,10 +11,15 @@
 //! a missing tool fails the test.
 //!
 //! For outbound delivery tests, [`sink`] is a scripted SMTP server standing for
-//! the receiving side, and [`dns`] a loopback DNS responder for MX lookups.
+//! the receiving side, and [`dns`] a loopback DNS responder for MX lookups;
+//! [`https`] serves a web host (an MTA-STS policy) over TLS with certificates
+//! from [`ca`], a test certificate authority that the sink's STARTTLS can
+//! present too.
 #![deny(missing_docs)]
 
+pub mod ca;
 pub mod dns;
+pub mod https;
 pub mod sink;
 
 use std::collections::HashMap;

@@ -36,8 +36,11 @@ const LINGER: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SinkOptions {
     /// Advertise and implement STARTTLS with a self-signed certificate for
-    /// [`SinkOptions::name`]. Default true.
+    /// [`SinkOptions::name`] (or [`SinkOptions::identity`]). Default true.
     pub starttls: bool,
+    /// The certificate STARTTLS presents instead of the self-signed one,
+    /// e.g. one from a [`crate::ca::TestCa`]. Default `None`.
+    pub identity: Option<crate::ca::Identity>,
     /// Advertise DSN (RFC 3461). Default false. (DSN parameters are recorded
     /// whether or not it is advertised.)
     pub dsn: bool,
@@ -72,6 +75,7 @@ impl Default for SinkOptions {
     fn default() -> SinkOptions {
         SinkOptions {
             starttls: true,
+            identity: None,
             dsn: false,
             pipelining: true,
             chunking: false,
@@ -160,7 +164,10 @@ impl std::fmt::Debug for Sink {
 impl Sink {
     /// Starts a sink on 127.0.0.1:0; panics if it cannot.
     pub fn start(opts: SinkOptions) -> Sink {
-        let tls = opts.starttls.then(|| server_config(&opts.name));
+        let tls = opts.starttls.then(|| match &opts.identity {
+            Some(identity) => identity.server_config(),
+            None => server_config(&opts.name),
+        });
         let listener = TcpListener::bind(("127.0.0.1", opts.port)).expect("bind sink");
         let addr = listener.local_addr().expect("sink address");
         let shared = Arc::new(Shared {

@@ -169,6 +169,27 @@ impl Dns {
         }
     }
 
+    /// The MTA-STS policy id of `domain` from its `_mta-sts` TXT record
+    /// (RFC 8461 §3.1: `v=STSv1; id=…`, parsed by mail-auth), cached with
+    /// hickory's record cache; `None` when the domain publishes none. `Err`
+    /// when the lookup failed.
+    pub async fn mta_sts_id(&self, domain: &str) -> Result<Option<String>, String> {
+        use mail_auth::common::parse::TxtRecordParser;
+        use mail_auth::mta_sts::MtaSts;
+        let name = format!("_mta-sts.{}", domain.trim_end_matches('.'));
+        let records = self.txt(&name).await?;
+        // §3.1: records not beginning "v=STSv1;" are discarded; more than
+        // one left (or one that does not parse) means no policy.
+        let mut ids = records
+            .iter()
+            .filter(|r| r.trim_ascii_start().starts_with(b"v=STSv1"))
+            .map(|r| MtaSts::parse(r).ok().map(|m| m.id));
+        match (ids.next(), ids.next()) {
+            (Some(id), None) => Ok(id),
+            _ => Ok(None),
+        }
+    }
+
     /// The TXT strings at `name`, each record's strings joined (not cached
     /// beyond hickory's record cache); empty when there are none.
     pub async fn txt(&self, name: &str) -> Result<Vec<Vec<u8>>, String> {

@@ -8,7 +8,8 @@ use crate::route::Hop;
 use mail_send::SmtpClient;
 use postgate_runtime::config::TlsPolicy;
 use postgate_store::{Outbound, QueuedRcpt};
-use rustls_pki_types::ServerName;
+use rustls::client::danger::ServerCertVerifier;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use smtp_proto::{
     EXT_8BIT_MIME, EXT_AUTH, EXT_CHUNKING, EXT_DSN, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
     EXT_START_TLS, EhloResponse, Response,
@@ -16,6 +17,7 @@ use smtp_proto::{
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -25,11 +27,15 @@ use tokio_rustls::client::TlsStream;
 
 /// TLS client configurations: one that takes any certificate (opportunistic
 /// and "require" policies: RFC 7435 unauthenticated encryption, as MTAs do),
-/// one that verifies against the platform's roots.
+/// one that verifies against the platform's roots plus `[outbound] tls_ca`
+/// (the "verify" policy, MTA-STS enforce, and MTA-STS policy fetches).
 #[derive(Clone)]
 pub struct Connector {
     any: TlsConnector,
     verify: TlsConnector,
+    /// The verifying configuration's verifier, also asked after the fact
+    /// about sessions opened without verification (MTA-STS testing mode).
+    verifier: Arc<rustls_platform_verifier::Verifier>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -39,11 +45,24 @@ impl std::fmt::Debug for Connector {
 }
 
 impl Connector {
-    /// Both configurations.
-    pub fn new() -> Result<Connector, String> {
+    /// Both configurations; `extra_roots` are trusted beside the platform's.
+    pub fn new(extra_roots: Vec<CertificateDer<'static>>) -> Result<Connector, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+                .map_err(|e| format!("certificate verifier: {e}"))?,
+        );
+        // rustls speaks TLS 1.2 and 1.3 only, as RFC 8461 §4.2 asks.
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS versions: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
         Ok(Connector {
             any: mail_send::smtp::tls::build_tls_connector(true)?,
-            verify: mail_send::smtp::tls::build_tls_connector(false)?,
+            verify: TlsConnector::from(Arc::new(config)),
+            verifier,
         })
     }
 
@@ -53,6 +72,11 @@ impl Connector {
         } else {
             &self.any
         }
+    }
+
+    /// The verifying connector (for HTTPS, too).
+    pub fn verifying(&self) -> &TlsConnector {
+        &self.verify
     }
 }
 
@@ -422,6 +446,28 @@ impl Session {
             return None;
         };
         Some(postgate_runtime::stream::describe_tls(tls.get_ref().1))
+    }
+    /// Whether the session would pass for a verified one (RFC 8461 §4.2:
+    /// TLS, with a certificate chaining to a trusted root and valid for the
+    /// host's name, RFC 6125); the reason when not. For sessions opened
+    /// without verification, whose certificate is checked after the fact.
+    pub fn verify_peer(&self, connector: &Connector) -> Result<(), String> {
+        let Wire::Tls(tls) = &self.client.stream else {
+            return Err(format!("{} did not negotiate TLS", self.peer));
+        };
+        let certs = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| format!("{} sent no certificate", self.peer))?;
+        let name = ServerName::try_from(self.peer.clone())
+            .map_err(|_| format!("bad host name {}", self.peer))?;
+        connector
+            .verifier
+            .verify_server_cert(&certs[0], &certs[1..], &name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| format!("certificate of {}: {e}", self.peer))
     }
     /// Whether it authenticated.
     pub fn authenticated(&self) -> bool {

@@ -17,11 +17,13 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod mta_sts;
 mod pool;
 pub mod route;
 mod settle;
 
 use client::{Session, Verdict};
+use mta_sts::Mode;
 use pool::Pool;
 use postgate_delivery::Delivery;
 use postgate_runtime::config::TlsPolicy;
@@ -31,6 +33,7 @@ use postgate_types::access::Direction;
 use route::{Hop, RouteError, Router};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -83,6 +86,13 @@ pub struct Settings {
     /// This node is the only one on its store (the embedded store): claims
     /// left by a previous run are taken back at once on start.
     pub exclusive: bool,
+    /// MTA-STS (RFC 8461) for destinations found by MX lookup.
+    pub mta_sts: bool,
+    /// The HTTPS port of MTA-STS policy hosts (443).
+    pub mta_sts_port: u16,
+    /// Trust anchors (a PEM file) beside the system's roots, for verified
+    /// TLS to next hops and to MTA-STS policy hosts.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Settings {
@@ -120,6 +130,9 @@ impl Settings {
             data_timeout: o.data_timeout,
             max_messages_per_connection: o.max_messages_per_connection.max(1),
             exclusive,
+            mta_sts: o.mta_sts,
+            mta_sts_port: o.mta_sts_port,
+            tls_ca: o.tls_ca.clone(),
         }
     }
 
@@ -134,6 +147,10 @@ impl Settings {
 struct Job {
     message: Arc<QueuedMessage>,
     rcpts: Vec<QueuedRcpt>,
+    /// The MTA-STS mode applied to the attempt ("enforce", "testing",
+    /// "none"), for the accounting record; `None` when MTA-STS was not
+    /// looked at (a route, the relay, or off).
+    mta_sts: Option<&'static str>,
 }
 
 /// The delivery agent.
@@ -146,6 +163,8 @@ pub struct Agent {
     connector: client::Connector,
     /// Blocked destinations (`postgate block add … --direction out`).
     policy: postgate_store::access::Policy,
+    /// MTA-STS policies (RFC 8461); `None` when `[outbound] mta_sts` is off.
+    mta_sts: Option<mta_sts::Resolver>,
 }
 
 /// How often the queue's depth is sampled for the counters.
@@ -181,7 +200,20 @@ impl Agent {
         dns: postgate_dns::Dns,
     ) -> Result<Arc<Agent>, String> {
         let router = Router::new(&settings, &dns)?;
-        let connector = client::Connector::new()?;
+        let extra_roots = match &settings.tls_ca {
+            Some(path) => load_certificates(path)?,
+            None => Vec::new(),
+        };
+        let connector = client::Connector::new(extra_roots)?;
+        let mta_sts = settings.mta_sts.then(|| {
+            // MTA-STS looks at the DNS the MX lookups see: the shared
+            // resolver, or `[outbound] resolver` when that overrides it.
+            let dns = match settings.resolver {
+                Some(_) => postgate_dns::Dns::from_resolver(router.resolver().clone(), 256),
+                None => dns,
+            };
+            mta_sts::Resolver::new(dns, connector.clone(), settings.mta_sts_port)
+        });
         Ok(Arc::new(Agent {
             policy,
             settings,
@@ -189,6 +221,7 @@ impl Agent {
             router,
             pool: Pool::new(IDLE_KEEP),
             connector,
+            mta_sts,
         }))
     }
 
@@ -275,7 +308,7 @@ impl Agent {
     }
 
     /// Sends every job for one domain.
-    async fn deliver_domain(&self, domain: &str, jobs: Vec<Job>) {
+    async fn deliver_domain(&self, domain: &str, mut jobs: Vec<Job>) {
         let blocked = self.policy.blocked(Direction::Out, None, &[domain]).await;
         let refuse = match blocked {
             Ok(Some(b)) => Some(Verdict::permanent(
@@ -293,7 +326,7 @@ impl Agent {
             }
             return;
         }
-        let hops = match self.router.route(domain, &self.settings).await {
+        let mut hops = match self.router.route(domain, &self.settings).await {
             Ok(h) => h,
             Err(e) => {
                 let verdict = match e {
@@ -311,10 +344,36 @@ impl Agent {
                 return;
             }
         };
-        let tls = if hops.relay {
+        let mut tls = if hops.relay {
             self.settings.tls
         } else {
             self.settings.tls_for(domain)
+        };
+        // RFC 8461 applies to hosts found by MX lookup only, not to routes
+        // or the smart host the operator chose.
+        let sts = match &self.mta_sts {
+            Some(resolver) if hops.mx => {
+                let found = self
+                    .apply_mta_sts(resolver, domain, &mut hops, &mut tls)
+                    .await;
+                let mode = found
+                    .as_ref()
+                    .map_or("enforce", |m| m.map_or("none", Mode::as_str));
+                for job in &mut jobs {
+                    job.mta_sts = Some(mode);
+                }
+                match found {
+                    Ok(mode) => mode.map(|m| (domain, m)),
+                    Err(verdict) => {
+                        for job in &jobs {
+                            let all = vec![verdict.clone(); job.rcpts.len()];
+                            self.settle(job, &all, None, None).await;
+                        }
+                        return;
+                    }
+                }
+            }
+            _ => None,
         };
         let credentials = if hops.relay {
             self.settings.relay_credentials.as_ref()
@@ -332,7 +391,7 @@ impl Agent {
                 s.quit().await;
             }
             if session.is_none() {
-                match self.open(&hops.hops, tls, credentials).await {
+                match self.open(&hops.hops, tls, credentials, sts).await {
                     Ok(s) => session = Some(s),
                     Err(verdict) => {
                         // No host takes connections: everything for this
@@ -398,12 +457,93 @@ impl Agent {
         }
     }
 
+    /// RFC 8461 §4, §5: finds `domain`'s MTA-STS policy and counts it.
+    /// Enforce: takes the MX hosts the policy does not name out of `hops`
+    /// (§4.1) and makes TLS verified (§4.2), overriding a weaker `tls`;
+    /// `Err` (temporary) when no host is left. Testing: logs the hosts
+    /// enforce would skip. The mode applied (`None`: no policy, or "none").
+    async fn apply_mta_sts(
+        &self,
+        resolver: &mta_sts::Resolver,
+        domain: &str,
+        hops: &mut route::Hops,
+        tls: &mut TlsPolicy,
+    ) -> Result<Option<Mode>, Verdict> {
+        let counters = postgate_metrics::metrics();
+        let found = resolver.policy(domain).await;
+        if found.fetch_failed.is_some() {
+            counters.check("mta_sts", "fetch_failed");
+        }
+        let Some(policy) = found.policy.filter(|p| p.mode != Mode::None) else {
+            counters.check("mta_sts", "none");
+            return Ok(None);
+        };
+        counters.check("mta_sts", policy.mode.as_str());
+        let refused: Vec<String> = hops
+            .hops
+            .iter()
+            .filter(|h| !policy.allows(&h.host))
+            .map(|h| h.host.clone())
+            .collect();
+        if !refused.is_empty() {
+            counters.check("mta_sts", "mx_mismatch");
+        }
+        for mx in &refused {
+            let reason = format!(
+                "MX host {mx} does not match the policy's mx {:?}",
+                policy.mx
+            );
+            match policy.mode {
+                Mode::Enforce => {
+                    tracing::info!(
+                        domain,
+                        mx,
+                        reason,
+                        "outbound: MTA-STS (enforce): host skipped"
+                    )
+                }
+                _ => tracing::warn!(
+                    domain,
+                    mx,
+                    reason,
+                    "outbound: MTA-STS (testing): enforce would not deliver"
+                ),
+            }
+        }
+        if policy.mode == Mode::Testing {
+            return Ok(Some(Mode::Testing));
+        }
+        // §4.1: only hosts the policy names, in the MX order.
+        hops.hops.retain(|h| policy.allows(&h.host));
+        if hops.hops.is_empty() {
+            // §4.2: no valid MX host; the mail waits (§5: a temporary
+            // failure) for the policy or the MX records to change.
+            return Err(Verdict::temporary(
+                "4.7.5",
+                &format!(
+                    "MTA-STS policy of {domain} (enforce): no MX host matches its mx {:?} ({})",
+                    policy.mx,
+                    refused.join(", ")
+                ),
+            )
+            .because("dns"));
+        }
+        // §4.2: TLS with a certificate valid for the MX host, whatever the
+        // configured policy.
+        *tls = TlsPolicy::Verify;
+        Ok(Some(Mode::Enforce))
+    }
+
     /// A session with the first host that takes one, reusing an idle one.
+    /// `sts` is the domain and the MTA-STS mode in force (enforce or
+    /// testing): TLS failures under it are counted and named, and under
+    /// testing the certificate is checked after the fact (RFC 8461 §5).
     async fn open(
         &self,
         hops: &[Hop],
         tls: TlsPolicy,
         credentials: Option<&(String, String)>,
+        sts: Option<(&str, Mode)>,
     ) -> Result<Session, Verdict> {
         let mut last = Verdict::temporary("4.4.1", "no host to connect to").because("dns");
         let (mut tried, mut blocked) = (0, 0);
@@ -432,21 +572,38 @@ impl Agent {
                     Err(e) => return Err(Verdict::temporary("4.3.0", &e.to_string())),
                 }
                 let target = SocketAddr::new(addr, hop.port);
-                if let Some(s) = self.pool.take(target, tls, credentials).await {
-                    return Ok(s);
-                }
-                match Session::connect(
-                    &self.connector,
-                    hop,
-                    target,
-                    tls,
-                    credentials,
-                    &self.settings,
-                )
-                .await
-                {
-                    Ok(s) => return Ok(s),
-                    Err(v) => {
+                let opened = match self.pool.take(target, tls, credentials).await {
+                    Some(s) => Ok(s),
+                    None => {
+                        Session::connect(
+                            &self.connector,
+                            hop,
+                            target,
+                            tls,
+                            credentials,
+                            &self.settings,
+                        )
+                        .await
+                    }
+                };
+                match opened {
+                    Ok(s) => {
+                        if let Some((domain, Mode::Testing)) = sts
+                            && let Err(reason) = s.verify_peer(&self.connector)
+                        {
+                            postgate_metrics::metrics().check("mta_sts", "tls_failed");
+                            tracing::warn!(domain, mx = %hop.host, reason, "outbound: MTA-STS (testing): enforce would not deliver");
+                        }
+                        return Ok(s);
+                    }
+                    Err(mut v) => {
+                        if let Some((domain, Mode::Enforce)) = sts
+                            && v.failure == "tls"
+                        {
+                            // §4.2: the host fails the policy; the next may not.
+                            postgate_metrics::metrics().check("mta_sts", "tls_failed");
+                            v.text = format!("MTA-STS policy of {domain} (enforce): {}", v.text);
+                        }
                         tracing::info!(host = %hop.host, addr = %target, error = %v.text, "outbound: connection failed");
                         last = v;
                     }
@@ -586,10 +743,25 @@ fn by_domain(batch: Vec<QueuedMessage>) -> BTreeMap<String, Vec<Job>> {
             out.entry(domain).or_default().push(Job {
                 message: message.clone(),
                 rcpts,
+                mta_sts: None,
             });
         }
     }
     out
+}
+
+/// The certificates of a PEM file (`[outbound] tls_ca`).
+fn load_certificates(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("tls_ca {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("tls_ca {}: no certificates", path.display()));
+    }
+    Ok(certs)
 }
 
 /// Unix seconds now.

@@ -43,6 +43,9 @@ pub struct Hops {
     pub hops: Vec<Hop>,
     /// They are the smart host (its TLS policy and credentials apply).
     pub relay: bool,
+    /// They came from the domain's MX records (or its implicit MX), not
+    /// from configuration or an address literal: MTA-STS applies.
+    pub mx: bool,
 }
 
 /// Why there is nowhere to send to.
@@ -96,18 +99,25 @@ impl Router {
         Ok(Router { resolver })
     }
 
+    /// The resolver MX lookups use.
+    pub fn resolver(&self) -> &TokioResolver {
+        &self.resolver
+    }
+
     /// The next hops for `domain`: a route, else the smart host, else MX.
     pub async fn route(&self, domain: &str, settings: &Settings) -> Result<Hops, RouteError> {
         if let Some(hop) = route_for(&settings.routes, domain) {
             return Ok(Hops {
                 hops: vec![hop.clone()],
                 relay: false,
+                mx: false,
             });
         }
         if let Some(relay) = &settings.relay {
             return Ok(Hops {
                 hops: vec![relay.clone()],
                 relay: true,
+                mx: false,
             });
         }
         // A domain literal, "[192.0.2.1]" (RFC 5321 §4.1.3): no lookup.
@@ -123,6 +133,7 @@ impl Router {
                         configured: false,
                     }],
                     relay: false,
+                    mx: false,
                 }),
                 Err(_) => Err(RouteError::Permanent {
                     status: "5.1.2",
@@ -143,6 +154,7 @@ impl Router {
                 })
                 .collect(),
             relay: false,
+            mx: true,
         })
     }
 

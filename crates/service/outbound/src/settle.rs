@@ -142,6 +142,9 @@ pub(crate) fn out_record(
         })
         .collect();
     r.size = m.size;
+    if let Some(mode) = job.mta_sts {
+        r.checks.insert("mta_sts".into(), mode.into());
+    }
     if let Some(s) = session {
         r.peer = Some(s.addr().ip().to_string());
         r.peer_name = Some(s.peer_name().to_string());
@@ -201,6 +204,9 @@ mod tests {
             data_timeout: Duration::from_secs(1),
             max_messages_per_connection: 10,
             exclusive: true,
+            mta_sts: true,
+            mta_sts_port: 443,
+            tls_ca: None,
         }
     }
 
