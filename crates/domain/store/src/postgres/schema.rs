@@ -267,6 +267,18 @@ CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);
 CREATE INDEX queue_rcpt_state ON queue_rcpt (status, leased, attempts, queue_id);
 CREATE INDEX queue_created ON queue (created);
 "#,
+    // 4 is the index change's (made in parallel; the merge puts it here).
+    // 5: DKIM signing keys, as in the embedded store's migration 8.
+    r#"
+CREATE TABLE IF NOT EXISTS dkim_key (
+    domain      TEXT NOT NULL,
+    selector    TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,
+    private_key BYTEA NOT NULL,
+    created     BIGINT NOT NULL,
+    PRIMARY KEY (domain, selector)
+);
+"#,
 ];
 
 /// The migration (counted from 1) that adds `users.search_key`: the users
