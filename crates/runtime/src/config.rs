@@ -413,6 +413,11 @@ pub struct OutboundConfig {
     pub data_timeout: Duration,
     /// Messages sent over one connection before it is closed.
     pub max_messages_per_connection: usize,
+    /// How often the DKIM signing keys are read again from the store, so
+    /// that `postgate dkim generate`/`remove` (another process, or another
+    /// node) takes effect within this.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub dkim_refresh: Duration,
 }
 
 /// A STARTTLS policy.
@@ -452,6 +457,7 @@ impl Default for OutboundConfig {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
             max_messages_per_connection: 100,
+            dkim_refresh: Duration::from_secs(30),
         }
     }
 }

@@ -114,6 +114,7 @@ pub(crate) fn out_record(
     plan: &Plan,
     session: Option<&Session>,
     data: &[u8],
+    dkim: Option<&crate::dkim::Outcome>,
 ) -> Record {
     let m = &job.message;
     let mut r = Record::new(Direction::Out);
@@ -142,6 +143,16 @@ pub(crate) fn out_record(
         })
         .collect();
     r.size = m.size;
+    // The algorithms of the DKIM signatures the message went with.
+    match dkim {
+        Some(crate::dkim::Outcome::Signed(algorithms)) => {
+            r.checks.insert("dkim_sign".into(), algorithms.join(","));
+        }
+        Some(crate::dkim::Outcome::Error(_)) => {
+            r.checks.insert("dkim_sign".into(), "error".into());
+        }
+        Some(crate::dkim::Outcome::NoKey) | None => {}
+    }
     if let Some(s) = session {
         r.peer = Some(s.addr().ip().to_string());
         r.peer_name = Some(s.peer_name().to_string());
@@ -201,6 +212,7 @@ mod tests {
             data_timeout: Duration::from_secs(1),
             max_messages_per_connection: 10,
             exclusive: true,
+            dkim_refresh: Duration::from_secs(30),
         }
     }
 
