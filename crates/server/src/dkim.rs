@@ -190,11 +190,7 @@ fn zone_line(key: &DkimKey) -> anyhow::Result<String> {
         .chunks(255)
         .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
         .collect();
-    Ok(format!(
-        "{} IN TXT {}",
-        record_name(key),
-        strings.join(" ")
-    ))
+    Ok(format!("{} IN TXT {}", record_name(key), strings.join(" ")))
 }
 
 #[cfg(test)]
@@ -216,9 +212,7 @@ mod tests {
         let ed = key(DkimAlgorithm::Ed25519Sha256);
         let text = record_text(&ed).unwrap();
         let p = text.strip_prefix("v=DKIM1; k=ed25519; p=").unwrap();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(p)
-            .unwrap();
+        let raw = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
         assert_eq!(raw.len(), 32, "RFC 8463 §4: the raw public key");
         assert_eq!(
             zone_line(&ed).unwrap(),

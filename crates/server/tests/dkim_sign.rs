@@ -114,8 +114,16 @@ fn dual_signed_mail_verifies_with_dkimpy_and_a_changed_body_fails() {
     algorithms.sort();
     assert_eq!(algorithms, ["ed25519-sha256", "rsa-sha256"]);
     for sig in sigs {
-        assert_eq!(sig["ok"], true, "{sig}\nmessage:\n{}", String::from_utf8_lossy(&got.data));
-        assert_eq!(sig["d"], "example.org", "aligned with From (RFC 7489 §3.1.1)");
+        assert_eq!(
+            sig["ok"],
+            true,
+            "{sig}\nmessage:\n{}",
+            String::from_utf8_lossy(&got.data)
+        );
+        assert_eq!(
+            sig["d"], "example.org",
+            "aligned with From (RFC 7489 §3.1.1)"
+        );
         assert_eq!(sig["c"], "relaxed/relaxed");
         // From signed twice (RFC 6376 §8.15); only fields present besides.
         let h: Vec<String> = sig["h"]
@@ -223,7 +231,10 @@ fn cli_generates_lists_and_removes_keys() {
         "--selector",
         "Ed1",
     ]);
-    assert!(out.contains("key ed1 for example.org (ed25519-sha256)"), "{out}");
+    assert!(
+        out.contains("key ed1 for example.org (ed25519-sha256)"),
+        "{out}"
+    );
     let line = out.lines().nth(1).unwrap();
     assert!(
         line.starts_with("ed1._domainkey.example.org. IN TXT \"v=DKIM1; k=ed25519; p="),
@@ -233,10 +244,16 @@ fn cli_generates_lists_and_removes_keys() {
     s.cli(&["dkim", "generate", "other.test", "--algorithm", "ed25519"]);
 
     // A taken selector given explicitly is refused.
-    let o = s.cli_output(&["dkim", "generate", "example.org", "--selector", "ed1"], None);
+    let o = s.cli_output(
+        &["dkim", "generate", "example.org", "--selector", "ed1"],
+        None,
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
-    let o = s.cli_output(&["dkim", "generate", "example.org", "--algorithm", "dsa"], None);
+    let o = s.cli_output(
+        &["dkim", "generate", "example.org", "--algorithm", "dsa"],
+        None,
+    );
     assert!(!o.status.success());
 
     let list = keys(&s);
@@ -261,7 +278,10 @@ fn cli_generates_lists_and_removes_keys() {
     assert_eq!(keys(&s).len(), 4);
 
     let out = s.cli(&["dkim", "remove", "example.org", "ed1"]);
-    assert!(out.starts_with("removed DKIM key ed1 for example.org"), "{out}");
+    assert!(
+        out.starts_with("removed DKIM key ed1 for example.org"),
+        "{out}"
+    );
     let o = s.cli_output(&["dkim", "remove", "example.org", "ed1"], None);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no DKIM key ed1"));

@@ -463,14 +463,7 @@ pub trait Store:
 {
 }
 impl<
-    T: Directory
-        + Mailboxes
-        + Queue
-        + Calendars
-        + AccessRules
-        + Stats
-        + DkimKeys
-        + std::fmt::Debug,
+    T: Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + DkimKeys + std::fmt::Debug,
 > Store for T
 {
 }

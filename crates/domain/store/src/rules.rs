@@ -153,14 +153,20 @@ pub(crate) fn stat_deltas(deltas: Vec<(String, u64)>) -> Vec<(String, i64)> {
 /// domain and selector lower case, no final dot; the key not empty.
 pub(crate) fn dkim_key(mut key: crate::DkimKey) -> Result<crate::DkimKey> {
     key.domain = valid_domain_name(&key.domain)?;
-    let selector = key.selector.trim().trim_end_matches('.').to_ascii_lowercase();
+    let selector = key
+        .selector
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     let ok = !selector.is_empty()
         && selector.len() <= 63
         && selector.split('.').all(|label| {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-')
         });
     if !ok {
         return Err(StoreError::Invalid(format!(

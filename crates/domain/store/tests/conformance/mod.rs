@@ -2679,7 +2679,10 @@ pub async fn dkim_keys_add_list_remove(h: &dyn Harness) {
         key("example.org", "s", DkimAlgorithm::RsaSha256, &[]),
     ] {
         assert!(
-            matches!(b.add_dkim_key(bad.clone()).await, Err(StoreError::Invalid(_))),
+            matches!(
+                b.add_dkim_key(bad.clone()).await,
+                Err(StoreError::Invalid(_))
+            ),
             "{bad:?}"
         );
     }
