@@ -123,7 +123,8 @@ impl Settings {
             data_timeout: o.data_timeout,
             max_messages_per_connection: o.max_messages_per_connection.max(1),
             exclusive,
-            dkim_refresh: o.dkim_refresh,
+            // Never a busy loop of store reads.
+            dkim_refresh: o.dkim_refresh.max(Duration::from_millis(100)),
         }
     }
 
