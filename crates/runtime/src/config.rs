@@ -424,6 +424,11 @@ pub struct OutboundConfig {
     /// verifying next hops' certificates (`tls = "verify"`, MTA-STS
     /// enforce) and MTA-STS policy hosts: a private CA.
     pub tls_ca: Option<PathBuf>,
+    /// How often the DKIM signing keys are read again from the store, so
+    /// that `postgate dkim generate`/`remove` (another process, or another
+    /// node) takes effect within this.
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub dkim_refresh: Duration,
 }
 
 /// A STARTTLS policy.
@@ -466,6 +471,7 @@ impl Default for OutboundConfig {
             mta_sts: true,
             mta_sts_port: 443,
             tls_ca: None,
+            dkim_refresh: Duration::from_secs(30),
         }
     }
 }

@@ -707,6 +707,7 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Access(cmd) => access(&shared, cmd, &mut out).await?,
         Command::Block(cmd) => block(store, cmd, &mut out).await?,
         Command::Admin(cmd) => console_admin(store, cmd, &mut out).await?,
+        Command::Dkim(cmd) => crate::dkim::command(store, cmd, &mut out).await?,
         Command::Serve | Command::CheckConfig { .. } | Command::Log(_) | Command::Store(_) => {
             bail!("not an administration command")
         }

@@ -76,6 +76,48 @@ pub enum Command {
     /// The store itself: moving a post office between backends.
     #[command(subcommand)]
     Store(StoreCmd),
+    /// DKIM signing keys (RFC 6376): mail leaving for the Internet is signed
+    /// with every key of its From domain.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
+}
+
+/// `dkim …`
+#[derive(Debug, Subcommand)]
+pub enum DkimCmd {
+    /// Make a signing key for a domain, store it, and print the DNS TXT
+    /// record to publish. Mail is signed with it from the next key refresh
+    /// on (`[outbound] dkim_refresh`), so publish the record first or at
+    /// once. A domain with an RSA and an Ed25519 key gets both signatures
+    /// (RFC 8463 §5): run this once with each algorithm.
+    Generate {
+        /// The domain mail is sent from (the From header's).
+        domain: String,
+        /// The selector; default `pgYYYYMM` with `r` (RSA) or `e` (Ed25519)
+        /// after it, then a number if taken. Rotation is a new selector.
+        #[arg(long)]
+        selector: Option<String>,
+        /// rsa (RSA-2048, rsa-sha256: known to every verifier) or ed25519
+        /// (ed25519-sha256, RFC 8463).
+        #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
+        algorithm: String,
+    },
+    /// List the keys with their DNS records.
+    List {
+        /// Only this domain's.
+        domain: Option<String>,
+        /// Print JSON (domain, selector, algorithm, created, name, txt).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key: mail is no longer signed with it. Remove its DNS
+    /// record a few days later, when no mail signed with it is in transit.
+    Remove {
+        /// The domain.
+        domain: String,
+        /// The selector.
+        selector: String,
+    },
 }
 
 /// `store …`

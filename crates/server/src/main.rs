@@ -5,6 +5,7 @@
 
 mod admin;
 mod cli;
+mod dkim;
 mod logs;
 mod serve;
 

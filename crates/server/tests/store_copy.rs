@@ -82,6 +82,16 @@ fn copied_post_office_needs_no_resync() {
     before.populate("example.org", &[("alice@example.org", "Alice Smith")]);
     before.set_password("alice@example.org", "secret");
     before.cli(&["admin", "grant", "alice@example.org"]);
+    before.cli(&["dkim", "generate", "example.org", "--selector", "r1"]);
+    before.cli(&[
+        "dkim",
+        "generate",
+        "example.org",
+        "--selector",
+        "e1",
+        "--algorithm",
+        "ed25519",
+    ]);
     smtp_fill(before.addr("smtp"), "alice@example.org", MESSAGES);
     let work = tempfile::tempdir().unwrap();
     let local = work.path().join("maildir");
@@ -106,6 +116,7 @@ fn copied_post_office_needs_no_resync() {
     }
     sync(&mbsync, &cfg);
     let validity = before.cli(&["folder", "list", "alice@example.org", "--json"]);
+    let dkim = before.cli(&["dkim", "list", "--json"]);
     before.terminate();
 
     // The move.
@@ -131,6 +142,11 @@ fn copied_post_office_needs_no_resync() {
         after.cli(&["admin", "list"]),
         "alice@example.org\n",
         "console administrators as before"
+    );
+    assert_eq!(
+        after.cli(&["dkim", "list", "--json"]),
+        dkim,
+        "DKIM keys as before (the records are made from the copied private keys)"
     );
     std::fs::write(&cfg, mbsyncrc(&after, &local)).unwrap();
     // mbsync refuses a box whose UIDVALIDITY changed ("error", caught by

@@ -44,6 +44,7 @@ const TABLES: &[(&str, &str, bool)] = &[
     ("access_block", "access_block", false),
     ("console_admin", "console_admin", false),
     ("stat_minute", "stat_minute", false),
+    ("dkim_key", "dkim_key", false),
 ];
 
 /// Where a copy stands, for a progress display.

@@ -436,12 +436,34 @@ pub trait Stats: Send + Sync {
     async fn prune_stats(&self, before: i64) -> Result<u64>;
 }
 
+/// DKIM signing keys (RFC 6376): the private keys the outbound agent signs
+/// with, by domain and selector. Kept where every node sees them, so that
+/// `postgate dkim generate` on one is picked up by all (the agent reads
+/// them again periodically, see `postgate_outbound::dkim`). A domain may
+/// have several keys: the agent signs with each (RSA beside Ed25519, RFC
+/// 8463 §5), and rotating is adding a key under a new selector, then
+/// removing the old one once its DNS record is gone.
+#[async_trait]
+pub trait DkimKeys: Send + Sync {
+    /// Adds a key; its `created` is set to now and the key as stored
+    /// (domain and selector lower-cased) is returned.
+    /// [`StoreError::Exists`] if the domain already has the selector;
+    /// [`StoreError::Invalid`] for a domain or selector that is not a DNS
+    /// name, or an empty key.
+    async fn add_dkim_key(&self, key: DkimKey) -> Result<DkimKey>;
+    /// The keys, all or of one domain, ordered by domain, then selector.
+    async fn dkim_keys(&self, domain: Option<&str>) -> Result<Vec<DkimKey>>;
+    /// Removes a key; whether there was one.
+    async fn remove_dkim_key(&self, domain: &str, selector: &str) -> Result<bool>;
+}
+
 /// The whole store: what engines hold as `Arc<dyn Store>`.
 pub trait Store:
-    Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + std::fmt::Debug
+    Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + DkimKeys + std::fmt::Debug
 {
 }
-impl<T: Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + std::fmt::Debug> Store
-    for T
+impl<
+    T: Directory + Mailboxes + Queue + Calendars + AccessRules + Stats + DkimKeys + std::fmt::Debug,
+> Store for T
 {
 }

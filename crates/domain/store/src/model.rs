@@ -1,7 +1,7 @@
 //! The records the store traits speak.
 use postgate_types::{
     CalendarObject, EmailAddress, Flags, FolderId, FolderRole, ItemContent, ItemKind, ItemSummary,
-    UserId,
+    Secret, UserId,
 };
 
 /// A domain this system serves.
@@ -735,4 +735,57 @@ pub struct StatPoint {
     pub name: String,
     /// What it counted in the bucket, over every node.
     pub value: u64,
+}
+
+/// A DKIM signing algorithm (RFC 6376 §3.3, RFC 8463 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum DkimAlgorithm {
+    /// `rsa-sha256` (RFC 6376 §3.3.1): what every verifier knows.
+    #[serde(rename = "rsa-sha256")]
+    RsaSha256,
+    /// `ed25519-sha256` (RFC 8463 §3): short keys, fast; not yet known to
+    /// every verifier, so sent beside an RSA signature (RFC 8463 §5).
+    #[serde(rename = "ed25519-sha256")]
+    Ed25519Sha256,
+}
+
+impl DkimAlgorithm {
+    /// The `a=` tag value (RFC 6376 §3.5), as the store keeps it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimAlgorithm::RsaSha256 => "rsa-sha256",
+            DkimAlgorithm::Ed25519Sha256 => "ed25519-sha256",
+        }
+    }
+
+    /// From [`DkimAlgorithm::as_str`]'s form.
+    pub fn parse(s: &str) -> Option<DkimAlgorithm> {
+        match s {
+            "rsa-sha256" => Some(DkimAlgorithm::RsaSha256),
+            "ed25519-sha256" => Some(DkimAlgorithm::Ed25519Sha256),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DkimAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A DKIM signing key ([`crate::DkimKeys`]): one selector of a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    /// The signing domain (`d=`, RFC 6376 §3.5): lower case, no final dot.
+    pub domain: String,
+    /// The selector (`s=`, RFC 6376 §3.1): lower case; the public key is
+    /// published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// The algorithm the key is for.
+    pub algorithm: DkimAlgorithm,
+    /// The private key, PKCS#8 DER (RFC 5208).
+    pub private_key: Secret<Vec<u8>>,
+    /// When it was added (Unix seconds); the store sets it.
+    pub created: i64,
 }

@@ -147,3 +147,36 @@ pub(crate) fn stat_deltas(deltas: Vec<(String, u64)>) -> Vec<(String, i64)> {
         .map(|(n, v)| (n, i64::try_from(v).unwrap_or(i64::MAX)))
         .collect()
 }
+
+/// A DKIM key as the store keeps it (RFC 6376 §3.1: the selector is
+/// `sub-domain *( "." sub-domain )`; RFC 6376 §3.5 `d=` is a domain name):
+/// domain and selector lower case, no final dot; the key not empty.
+pub(crate) fn dkim_key(mut key: crate::DkimKey) -> Result<crate::DkimKey> {
+    key.domain = valid_domain_name(&key.domain)?;
+    let selector = key
+        .selector
+        .trim()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let ok = !selector.is_empty()
+        && selector.len() <= 63
+        && selector.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        });
+    if !ok {
+        return Err(StoreError::Invalid(format!(
+            "not a DKIM selector: {:?}",
+            key.selector
+        )));
+    }
+    key.selector = selector;
+    if key.private_key.expose().is_empty() {
+        return Err(StoreError::Invalid("empty DKIM private key".into()));
+    }
+    Ok(key)
+}

@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod mta_sts;
+pub mod dkim;
 mod pool;
 pub mod route;
 mod settle;
@@ -93,6 +94,8 @@ pub struct Settings {
     /// Trust anchors (a PEM file) beside the system's roots, for verified
     /// TLS to next hops and to MTA-STS policy hosts.
     pub tls_ca: Option<PathBuf>,
+    /// How often the DKIM keys are read again from the store.
+    pub dkim_refresh: Duration,
 }
 
 impl Settings {
@@ -133,6 +136,8 @@ impl Settings {
             mta_sts: o.mta_sts,
             mta_sts_port: o.mta_sts_port,
             tls_ca: o.tls_ca.clone(),
+            // Never a busy loop of store reads.
+            dkim_refresh: o.dkim_refresh.max(Duration::from_millis(100)),
         }
     }
 
@@ -165,6 +170,8 @@ pub struct Agent {
     policy: postgate_store::access::Policy,
     /// MTA-STS policies (RFC 8461); `None` when `[outbound] mta_sts` is off.
     mta_sts: Option<mta_sts::Resolver>,
+    /// DKIM keys, parsed, refreshed from the store while running.
+    dkim: Arc<dkim::Signer>,
 }
 
 /// How often the queue's depth is sampled for the counters.
@@ -215,6 +222,7 @@ impl Agent {
             mta_sts::Resolver::new(dns, connector.clone(), settings.mta_sts_port)
         });
         Ok(Arc::new(Agent {
+            dkim: Arc::new(dkim::Signer::new(delivery.store().clone())),
             policy,
             settings,
             delivery,
@@ -235,6 +243,14 @@ impl Agent {
                 Err(e) => tracing::error!(error = %e, "outbound: cannot release leases"),
             }
         }
+        if let Err(e) = self.dkim.refresh().await {
+            tracing::error!(error = %e, "outbound: cannot read the DKIM keys");
+        }
+        let dkim_refresh = tokio::spawn(
+            self.dkim
+                .clone()
+                .refresh_every(self.settings.dkim_refresh, shutdown.clone()),
+        );
         let signal = self.delivery.queue_signal();
         // The queue's depth by state, sampled for the counters.
         let sampler = {
@@ -305,6 +321,7 @@ impl Agent {
         let _ = tokio::time::timeout(Duration::from_secs(10), workers.acquire_many(all)).await;
         self.pool.close_all().await;
         sampler.abort();
+        dkim_refresh.abort();
     }
 
     /// Sends every job for one domain.
@@ -322,7 +339,7 @@ impl Agent {
             // Never connected to.
             for job in &jobs {
                 let all = vec![verdict.clone(); job.rcpts.len()];
-                self.settle(job, &all, None, None).await;
+                self.settle(job, &all, None, None, None).await;
             }
             return;
         }
@@ -339,7 +356,7 @@ impl Agent {
                 };
                 for job in &jobs {
                     let all = vec![verdict.clone(); job.rcpts.len()];
-                    self.settle(job, &all, None, None).await;
+                    self.settle(job, &all, None, None, None).await;
                 }
                 return;
             }
@@ -397,10 +414,10 @@ impl Agent {
                         // No host takes connections: everything for this
                         // domain waits for its next try.
                         let all = vec![verdict.clone(); job.rcpts.len()];
-                        self.settle(&job, &all, None, None).await;
+                        self.settle(&job, &all, None, None, None).await;
                         for job in jobs.by_ref() {
                             let all = vec![verdict.clone(); job.rcpts.len()];
-                            self.settle(&job, &all, None, None).await;
+                            self.settle(&job, &all, None, None, None).await;
                         }
                         return;
                     }
@@ -423,16 +440,24 @@ impl Agent {
                         Verdict::permanent("5.3.0", "message content missing");
                         job.rcpts.len()
                     ];
-                    self.settle(&job, &all, None, None).await;
+                    self.settle(&job, &all, None, None, None).await;
                     continue;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "outbound: cannot read a queued message");
                     let all = vec![Verdict::temporary("4.3.0", &e.to_string()); job.rcpts.len()];
-                    self.settle(&job, &all, None, None).await;
+                    self.settle(&job, &all, None, None, None).await;
                     continue;
                 }
             };
+            // RFC 6376: signed just before it goes, once per attempt.
+            let envelope_domain = job
+                .message
+                .outbound
+                .mail_from
+                .rsplit_once('@')
+                .map_or("", |(_, d)| d);
+            let (data, dkim) = self.dkim.sign(data, envelope_domain).await;
             let verdicts = s
                 .send(
                     &job.message.outbound,
@@ -442,7 +467,8 @@ impl Agent {
                 )
                 .await;
             let broken = s.is_broken();
-            self.settle(&job, &verdicts, Some(&*s), Some(&data)).await;
+            self.settle(&job, &verdicts, Some(&*s), Some(&data), Some(&dkim))
+                .await;
             if broken {
                 session = None;
                 // The next job reconnects; it is not charged for this one's
@@ -623,13 +649,15 @@ impl Agent {
     /// for: a crash between the two repeats a DSN rather than losing one.
     /// `session` is the connection the verdicts came from (`None` when none
     /// was made). `data` is the message when the caller has it; it is read
-    /// only if a DSN (or accounting, for its Message-ID) needs it.
+    /// only if a DSN (or accounting, for its Message-ID) needs it. `dkim`:
+    /// how the message sent was signed, for the accounting record.
     async fn settle(
         &self,
         job: &Job,
         verdicts: &[Verdict],
         session: Option<&Session>,
         data: Option<&[u8]>,
+        dkim: Option<&dkim::Outcome>,
     ) {
         let peer = session.map(|s| (s.peer_name(), s.has_dsn()));
         let now = now();
@@ -690,7 +718,9 @@ impl Agent {
             None => &[],
         };
         if accounting.is_on() {
-            accounting.record(&settle::out_record(job, verdicts, &plan, session, data));
+            accounting.record(&settle::out_record(
+                job, verdicts, &plan, session, data, dkim,
+            ));
         }
         if !plan.report.is_empty() {
             counters.dsns.inc();

@@ -114,6 +114,7 @@ pub(crate) fn out_record(
     plan: &Plan,
     session: Option<&Session>,
     data: &[u8],
+    dkim: Option<&crate::dkim::Outcome>,
 ) -> Record {
     let m = &job.message;
     let mut r = Record::new(Direction::Out);
@@ -144,6 +145,16 @@ pub(crate) fn out_record(
     r.size = m.size;
     if let Some(mode) = job.mta_sts {
         r.checks.insert("mta_sts".into(), mode.into());
+    }
+    // The algorithms of the DKIM signatures the message went with.
+    match dkim {
+        Some(crate::dkim::Outcome::Signed(algorithms)) => {
+            r.checks.insert("dkim_sign".into(), algorithms.join(","));
+        }
+        Some(crate::dkim::Outcome::Error(_)) => {
+            r.checks.insert("dkim_sign".into(), "error".into());
+        }
+        Some(crate::dkim::Outcome::NoKey) | None => {}
     }
     if let Some(s) = session {
         r.peer = Some(s.addr().ip().to_string());
@@ -207,6 +218,7 @@ mod tests {
             mta_sts: true,
             mta_sts_port: 443,
             tls_ca: None,
+            dkim_refresh: Duration::from_secs(30),
         }
     }
 

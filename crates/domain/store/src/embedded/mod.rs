@@ -15,6 +15,7 @@ mod access;
 
 mod calendar;
 mod directory;
+mod dkim;
 mod mailboxes;
 mod messages;
 mod queue;

@@ -266,6 +266,19 @@ CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);
 CREATE INDEX queue_rcpt_state ON queue_rcpt (status, leased, attempts, queue_id);
 CREATE INDEX queue_created ON queue (created);
 "#,
+    // 7: DKIM signing keys (RFC 6376), one per (domain, selector): the
+    // algorithm (`a=`: rsa-sha256 or ed25519-sha256) and the private key
+    // as PKCS#8 DER.
+    r#"
+CREATE TABLE dkim_key (
+    domain      TEXT NOT NULL,
+    selector    TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,
+    private_key BLOB NOT NULL,
+    created     INTEGER NOT NULL,
+    PRIMARY KEY (domain, selector)
+) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 /// The migration (counted from 1) that adds `user.search_key`: the users

@@ -28,6 +28,7 @@ mod access;
 mod batch;
 mod calendar;
 mod directory;
+mod dkim;
 mod listener;
 mod mailboxes;
 mod messages;

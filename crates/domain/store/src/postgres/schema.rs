@@ -267,6 +267,17 @@ CREATE INDEX queue_rcpt_domain ON queue_rcpt (domain, queue_id);
 CREATE INDEX queue_rcpt_state ON queue_rcpt (status, leased, attempts, queue_id);
 CREATE INDEX queue_created ON queue (created);
 "#,
+    // 4: DKIM signing keys, as in the embedded store's migration 7.
+    r#"
+CREATE TABLE dkim_key (
+    domain      TEXT NOT NULL,
+    selector    TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,
+    private_key BYTEA NOT NULL,
+    created     BIGINT NOT NULL,
+    PRIMARY KEY (domain, selector)
+);
+"#,
 ];
 
 /// The migration (counted from 1) that adds `users.search_key`: the users

@@ -53,6 +53,7 @@ macro_rules! suite {
             user_update,
             queue_page_filters_and_counts,
             stats_history_sums_nodes_and_buckets,
+            dkim_keys_add_list_remove,
         );
         suite!(@multi_thread $make;
             two_handles_claim_every_due_recipient_once,
@@ -2611,4 +2612,107 @@ pub async fn stats_history_sums_nodes_and_buckets(h: &dyn Harness) {
         a.stats_history(m0, 60).await.unwrap()[0],
         p(m0, "messages_in", 2)
     );
+}
+
+/// DKIM keys: added under (domain, selector) once, listed in order (all or
+/// by domain) with their bytes as given, seen by another handle, removed.
+pub async fn dkim_keys_add_list_remove(h: &dyn Harness) {
+    use postgate_store::{DkimAlgorithm, DkimKey};
+    let a = h.open().await;
+    let b = h.open().await;
+    let key = |domain: &str, selector: &str, algorithm, bytes: &[u8]| DkimKey {
+        domain: domain.into(),
+        selector: selector.into(),
+        algorithm,
+        private_key: Secret::new(bytes.to_vec()),
+        created: 0,
+    };
+    assert!(a.dkim_keys(None).await.unwrap().is_empty());
+    let before = chrono_now();
+    let added = a
+        .add_dkim_key(key(
+            "Example.ORG.",
+            "PG202601R",
+            DkimAlgorithm::RsaSha256,
+            &[0, 1, 2, 255],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (added.domain.as_str(), added.selector.as_str()),
+        ("example.org", "pg202601r"),
+        "stored lower case, without the final dot"
+    );
+    assert!(added.created >= before && added.created <= chrono_now() + 1);
+    a.add_dkim_key(key(
+        "example.org",
+        "pg202601e",
+        DkimAlgorithm::Ed25519Sha256,
+        &[9; 48],
+    ))
+    .await
+    .unwrap();
+    a.add_dkim_key(key(
+        "another.test",
+        "s1",
+        DkimAlgorithm::Ed25519Sha256,
+        &[7; 48],
+    ))
+    .await
+    .unwrap();
+    // The primary key is (domain, selector), case-folded.
+    assert!(matches!(
+        b.add_dkim_key(key(
+            "example.org",
+            "PG202601E",
+            DkimAlgorithm::RsaSha256,
+            &[1]
+        ))
+        .await,
+        Err(StoreError::Exists(_))
+    ));
+    for bad in [
+        key("example.org", "", DkimAlgorithm::RsaSha256, &[1]),
+        key("example.org", "a b", DkimAlgorithm::RsaSha256, &[1]),
+        key("example.org", "-x", DkimAlgorithm::RsaSha256, &[1]),
+        key("not a domain", "s", DkimAlgorithm::RsaSha256, &[1]),
+        key("example.org", "s", DkimAlgorithm::RsaSha256, &[]),
+    ] {
+        assert!(
+            matches!(
+                b.add_dkim_key(bad.clone()).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    let all = b.dkim_keys(None).await.unwrap();
+    let names: Vec<(&str, &str, DkimAlgorithm)> = all
+        .iter()
+        .map(|k| (k.domain.as_str(), k.selector.as_str(), k.algorithm))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("another.test", "s1", DkimAlgorithm::Ed25519Sha256),
+            ("example.org", "pg202601e", DkimAlgorithm::Ed25519Sha256),
+            ("example.org", "pg202601r", DkimAlgorithm::RsaSha256),
+        ]
+    );
+    assert_eq!(all[2].private_key.expose(), &[0, 1, 2, 255]);
+    assert_eq!(all[1].private_key.expose(), &[9; 48]);
+    let one = b.dkim_keys(Some("EXAMPLE.org")).await.unwrap();
+    assert_eq!(one.len(), 2);
+    assert!(one.iter().all(|k| k.domain == "example.org"));
+    assert!(b.dkim_keys(Some("nowhere.test")).await.unwrap().is_empty());
+    assert!(b.remove_dkim_key("example.org", "PG202601R").await.unwrap());
+    assert!(!a.remove_dkim_key("example.org", "pg202601r").await.unwrap());
+    let left: Vec<String> = a
+        .dkim_keys(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| format!("{}/{}", k.domain, k.selector))
+        .collect();
+    assert_eq!(left, ["another.test/s1", "example.org/pg202601e"]);
 }
