@@ -17,8 +17,8 @@
 #![deny(missing_docs)]
 
 pub mod client;
-pub mod mta_sts;
 pub mod dkim;
+pub mod mta_sts;
 mod pool;
 pub mod route;
 mod settle;
@@ -384,7 +384,7 @@ impl Agent {
                     Err(verdict) => {
                         for job in &jobs {
                             let all = vec![verdict.clone(); job.rcpts.len()];
-                            self.settle(job, &all, None, None).await;
+                            self.settle(job, &all, None, None, None).await;
                         }
                         return;
                     }

@@ -21,6 +21,7 @@
 //! reverse DNS, HELO, the message rate limit).
 #![deny(missing_docs)]
 
+mod authn;
 pub mod checks;
 mod cmd;
 pub mod reply;

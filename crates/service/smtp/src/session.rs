@@ -63,6 +63,13 @@ pub(crate) struct Transaction {
     /// The smallest size limit of the classes of service involved (0: the
     /// server's).
     pub class_max: u64,
+    /// The SPF result of MAIL FROM, when mail is verified (`[smtp.checks]
+    /// verify`), for Authentication-Results and DMARC.
+    pub spf: Option<postgate_dns::mail_auth::SpfOutput>,
+    /// A check asked for this message to be filed in Junk.
+    pub junk: bool,
+    /// Each check's outcome, for the accounting record.
+    pub checks: Vec<(&'static str, String)>,
 }
 
 /// Where the session is in RFC 5321's command sequence (§4.1.4).

@@ -40,6 +40,9 @@ impl Session {
         match self.read_data(&mut message, limit).await {
             Ok(true) => {
                 self.fix_up(&mut message, trace, &id);
+                if let Some(refused) = self.verify(&mut message, trace).await {
+                    return refused;
+                }
                 self.deliver(id, message).await
             }
             Ok(false) => {
@@ -119,7 +122,44 @@ impl Session {
         message.extend_from_slice(&buffer);
         drop(buffer);
         self.fix_up(&mut message, trace, &id);
+        if let Some(refused) = self.verify(&mut message, trace).await {
+            return refused;
+        }
         self.deliver(id, message).await
+    }
+
+    /// Mail authentication at the end of the data, when this session's
+    /// mail is verified: Authentication-Results written into the message,
+    /// and the refusal when a policy refuses it (the transaction ends).
+    async fn verify(&mut self, message: &mut Vec<u8>, trace: usize) -> Option<Reply> {
+        if !self.verifies() {
+            return None;
+        }
+        let (helo, mut tx) = match std::mem::replace(&mut self.state, State::Fresh) {
+            State::Mail(helo, tx) => (helo, tx),
+            other => {
+                self.state = other;
+                return None;
+            }
+        };
+        let verdict = self.authenticate(&mut tx, &helo.name, message, trace).await;
+        match verdict {
+            crate::authn::Verdict::Accept { junk } => {
+                tx.junk |= junk;
+                self.state = State::Mail(helo, tx);
+                None
+            }
+            crate::authn::Verdict::Refuse(reply) => {
+                tracing::info!(
+                    peer = %self.peer,
+                    from = %tx.mail_from,
+                    reply = %reply.lines.join(" "),
+                    "message refused by mail authentication"
+                );
+                self.state = State::Ready(helo);
+                Some(reply)
+            }
+        }
     }
 
     /// Submission fix-ups (RFC 6409 §8.2, §8.3), for an authenticated
@@ -246,6 +286,9 @@ impl Session {
             // Past MAIL: the limit was not reached.
             checks.push(("mailbomb", "pass".into()));
         }
+        // Mail authentication's outcomes (`verify`).
+        checks.extend(tx.checks.iter().cloned());
+        let junk = junk || tx.junk;
         Envelope {
             peer_reverse,
             junk,

@@ -127,6 +127,17 @@ impl Session {
         } else {
             None
         };
+        // RFC 7208 §2.4: SPF of the MAIL FROM identity, before any
+        // recipient, so a `fail` under `spf = "reject"` costs no data.
+        let spf = if self.verifies() {
+            let (spf, refuse) = self.check_spf(&helo.name, &from.address).await;
+            if let Some(reply) = refuse {
+                return reply;
+            }
+            Some(spf)
+        } else {
+            None
+        };
         self.commands_since_mail = 0;
         self.state = State::Mail(
             helo,
@@ -137,6 +148,7 @@ impl Session {
                 body,
                 smtputf8,
                 class_max,
+                spf,
                 ..Transaction::default()
             },
         );
