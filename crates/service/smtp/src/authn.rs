@@ -10,7 +10,7 @@
 //! domain's policy (p=reject: `550 5.7.1` after the data; p=quarantine:
 //! Junk; RFC 7489 §6.6.4).
 use crate::reply::Reply;
-use crate::session::{Session, Transaction};
+use crate::session::{Session, TxAuth};
 use postgate_dns::mail_auth::common::headers::HeaderWriter;
 use postgate_dns::mail_auth::dmarc::Policy;
 use postgate_dns::mail_auth::dmarc::verify::DmarcParameters;
@@ -83,10 +83,11 @@ impl Session {
     /// DKIM, ARC and DMARC over a message at the end of its data; writes
     /// Authentication-Results into `message` (after our trace fields, which
     /// end at `trace`) and removes forged ones. The transaction's SPF result
-    /// came from MAIL FROM.
+    /// came from MAIL FROM (`tx.spf`).
     pub(crate) async fn authenticate(
         &self,
-        tx: &mut Transaction,
+        tx: &mut TxAuth,
+        mail_from: &str,
         helo: &str,
         message: &mut Vec<u8>,
         trace: usize,
@@ -98,7 +99,7 @@ impl Session {
         let checks = &self.settings.config.checks;
         let spf = match tx.spf.take() {
             Some(spf) => spf,
-            None => self.check_spf(helo, &tx.mail_from).await.0,
+            None => self.check_spf(helo, mail_from).await.0,
         };
         let (header, junk, refuse, results) = {
             let body = &message[trace..];
@@ -107,9 +108,11 @@ impl Session {
                 // DKIM, ARC or DMARC to evaluate.
                 tx.checks.push(("spf", spf_name(spf.result()).to_string()));
                 let header = AuthenticationResults::new(host)
-                    .with_spf_mailfrom_result(&spf, ip, &tx.mail_from, helo)
+                    .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
                     .to_header();
-                let junk = spf.result() == SpfResult::Fail && checks.spf == CheckAction::Junk;
+                let junk = spf.result() == SpfResult::Fail
+                    && checks.spf == CheckAction::Junk
+                    && !self.policy_exempt();
                 insert_results(message, trace, host, &header);
                 return Verdict::Accept { junk };
             };
@@ -118,8 +121,7 @@ impl Session {
                 auth.verify_dkim(dns.params(&parsed)),
                 auth.verify_arc(dns.params(&parsed))
             );
-            let mail_from_domain = tx
-                .mail_from
+            let mail_from_domain = mail_from
                 .rsplit_once('@')
                 .map_or(helo, |(_, d)| d)
                 .to_string();
@@ -137,7 +139,7 @@ impl Session {
             let header_from = parsed.from.first().map(String::as_str).unwrap_or("");
             let header = AuthenticationResults::new(host)
                 .with_dkim_results(&dkim, header_from)
-                .with_spf_mailfrom_result(&spf, ip, &tx.mail_from, helo)
+                .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
                 .with_arc_result(&arc, ip)
                 .with_dmarc_result(&dmarc)
                 .to_header();

@@ -63,12 +63,19 @@ pub(crate) struct Transaction {
     /// The smallest size limit of the classes of service involved (0: the
     /// server's).
     pub class_max: u64,
-    /// The SPF result of MAIL FROM, when mail is verified (`[smtp.checks]
-    /// verify`), for Authentication-Results and DMARC.
+    /// Mail authentication's state, when mail is verified (`[smtp.checks]
+    /// verify`).
+    pub auth: Option<Box<TxAuth>>,
+}
+
+/// What mail authentication found in one transaction.
+#[derive(Debug, Default)]
+pub(crate) struct TxAuth {
+    /// The SPF result of MAIL FROM, for Authentication-Results and DMARC.
     pub spf: Option<postgate_dns::mail_auth::SpfOutput>,
-    /// A check asked for this message to be filed in Junk.
+    /// A policy asked for this message to be filed in Junk.
     pub junk: bool,
-    /// Each check's outcome, for the accounting record.
+    /// Each outcome, for the accounting record.
     pub checks: Vec<(&'static str, String)>,
 }
 

@@ -142,10 +142,14 @@ impl Session {
                 return None;
             }
         };
-        let verdict = self.authenticate(&mut tx, &helo.name, message, trace).await;
+        let mut auth = tx.auth.take().unwrap_or_default();
+        let verdict = self
+            .authenticate(&mut auth, &tx.mail_from, &helo.name, message, trace)
+            .await;
         match verdict {
             crate::authn::Verdict::Accept { junk } => {
-                tx.junk |= junk;
+                auth.junk |= junk;
+                tx.auth = Some(auth);
                 self.state = State::Mail(helo, tx);
                 None
             }
@@ -287,8 +291,10 @@ impl Session {
             checks.push(("mailbomb", "pass".into()));
         }
         // Mail authentication's outcomes (`verify`).
-        checks.extend(tx.checks.iter().cloned());
-        let junk = junk || tx.junk;
+        if let Some(auth) = &tx.auth {
+            checks.extend(auth.checks.iter().cloned());
+        }
+        let junk = junk || tx.auth.as_ref().is_some_and(|a| a.junk);
         Envelope {
             peer_reverse,
             junk,

@@ -129,12 +129,15 @@ impl Session {
         };
         // RFC 7208 §2.4: SPF of the MAIL FROM identity, before any
         // recipient, so a `fail` under `spf = "reject"` costs no data.
-        let spf = if self.verifies() {
+        let auth = if self.verifies() {
             let (spf, refuse) = self.check_spf(&helo.name, &from.address).await;
             if let Some(reply) = refuse {
                 return reply;
             }
-            Some(spf)
+            Some(Box::new(crate::session::TxAuth {
+                spf: Some(spf),
+                ..Default::default()
+            }))
         } else {
             None
         };
@@ -148,7 +151,7 @@ impl Session {
                 body,
                 smtputf8,
                 class_max,
-                spf,
+                auth,
                 ..Transaction::default()
             },
         );
