@@ -206,21 +206,21 @@ impl Agent {
         policy: postgate_store::access::Policy,
         dns: postgate_dns::Dns,
     ) -> Result<Arc<Agent>, String> {
-        let router = Router::new(&settings, &dns)?;
+        // MX lookups and MTA-STS see the same DNS: the shared resolver, or
+        // `[outbound] resolver` when that overrides it.
+        let dns = match settings.resolver {
+            Some(addr) => postgate_dns::Dns::new(&[addr], 1024, Duration::from_secs(5))?,
+            None => dns,
+        };
+        let router = Router::new(&dns);
         let extra_roots = match &settings.tls_ca {
             Some(path) => load_certificates(path)?,
             None => Vec::new(),
         };
         let connector = client::Connector::new(extra_roots)?;
-        let mta_sts = settings.mta_sts.then(|| {
-            // MTA-STS looks at the DNS the MX lookups see: the shared
-            // resolver, or `[outbound] resolver` when that overrides it.
-            let dns = match settings.resolver {
-                Some(_) => postgate_dns::Dns::from_resolver(router.resolver().clone(), 256),
-                None => dns,
-            };
-            mta_sts::Resolver::new(dns, connector.clone(), settings.mta_sts_port)
-        });
+        let mta_sts = settings
+            .mta_sts
+            .then(|| mta_sts::Resolver::new(dns, connector.clone(), settings.mta_sts_port));
         Ok(Arc::new(Agent {
             dkim: Arc::new(dkim::Signer::new(delivery.store().clone())),
             policy,

@@ -1,10 +1,8 @@
 //! Where mail for a domain goes: the route table, the smart host, or the
 //! domain's MX hosts (RFC 5321 §5.1, RFC 7505 null MX).
 use crate::Settings;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::RData;
-use hickory_resolver::{Resolver, TokioResolver};
 use std::net::IpAddr;
 
 /// A host to try.
@@ -78,30 +76,12 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router asking `settings.resolver` (`[outbound] resolver`, an
-    /// override), else the server's one resolver.
-    pub fn new(settings: &Settings, dns: &postgate_dns::Dns) -> Result<Router, String> {
-        let resolver = match settings.resolver {
-            Some(addr) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                ns.connections = vec![udp, tcp];
-                let config = ResolverConfig::from_name_servers(vec![ns]);
-                Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-                    .build()
-                    .map_err(|e| format!("resolver: {e}"))?
-            }
-            None => dns.resolver().clone(),
-        };
-        Ok(Router { resolver })
-    }
-
-    /// The resolver MX lookups use.
-    pub fn resolver(&self) -> &TokioResolver {
-        &self.resolver
+    /// A router asking `dns`: the server's one resolver, or the one
+    /// `[outbound] resolver` makes (see [`crate::Agent::new`]).
+    pub fn new(dns: &postgate_dns::Dns) -> Router {
+        Router {
+            resolver: dns.resolver().clone(),
+        }
     }
 
     /// The next hops for `domain`: a route, else the smart host, else MX.
