@@ -45,14 +45,25 @@ verify = true
 spf = "junk"
 dmarc = "honour"'
 
-pg_start "$DNS"
+# pg_stop (which pg_start installs as the EXIT trap, and which runs when a
+# start fails) also stops the first server and the DNS.
+OFF_PID= OFF_DIR=
+eval "orig_$(declare -f pg_stop)"
+pg_stop() {
+  kill $OFF_PID $DNS_PID 2>/dev/null; wait $OFF_PID $DNS_PID 2>/dev/null
+  rm -rf "$OFF_DIR" "$DNS_OUT"; orig_pg_stop
+}
+# Both servers run at once: every listener on a port of its own.
+PORTS='submission = ["127.0.0.1:0"]
+smtps = ["127.0.0.1:0"]'
+pg_start "$PORTS
+$DNS"
 OFF_DIR=$PG_DIR OFF_PID=$PG_PID OFF_PORT=$PG_SMTP_PORT OFF_CONF=$PG_CONF
 PG_PID= PG_DIR=
-pg_start "$CHECKS
+pg_start "$PORTS
+$CHECKS
 $DNS"
 ON_PORT=$PG_SMTP_PORT ON_CONF=$PG_CONF
-# pg_start stops only the server it started last: stop the other and the DNS too.
-trap 'kill $OFF_PID $DNS_PID 2>/dev/null; wait $OFF_PID $DNS_PID 2>/dev/null; rm -rf "$OFF_DIR" "$DNS_OUT"; pg_stop' EXIT
 
 # run PORT COUNT: one smtp-source load; prints a summary line.
 run() {
