@@ -30,8 +30,11 @@ tls = \"none\"
 dkim_refresh = \"1s\"
 [outbound.routes]
 \"relay.test\" = \"[127.0.0.1]:$SINK_PORT\""
-"$PG_BIN" --config "$PG_CONF" dkim generate signed.test >/dev/null
-"$PG_BIN" --config "$PG_CONF" dkim generate signed.test --algorithm ed25519 >/dev/null
+# ALGORITHMS: the keys signed.test gets ("rsa ed25519" by default: dual
+# signing; "ed25519" or "rsa" alone to see each one's cost).
+for alg in ${ALGORITHMS:-rsa ed25519}; do
+  "$PG_BIN" --config "$PG_CONF" dkim generate signed.test --algorithm "$alg" >/dev/null
+done
 echo "keys: $("$PG_BIN" --config "$PG_CONF" dkim list | grep -v '^ ' | cut -f1-3 | tr '\t\n' ' ;')"
 sleep 2 # the agent's next key refresh
 
@@ -84,6 +87,6 @@ p=$(printf '%s\n' "${plain[@]}" | median)
 s=$(printf '%s\n' "${signed[@]}" | median)
 errors=$(grep -c "dkim: sign" "$PG_DIR/stderr" "$PG_DIR/stdout" 2>/dev/null | awk -F: '{n+=$2} END {print n+0}')
 echo "unsigned median_msgs_per_s=$p"
-echo "signed   median_msgs_per_s=$s (RSA-2048 + Ed25519 signature on each)"
+echo "signed   median_msgs_per_s=$s (signatures on each: ${ALGORITHMS:-rsa ed25519})"
 echo "signing errors logged: $errors"
 echo "ratio signed/unsigned = $(ratio "$s" "$p") (goal >= 0.80)"
