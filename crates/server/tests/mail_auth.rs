@@ -111,9 +111,10 @@ fn plain(from: &str, subject: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Interop needs Python's smtplib and dkimpy (with PyNaCl for Ed25519).
+/// Interop needs Python's smtplib and dkimpy (with PyNaCl for Ed25519,
+/// authres for ARC).
 fn ready() -> bool {
-    python_module("dkim") && python_module("nacl")
+    python_module("dkim") && python_module("nacl") && python_module("authres")
 }
 
 #[test]
@@ -227,6 +228,44 @@ fn dkim_signatures_by_a_third_party_signer() {
     );
     assert!(!ar.contains("dkim=pass"), "{ar}");
     assert!(ar.contains("spf=pass"), "{ar}");
+
+    // Forwarded: a forwarder (authserv-id signed.test) sealed its
+    // Authentication-Results into an ARC set (RFC 8617 §4) with dkimpy; the
+    // chain validates (arc=pass), and no longer does once the message is
+    // changed after sealing (§5.2: the ARC-Message-Signature's body hash).
+    let mut forwarded =
+        b"Authentication-Results: signed.test; spf=pass smtp.mailfrom=a@pass.test\r\n".to_vec();
+    forwarded.extend(plain("a@pass.test", "forwarded"));
+    let path = dir.path().join("m.eml");
+    std::fs::write(&path, &forwarded).unwrap();
+    let (ok, _, err) = python(
+        DKIM,
+        &[
+            "arc".into(),
+            dir.path().join("rsa1").display().to_string(),
+            "signed.test".into(),
+            "rsa1".into(),
+            path.display().to_string(),
+        ],
+    )
+    .unwrap();
+    assert!(ok, "arc: {err}");
+    let sealed = std::fs::read(&path).unwrap();
+    let r = send(&s, "a@pass.test", &sealed).unwrap();
+    assert_eq!(code(&r, "data"), 250, "{r}");
+    let ar = results(stored(&s, "Inbox").last().unwrap());
+    assert!(ar.contains("arc=pass"), "{ar}");
+    let mut broken = sealed.clone();
+    let at = broken.len() - 4;
+    broken[at] = b'X';
+    let r = send(&s, "a@pass.test", &broken).unwrap();
+    assert_eq!(code(&r, "data"), 250, "{r}");
+    let ar = results(stored(&s, "Inbox").last().unwrap());
+    assert!(
+        ar.contains("arc=neutral (body hash did not verify)") || ar.contains("arc=fail"),
+        "{ar}"
+    );
+    assert!(!ar.contains("arc=pass"), "{ar}");
 
     // Changed, and sent from an address whose SPF does not align: DMARC
     // fails and p=reject refuses it after the data.

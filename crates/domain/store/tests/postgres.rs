@@ -139,7 +139,7 @@ async fn migration_fills_in_search_keys() {
     client
         .batch_execute(
             "ALTER TABLE users DROP COLUMN search_key;
-             DROP TABLE console_admin, stat_minute;
+             DROP TABLE console_admin, stat_minute, dkim_key;
              DROP INDEX queue_rcpt_domain, queue_rcpt_state, queue_created;
              UPDATE schema_version SET version = 2;",
         )
