@@ -100,6 +100,19 @@ async fn import_ldif(
         .into_iter()
         .map(|d| d.name.to_lowercase())
         .collect();
+    // Every entry's domain is checked before anyone is added: a file with an
+    // unserved domain (without --add-domains) imports nothing, rather than
+    // whatever the concurrent adds had committed when the check failed.
+    if !add_domains {
+        for e in &entries {
+            if let Some((_, mail)) = e.iter().find(|(a, _)| a == "mail") {
+                let domain = addr(mail)?.domain().to_lowercase();
+                if !served.contains(&domain) {
+                    bail!("{mail}: domain {domain} is not served (add it, or use --add-domains)");
+                }
+            }
+        }
+    }
     let (mut imported, mut present, mut skipped) = (0, 0, 0);
     let mut tasks = tokio::task::JoinSet::new();
     for e in entries {
@@ -111,9 +124,7 @@ async fn import_ldif(
         let address = addr(&mail)?;
         let domain = address.domain().to_lowercase();
         if !served.contains(&domain) {
-            if !add_domains {
-                bail!("{mail}: domain {domain} is not served (add it, or use --add-domains)");
-            }
+            // Only with --add-domains (checked above).
             store.add_domain(&domain).await?;
             served.insert(domain);
         }
