@@ -166,7 +166,7 @@ impl Sink {
     pub fn start(opts: SinkOptions) -> Sink {
         let tls = opts.starttls.then(|| match &opts.identity {
             Some(identity) => identity.server_config(),
-            None => server_config(&opts.name),
+            None => crate::ca::Identity::self_signed(&[&opts.name]).server_config(),
         });
         let listener = TcpListener::bind(("127.0.0.1", opts.port)).expect("bind sink");
         let addr = listener.local_addr().expect("sink address");
@@ -308,30 +308,6 @@ impl Drop for Sink {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
-}
-
-/// A TLS server configuration with a fresh self-signed certificate for `name`.
-fn server_config(name: &str) -> Arc<rustls::ServerConfig> {
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let mut params =
-        rcgen::CertificateParams::new(vec![name.to_string()]).expect("certificate parameters");
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let key = rcgen::KeyPair::generate().expect("generate key");
-    let cert = params.self_signed(&key).expect("self-sign certificate");
-    let chain = vec![CertificateDer::from(cert.der().to_vec())];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .expect("TLS server configuration");
-    Arc::new(config)
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
