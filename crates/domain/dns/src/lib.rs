@@ -94,7 +94,7 @@ impl Dns {
     }
 
     /// Over an existing resolver.
-    pub fn from_resolver(resolver: TokioResolver, cache_size: usize) -> Dns {
+    fn from_resolver(resolver: TokioResolver, cache_size: usize) -> Dns {
         let n = cache_size.max(16);
         Dns {
             inner: Arc::new(Inner {
@@ -154,6 +154,15 @@ impl Dns {
             .ipv6_lookup(name, Some(&self.inner.ipv6))
             .await
         {
+            Ok(set) => Ok(set.rrset),
+            Err(e) if not_found(&e) => Ok(Arc::from([])),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The MX records of `name` (cached); empty when it has none.
+    pub async fn mx(&self, name: &str) -> Result<Arc<[MX]>, String> {
+        match self.inner.auth.mx_lookup(name, Some(&self.inner.mx)).await {
             Ok(set) => Ok(set.rrset),
             Err(e) if not_found(&e) => Ok(Arc::from([])),
             Err(e) => Err(e.to_string()),

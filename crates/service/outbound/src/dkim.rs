@@ -201,16 +201,19 @@ impl Signer {
         if keys.is_empty() {
             return outcome_of((message, Outcome::NoKey));
         }
-        let domain = from_domain(&message).unwrap_or_else(|| envelope_domain.to_ascii_lowercase());
+        // The header fields, read once for the signing domain and `h=`.
+        let present = fields(&message);
+        let domain = domain_of(&present).unwrap_or_else(|| envelope_domain.to_ascii_lowercase());
         let Some(loaded) = keys.get(domain.trim_end_matches('.')).cloned() else {
             return outcome_of((message, Outcome::NoKey));
         };
+        let names = names_of(&present);
         // RSA signing and body hashing take milliseconds: off the async
         // threads. The message is shared, not copied, with the task.
         let message = Arc::new(message);
         let signed = tokio::task::spawn_blocking({
             let message = message.clone();
-            move || sign_with(&loaded, &domain, &signed_names(&message), &message)
+            move || sign_with(&loaded, &domain, &names, &message)
         })
         .await
         .unwrap_or_else(|e| Err(format!("signing task: {e}")));
@@ -318,8 +321,13 @@ fn fields(message: &[u8]) -> Vec<(&str, String)> {
 
 /// The names to sign (`h=`): those of [`SIGNED`] the message has, in that
 /// order, and From again (RFC 6376 §8.15).
+#[cfg(test)]
 fn signed_names(message: &[u8]) -> Vec<&'static str> {
-    let present = fields(message);
+    names_of(&fields(message))
+}
+
+/// [`signed_names`] from the fields already read.
+fn names_of(present: &[(&str, String)]) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = SIGNED
         .iter()
         .copied()
@@ -332,7 +340,12 @@ fn signed_names(message: &[u8]) -> Vec<&'static str> {
 /// The domain of the From field's first address (RFC 5322 §3.6.2),
 /// lower case; `None` without a From field or an address in it.
 pub fn from_domain(message: &[u8]) -> Option<String> {
-    let (_, value) = fields(message).into_iter().find(|(n, _)| *n == "From")?;
+    domain_of(&fields(message))
+}
+
+/// [`from_domain`] from the fields already read.
+fn domain_of(present: &[(&str, String)]) -> Option<String> {
+    let (_, value) = present.iter().find(|(n, _)| *n == "From")?;
     // `Name <local@domain>` or a bare `local@domain`; comments in
     // parentheses dropped, the first of several addresses taken.
     let mut plain = String::with_capacity(value.len());

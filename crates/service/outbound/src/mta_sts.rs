@@ -319,7 +319,7 @@ impl Resolver {
 
     async fn fetch_from(&self, host: &str) -> Result<Policy, String> {
         let mut addrs: Vec<IpAddr> = Vec::new();
-        let (v4, v6) = (self.dns.ipv4(host).await, self.dns.ipv6(host).await);
+        let (v4, v6) = tokio::join!(self.dns.ipv4(host), self.dns.ipv6(host));
         if let Ok(a) = &v4 {
             addrs.extend(a.iter().map(|&ip| IpAddr::from(ip)));
         }

@@ -563,12 +563,10 @@ async fn resolves(dns: &Dns, name: &str) -> Result<bool, String> {
         Ok(_) => {}
         Err(e) => failed = Some(e),
     }
-    let params = dns.params(());
-    match dns.authenticator().mx_lookup(name, params.cache_mx).await {
-        Ok(mx) if !mx.rrset.is_empty() => return Ok(true),
+    match dns.mx(name).await {
+        Ok(mx) if !mx.is_empty() => return Ok(true),
         Ok(_) => {}
-        Err(e) if postgate_dns::not_found(&e) => {}
-        Err(e) => failed = Some(e.to_string()),
+        Err(e) => failed = Some(e),
     }
     failed.map_or(Ok(false), Err)
 }
