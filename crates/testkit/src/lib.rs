@@ -15,12 +15,18 @@
 //! [`https`] serves a web host (an MTA-STS policy) over TLS with certificates
 //! from [`ca`], a test certificate authority that the sink's STARTTLS can
 //! present too.
+//!
+//! With the `world` feature, [`world`] serves the engines inside the test
+//! process instead: a store in a temporary directory, engines on
+//! 127.0.0.1:0, and a wire client that checks replies byte for byte.
 #![deny(missing_docs)]
 
 pub mod ca;
 pub mod dns;
 pub mod https;
 pub mod sink;
+#[cfg(feature = "world")]
+pub mod world;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
