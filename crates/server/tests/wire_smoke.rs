@@ -30,3 +30,26 @@ async fn paused_clock_steps_past_the_idle_timeout() {
     c.expect_start("* BYE").await;
     c.expect_closed().await;
 }
+
+#[tokio::test]
+async fn wire_upgrades_to_tls_then_deflate() {
+    let w = World::with_config("[imap]\nallow_plaintext = false\n").await;
+    w.user("carol@test.example", "pw").await;
+    let addr = w.imap().await;
+    let mut c = postgate_testkit::world::Wire::connect(addr).await;
+    let greeting = c.line().await;
+    assert!(greeting.contains("LOGINDISABLED"), "{greeting}");
+    c.no("LOGIN carol@test.example pw").await;
+    c.ok("STARTTLS").await;
+    c.start_tls(&w.cert_pem()).await;
+    let r = c.ok("CAPABILITY").await;
+    let caps = r.one("* CAPABILITY ");
+    assert!(
+        caps.contains("AUTH=PLAIN") && !caps.contains("STARTTLS"),
+        "{caps}"
+    );
+    c.ok("LOGIN carol@test.example pw").await;
+    c.ok("COMPRESS DEFLATE").await;
+    c.start_deflate();
+    c.ok("SELECT INBOX").await.has("* 0 EXISTS");
+}

@@ -132,6 +132,15 @@ impl World {
         &self.config.data_dir
     }
 
+    /// The PEM certificate the engines present (self-signed for
+    /// "mx.test.example"), for [`Wire::start_tls`].
+    pub fn cert_pem(&self) -> std::path::PathBuf {
+        self.config
+            .data_dir
+            .join(postgate_runtime::tls::GENERATED_DIR)
+            .join("cert.pem")
+    }
+
     /// Adds a user with `password` (argon2id, as the CLI stores it).
     pub async fn user(&self, address: &str, password: &str) -> UserRef {
         let hash = postgate_store::password::hash(password).expect("hash");
@@ -343,16 +352,28 @@ impl std::fmt::Display for Reply {
     }
 }
 
+/// What a [`Wire`] reads and writes: TCP, then maybe TLS, then maybe DEFLATE.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// A client connection that checks the server's bytes: send lines, expect
-/// lines exactly, run IMAP commands.
-#[derive(Debug)]
+/// lines exactly, run IMAP commands; upgrade to TLS ([`Wire::start_tls`])
+/// or DEFLATE ([`Wire::start_deflate`]) in place.
 pub struct Wire {
-    reader: BufReader<tokio::io::ReadHalf<TcpStream>>,
-    writer: tokio::io::WriteHalf<TcpStream>,
+    io: Option<BufReader<Box<dyn Io>>>,
     tag: u32,
     timeout: Option<Duration>,
     /// Every line read so far (for failure messages).
     transcript: Vec<String>,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wire")
+            .field("tag", &self.tag)
+            .field("read", &self.transcript.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Wire {
@@ -360,14 +381,67 @@ impl Wire {
     pub async fn connect(addr: SocketAddr) -> Wire {
         let s = TcpStream::connect(addr).await.expect("connect");
         let _ = s.set_nodelay(true);
-        let (r, w) = tokio::io::split(s);
         Wire {
-            reader: BufReader::new(r),
-            writer: w,
+            io: Some(BufReader::new(Box::new(s))),
             tag: 0,
             timeout: Some(READ_TIMEOUT),
             transcript: Vec::new(),
         }
+    }
+
+    fn io(&mut self) -> &mut BufReader<Box<dyn Io>> {
+        self.io.as_mut().expect("stream")
+    }
+
+    /// Takes the stream for an upgrade; nothing may be buffered unread
+    /// (bytes the server sent in the clear after agreeing to the upgrade
+    /// would be an injection, RFC 3207 §4.2 / RFC 9051 §6.2.1).
+    #[track_caller]
+    fn take_for_upgrade(&mut self) -> Box<dyn Io> {
+        let io = self.io.take().expect("stream");
+        assert!(
+            io.buffer().is_empty(),
+            "the server sent {:?} after agreeing to the upgrade",
+            String::from_utf8_lossy(io.buffer())
+        );
+        io.into_inner()
+    }
+
+    /// Starts TLS on the connection (after the server's go-ahead to
+    /// STARTTLS/STLS), trusting the certificate in `cert_pem` (a world's
+    /// [`World::cert_pem`]) for the name "mx.test.example".
+    #[track_caller]
+    pub fn start_tls<'a>(
+        &'a mut self,
+        cert_pem: &'a std::path::Path,
+    ) -> impl std::future::Future<Output = ()> + 'a {
+        let inner = self.take_for_upgrade();
+        async move {
+            let pem = std::fs::read(cert_pem).expect("certificate");
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
+                roots.add(c.expect("pem")).expect("root");
+            }
+            let config = rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let name = rustls_pki_types::ServerName::try_from("mx.test.example").unwrap();
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, inner)
+                .await
+                .expect("TLS handshake");
+            self.io = Some(BufReader::new(Box::new(tls)));
+        }
+    }
+
+    /// Starts raw DEFLATE in both directions (after IMAP COMPRESS DEFLATE's
+    /// OK, RFC 4978 §3).
+    #[track_caller]
+    pub fn start_deflate(&mut self) {
+        let inner = self.take_for_upgrade();
+        self.io = Some(BufReader::new(Box::new(
+            postgate_runtime::deflate::DeflateStream::new(inner),
+        )));
     }
 
     /// Connects to an IMAP listener, reads the greeting and logs in.
@@ -389,8 +463,9 @@ impl Wire {
 
     /// Sends `bytes` as they are.
     pub async fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).await.expect("send");
-        self.writer.flush().await.expect("flush");
+        let io = self.io().get_mut();
+        io.write_all(bytes).await.expect("send");
+        io.flush().await.expect("flush");
     }
 
     /// Sends `line` and CRLF.
@@ -403,14 +478,15 @@ impl Wire {
 
     /// Closes our sending side (the server reads end of stream).
     pub async fn shutdown_write(&mut self) {
-        let _ = self.writer.shutdown().await;
+        let _ = self.io().get_mut().shutdown().await;
     }
 
     /// Reads raw bytes up to and including LF; `None` at end of stream.
     pub async fn read_line_raw(&mut self) -> Option<Vec<u8>> {
         let mut buf = Vec::new();
-        let read = self.reader.read_until(b'\n', &mut buf);
-        let n = match self.timeout {
+        let timeout = self.timeout;
+        let read = self.io().read_until(b'\n', &mut buf);
+        let n = match timeout {
             Some(t) => match tokio::time::timeout(t, read).await {
                 Ok(r) => r.expect("read"),
                 Err(_) => panic!(
@@ -450,8 +526,9 @@ impl Wire {
     /// Reads exactly `n` bytes.
     pub async fn bytes(&mut self, n: usize) -> Vec<u8> {
         let mut b = vec![0; n];
-        let read = self.reader.read_exact(&mut b);
-        match self.timeout {
+        let timeout = self.timeout;
+        let read = self.io().read_exact(&mut b);
+        match timeout {
             Some(t) => tokio::time::timeout(t, read)
                 .await
                 .expect("read timed out")
