@@ -28,6 +28,10 @@ pub struct DeflateStream<S> {
     out_pos: usize,
     /// Whether plaintext was written since the last sync flush.
     dirty: bool,
+    /// Whether the last inflate filled the reader's buffer: the inflater may
+    /// still hold output for input it has already consumed (a long match),
+    /// so the next read must drain it before waiting for more input.
+    out_full: bool,
 }
 
 impl<S> DeflateStream<S> {
@@ -43,6 +47,7 @@ impl<S> DeflateStream<S> {
             out_buf: Vec::with_capacity(BUF),
             out_pos: 0,
             dirty: false,
+            out_full: false,
         }
     }
 
@@ -59,11 +64,15 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeflateStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         loop {
-            if this.in_pos < this.in_len {
+            if this.in_pos < this.in_len || this.out_full {
                 let before_in = this.inflate.total_in();
                 let before_out = this.inflate.total_out();
                 let out = buf.initialize_unfilled();
+                let room = out.len();
                 let status = this
                     .inflate
                     .decompress(
@@ -74,6 +83,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeflateStream<S> {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 this.in_pos += (this.inflate.total_in() - before_in) as usize;
                 let produced = (this.inflate.total_out() - before_out) as usize;
+                this.out_full = produced == room;
                 buf.advance(produced);
                 if produced > 0 {
                     return Poll::Ready(Ok(()));
@@ -199,5 +209,29 @@ mod tests {
         assert!(text.starts_with("* 0 FETCH (FLAGS (\\Seen))\r\n"));
         assert!(text.contains("* 199 FETCH"));
         assert!(text.ends_with(&"x".repeat(100_000)));
+    }
+
+    #[tokio::test]
+    async fn output_held_by_the_inflater_is_read_without_more_input() {
+        // A highly compressible reply: a few hundred compressed bytes that
+        // inflate to more than one read buffer. The writer then waits, so
+        // the reader must get the rest from the inflater, not the stream.
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let mut a = DeflateStream::new(a);
+        let mut b = DeflateStream::new(b);
+        a.write_all(&vec![b'y'; 20_000]).await.unwrap();
+        a.flush().await.unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0; 4096];
+        while got.len() < 20_000 {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), b.read(&mut chunk))
+                .await
+                .expect("reader stalled with output pending in the inflater")
+                .unwrap();
+            assert!(n > 0, "end of stream after {} bytes", got.len());
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert!(got.len() == 20_000 && got.iter().all(|&c| c == b'y'));
+        drop(a);
     }
 }

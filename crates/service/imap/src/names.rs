@@ -36,6 +36,18 @@ pub fn from_wire(bytes: &[u8]) -> Option<String> {
     Some(canonical(&name))
 }
 
+/// Takes a mailbox name from a session that enabled IMAP4rev2, where names
+/// are UTF-8 as they are (RFC 9051 §5.1: Net-Unicode, no modified UTF-7);
+/// `None` if not UTF-8 or holding control characters.
+pub fn from_wire_utf8(bytes: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    if s.chars().any(char::is_control) {
+        return None;
+    }
+    let name = s.strip_suffix(SEPARATOR).unwrap_or(s);
+    Some(canonical(name))
+}
+
 /// Encodes a mailbox name for the wire.
 pub fn to_wire(name: &str) -> String {
     utf7::encode(name)

@@ -77,6 +77,19 @@ pub fn command_name(bytes: &[u8]) -> &str {
         .unwrap_or("")
 }
 
+/// Parses a command that [`prepare`] left for imap-codec: the session's
+/// parsing entry after framing and [`prepare`] (public so that the command
+/// grammar can be fuzzed alone, fuzz/fuzz_targets/imap_command.rs). Bytes
+/// after the first complete command are ignored, as the session frames one
+/// command at a time.
+pub fn decode(bytes: &[u8]) -> Result<imap_types::command::Command<'_>> {
+    use imap_codec::decode::Decoder;
+    imap_codec::CommandCodec::default()
+        .decode(bytes)
+        .map(|(_, c)| c)
+        .map_err(|_| ImapError::bad("Invalid command or arguments"))
+}
+
 /// ESEARCH return options (RFC 4731 §3.1, RFC 5182 SAVE).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchReturn {
@@ -348,7 +361,13 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         loop {
             match tokens.get(j) {
                 Some((Token::Close, close)) => {
-                    edits.push((r.start..close.end, Vec::new()));
+                    // With the space after it, so that one space is left.
+                    let end = if bytes.get(close.end) == Some(&b' ') {
+                        close.end + 1
+                    } else {
+                        close.end
+                    };
+                    edits.push((r.start..end, Vec::new()));
                     break;
                 }
                 Some((Token::Atom(o), _)) => {
@@ -409,6 +428,18 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         }
     }
 
+    // RFC 9051 §9 (QUOTED-CHAR): a quoted string may hold UTF-8, which
+    // imap-codec's quoted rule refuses; the same string as a literal it takes.
+    for (t, r) in &tokens {
+        if let Token::Quoted(v) = t
+            && !v.is_ascii()
+        {
+            let mut lit = format!("{{{}}}\r\n", v.len()).into_bytes();
+            lit.extend_from_slice(v);
+            edits.push((r.clone(), lit));
+        }
+    }
+
     if edits.is_empty() {
         return Ok(Prepared::Command {
             bytes: Cow::Borrowed(bytes),
@@ -425,16 +456,8 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         pos = r.end;
     }
     out.extend_from_slice(&bytes[pos..]);
-    // Removing "RETURN (...)" can leave two spaces; IMAP wants one.
-    let mut cleaned = Vec::with_capacity(out.len());
-    for (i, &b) in out.iter().enumerate() {
-        if b == b' ' && i > 0 && out[i - 1] == b' ' {
-            continue;
-        }
-        cleaned.push(b);
-    }
     Ok(Prepared::Command {
-        bytes: Cow::Owned(cleaned),
+        bytes: Cow::Owned(out),
         search_return,
         empty_saved,
     })
@@ -625,6 +648,21 @@ mod tests {
         };
         assert_eq!(&*bytes, b"t UID SEARCH ALL\r\n");
         assert!(search_return.unwrap().all);
+    }
+
+    #[test]
+    fn utf8_quoted_becomes_a_literal() {
+        let p = prepare("t CREATE \"Straße\"\r\n".as_bytes(), None).unwrap();
+        let Prepared::Command { bytes, .. } = p else {
+            panic!()
+        };
+        assert_eq!(&*bytes, "t CREATE {7}\r\nStraße\r\n".as_bytes());
+        // A literal's content is left alone (no space squeezing).
+        let p = prepare(b"t SEARCH RETURN (COUNT) BODY {4}\r\na  b\r\n", None).unwrap();
+        let Prepared::Command { bytes, .. } = p else {
+            panic!()
+        };
+        assert_eq!(&*bytes, b"t SEARCH BODY {4}\r\na  b\r\n");
     }
 
     #[test]

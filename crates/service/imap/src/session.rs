@@ -3,8 +3,6 @@ use crate::Context;
 use crate::error::{ImapError, Kind, Result};
 use crate::mailbox::Selected;
 use crate::rewrite::{self, Prepared};
-use imap_codec::CommandCodec;
-use imap_codec::decode::Decoder;
 use imap_types::command::{Command, CommandBody};
 use postgate_runtime::deflate::DeflateStream;
 use postgate_runtime::tls::Tls;
@@ -538,19 +536,16 @@ impl Session {
                 bytes,
                 search_return,
                 empty_saved,
-            } => {
-                let decoded = CommandCodec::default().decode(&bytes).map(|(_, c)| c);
-                match decoded {
-                    Ok(cmd) => {
-                        let name = cmd.body.name();
-                        let r = self
-                            .dispatch(cmd, frame.message, search_return, empty_saved)
-                            .await;
-                        (r, name)
-                    }
-                    Err(_) => (Err(ImapError::bad("Invalid command or arguments")), ""),
+            } => match rewrite::decode(&bytes) {
+                Ok(cmd) => {
+                    let name = cmd.body.name();
+                    let r = self
+                        .dispatch(cmd, frame.message, search_return, empty_saved)
+                        .await;
+                    (r, name)
                 }
-            }
+                Err(e) => (Err(e), ""),
+            },
         };
         self.finish(&tag, name, result).await;
     }

@@ -170,6 +170,9 @@ impl Session {
                 let mut first = true;
                 let mut wrote_flags = false;
                 for w in &items {
+                    // Where this item starts (before its separator), to take
+                    // it back out if it cannot be given.
+                    let (mark, was_first) = (out.len(), first);
                     if !first {
                         out.push(b' ');
                     }
@@ -273,11 +276,9 @@ impl Session {
                                 }
                                 Err(_) => {
                                     failed_cte = true;
-                                    first = true;
-                                    // Drop the separator just written.
-                                    if out.last() == Some(&b' ') {
-                                        out.pop();
-                                    }
+                                    // Take the item and its separator back out.
+                                    out.truncate(mark);
+                                    first = was_first;
                                 }
                             }
                         }
@@ -299,9 +300,8 @@ impl Session {
                                 ),
                                 Err(_) => {
                                     failed_cte = true;
-                                    if out.last() == Some(&b' ') {
-                                        out.pop();
-                                    }
+                                    out.truncate(mark);
+                                    first = was_first;
                                 }
                             }
                         }
@@ -309,9 +309,18 @@ impl Session {
                 }
                 if now_seen.contains(&uid_i) && !wrote_flags {
                     let meta_now = self.selected_mut()?.meta[i].clone();
+                    if !first {
+                        out.push(b' ');
+                    }
+                    first = false;
                     out.extend_from_slice(
-                        format!(" FLAGS {}", flag_list(&meta_now, show_recent)).as_bytes(),
+                        format!("FLAGS {}", flag_list(&meta_now, show_recent)).as_bytes(),
                     );
+                }
+                if first {
+                    // RFC 9051 §9 msg-att: a FETCH response names at least one
+                    // item; when every item failed (UNKNOWN-CTE) there is none.
+                    continue;
                 }
                 out.extend_from_slice(b")\r\n");
                 self.raw(&out);

@@ -18,9 +18,29 @@ impl Session {
     pub(crate) fn mailbox_name(&self, m: &Mailbox<'_>) -> Result<String> {
         match m {
             Mailbox::Inbox => Ok("INBOX".into()),
-            Mailbox::Other(o) => names::from_wire(o.as_ref())
+            Mailbox::Other(o) => self
+                .name_from_wire(o.as_ref())
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| ImapError::no(Some("CANNOT"), "Invalid mailbox name")),
+        }
+    }
+
+    /// A mailbox name as the client wrote it: UTF-8 once IMAP4rev2 is
+    /// enabled (RFC 9051 §5.1), modified UTF-7 before (RFC 3501 §5.1.3).
+    pub(crate) fn name_from_wire(&self, bytes: &[u8]) -> Option<String> {
+        if self.enabled.rev2 {
+            names::from_wire_utf8(bytes)
+        } else {
+            names::from_wire(bytes)
+        }
+    }
+
+    /// A mailbox name as the client reads it (the inverse of [`Self::name_from_wire`]).
+    pub(crate) fn wire_name(&self, name: &str) -> String {
+        if self.enabled.rev2 {
+            name.to_string()
+        } else {
+            names::to_wire(name)
         }
     }
 
@@ -56,6 +76,22 @@ impl Session {
         }
         let user = self.user()?.id;
         let folder = self.folder_by_name(user, &name).await?;
+        let below = format!("{}{SEPARATOR}", names::imap_name(&folder));
+        if self
+            .ctx
+            .store
+            .folders(user)
+            .await?
+            .iter()
+            .any(|f| names::imap_name(f).starts_with(&below))
+        {
+            // RFC 9051 §6.3.5: a server that keeps inferior names refuses
+            // with HASCHILDREN.
+            return Err(ImapError::no(
+                Some("HASCHILDREN"),
+                "Mailbox has inferior mailboxes; delete them first",
+            ));
+        }
         self.ctx.store.delete_folder(user, &name).await?;
         // Deleting the selected mailbox closes it.
         if let State::Selected(_, sel) = &self.state
@@ -111,7 +147,7 @@ impl Session {
 
     pub(crate) async fn handle_list(&mut self, cmd: ListCommand) -> Result<Done> {
         let user = self.user()?.id;
-        let reference = names::from_wire(&cmd.reference).unwrap_or_default();
+        let reference = self.name_from_wire(&cmd.reference).unwrap_or_default();
         let reference = if cmd.reference.ends_with(b"/") && !reference.is_empty() {
             format!("{reference}/")
         } else {
@@ -138,7 +174,12 @@ impl Session {
             .iter()
             .map(|p| {
                 let p = String::from_utf8_lossy(p);
-                let p = postgate_imap_proto::utf7::decode(&p).unwrap_or_else(|| p.into_owned());
+                let p = if self.enabled.rev2 {
+                    // RFC 9051 §5.1: UTF-8 as it is.
+                    p.into_owned()
+                } else {
+                    postgate_imap_proto::utf7::decode(&p).unwrap_or_else(|| p.into_owned())
+                };
                 names::canonical(&pattern::join(&reference, &p, SEPARATOR))
             })
             .collect();
@@ -183,7 +224,11 @@ impl Session {
                 let mut childinfo = None;
                 if cmd.lsub {
                     if !is_sub {
-                        // RFC 3501 §6.3.9: a parent of a subscribed name, itself not subscribed.
+                        // RFC 3501 §6.3.9: a parent of a subscribed name, itself not
+                        // subscribed, only when the pattern's "%" hides that name.
+                        if !subscribed_child(&name) {
+                            continue;
+                        }
                         attrs.push("\\Noselect");
                     }
                 } else {
@@ -247,7 +292,7 @@ impl Session {
         }
         let verb = if cmd.lsub { "LSUB" } else { "LIST" };
         for (name, attrs, childinfo) in out {
-            let wire = quote(&names::to_wire(&name));
+            let wire = quote(&self.wire_name(&name));
             let mut line = format!("{verb} ({}) \"/\" {wire}", attrs.join(" "));
             if let Some(ci) = childinfo {
                 line.push(' ');
@@ -290,7 +335,7 @@ impl Session {
             })
             .collect();
         let status = self.status_line(&folder, &names).await?;
-        let wire = quote(&names::to_wire(&names::imap_name(&folder)));
+        let wire = quote(&self.wire_name(&names::imap_name(&folder)));
         self.untagged(&format!("STATUS {wire} ({status})"));
         Ok(Done::default())
     }

@@ -103,7 +103,7 @@ impl Session {
         let name = self.mailbox_name(&mailbox)?;
         let user = self.user()?.id;
         self.folder_by_name(user, &name).await?;
-        let wire = crate::names::to_wire(&name);
+        let wire = self.wire_name(&name);
         if self.ctx.config.quota == 0 {
             // RFC 9208 §4.3.2: no quota root applies.
             self.untagged(&format!("QUOTAROOT {}", quote(&wire)));

@@ -112,7 +112,7 @@ impl Session {
         ));
         if self.enabled.rev2 {
             // RFC 9051 §6.3.2: the mailbox's LIST data.
-            let wire = super::misc::quote(&names::to_wire(&sel.name));
+            let wire = super::misc::quote(&self.wire_name(&sel.name));
             self.untagged(&format!("LIST () \"/\" {wire}"));
         }
         if let Some((validity, since, known)) = qresync

@@ -1,0 +1,430 @@
+//! IMAP on the wire, putting messages in and taking them out: APPEND with
+//! synchronising and LITERAL+ literals (RFC 9051 §6.3.12, RFC 7888), flags
+//! and internal dates, APPENDUID/COPYUID and UID EXPUNGE (RFC 4315),
+//! APPENDLIMIT (RFC 7889), COPY and MOVE (RFC 9051 §6.4.7, RFC 6851),
+//! EXPUNGE, and what CLOSE and UNSELECT do with \Deleted messages.
+use postgate_testkit::world::{Reply, Wire, World};
+
+const ALICE: &str = "alice@test.example";
+
+/// A world with alice and `n` messages in her Inbox ("Subject: m1" …).
+async fn alice_with(n: usize, config: &str) -> World {
+    let w = World::with_config(config).await;
+    w.user(ALICE, "pw").await;
+    for i in 1..=n {
+        w.deliver(
+            ALICE,
+            format!("Subject: m{i}\r\n\r\nbody {i}\r\n").as_bytes(),
+        )
+        .await;
+    }
+    w
+}
+
+/// UIDVALIDITY of `mailbox`.
+async fn uidvalidity(c: &mut Wire, mailbox: &str) -> u64 {
+    let r = c.ok(&format!("STATUS {mailbox} (UIDVALIDITY)")).await;
+    let line = r.one("* STATUS ");
+    line.rsplit_once("UIDVALIDITY ")
+        .and_then(|(_, v)| v.strip_suffix(')'))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no UIDVALIDITY in {line}"))
+}
+
+/// APPENDs `msg` with LITERAL+ (`extra` between mailbox and literal, e.g.
+/// flags and date) and returns the replies.
+async fn append_plus(c: &mut Wire, mailbox: &str, extra: &str, msg: &[u8]) -> Reply {
+    let tag = c.next_tag();
+    let mut cmd = format!("{tag} APPEND {mailbox} {extra}{{{}+}}\r\n", msg.len()).into_bytes();
+    cmd.extend_from_slice(msg);
+    cmd.extend_from_slice(b"\r\n");
+    c.send(&cmd).await;
+    c.replies(&tag, "APPEND").await
+}
+
+/// The subjects of every message in the selected mailbox, in order.
+async fn subjects(c: &mut Wire) -> Vec<String> {
+    let r = c.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    r.untagged
+        .iter()
+        .filter_map(|l| {
+            l.split("Subject: ")
+                .nth(1)
+                .map(|s| s.split('\r').next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+// --------------------------------------------------------------- APPEND
+
+// covers: UIDPLUS
+#[tokio::test]
+async fn append_with_a_synchronising_literal_waits_for_the_go_ahead() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let uv = uidvalidity(&mut c, "INBOX").await;
+    let msg = b"Subject: sync\r\n\r\nhello\r\n";
+    c.send_line(&format!("A1 APPEND INBOX {{{}}}", msg.len()))
+        .await;
+    // RFC 9051 §7.5: a continuation request before the literal's octets.
+    c.expect_start("+ ").await;
+    c.send(msg).await;
+    c.send(b"\r\n").await;
+    // RFC 4315 §3: APPENDUID uidvalidity uid.
+    let r = c.replies("A1", "APPEND").await;
+    r.exactly(&[])
+        .tagged_starts(&format!("OK [APPENDUID {uv} 1]"));
+    c.ok("SELECT INBOX").await.has("* 1 EXISTS");
+    assert_eq!(subjects(&mut c).await, ["sync"]);
+}
+
+// covers: LITERAL+
+#[tokio::test]
+async fn append_with_literal_plus_needs_no_continuation() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let uv = uidvalidity(&mut c, "INBOX").await;
+    // RFC 7888 §3: "{n+}" and the octets at once; no "+" comes back.
+    let r = append_plus(&mut c, "INBOX", "", b"Subject: one\r\n\r\n1\r\n").await;
+    r.exactly(&[])
+        .tagged_starts(&format!("OK [APPENDUID {uv} 1]"));
+    // Two in one write, pipelined.
+    let (two, three) = ("Subject: two\r\n\r\n2\r\n", "Subject: three\r\n\r\n3\r\n");
+    let both = format!(
+        "P1 APPEND INBOX {{{}+}}\r\n{two}\r\nP2 APPEND INBOX {{{}+}}\r\n{three}\r\n",
+        two.len(),
+        three.len()
+    );
+    c.send(both.as_bytes()).await;
+    c.replies("P1", "APPEND")
+        .await
+        .exactly(&[])
+        .tagged_starts(&format!("OK [APPENDUID {uv} 2]"));
+    c.replies("P2", "APPEND")
+        .await
+        .exactly(&[])
+        .tagged_starts(&format!("OK [APPENDUID {uv} 3]"));
+    c.ok("SELECT INBOX").await.has("* 3 EXISTS");
+    assert_eq!(subjects(&mut c).await, ["one", "two", "three"]);
+}
+
+#[tokio::test]
+async fn append_flags_and_internal_date_come_back_in_fetch() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let r = append_plus(
+        &mut c,
+        "INBOX",
+        "(\\Seen \\Flagged $Work) \"14-Jul-2021 02:44:25 -0700\" ",
+        b"Subject: dated\r\n\r\nx\r\n",
+    )
+    .await;
+    r.tagged_starts("OK [APPENDUID ");
+    c.ok("SELECT INBOX")
+        .await
+        .has("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)");
+    // RFC 9051 §6.3.12: the flags and the internal date given, the same
+    // instant (in UTC); RFC 3501 §2.3.2: \Recent for the first session.
+    c.ok("FETCH 1 (FLAGS INTERNALDATE)").await.exactly(&[
+        "* 1 FETCH (FLAGS (\\Seen \\Flagged \\Recent $Work) INTERNALDATE \"14-Jul-2021 09:44:25 +0000\")",
+    ]);
+    // RFC 9051 §6.3.12: an invalid date-time is a syntax error.
+    append_plus(&mut c, "INBOX", "\"31-Foo-2021 02:44:25 -0700\" ", b"x\r\n")
+        .await
+        .tagged_starts("BAD");
+    c.ok("NOOP").await.lacks("* 2 EXISTS");
+}
+
+#[tokio::test]
+async fn append_stores_the_octets_exactly() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    // 8-bit octets (not UTF-8), a line that is only ".", a tab, a bare LF
+    // and no final CRLF: all kept as they came.
+    let mut msg = b"From: a@test.example\r\nSubject: raw\r\n\r\n".to_vec();
+    msg.extend_from_slice(b"8-bit \xff\xfe\xe9 here\r\n.\r\n..two dots\r\n\ttab\nbare LF\r\nend");
+    append_plus(&mut c, "INBOX", "", &msg)
+        .await
+        .tagged_starts("OK [APPENDUID ");
+    c.ok("SELECT INBOX").await;
+    c.send_line("F1 FETCH 1 (BODY.PEEK[])").await;
+    // RFC 9051 §6.4.5: BODY[] is the whole message, octet for octet.
+    c.expect(&format!("* 1 FETCH (BODY[] {{{}}}", msg.len()))
+        .await;
+    assert_eq!(c.bytes(msg.len()).await, msg);
+    c.expect(")").await;
+    c.expect_start("F1 OK").await;
+    c.ok("FETCH 1 (RFC822.SIZE)")
+        .await
+        .exactly(&[&format!("* 1 FETCH (RFC822.SIZE {})", msg.len())]);
+}
+
+#[tokio::test]
+async fn append_to_the_selected_mailbox_announces_it() {
+    let w = alice_with(1, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.ok("SELECT INBOX").await;
+    // RFC 9051 §6.3.12: EXISTS at once when the target is selected.
+    append_plus(&mut c, "INBOX", "", b"Subject: new\r\n\r\nn\r\n")
+        .await
+        .has("* 2 EXISTS")
+        .tagged_starts("OK [APPENDUID ");
+    // Appending elsewhere does not touch the selected mailbox's view.
+    append_plus(&mut c, "Drafts", "(\\Draft) ", b"Subject: d\r\n\r\nd\r\n")
+        .await
+        .lacks("* 3 EXISTS")
+        .tagged_starts("OK [APPENDUID ");
+    c.ok("STATUS Drafts (MESSAGES)")
+        .await
+        .has("* STATUS Drafts (MESSAGES 1)");
+}
+
+#[tokio::test]
+async fn append_to_a_missing_mailbox_says_trycreate() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    // RFC 9051 §6.3.12: TRYCREATE when the mailbox does not exist.
+    append_plus(&mut c, "Nowhere", "", b"Subject: x\r\n\r\nx\r\n")
+        .await
+        .tagged_starts("NO [TRYCREATE]");
+    c.ok("LIST \"\" Nowhere").await.exactly(&[]);
+    // The session is in step: the next command is read as a command.
+    c.ok("CREATE Nowhere").await;
+    append_plus(&mut c, "Nowhere", "", b"Subject: x\r\n\r\nx\r\n")
+        .await
+        .tagged_starts("OK [APPENDUID ");
+}
+
+// covers: APPENDLIMIT
+#[tokio::test]
+async fn appendlimit_is_advertised_and_enforced() {
+    let w = alice_with(0, "[imap]\nallow_plaintext = true\nmax_append_size = 100\n").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    // RFC 7889 §3.1: the limit in the capability.
+    let caps = c.ok("CAPABILITY").await;
+    let caps = caps.one("* CAPABILITY ");
+    assert!(caps.split(' ').any(|t| t == "APPENDLIMIT=100"), "{caps}");
+    // RFC 7889 §4: exactly the limit is allowed.
+    let mut msg = b"Subject: fits\r\n\r\n".to_vec();
+    msg.resize(100, b'a');
+    append_plus(&mut c, "INBOX", "", &msg)
+        .await
+        .tagged_starts("OK [APPENDUID ");
+    // RFC 7889 §4: one octet more is TOOBIG; a large synchronising literal
+    // is refused before the client sends it (no continuation request).
+    c.send_line("A1 APPEND INBOX {70000}").await;
+    c.replies("A1", "APPEND")
+        .await
+        .exactly(&[])
+        .tagged_starts("NO [TOOBIG]");
+    // A small one over the limit may be taken first, then refused.
+    c.send_line("A2 APPEND INBOX {101}").await;
+    c.expect_start("+ ").await;
+    c.send(&[b'b'; 101]).await;
+    c.send(b"\r\n").await;
+    c.replies("A2", "APPEND").await.tagged_starts("NO [TOOBIG]");
+    c.ok("STATUS INBOX (MESSAGES)")
+        .await
+        .has("* STATUS INBOX (MESSAGES 1)");
+}
+
+// covers: APPENDLIMIT LITERAL+
+#[tokio::test]
+async fn a_refused_literal_plus_is_skipped_and_the_session_goes_on() {
+    let w = alice_with(0, "[imap]\nallow_plaintext = true\nmax_append_size = 100\n").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    // RFC 7888 §4 / RFC 7889 §4: the client sends a {n+} literal anyway;
+    // the server refuses and reads past its octets.
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    big.resize(70_000, b'x');
+    append_plus(&mut c, "INBOX", "", &big)
+        .await
+        .tagged_starts("NO [TOOBIG]");
+    append_plus(&mut c, "INBOX", "", &[b'y'; 101])
+        .await
+        .tagged_starts("NO [TOOBIG]");
+    // The octets were not taken for commands: the next ones work.
+    c.ok("NOOP").await.exactly(&[]);
+    append_plus(&mut c, "INBOX", "", b"Subject: small\r\n\r\ns\r\n")
+        .await
+        .tagged_starts("OK [APPENDUID ");
+    c.ok("SELECT INBOX").await.has("* 1 EXISTS");
+    assert_eq!(subjects(&mut c).await, ["small"]);
+}
+
+// ------------------------------------------------------------ COPY, MOVE
+
+// covers: UIDPLUS
+#[tokio::test]
+async fn copy_reports_copyuid_and_keeps_the_source() {
+    let w = alice_with(3, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let trash = uidvalidity(&mut c, "Trash").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 2 +FLAGS (\\Flagged)").await;
+    // RFC 4315 §3: COPYUID validity source-uids destination-uids.
+    c.ok("COPY 2:3 Trash")
+        .await
+        .exactly(&[])
+        .tagged_starts(&format!("OK [COPYUID {trash} 2:3 1:2]"));
+    c.ok("UID COPY 1,3 Trash")
+        .await
+        .exactly(&[])
+        .tagged_starts(&format!("OK [COPYUID {trash} 1,3 3:4]"));
+    // The source is untouched.
+    c.ok("NOOP").await.exactly(&[]);
+    assert_eq!(subjects(&mut c).await, ["m1", "m2", "m3"]);
+    // RFC 9051 §6.4.7: the copy keeps flags and internal date.
+    let date = c.ok("FETCH 2 (INTERNALDATE)").await;
+    let date = date.one("* 2 FETCH (INTERNALDATE ")["* 2 FETCH (".len()..].to_string();
+    c.ok("SELECT Trash").await.has("* 4 EXISTS");
+    c.ok("UID FETCH 1 (FLAGS INTERNALDATE)")
+        .await
+        .exactly(&[&format!(
+            "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) {date}"
+        )]);
+    assert_eq!(subjects(&mut c).await, ["m2", "m3", "m1", "m3"]);
+}
+
+#[tokio::test]
+async fn copy_and_move_refusals() {
+    let w = alice_with(2, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.ok("SELECT INBOX").await;
+    // RFC 9051 §6.4.7: TRYCREATE for a missing destination.
+    c.no("COPY 1 Nowhere").await.tagged_starts("NO [TRYCREATE]");
+    c.no("MOVE 1 Nowhere").await.tagged_starts("NO [TRYCREATE]");
+    // RFC 9051 §6.4.7: message numbers beyond the mailbox are an error.
+    c.bad("COPY 3 Trash").await;
+    // UIDs that do not exist copy nothing.
+    c.ok("UID COPY 99 Trash").await.exactly(&[]);
+    c.ok("STATUS Trash (MESSAGES)")
+        .await
+        .has("* STATUS Trash (MESSAGES 0)");
+    // MOVE from a read-only mailbox is refused; COPY from it works.
+    c.ok("EXAMINE INBOX").await;
+    c.no("MOVE 1 Trash").await;
+    c.ok("COPY 1 Trash").await.tagged_starts("OK [COPYUID ");
+    c.bad("COPY 1").await;
+}
+
+// covers: MOVE UIDPLUS
+#[tokio::test]
+async fn move_sends_copyuid_then_the_expunges() {
+    let w = alice_with(4, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let junk = uidvalidity(&mut c, "Junk").await;
+    c.ok("SELECT INBOX").await;
+    // RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs (RFC 6851
+    // §3.3, each number as it is when sent: RFC 9051 §7.5.1).
+    c.ok("MOVE 2:3 Junk").await.exactly(&[
+        &format!("* OK [COPYUID {junk} 2:3 1:2] Moved"),
+        "* 2 EXPUNGE",
+        "* 2 EXPUNGE",
+    ]);
+    assert_eq!(subjects(&mut c).await, ["m1", "m4"]);
+    c.ok("UID MOVE 4 Junk")
+        .await
+        .exactly(&[&format!("* OK [COPYUID {junk} 4 3] Moved"), "* 2 EXPUNGE"]);
+    c.ok("STATUS Junk (MESSAGES UIDNEXT)")
+        .await
+        .has("* STATUS Junk (MESSAGES 3 UIDNEXT 4)");
+    c.ok("SELECT Junk").await;
+    assert_eq!(subjects(&mut c).await, ["m2", "m3", "m4"]);
+}
+
+// covers: MOVE QRESYNC
+#[tokio::test]
+async fn move_with_qresync_sends_vanished() {
+    let w = alice_with(3, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let trash = uidvalidity(&mut c, "Trash").await;
+    c.ok("ENABLE QRESYNC").await;
+    c.ok("SELECT INBOX").await;
+    // RFC 6851 §4.4: VANISHED instead of EXPUNGE once QRESYNC is on.
+    c.ok("UID MOVE 1,3 Trash").await.exactly(&[
+        &format!("* OK [COPYUID {trash} 1,3 1:2] Moved"),
+        "* VANISHED 1,3",
+    ]);
+    assert_eq!(subjects(&mut c).await, ["m2"]);
+}
+
+// --------------------------------------------------------- EXPUNGE, CLOSE
+
+#[tokio::test]
+async fn expunge_removes_deleted_messages_and_renumbers() {
+    let w = alice_with(5, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 2,3,5 +FLAGS.SILENT (\\Deleted)").await;
+    // RFC 9051 §7.5.1: one EXPUNGE per message, each number as it is then.
+    c.ok("EXPUNGE")
+        .await
+        .exactly(&["* 2 EXPUNGE", "* 2 EXPUNGE", "* 3 EXPUNGE"]);
+    assert_eq!(subjects(&mut c).await, ["m1", "m4"]);
+    c.ok("EXPUNGE").await.exactly(&[]);
+    // Another session sees the result.
+    let mut d = w.imap_login(ALICE, "pw").await;
+    d.ok("STATUS INBOX (MESSAGES)")
+        .await
+        .has("* STATUS INBOX (MESSAGES 2)");
+}
+
+// covers: UIDPLUS
+#[tokio::test]
+async fn uid_expunge_removes_only_the_given_uids() {
+    let w = alice_with(4, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 1:3 +FLAGS.SILENT (\\Deleted)").await;
+    // RFC 4315 §2.1: only messages both \Deleted and in the UID set.
+    c.ok("UID EXPUNGE 2:4")
+        .await
+        .exactly(&["* 2 EXPUNGE", "* 2 EXPUNGE"]);
+    assert_eq!(subjects(&mut c).await, ["m1", "m4"]);
+    c.ok("FETCH 1 (UID FLAGS)")
+        .await
+        .exactly(&["* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent))"]);
+    // RFC 4315 §2.1: UID EXPUNGE needs a selected mailbox.
+    c.ok("UNSELECT").await;
+    c.bad("UID EXPUNGE 1").await;
+}
+
+#[tokio::test]
+async fn close_expunges_silently_but_unselect_does_not() {
+    let w = alice_with(3, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    // RFC 3691 §2: UNSELECT leaves \Deleted messages in place.
+    c.ok("UNSELECT").await.exactly(&[]);
+    c.ok("STATUS INBOX (MESSAGES)")
+        .await
+        .has("* STATUS INBOX (MESSAGES 3)");
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    // RFC 9051 §6.4.1: CLOSE removes them, with no EXPUNGE responses.
+    c.ok("CLOSE").await.exactly(&[]);
+    c.bad("FETCH 1 (FLAGS)").await;
+    c.ok("STATUS INBOX (MESSAGES)")
+        .await
+        .has("* STATUS INBOX (MESSAGES 1)");
+    c.ok("SELECT INBOX").await;
+    assert_eq!(subjects(&mut c).await, ["m3"]);
+}
+
+#[tokio::test]
+async fn close_after_examine_removes_nothing() {
+    let w = alice_with(2, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    c.ok("EXAMINE INBOX").await;
+    // RFC 9051 §6.4.1: no messages are removed from a mailbox selected by
+    // EXAMINE; EXPUNGE there is refused.
+    c.no("EXPUNGE").await;
+    c.ok("CLOSE").await.exactly(&[]);
+    c.ok("STATUS INBOX (MESSAGES)")
+        .await
+        .has("* STATUS INBOX (MESSAGES 2)");
+}
