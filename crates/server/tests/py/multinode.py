@@ -37,7 +37,9 @@ def idle_wakes(imaps_b, smtp_a):
 
     until(b"* OK")
     raw.sendall(b"a LOGIN %s %s\r\n" % (USER.encode(), PASSWORD.encode()))
-    until(b"a ")
+    line = until(b"a ")
+    if not line.startswith(b"a OK"):
+        fail("LOGIN on node B: %r" % line)
     raw.sendall(b"b SELECT INBOX\r\n")
     until(b"b OK")
     raw.sendall(b"c IDLE\r\n")

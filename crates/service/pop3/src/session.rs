@@ -202,15 +202,15 @@ impl Session {
                 break;
             }
         }
-        let _ = self.flush().await;
-        if let Some(mut s) = self.stream.take() {
-            let _ = s.shutdown().await;
-        }
-        // Release the maildrop before the session is gone, so the client's
-        // next login finds it free.
+        // Release the maildrop before the last reply goes out (QUIT's +OK),
+        // so the client's next login finds it free.
         let state = std::mem::replace(&mut self.state, State::Authorization { user: None });
         if let State::Transaction(t) = state {
             t._lock.release().await;
+        }
+        let _ = self.flush().await;
+        if let Some(mut s) = self.stream.take() {
+            let _ = s.shutdown().await;
         }
     }
 
@@ -301,14 +301,14 @@ impl Session {
             "AUTH-RESP-CODE".into(),
             "PIPELINING".into(),
         ];
-        if matches!(self.state, State::Authorization { .. }) {
-            if self.cleartext_port && !self.is_tls() {
-                caps.push("STLS".into());
-            }
-            if self.login_allowed() {
-                caps.push("USER".into());
-                caps.push("SASL PLAIN".into());
-            }
+        // RFC 2449 §5: "Capabilities available in the AUTHORIZATION state
+        // MUST be announced in both states" (STLS, USER and SASL too).
+        if self.cleartext_port && !self.is_tls() {
+            caps.push("STLS".into());
+        }
+        if self.login_allowed() {
+            caps.push("USER".into());
+            caps.push("SASL PLAIN".into());
         }
         caps.push(match self.ctx.config.expire {
             Some(d) => format!("EXPIRE {d}"),

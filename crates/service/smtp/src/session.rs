@@ -337,7 +337,18 @@ impl Session {
             Request::Ehlo { host } => self.handle_ehlo(host, true).await,
             Request::Helo { host } => self.handle_ehlo(host, false).await,
             Request::Mail { from } => self.handle_mail(from).await,
-            Request::Rcpt { to } => self.handle_rcpt(to).await,
+            Request::Rcpt { mut to } => {
+                // smtp-proto reads "<Postmaster>" as "", as it does "<>";
+                // RFC 5321 §4.5.1 wants the former (see handle_rcpt).
+                if to.address.is_empty()
+                    && line
+                        .windows(10)
+                        .any(|w| w.eq_ignore_ascii_case(b"postmaster"))
+                {
+                    to.address = "postmaster".into();
+                }
+                self.handle_rcpt(to).await
+            }
             Request::Data => self.handle_data().await,
             Request::Bdat {
                 chunk_size,

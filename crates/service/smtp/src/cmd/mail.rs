@@ -25,6 +25,10 @@ impl Session {
             // RFC 3030 §3: BINARYMIME is not offered here.
             return Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported");
         }
+        if let Some(param) = unoffered(&from) {
+            // RFC 5321 §4.1.1.11: 555 for a parameter not implemented.
+            return Reply::new(555, "5.5.4", format!("Unsupported parameter {param}"));
+        }
         let max = self.settings.config.max_message_size;
         if from.size as u64 > max {
             // RFC 1870 §6.1: the declared size exceeds the fixed maximum.
@@ -157,4 +161,30 @@ impl Session {
         );
         Reply::new(250, "2.1.0", "Ok")
     }
+}
+
+/// A parameter the parser knows but EHLO does not offer (REQUIRETLS of
+/// RFC 8689, BY of RFC 2852, HOLDFOR/HOLDUNTIL of RFC 4865, MT-PRIORITY of
+/// RFC 6710, CONPERM, MTRK, SOLICIT, TRANSID): taking one would promise
+/// handling the server does not give. AUTH= (RFC 4954 §5) is taken.
+fn unoffered(from: &MailFrom<String>) -> Option<&'static str> {
+    use smtp_proto::{
+        MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_BY_TRACE, MAIL_CONPERM, MAIL_REQUIRETLS,
+    };
+    [
+        (from.flags & MAIL_REQUIRETLS != 0, "REQUIRETLS"),
+        (
+            from.by != 0 || from.flags & (MAIL_BY_NOTIFY | MAIL_BY_RETURN | MAIL_BY_TRACE) != 0,
+            "BY",
+        ),
+        (from.hold_for != 0, "HOLDFOR"),
+        (from.hold_until != 0, "HOLDUNTIL"),
+        (from.mt_priority != 0, "MT-PRIORITY"),
+        (from.flags & MAIL_CONPERM != 0, "CONPERM"),
+        (from.mtrk.is_some(), "MTRK"),
+        (from.solicit.is_some(), "SOLICIT"),
+        (from.trans_id.is_some(), "TRANSID"),
+    ]
+    .into_iter()
+    .find_map(|(given, name)| given.then_some(name))
 }

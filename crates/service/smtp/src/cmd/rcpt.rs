@@ -84,7 +84,23 @@ impl Session {
         Ok((kept, max))
     }
 
-    pub(crate) async fn handle_rcpt(&mut self, to: RcptTo<String>) -> Reply {
+    /// RFC 5321 §4.5.1: the bare "Postmaster" recipient, as postmaster at
+    /// our host name or the nearest parent domain of it that we serve,
+    /// else at the first domain we serve (by name); `None` if we serve none.
+    async fn bare_postmaster(&self) -> Result<Option<String>, postgate_store::StoreError> {
+        let store = self.delivery.store();
+        let mut name = self.settings.hostname.as_str();
+        while name.contains('.') {
+            if store.is_local_domain(name).await? {
+                return Ok(Some(format!("postmaster@{name}")));
+            }
+            name = name.split_once('.').map_or("", |(_, parent)| parent);
+        }
+        let first = store.list_domains().await?.into_iter().next();
+        Ok(first.map(|d| format!("postmaster@{}", d.name)))
+    }
+
+    pub(crate) async fn handle_rcpt(&mut self, mut to: RcptTo<String>) -> Reply {
         let State::Mail(_, tx) = &self.state else {
             return Reply::bad_sequence("Need MAIL command");
         };
@@ -92,7 +108,25 @@ impl Session {
             // RFC 5321 §4.5.3.1.10: 452, and the client sends the rest later.
             return Reply::new(452, "4.5.3", "Too many recipients");
         }
+        let rrvs = smtp_proto::RCPT_RRVS_REJECT | smtp_proto::RCPT_RRVS_CONTINUE;
+        if to.rrvs != 0 || to.flags & rrvs != 0 {
+            // RFC 5321 §4.1.1.11: RRVS (RFC 7293) is not offered; taking it
+            // would skip the check it asks for.
+            return Reply::new(555, "5.5.4", "Unsupported parameter RRVS");
+        }
+        if to.flags & smtp_proto::RCPT_CONNEG != 0 {
+            // RFC 5321 §4.1.1.11: CONNEG (RFC 4141) is not offered.
+            return Reply::new(555, "5.5.4", "Unsupported parameter CONNEG");
+        }
         let smtputf8 = tx.smtputf8;
+        if to.address.eq_ignore_ascii_case("postmaster") {
+            // RFC 5321 §4.5.1: "RCPT TO:<Postmaster>" with no domain MUST work.
+            match self.bare_postmaster().await {
+                Ok(Some(a)) => to.address = a,
+                Ok(None) => {}
+                Err(e) => return e.into(),
+            }
+        }
         let Ok(address) = EmailAddress::parse(&to.address) else {
             return Reply::new(501, "5.1.3", "Bad recipient address syntax");
         };
