@@ -226,6 +226,13 @@ async fn appendlimit_is_advertised_and_enforced() {
     c.ok("STATUS INBOX (MESSAGES)")
         .await
         .has("* STATUS INBOX (MESSAGES 1)");
+    // RFC 7889 §3: the limit as a STATUS item, alone and among others.
+    c.ok("STATUS INBOX (APPENDLIMIT)")
+        .await
+        .exactly(&["* STATUS INBOX (APPENDLIMIT 100)"]);
+    c.ok("STATUS INBOX (MESSAGES APPENDLIMIT UIDNEXT)")
+        .await
+        .exactly(&["* STATUS INBOX (MESSAGES 1 UIDNEXT 2 APPENDLIMIT 100)"]);
 }
 
 // covers: APPENDLIMIT LITERAL+

@@ -184,7 +184,23 @@ pub enum Prepared<'a> {
         search_return: Option<SearchReturn>,
         /// `$` named an empty saved result: the command acts on nothing.
         empty_saved: bool,
+        /// STATUS asked for APPENDLIMIT, taken out (imap-codec does not know
+        /// it).
+        appendlimit: AppendLimit,
     },
+}
+
+/// Whether a STATUS command asked for APPENDLIMIT (RFC 7889 §3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AppendLimit {
+    /// Not asked for.
+    #[default]
+    No,
+    /// Asked for beside other items.
+    Also,
+    /// The only item: MESSAGES stands in for it in the parsed command and is
+    /// left out of the reply.
+    Only,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,7 +360,46 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
     let mut search_return = None;
     let mut empty_saved = false;
+    let mut appendlimit = AppendLimit::No;
     let args_from = if is_uid { 3 } else { 2 };
+
+    // RFC 7889 §3: "STATUS mailbox (… APPENDLIMIT …)": the item is
+    // answered by the session; imap-codec gets the list without it.
+    if verb == "STATUS" && !is_uid {
+        let open = tokens.iter().position(|(t, _)| *t == Token::Open);
+        let close = tokens.iter().rposition(|(t, _)| *t == Token::Close);
+        if let (Some(open), Some(close)) = (open, close)
+            && open < close
+        {
+            let items = &tokens[open + 1..close];
+            let is_limit = |t: &Token<'_>| matches!(t, Token::Atom(a) if a.eq_ignore_ascii_case(b"APPENDLIMIT"));
+            if items.iter().any(|(t, _)| is_limit(t)) {
+                let others = items.iter().filter(|(t, _)| !is_limit(t)).count();
+                if others == 0 {
+                    appendlimit = AppendLimit::Only;
+                    edits.push((
+                        tokens[open].1.end..tokens[close].1.start,
+                        b"MESSAGES".to_vec(),
+                    ));
+                } else {
+                    appendlimit = AppendLimit::Also;
+                    for (t, r) in items {
+                        if is_limit(t) {
+                            // With one space beside it, so that one is left.
+                            let range = if bytes.get(r.end) == Some(&b' ') {
+                                r.start..r.end + 1
+                            } else if r.start > 0 && bytes[r.start - 1] == b' ' {
+                                r.start - 1..r.end
+                            } else {
+                                r.clone()
+                            };
+                            edits.push((range, Vec::new()));
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     // ESEARCH: "SEARCH RETURN (...)".
     if verb == "SEARCH"
@@ -445,6 +500,7 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
             bytes: Cow::Borrowed(bytes),
             search_return,
             empty_saved,
+            appendlimit,
         });
     }
     edits.sort_by_key(|(r, _)| r.start);
@@ -460,6 +516,7 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         bytes: Cow::Owned(out),
         search_return,
         empty_saved,
+        appendlimit,
     })
 }
 
@@ -648,6 +705,43 @@ mod tests {
         };
         assert_eq!(&*bytes, b"t UID SEARCH ALL\r\n");
         assert!(search_return.unwrap().all);
+    }
+
+    #[test]
+    fn status_appendlimit_is_taken_out() {
+        let cases: [(&[u8], &[u8], AppendLimit); 4] = [
+            (
+                b"t STATUS INBOX (MESSAGES APPENDLIMIT UIDNEXT)\r\n",
+                b"t STATUS INBOX (MESSAGES UIDNEXT)\r\n",
+                AppendLimit::Also,
+            ),
+            (
+                b"t STATUS INBOX (UIDNEXT appendlimit)\r\n",
+                b"t STATUS INBOX (UIDNEXT)\r\n",
+                AppendLimit::Also,
+            ),
+            (
+                b"t STATUS INBOX (APPENDLIMIT)\r\n",
+                b"t STATUS INBOX (MESSAGES)\r\n",
+                AppendLimit::Only,
+            ),
+            (
+                b"t STATUS INBOX (MESSAGES)\r\n",
+                b"t STATUS INBOX (MESSAGES)\r\n",
+                AppendLimit::No,
+            ),
+        ];
+        for (given, want, kind) in cases {
+            let Prepared::Command {
+                bytes, appendlimit, ..
+            } = prepare(given, None).unwrap()
+            else {
+                panic!()
+            };
+            assert_eq!(&*bytes, want, "{}", String::from_utf8_lossy(given));
+            assert_eq!(appendlimit, kind);
+            decode(&bytes).unwrap();
+        }
     }
 
     #[test]

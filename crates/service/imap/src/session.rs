@@ -536,11 +536,12 @@ impl Session {
                 bytes,
                 search_return,
                 empty_saved,
+                appendlimit,
             } => match rewrite::decode(&bytes) {
                 Ok(cmd) => {
                     let name = cmd.body.name();
                     let r = self
-                        .dispatch(cmd, frame.message, search_return, empty_saved)
+                        .dispatch(cmd, frame.message, search_return, empty_saved, appendlimit)
                         .await;
                     (r, name)
                 }
@@ -593,6 +594,7 @@ impl Session {
         message: Option<Vec<u8>>,
         search_return: Option<rewrite::SearchReturn>,
         empty_saved: bool,
+        appendlimit: rewrite::AppendLimit,
     ) -> Result<Done> {
         use CommandBody as C;
         let authed = !matches!(self.state, State::NotAuthenticated);
@@ -660,7 +662,7 @@ impl Session {
             C::Status {
                 mailbox,
                 item_names,
-            } => self.handle_status(mailbox, &item_names).await,
+            } => self.handle_status(mailbox, &item_names, appendlimit).await,
             C::Append {
                 mailbox,
                 flags,

@@ -313,11 +313,19 @@ impl Session {
         &mut self,
         mailbox: Mailbox<'_>,
         items: &[StatusDataItemName],
+        appendlimit: crate::rewrite::AppendLimit,
     ) -> Result<Done> {
+        use crate::rewrite::AppendLimit;
         let name = self.mailbox_name(&mailbox)?;
         let user = self.user()?.id;
         let folder = self.folder_by_name(user, &name).await?;
-        let names: Vec<String> = items
+        // With APPENDLIMIT alone, MESSAGES stood in for it (rewrite).
+        let items = if appendlimit == AppendLimit::Only {
+            &[][..]
+        } else {
+            items
+        };
+        let mut names: Vec<String> = items
             .iter()
             .map(|i| {
                 match i {
@@ -334,6 +342,10 @@ impl Session {
                 .to_string()
             })
             .collect();
+        // RFC 7889 §3: the limit for this mailbox, as APPENDLIMIT=n says.
+        if appendlimit != AppendLimit::No {
+            names.push("APPENDLIMIT".into());
+        }
         let status = self.status_line(&folder, &names).await?;
         let wire = quote(&self.wire_name(&names::imap_name(&folder)));
         self.untagged(&format!("STATUS {wire} ({status})"));
