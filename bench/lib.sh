@@ -5,9 +5,13 @@ set -u
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED=${SHARED:-$repo/../shared}
 LOADS=$SHARED/bench
+# A binary given in PG_BIN (an older build, for a before/after comparison) is
+# run as it is; without it the workspace's release build is brought up to date.
+PG_BIN_GIVEN=${PG_BIN:+1}
 PG_BIN=${PG_BIN:-$repo/target/release/postgate}
 
 pg_build() {
+  [ -n "$PG_BIN_GIVEN" ] && return 0
   (cd "$repo" && cargo build --release -q) || { echo "cargo build --release failed" >&2; exit 2; }
 }
 
