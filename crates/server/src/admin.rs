@@ -719,7 +719,13 @@ pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
         Command::Block(cmd) => block(store, cmd, &mut out).await?,
         Command::Admin(cmd) => console_admin(store, cmd, &mut out).await?,
         Command::Dkim(cmd) => crate::dkim::command(store, cmd, &mut out).await?,
-        Command::Serve | Command::CheckConfig { .. } | Command::Log(_) | Command::Store(_) => {
+        Command::Serve
+        | Command::CheckConfig { .. }
+        | Command::Log(_)
+        | Command::Store(_)
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Import(_) => {
             bail!("not an administration command")
         }
     }

@@ -80,6 +80,91 @@ pub enum Command {
     /// with every key of its From domain.
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// Copy the embedded store into DIR while the server runs: one
+    /// consistent snapshot (messages included), checked before it is
+    /// declared good. On PostgreSQL, use pg_dump instead.
+    Backup {
+        /// Where to write the backup (created; must be empty if it exists).
+        dir: PathBuf,
+    },
+    /// Put a backup made by `postgate backup` into the configured data
+    /// directory, which must be empty or absent. The backup is checked first.
+    Restore {
+        /// The backup.
+        dir: PathBuf,
+    },
+    /// Import mail from an mbox file, a Maildir++ tree or a live IMAP
+    /// account, with flags, keywords, internal dates and folders. An
+    /// interrupted import continues where it stopped when run again.
+    #[command(subcommand)]
+    Import(ImportCmd),
+}
+
+/// Options every import takes.
+#[derive(Debug, Args)]
+pub struct ImportOptions {
+    /// Where progress is kept, for resuming (default: a file in
+    /// DATA_DIR/import-state/ named after the source and user).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Tests: exit (code 75) once this many messages are committed, before
+    /// the progress is recorded: an interruption at the worst moment.
+    #[arg(long = "stop-after", hide = true)]
+    pub stop_after: Option<u64>,
+    /// Messages per commit (default 1000).
+    #[arg(long, hide = true)]
+    pub batch: Option<usize>,
+}
+
+/// `import …`
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// An mbox file (mboxrd or mboxo) into one folder. Status, X-Status,
+    /// X-Keywords (and Thunderbird's X-Mozilla-Status, X-Mozilla-Keys)
+    /// become flags and keywords; the From_ line's date, the internal date.
+    Mbox {
+        /// The mbox file.
+        file: PathBuf,
+        /// The user.
+        address: String,
+        /// The folder (created if missing).
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+        /// How From_ lines in bodies were quoted.
+        #[arg(long, value_enum, default_value = "mboxrd")]
+        format: crate::import::mbox::Format,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+    /// A Maildir++ tree (Dovecot's or Courier's): cur/ and new/ into the
+    /// Inbox, each .A.B subfolder into A/B, flags from the :2, suffix,
+    /// keywords through dovecot-keywords.
+    Maildir {
+        /// The Maildir's root.
+        dir: PathBuf,
+        /// The user.
+        address: String,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+    /// Every mailbox of an IMAP account, the password read from the first
+    /// line of standard input.
+    Imap {
+        /// imaps://USER@HOST[:PORT] (TLS) or imap://USER@HOST[:PORT]
+        /// (STARTTLS if offered).
+        #[arg(long)]
+        from: String,
+        /// The user to import into.
+        address: String,
+        /// Accept a server certificate that is not trusted (self-signed).
+        #[arg(long)]
+        insecure: bool,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
 }
 
 /// `dkim …`
@@ -625,6 +710,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             logs::tail(&load(cli.config)?, options).await
         }
+        Command::Backup { dir } => crate::backup::backup(&load(cli.config)?, &dir).await,
+        Command::Restore { dir } => crate::backup::restore(&load(cli.config)?, &dir).await,
+        Command::Import(cmd) => crate::import::run(&load(cli.config)?, cmd).await,
         Command::Store(StoreCmd::Copy { to, quiet }) => {
             crate::admin::store_copy(&load(cli.config)?, &to, quiet).await
         }

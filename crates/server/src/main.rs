@@ -4,8 +4,10 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod backup;
 mod cli;
 mod dkim;
+mod import;
 mod logs;
 mod serve;
 

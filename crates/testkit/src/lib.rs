@@ -55,6 +55,16 @@ impl Server {
     /// appended to the config (sections given there replace the defaults:
     /// write whole sections, e.g. "[smtp]\nlisten = [\"127.0.0.1:0\"]\nthreads = 2").
     pub fn start(bin: &Path, extra: &str) -> Server {
+        let mut s = Server::stopped(bin, extra);
+        s.spawn();
+        s
+    }
+
+    /// A server's directory and configuration, as [`Server::start`] makes
+    /// them, with nothing running and no data directory yet: for commands
+    /// that must come first (`postgate restore`). [`Server::restart`]
+    /// starts it.
+    pub fn stopped(bin: &Path, extra: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("postgate.toml");
         let data = dir.path().join("data");
@@ -99,16 +109,14 @@ impl Server {
         text.push_str(extra);
         std::fs::write(&config, text).expect("write config");
         let stderr_log = dir.path().join("stderr.log");
-        let mut s = Server {
+        Server {
             bin: bin.to_path_buf(),
             dir,
             config,
             child: None,
             listeners: HashMap::new(),
             stderr_log,
-        };
-        s.spawn();
-        s
+        }
     }
 
     fn spawn(&mut self) {

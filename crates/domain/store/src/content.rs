@@ -139,6 +139,25 @@ pub(crate) async fn seal_message(mut m: crate::NewMessage) -> Result<(crate::New
     }
 }
 
+/// Seals the messages of a batch, on one blocking thread (hashing and
+/// compressing many messages would hold up an async thread).
+pub(crate) async fn seal_messages(
+    messages: Vec<crate::NewMessage>,
+) -> Result<Vec<(crate::NewMessage, Sealed)>> {
+    tokio::task::spawn_blocking(move || {
+        messages
+            .into_iter()
+            .map(|mut m| {
+                let content = std::mem::take(&mut m.content);
+                let sealed = seal(&m.raw, content, Key::Bytes(digest(&m.raw)))?;
+                Ok((m, sealed))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("hash task: {e}")))?
+}
+
 /// Decodes a stored content row: the JSON fields and the compressed bodies.
 pub(crate) fn unseal(
     json: &str,

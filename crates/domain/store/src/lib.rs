@@ -308,6 +308,15 @@ pub trait Mailboxes: Send + Sync {
     ) -> Result<CopyOutcome>;
     /// Appends one message; returns (UIDVALIDITY, UID).
     async fn append(&self, folder: FolderId, message: NewMessage) -> Result<(u32, u32)>;
+    /// Appends messages to one folder in one commit, in the order given:
+    /// they get ascending UIDs, and either all are stored or none (an
+    /// import commits a batch at a time, and resumes after the last batch
+    /// it saw committed). Returns the UIDVALIDITY and the UIDs, in order.
+    async fn append_batch(
+        &self,
+        folder: FolderId,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<u32>)>;
     /// FETCH metadata of the listed UIDs (those that exist), in UID order.
     async fn messages_meta(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<MessageMeta>>;
     /// The RFC 5322 bytes of a stored message.

@@ -395,6 +395,39 @@ impl Mailboxes for EmbeddedStore {
         Ok((validity, uid))
     }
 
+    async fn append_batch(
+        &self,
+        folder: FolderId,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<u32>)> {
+        if messages.is_empty() {
+            let validity = self
+                .read(move |conn| messages::folder_head(conn, folder))
+                .await?
+                .uid_validity;
+            return Ok((validity, Vec::new()));
+        }
+        let sealed = crate::content::seal_messages(messages).await?;
+        // One job: the writer runs it inside one savepoint, so the batch is
+        // committed whole or not at all.
+        let (owner, validity, added) = self
+            .write(move |conn| {
+                let owner = messages::folder_head(conn, folder)?.user;
+                let mut validity = 0;
+                let mut added = Vec::with_capacity(sealed.len());
+                for (m, s) in sealed {
+                    let (v, u, modseq) = messages::append(conn, folder, m, s)?;
+                    validity = v;
+                    added.push((u, modseq));
+                }
+                Ok((owner, validity, added))
+            })
+            .await?;
+        let uids = added.iter().map(|(u, _)| *u).collect();
+        self.publish(owner, folder, ChangeKind::Append, added);
+        Ok((validity, uids))
+    }
+
     async fn messages_meta(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<MessageMeta>> {
         self.read(move |conn| messages::messages_meta(conn, folder, uids))
             .await

@@ -12,7 +12,7 @@
 //! same file from another process while the server runs: SQLite's file locks
 //! arbitrate, and nothing here caches state that another process could change.
 mod access;
-
+pub mod backup;
 mod calendar;
 mod directory;
 mod dkim;

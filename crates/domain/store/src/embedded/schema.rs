@@ -1,6 +1,9 @@
 //! The embedded store's SQLite schema and its migrations (PRAGMA user_version).
 use rusqlite::Connection;
 
+/// The schema version this build migrates to: how many migrations there are.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// Migrations in order; `user_version` counts how many have run.
 const MIGRATIONS: &[&str] = &[
     r#"

@@ -603,6 +603,42 @@ impl Mailboxes for PgStore {
         Ok((validity, uid))
     }
 
+    async fn append_batch(
+        &self,
+        folder: FolderId,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<u32>)> {
+        let sealed = crate::content::seal_messages(messages).await?;
+        let sealed = &sealed;
+        let (validity, uids, changes) = in_tx!(self, |tx| async {
+            let f = messages::folder_head(&tx, folder).await?;
+            let mut added = Vec::with_capacity(sealed.len());
+            for (message, s) in sealed {
+                let stored = messages::store_sealed(&tx, &message.raw, s).await?;
+                added.push(
+                    messages::add_item(
+                        &tx,
+                        folder,
+                        stored,
+                        message.flags,
+                        &message.keywords,
+                        message.internal_date,
+                    )
+                    .await?,
+                );
+            }
+            let uids: Vec<u32> = added.iter().map(|(u, _)| *u).collect();
+            let changes = changes_of(f.user, folder, ChangeKind::Append, added);
+            if !changes.is_empty() {
+                self.notify(&tx, &changes).await?;
+            }
+            Ok((f.uid_validity, uids, changes))
+        }
+        .await)?;
+        self.publish(changes);
+        Ok((validity, uids))
+    }
+
     async fn messages_meta(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<MessageMeta>> {
         let c = self.client().await?;
         messages::messages_meta(&c, folder, uids).await

@@ -54,6 +54,7 @@ macro_rules! suite {
             queue_page_filters_and_counts,
             stats_history_sums_nodes_and_buckets,
             dkim_keys_add_list_remove,
+            append_batch_keeps_order_flags_and_dates,
         );
         suite!(@multi_thread $make;
             two_handles_claim_every_due_recipient_once,
@@ -549,6 +550,61 @@ fn msg(subject: &str) -> NewMessage {
         keywords: Vec::new(),
         internal_date: 1_700_000_000,
     }
+}
+
+/// `append_batch` (imports): one commit, UIDs ascending in the order
+/// given after what the folder held, each message's bytes, flags,
+/// keywords and internal date as given, every append on the change feed;
+/// an empty batch stores nothing; a missing folder is NotFound.
+pub async fn append_batch_keeps_order_flags_and_dates(h: &dyn Harness) {
+    use postgate_types::ChangeKind;
+    let s = fixture(h).await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let folder = s.create_folder(alice.id, "Archive/2020").await.unwrap();
+    let (_, first) = s.append(folder.id, msg("before")).await.unwrap();
+    let mut feed = s.changes().subscribe(folder.id);
+    let batch: Vec<NewMessage> = (0..3)
+        .map(|i| NewMessage {
+            flags: [Flags::SEEN, Flags::FLAGGED.with(Flags::ANSWERED), Flags(0)][i],
+            keywords: if i == 1 {
+                vec!["$Label1".into(), "Work".into()]
+            } else {
+                Vec::new()
+            },
+            internal_date: 1_500_000_000 + i as i64 * 3600,
+            ..msg(&format!("batch {i}"))
+        })
+        .collect();
+    let (validity, uids) = s.append_batch(folder.id, batch.clone()).await.unwrap();
+    assert_eq!(validity, folder.uid_validity);
+    // RFC 9051 §2.3.1.1: UIDs strictly ascending, in the order appended.
+    assert_eq!(uids, vec![first + 1, first + 2, first + 3]);
+    let items = s.items(folder.id).await.unwrap();
+    assert_eq!(items.len(), 4);
+    for (m, uid) in batch.iter().zip(&uids) {
+        let item = items.iter().find(|i| i.uid == *uid).unwrap();
+        assert_eq!(item.flags, m.flags, "uid {uid}");
+        assert_eq!(item.keywords, m.keywords, "uid {uid}");
+        assert_eq!(item.internal_date, m.internal_date, "uid {uid}");
+        assert_eq!(s.raw(folder.id, *uid).await.unwrap().unwrap(), m.raw);
+    }
+    for uid in &uids {
+        let c = heard(&mut feed, *uid)
+            .await
+            .expect("batch append published");
+        assert_eq!(
+            (c.kind, c.folder, c.user),
+            (ChangeKind::Append, folder.id, alice.id)
+        );
+    }
+    let (validity, none) = s.append_batch(folder.id, Vec::new()).await.unwrap();
+    assert_eq!((validity, none.len()), (folder.uid_validity, 0));
+    assert_eq!(s.items(folder.id).await.unwrap().len(), 4);
+    let missing = folder.id + 1_000_000;
+    assert!(matches!(
+        s.append_batch(missing, vec![msg("lost")]).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn imap_operations(h: &dyn Harness) {
