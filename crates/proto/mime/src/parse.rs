@@ -71,7 +71,25 @@ impl ParsedMessage {
 /// assert_eq!(m.content.text.as_deref().map(str::trim), Some("Привет"));
 /// ```
 pub fn parse_message(raw: &[u8]) -> ParsedMessage {
-    let Some(message) = PARSER.parse(raw) else {
+    // mail-parser can panic on hostile input (a debug assertion on nested
+    // message/rfc822 parts, tests/fuzzed.rs; index panics on broken
+    // attached messages, stalwartlabs/mail-parser#120). A message that trips
+    // it is converted from its header alone (no bodies, attachments or
+    // calendar parts) instead of taking its SMTP session or IMAP APPEND
+    // down with it.
+    std::panic::catch_unwind(|| parse_with(raw, false))
+        .or_else(|_| std::panic::catch_unwind(|| parse_with(raw, true)))
+        .unwrap_or_default()
+}
+
+/// [`parse_message`], of the whole message or of its header only.
+fn parse_with(raw: &[u8], header_only: bool) -> ParsedMessage {
+    let parsed = if header_only {
+        PARSER.parse_headers(raw)
+    } else {
+        PARSER.parse(raw)
+    };
+    let Some(message) = parsed else {
         return ParsedMessage::default();
     };
 
@@ -308,11 +326,16 @@ fn utf7_file_name(message: &Message<'_>, part: &MessagePart<'_>) -> Option<Strin
 /// (IMAP SENTON/SENTBEFORE/SENTSINCE compare dates "disregarding time and
 /// timezone", RFC 9051 §6.4.4): (year, month, day).
 pub fn sent_day(raw: &[u8]) -> Option<(i32, u32, u32)> {
-    let msg = MessageParser::new()
-        .with_date_headers()
-        .parse_headers(raw)?;
-    let d = msg.date()?;
-    Some((d.year as i32, d.month as u32, d.day as u32))
+    // Guarded as parse_message is.
+    std::panic::catch_unwind(|| {
+        let msg = MessageParser::new()
+            .with_date_headers()
+            .parse_headers(raw)?;
+        let d = msg.date()?;
+        Some((d.year as i32, d.month as u32, d.day as u32))
+    })
+    .ok()
+    .flatten()
 }
 
 fn contacts(a: &Address<'_>) -> Vec<Contact> {
