@@ -22,11 +22,22 @@ fuzz_target!(|data: &[u8]| {
         for o in p.objects.iter().take(4) {
             let obj = &o.object;
             let (lo, hi) = span(obj).unwrap_or((0, 0));
-            let _ = occurrences(obj, lo, hi.min(lo.saturating_add(400 * 86400)), ctx.zone, 200);
+            let _ = occurrences(
+                obj,
+                lo,
+                hi.min(lo.saturating_add(400 * 86400)),
+                ctx.zone,
+                200,
+            );
             if let Some(doc) = Doc::of(obj) {
                 let _ = doc.into_object(Vec::new(), &ctx);
             }
-            for method in [Method::Request, Method::Reply, Method::Cancel, Method::Counter] {
+            for method in [
+                Method::Request,
+                Method::Reply,
+                Method::Cancel,
+                Method::Counter,
+            ] {
                 let msg = Incoming {
                     method: &method,
                     kind: o.kind,

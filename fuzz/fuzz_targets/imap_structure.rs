@@ -198,11 +198,14 @@ fuzz_target!(|data: &[u8]| {
     // worst-case quadratic).
     let text = String::from_utf8_lossy(&data[..data.len().min(256)]);
     let enc = utf7::encode(&text);
-    assert_eq!(
-        utf7::decode(&enc).as_deref(),
-        Some(text.as_ref()),
-        "modified UTF-7 round trip of {enc:?}"
-    );
+    if !text.contains('\0') {
+        // NUL is no part of a mailbox name: decode refuses it by design.
+        assert_eq!(
+            utf7::decode(&enc).as_deref(),
+            Some(text.as_ref()),
+            "modified UTF-7 round trip of {enc:?}"
+        );
+    }
     let _ = utf7::decode(&text);
     let mut lines = text.lines();
     if let (Some(pat), Some(name)) = (lines.next(), lines.next()) {

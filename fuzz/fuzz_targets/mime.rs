@@ -8,10 +8,14 @@
 //! builders promise (7-bit output, RFC 5322 §2.1.1 line lengths) must hold.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common/hook.rs"]
+mod hook;
 use postgate_mime::build::{CalendarMessage, NewAttachment, NewMessage};
 use postgate_mime::{build, dsn, parse_message, sent_day};
 
 fuzz_target!(|data: &[u8]| {
+    hook::install();
     let parsed = parse_message(data);
     // What delivery reads besides the content.
     let _ = parsed.header_values("Message-ID").count();

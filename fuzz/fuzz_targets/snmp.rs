@@ -18,13 +18,10 @@ fn agent() -> &'static Arc<postgate_snmp::Agent> {
             postgate_snmp::engine::parse_id("80007ed904667a7a").unwrap(),
             1,
         );
-        let users = vec![postgate_snmp::usm::User::new(
-            "ops",
-            "authpass1",
-            "privpass1",
-            engine.id(),
-        )
-        .writer(true)];
+        let users = vec![
+            postgate_snmp::usm::User::new("ops", "authpass1", "privpass1", engine.id())
+                .writer(true),
+        ];
         postgate_snmp::Agent::new(postgate_snmp::Settings {
             community: "public".into(),
             allowed: vec!["127.0.0.0/8".parse().unwrap()],

@@ -11,6 +11,9 @@
 //!
 //! A panic in a server task would be caught by tokio and go unnoticed: the
 //! panic hook aborts the process so that libFuzzer reports it.
+#[path = "hook.rs"]
+mod hook;
+
 use postgate_store::{Envelope, NewUser, UserRef};
 use postgate_testkit::world::World;
 use postgate_types::EmailAddress;
@@ -85,12 +88,9 @@ pub struct Harness {
 
 impl Harness {
     /// A harness whose worlds serve what `setup` starts. Installs the
-    /// aborting panic hook.
+    /// aborting panic hook (`common/hook.rs`).
     pub fn new(setup: Setup) -> Harness {
-        std::panic::set_hook(Box::new(|info| {
-            eprintln!("{info}");
-            std::process::abort();
-        }));
+        hook::install();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
