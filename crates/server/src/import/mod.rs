@@ -527,39 +527,44 @@ impl Sink {
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
         let path = self.batch_folder.clone().unwrap_or_else(|| "INBOX".into());
+        let (count, first_size, first_sha256) = (
+            batch.len(),
+            batch[0].raw.len() as u64,
+            hex(&digest(&batch[0].raw)),
+        );
+        // Parsing starts at once, while the batch before commits.
+        let parsed = tokio::task::spawn_blocking(move || {
+            let now = chrono::Utc::now().timestamp();
+            batch
+                .into_iter()
+                .map(|m| {
+                    let content = postgate_mime::parse_message(&m.raw).content;
+                    let internal_date = m.internal_date.or(content.date).unwrap_or(now);
+                    NewMessage {
+                        raw: m.raw,
+                        content,
+                        flags: m.flags,
+                        keywords: m.keywords,
+                        internal_date,
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
         self.settle().await?;
         let folder = self.folder(&path).await?;
-        let first = &batch[0].raw;
         let pending = PendingBatch {
             after: self.batch_cursor.clone(),
             folder: path,
             uid_next: folder.uid_next,
-            count: batch.len(),
-            first_size: first.len() as u64,
-            first_sha256: hex(&digest(first)),
+            count,
+            first_size,
+            first_sha256,
         };
         self.state.pending = Some(pending.clone());
         write_state(&self.state_path, &self.state)?;
         let store = self.store.clone();
         let task = tokio::spawn(async move {
-            let messages = tokio::task::spawn_blocking(move || {
-                let now = chrono::Utc::now().timestamp();
-                batch
-                    .into_iter()
-                    .map(|m| {
-                        let content = postgate_mime::parse_message(&m.raw).content;
-                        let internal_date = m.internal_date.or(content.date).unwrap_or(now);
-                        NewMessage {
-                            raw: m.raw,
-                            content,
-                            flags: m.flags,
-                            keywords: m.keywords,
-                            internal_date,
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await?;
+            let messages = parsed.await?;
             let n = messages.len();
             store.append_batch(folder.id, messages).await?;
             Ok(n)

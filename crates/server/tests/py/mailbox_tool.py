@@ -2,6 +2,7 @@
 import and backup tests.
 
 usage:
+  PORT "plain:N" connects without TLS.
   mailbox_tool.py dump HOST PORT USER PASS
       prints JSON {mailbox: [{uid, flags, internaldate, size, sha256,
       message_id}]} over IMAPS (any certificate), every selectable
@@ -20,7 +21,10 @@ CTX.verify_mode = ssl.CERT_NONE
 
 
 def connect(host, port, user, password):
-    m = imaplib.IMAP4_SSL(host, int(port), ssl_context=CTX)
+    if port.startswith("plain:"):  # a peer without TLS (bench/import_dovecot.sh)
+        m = imaplib.IMAP4(host, int(port[6:]))
+    else:
+        m = imaplib.IMAP4_SSL(host, int(port), ssl_context=CTX)
     m.login(user, password)
     return m
 

@@ -170,6 +170,8 @@ fn housekeeper(conn: Connection, store: std::sync::Weak<Inner>) -> std::io::Resu
         .spawn(move || {
             let mut last_checkpoint = std::time::Instant::now();
             let mut wal_frames = 0;
+            // When a RESTART may be tried again (see `checkpoint`).
+            let mut restart_after = std::time::Instant::now();
             loop {
                 std::thread::sleep(HOUSEKEEPING_INTERVAL);
                 let Some(store) = store.upgrade() else { break };
@@ -177,8 +179,14 @@ fn housekeeper(conn: Connection, store: std::sync::Weak<Inner>) -> std::io::Resu
                 if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || wal_frames > WAL_BUSY_FRAMES
                 {
                     last_checkpoint = std::time::Instant::now();
-                    match checkpoint(&conn) {
-                        Ok(frames) => wal_frames = frames,
+                    let restart = restart_after <= std::time::Instant::now();
+                    match checkpoint(&conn, restart) {
+                        Ok((frames, blocked)) => {
+                            wal_frames = frames;
+                            if blocked {
+                                restart_after = std::time::Instant::now() + RESTART_BACKOFF;
+                            }
+                        }
                         Err(e) => tracing::warn!(error = %e, "store: checkpoint failed"),
                     }
                 }
@@ -196,22 +204,42 @@ const WAL_BUSY_FRAMES: i64 = 4_096; // 16 MiB of 4 KiB pages
 /// WAL frames beyond which a checkpoint also restarts the WAL.
 const WAL_RESTART_FRAMES: i64 = 16_384; // 64 MiB
 
+/// How long a RESTART checkpoint may wait for readers. While it waits, SQLite
+/// holds every writer off ("blocks new database writers while it is
+/// pending"); a reader that keeps an old snapshot for long (`postgate
+/// backup`'s VACUUM INTO reads the whole store in one transaction) would
+/// otherwise stall deliveries for the whole busy timeout (10 s), again at
+/// every tick, and fail them when the writer's own timeout ran out first
+/// (measured: 451 4.3.0 "database is locked" during a 100 s backup).
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// After a RESTART that readers kept from completing, how long until the
+/// next try (meanwhile PASSIVE checkpoints go on).
+const RESTART_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+/// The busy timeout `schema::configure` sets, restored after a RESTART.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One checkpoint. PASSIVE copies what it can without waiting for anyone; but
 /// under steady writing the WAL is never wholly copied at the moment a new
 /// transaction starts, so SQLite never rewinds it and it grows without end.
-/// Past [`WAL_RESTART_FRAMES`], a RESTART checkpoint makes the writer wait
-/// (tens of milliseconds) until the WAL is copied, so the next commit starts it
-/// again from the beginning.
-/// Returns the WAL's length in frames as the checkpoint found it.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+/// Past [`WAL_RESTART_FRAMES`], and if `restart`, a RESTART checkpoint makes
+/// the writer wait (tens of milliseconds, [`RESTART_WAIT`] at most) until the
+/// WAL is copied, so the next commit starts it again from the beginning.
+/// Returns the WAL's length in frames as the checkpoint found it, and whether
+/// a RESTART was tried and readers kept it from completing.
+fn checkpoint(conn: &Connection, restart: bool) -> rusqlite::Result<(i64, bool)> {
     let (_busy, frames, _copied): (i64, i64, i64) =
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
-    if frames > WAL_RESTART_FRAMES {
-        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    let mut blocked = false;
+    if restart && frames > WAL_RESTART_FRAMES {
+        conn.busy_timeout(RESTART_WAIT)?;
+        // The first column is 1 when the checkpoint could not complete.
+        let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        blocked = busy? != 0;
     }
-    Ok(frames)
+    Ok((frames, blocked))
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
