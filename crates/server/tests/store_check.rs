@@ -2,7 +2,7 @@
 //! runs, and with appointments, whose messages are addressed by bytes and
 //! content); a store damaged on purpose, one kind of damage at a time, is
 //! reported with the damaged row named and a failing exit status.
-use postgate_testkit::{Server, smtp_fill};
+use postgate_testkit::{Server, pg_database, pg_store_section, smtp_fill, tool};
 use std::process::Output;
 
 const BIN: &str = env!("CARGO_BIN_EXE_postgate");
@@ -16,7 +16,11 @@ END:VCALENDAR\r\n";
 
 /// A server holding MESSAGES mails and an appointment and a task for alice.
 fn populated() -> Server {
-    let s = Server::start(std::path::Path::new(BIN), "");
+    populated_with("")
+}
+
+fn populated_with(extra: &str) -> Server {
+    let s = Server::start(std::path::Path::new(BIN), extra);
     s.populate("example.org", &[("alice@example.org", "Alice")]);
     smtp_fill(s.addr("smtp"), "alice@example.org", MESSAGES);
     let ics = s.dir().join("import.ics");
@@ -160,4 +164,52 @@ fn item_without_its_message_and_stale_counters_are_reported() {
         )),
         "{out}"
     );
+}
+
+/// On PostgreSQL the same checks run through SQL (sizes and SHA-256 on
+/// the server): clean, then a truncated blob and a stale counter reported.
+#[test]
+fn postgres_store_is_checked_through_sql() {
+    let Some(url) = pg_database() else { return };
+    let Some(psql) = tool("psql") else { return };
+    let s = populated_with(&pg_store_section(&url, "node-a"));
+    let (ok, out) = check(&s);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with(&format!("ok: {} messages", MESSAGES + 2)),
+        "{out}"
+    );
+    let sql = |q: &str| {
+        let out = std::process::Command::new(&psql)
+            .arg(&url)
+            .args(["-qAt", "-c", q])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let id = sql("UPDATE blob SET data = substring(data from 1 for 10) \
+         WHERE id = (SELECT max(id) FROM blob) RETURNING id");
+    let folder = sql(
+        "UPDATE folder SET uid_next = 2 WHERE id = (SELECT folder_id FROM item \
+         GROUP BY folder_id ORDER BY count(*) DESC LIMIT 1) RETURNING id",
+    );
+    let (ok, out) = check(&s);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("problem: message {id}: 10 bytes stored,")),
+        "{out}"
+    );
+    // RFC 9051 §2.3.1.1: UIDs stay below uid_next.
+    assert!(
+        out.contains(&format!(
+            "problem: folder {folder}: uid_next 2 but it holds UID"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("damaged: 2 problem(s)"), "{out}");
 }
