@@ -8,7 +8,10 @@ LOADS=$SHARED/bench
 # A binary given in PG_BIN (an older build, for a before/after comparison) is
 # run as it is; without it the workspace's release build is brought up to date.
 PG_BIN_GIVEN=${PG_BIN:+1}
-PG_BIN=${PG_BIN:-$repo/target/release/postgate}
+PG_BIN=${PG_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/postgate}
+# The bench bins of bench/loadgen (bench-chaos, bench-disk, …): always the
+# workspace's own.
+BENCH_BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release}
 
 pg_build() {
   [ -n "$PG_BIN_GIVEN" ] && return 0
@@ -52,6 +55,8 @@ CONF
   "$PG_BIN" --config "$PG_CONF" domain add discard.test >/dev/null
   "$PG_BIN" --config "$PG_CONF" user add sink@example.test --name "Sink" >/dev/null
   "$PG_BIN" --config "$PG_CONF" user add x@discard.test --name "Discard" >/dev/null
+  # PG_NO_SERVE=1: configured and filled, not started (see pg_serve).
+  [ "${PG_NO_SERVE:-0}" = 1 ] && { trap pg_stop EXIT; return 0; }
   "$PG_BIN" --config "$PG_CONF" serve > "$PG_DIR/stdout" 2> "$PG_DIR/stderr" &
   PG_PID=$!
   trap pg_stop EXIT
@@ -129,5 +134,37 @@ side_by_side() {
     echo "ratio postgate/$peer = $(ratio "$pg" "$pe")"
   else
     echo "$peer: not running on 127.0.0.1:$peer_port (../shared/peers/start.sh); no comparison"
+  fi
+}
+
+# pg_build_bench: builds postgate and the bench bins (release), gently.
+pg_build_bench() {
+  (cd "$repo" && nice -n 19 cargo build --release -q -p postgate -p postgate-loadgen) ||
+    { echo "cargo build --release failed" >&2; exit 2; }
+}
+
+# pg_serve: starts `postgate serve` again on PG_CONF (after a kill or a
+# stop), waits for "ready", sets PG_PID and the PG_*_PORT variables as
+# pg_start does (and PG_SUBMISSION_PORT), and writes "ROLE PORT" lines to
+# PG_PORTS when it is set, for load generators that outlive a server. Each
+# start's output goes to its own file, $PG_DIR/stdout.N.
+pg_serve() {
+  PG_STARTS=$(( ${PG_STARTS:-0} + 1 ))
+  local out="$PG_DIR/stdout.$PG_STARTS"
+  "$PG_BIN" --config "$PG_CONF" serve > "$out" 2>> "$PG_DIR/stderr" &
+  PG_PID=$!
+  for _ in $(seq 300); do
+    grep -q ready "$out" 2>/dev/null && break
+    kill -0 "$PG_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  PG_SMTP_PORT=$(sed -n 's/^postgate: smtp listening on 127.0.0.1:\([0-9]*\) (smtp.*/\1/p' "$out" | head -1)
+  PG_SUBMISSION_PORT=$(sed -n 's/^postgate: smtp listening on 127.0.0.1:\([0-9]*\) (submission.*/\1/p' "$out" | head -1)
+  PG_IMAP_PORT=$(sed -n 's/^postgate: imap listening on 127.0.0.1:\([0-9]*\) (imap,.*/\1/p' "$out" | head -1)
+  PG_POP3_PORT=$(sed -n 's/^postgate: pop3 listening on 127.0.0.1:\([0-9]*\) (pop3,.*/\1/p' "$out" | head -1)
+  [ -n "$PG_SMTP_PORT" ] || { echo "postgate did not start:"; tail -20 "$PG_DIR/stderr"; exit 2; } >&2
+  if [ -n "${PG_PORTS:-}" ]; then
+    printf 'smtp %s\nsubmission %s\nimap %s\npop3 %s\n' "$PG_SMTP_PORT" "${PG_SUBMISSION_PORT:-0}" \
+      "${PG_IMAP_PORT:-0}" "${PG_POP3_PORT:-0}" > "$PG_PORTS.new" && mv "$PG_PORTS.new" "$PG_PORTS"
   fi
 }

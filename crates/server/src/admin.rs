@@ -409,6 +409,31 @@ pub async fn store_copy(config: &Config, to: &str, quiet: bool) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// `postgate store check`: "ok" and success when the store is whole, else
+/// every problem found and failure.
+pub async fn store_check(config: &Config) -> anyhow::Result<ExitCode> {
+    let report = postgate_store::check::check(&crate::store_backend(config)).await?;
+    let mut out = std::io::stdout().lock();
+    for p in &report.problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    if report.unlisted > 0 {
+        writeln!(out, "problem: … and {} more", report.unlisted)?;
+    }
+    let counts = format!(
+        "{} messages ({} bytes), {} items, {} folders",
+        report.messages, report.bytes, report.items, report.folders
+    );
+    if report.is_clean() {
+        writeln!(out, "ok: {counts}")?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let n = report.problems.len() as u64 + report.unlisted;
+        writeln!(out, "damaged: {n} problem(s); {counts}")?;
+        Ok(ExitCode::FAILURE)
+    }
+}
+
 pub async fn run(config: Config, command: Command) -> anyhow::Result<ExitCode> {
     let shared = crate::open_store(&config).await?;
     let store = &shared;

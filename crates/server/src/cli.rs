@@ -221,6 +221,11 @@ pub enum StoreCmd {
         #[arg(long)]
         quiet: bool,
     },
+    /// Check the store's integrity: SQLite's own check (embedded), every
+    /// message's bytes against their size and SHA-256, references, and
+    /// folder counters. Only reads; may run while the server runs. Prints
+    /// "ok" and exits 0 when clean, else each problem, exiting 1.
+    Check,
 }
 
 /// `log …`
@@ -716,6 +721,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(StoreCmd::Copy { to, quiet }) => {
             crate::admin::store_copy(&load(cli.config)?, &to, quiet).await
         }
+        Command::Store(StoreCmd::Check) => crate::admin::store_check(&load(cli.config)?).await,
         other => admin::run(load(cli.config)?, other).await,
     }
 }

@@ -21,6 +21,7 @@
 pub mod access;
 pub mod auth;
 mod cache;
+pub mod check;
 mod content;
 pub mod copy;
 pub mod embedded;
@@ -74,7 +75,7 @@ pub async fn open(backend: &Backend) -> Result<std::sync::Arc<dyn Store>> {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// What can go wrong in the store, in terms callers can act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The named thing does not exist.
     #[error("{0} not found")]
@@ -88,6 +89,12 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption, locking); worth retrying later.
     #[error("storage failure: {0}")]
     Backend(String),
+    /// The storage is full (the disk, or the database's own size limit):
+    /// nothing more can be written until space is freed, while reads go on.
+    /// Worth retrying later: SMTP answers `452 4.3.1` (RFC 3463 §3.4, "mail
+    /// system full"), IMAP a tagged NO.
+    #[error("storage full: {0}")]
+    Full(String),
     /// The store has shut down.
     #[error("store is closed")]
     Closed,
@@ -98,9 +105,13 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the failure is the store's, not the request's: protocols answer
-    /// these with their try-again-later reply (SMTP 451 4.3.0, IMAP NO [UNAVAILABLE]).
+    /// these with their try-again-later reply (SMTP 451 4.3.0, IMAP NO
+    /// [UNAVAILABLE]; a full store: SMTP 452 4.3.1, IMAP NO [OVERQUOTA]).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Backend(_) | StoreError::Closed)
+        matches!(
+            self,
+            StoreError::Backend(_) | StoreError::Full(_) | StoreError::Closed
+        )
     }
 }
 

@@ -121,6 +121,20 @@ impl ApiError {
             "the post office is unavailable; try again",
         )
     }
+    /// A failed write: a full store is 507 (RFC 4918 §11.5 Insufficient
+    /// Storage), anything else [`ApiError::internal`].
+    pub(crate) fn store(e: postgate_store::StoreError) -> ApiError {
+        match e {
+            postgate_store::StoreError::Full(_) => {
+                tracing::error!(error = %e, "client API");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "the post office is full; try again later",
+                )
+            }
+            e => ApiError::internal(e),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -515,7 +529,7 @@ async fn send(
             }),
         )
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let sent = report.stored.first().filter(|d| d.user == u.id).copied();
     let folder = match sent {
         Some(d) => ctx

@@ -65,7 +65,7 @@ impl From<CalendarError> for ApiError {
             }
             CalendarError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             CalendarError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-            CalendarError::Store(e) => ApiError::internal(e),
+            CalendarError::Store(e) => ApiError::store(e),
         }
     }
 }
@@ -465,7 +465,7 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, ApiError> {
 async fn carry_out(ctx: &Ctx, plan: Plan) -> Result<(), ApiError> {
     ctx.delivery.carry_out(plan).await.map_err(|e| match e {
         postgate_store::StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
-        e => ApiError::internal(e),
+        e => ApiError::store(e),
     })
 }
 

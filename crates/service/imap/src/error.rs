@@ -61,10 +61,33 @@ impl From<StoreError> for ImapError {
             StoreError::Invalid(why) | StoreError::Conflict(why) => {
                 ImapError::no(Some("CANNOT"), why)
             }
+            // RFC 5530 §3 OVERQUOTA: the operation would need space the
+            // server does not have (Dovecot answers a full disk the same
+            // way); nothing was stored, and reads go on.
+            StoreError::Full(_) => {
+                tracing::error!(error = %e, "store full in IMAP session");
+                ImapError::no(Some("OVERQUOTA"), "Mail system full, try again later")
+            }
             StoreError::Backend(_) | StoreError::Closed => {
                 tracing::error!(error = %e, "store error in IMAP session");
                 ImapError::no(Some("UNAVAILABLE"), "Temporary failure, try again later")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full store is a NO with OVERQUOTA, not UNAVAILABLE or SERVERBUG.
+    #[test]
+    fn full_store_is_overquota() {
+        let e = ImapError::from(StoreError::Full("database or disk is full".into()));
+        // RFC 9051 §7.1 / RFC 5530 §3: NO [OVERQUOTA].
+        assert_eq!(e.kind, Kind::No);
+        assert_eq!(e.code.as_deref(), Some("OVERQUOTA"));
+        let e = ImapError::from(StoreError::Backend("disk I/O error".into()));
+        assert_eq!(e.code.as_deref(), Some("UNAVAILABLE"));
     }
 }

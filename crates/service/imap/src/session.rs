@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
 
 /// Longest line (outside literals) accepted: long enough for a UID set of a
 /// large mailbox, short enough to bound memory.
@@ -25,8 +26,28 @@ const INLINE_LITERAL_MAX: usize = 64 * 1024;
 /// Replies are written once this much is buffered, even mid-command (a FETCH of
 /// 100,000 messages streams instead of piling up).
 pub(crate) const FLUSH_AT: usize = 128 * 1024;
-/// How long a client that has not logged in may stay silent.
+/// How long a client that has not logged in may take to send a command.
 const PREAUTH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long reading a command's next line or literal may take.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// This long from when its reading starts (after login: a line whole,
+    /// each read of a literal afresh, so a large APPEND on a slow link is
+    /// not cut while its bytes flow).
+    Each(Duration),
+    /// Until a fixed moment (before login: the whole command).
+    Until(Instant),
+}
+
+impl Wait {
+    fn deadline(self) -> Instant {
+        match self {
+            Wait::Each(d) => Instant::now() + d,
+            Wait::Until(t) => t,
+        }
+    }
+}
 /// Read granularity; the buffer shrinks back after bursts so idle sessions stay small.
 const READ_CHUNK: usize = 4 * 1024;
 
@@ -308,8 +329,9 @@ impl Session {
 
     // ----------------------------------------------------------------- input
 
-    /// Reads more bytes, flushing pending output first.
-    async fn fill(&mut self, timeout: Duration) -> std::result::Result<(), ReadError> {
+    /// Reads more bytes, flushing pending output first; waits until
+    /// `deadline` at most.
+    async fn fill(&mut self, deadline: Instant) -> std::result::Result<(), ReadError> {
         self.flush().await?;
         if self.rpos > 0 {
             self.rbuf.drain(..self.rpos);
@@ -321,7 +343,7 @@ impl Session {
         self.rbuf.reserve(READ_CHUNK);
         let stream = self.stream.as_mut().ok_or(ReadError::Io)?;
         let read = tokio::select! {
-            r = tokio::time::timeout(timeout, stream.read_buf(&mut self.rbuf)) => r,
+            r = tokio::time::timeout_at(deadline, stream.read_buf(&mut self.rbuf)) => r,
             _ = self.shutdown.wait() => return Err(ReadError::Shutdown),
         };
         match read {
@@ -332,10 +354,21 @@ impl Session {
         }
     }
 
-    /// The next line, CRLF (or LF) included.
+    /// The next line, CRLF (or LF) included, which must arrive whole within
+    /// `timeout` (see [`Session::read_line_until`]).
     pub(crate) async fn read_line(
         &mut self,
         timeout: Duration,
+    ) -> std::result::Result<Vec<u8>, ReadError> {
+        self.read_line_until(Instant::now() + timeout).await
+    }
+
+    /// The next line, CRLF (or LF) included, by `deadline`: one deadline for
+    /// the line, not one per read, so that a client trickling a byte now
+    /// and then (slowloris) is logged out like a silent one.
+    async fn read_line_until(
+        &mut self,
+        deadline: Instant,
     ) -> std::result::Result<Vec<u8>, ReadError> {
         loop {
             let pending = &self.rbuf[self.rpos..];
@@ -347,16 +380,17 @@ impl Session {
             if pending.len() > MAX_LINE {
                 return Err(ReadError::TooLong);
             }
-            self.fill(timeout).await?;
+            self.fill(deadline).await?;
         }
     }
 
-    /// Reads exactly `n` bytes into `out` (or discards them).
+    /// Reads exactly `n` bytes into `out` (or discards them), each read
+    /// within `wait`.
     async fn read_exact(
         &mut self,
         out: Option<&mut Vec<u8>>,
         n: usize,
-        timeout: Duration,
+        wait: Wait,
     ) -> std::result::Result<(), ReadError> {
         let mut left = n;
         let mut out = out;
@@ -371,21 +405,32 @@ impl Session {
             if left == 0 {
                 return Ok(());
             }
-            self.fill(timeout).await?;
+            self.fill(wait.deadline()).await?;
         }
     }
 
     /// Reads one complete command: lines and their literals (RFC 9051 §4.3,
     /// RFC 7888 LITERAL+). `Ok(None)` when the command was refused while being
     /// read (a literal too big), the refusal already queued.
+    ///
+    /// Before login the whole command must arrive within `timeout`: nobody
+    /// holds a session unauthenticated by trickling bytes (slowloris).
+    /// After it, each line of the command must arrive whole within
+    /// `timeout` from when the server starts reading it, and its literals
+    /// are waited for read by read (a large APPEND on a slow link).
     async fn read_command(
         &mut self,
         timeout: Duration,
     ) -> std::result::Result<Option<Frame>, ReadError> {
+        let wait = if matches!(self.state, State::NotAuthenticated) {
+            Wait::Until(Instant::now() + timeout)
+        } else {
+            Wait::Each(timeout)
+        };
         let mut bytes = Vec::new();
         let mut message: Option<Vec<u8>> = None;
         loop {
-            let line = self.read_line(timeout).await?;
+            let line = self.read_line_until(wait.deadline()).await?;
             bytes.extend_from_slice(&line);
             if bytes.len() > MAX_LINE {
                 return Err(ReadError::TooLong);
@@ -414,9 +459,9 @@ impl Session {
                     if lit.len > limit.max(INLINE_LITERAL_MAX) * 2 {
                         return Err(ReadError::TooLong);
                     }
-                    self.read_exact(None, lit.len, timeout).await?;
+                    self.read_exact(None, lit.len, wait).await?;
                     // And the rest of the command line.
-                    self.skip_rest_of_command(timeout).await?;
+                    self.skip_rest_of_command(wait).await?;
                 }
                 self.raw(refusal.as_bytes());
                 return Ok(None);
@@ -428,28 +473,25 @@ impl Session {
             }
             if big {
                 let mut data = Vec::with_capacity(lit.len.min(1 << 20));
-                self.read_exact(Some(&mut data), lit.len, timeout).await?;
+                self.read_exact(Some(&mut data), lit.len, wait).await?;
                 // Leave an empty literal in the command for the parser.
                 let head = bytes.len() - lit.marker_len;
                 bytes.truncate(head);
                 bytes.extend_from_slice(if lit.binary { b"~{0}\r\n" } else { b"{0}\r\n" });
                 message = Some(data);
             } else {
-                self.read_exact(Some(&mut bytes), lit.len, timeout).await?;
+                self.read_exact(Some(&mut bytes), lit.len, wait).await?;
             }
         }
     }
 
     /// After refusing a LITERAL+ literal, drops the rest of that command.
-    async fn skip_rest_of_command(
-        &mut self,
-        timeout: Duration,
-    ) -> std::result::Result<(), ReadError> {
+    async fn skip_rest_of_command(&mut self, wait: Wait) -> std::result::Result<(), ReadError> {
         loop {
-            let line = self.read_line(timeout).await?;
+            let line = self.read_line_until(wait.deadline()).await?;
             match rewrite::literal_at_end(&line) {
                 Some(l) if l.non_sync && l.len <= INLINE_LITERAL_MAX => {
-                    self.read_exact(None, l.len, timeout).await?
+                    self.read_exact(None, l.len, wait).await?
                 }
                 Some(_) => return Err(ReadError::TooLong),
                 None => return Ok(()),

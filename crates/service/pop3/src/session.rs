@@ -635,7 +635,11 @@ impl Session {
 
     /// The next command line; pending replies go out first only when no
     /// complete command is already buffered (RFC 2449 §6.6 PIPELINING).
+    /// The whole line must come within the idle timeout (RFC 1939 §3: the
+    /// autologout timer), not each read of it: a client trickling a byte
+    /// now and then (slowloris) is logged out like a silent one.
     async fn read_line(&mut self) -> Result<Vec<u8>, Stop> {
+        let deadline = tokio::time::Instant::now() + self.ctx.config.idle_timeout;
         let mut discarding = false;
         loop {
             let pending = &self.rbuf[self.rpos..];
@@ -659,12 +663,11 @@ impl Session {
                 self.rpos = 0;
             }
             self.rbuf.reserve(READ_CHUNK);
-            let timeout = self.ctx.config.idle_timeout;
             let Some(stream) = self.stream.as_mut() else {
                 return Err(Stop::Closed);
             };
             let read = tokio::select! {
-                r = tokio::time::timeout(timeout, stream.read_buf(&mut self.rbuf)) => r,
+                r = tokio::time::timeout_at(deadline, stream.read_buf(&mut self.rbuf)) => r,
                 _ = self.shutdown.wait() => return Err(Stop::Shutdown),
             };
             match read {

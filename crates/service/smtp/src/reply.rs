@@ -82,7 +82,13 @@ impl Reply {
 impl From<StoreError> for Reply {
     fn from(e: StoreError) -> Reply {
         tracing::error!(error = %e, "store error during SMTP session");
-        Reply::local_error()
+        match e {
+            // RFC 5321 §4.2.2 452 "insufficient system storage" (a reply to
+            // the end of DATA, §4.3.2), RFC 3463 §3.4 X.3.1 "mail system
+            // full": the client keeps the message and tries again later.
+            StoreError::Full(_) => Reply::new(452, "4.3.1", "Mail system full, try again later"),
+            _ => Reply::local_error(),
+        }
     }
 }
 
@@ -131,5 +137,18 @@ mod tests {
         }
         .write_to(&mut out);
         assert_eq!(out, b"250 2.0.0 Ok\r\n250-a\r\n250 b\r\n");
+    }
+
+    /// A full store is 452 4.3.1; other store failures stay 451 4.3.0.
+    #[test]
+    fn full_store_is_452() {
+        let mut out = Vec::new();
+        Reply::from(StoreError::Full("database or disk is full".into())).write_to(&mut out);
+        // RFC 5321 §4.2.2 452; RFC 3463 §3.4 X.3.1 "mail system full".
+        assert_eq!(out, b"452 4.3.1 Mail system full, try again later\r\n");
+        let r = Reply::from(StoreError::Backend("disk I/O error".into()));
+        // RFC 5321 §4.2.2 451 "local error in processing".
+        assert_eq!((r.code, r.esc), (451, "4.3.0"));
+        assert!(!r.close);
     }
 }

@@ -16,6 +16,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Bytes asked of the socket per read; also the unit by which a message
 /// may overshoot the size limit in memory before being cut off.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes asked of the socket per read while waiting for a command: a
+/// session between commands (most of them, most of the time; thousands
+/// during a slowloris) holds this much buffer, not [`READ_CHUNK`]
+/// (measured: 78 KB of RSS per idle session with 64 KiB, against 4 for
+/// an IMAP session).
+const LINE_CHUNK: usize = 4 * 1024;
 
 /// What the client said in HELO/EHLO.
 #[derive(Debug, Clone)]
@@ -398,17 +404,26 @@ impl Session {
     }
 
     /// Reads more bytes into the buffer, flushing pending replies first (so that
-    /// pipelined replies go out together, RFC 2920 §3.1).
-    async fn fill(&mut self, timeout: Duration) -> Result<(), ReadError> {
+    /// pipelined replies go out together, RFC 2920 §3.1); waits until
+    /// `deadline` at most, asking for `chunk` bytes.
+    async fn fill(
+        &mut self,
+        deadline: tokio::time::Instant,
+        chunk: usize,
+    ) -> Result<(), ReadError> {
         self.flush().await?;
         if self.rpos > 0 {
             self.rbuf.drain(..self.rpos);
             self.rpos = 0;
         }
+        // Give back what a message's data took once it is read.
+        if self.rbuf.is_empty() && self.rbuf.capacity() > chunk * 4 {
+            self.rbuf = Vec::with_capacity(chunk);
+        }
         let stream = self.stream.as_mut().ok_or(ReadError::Io)?;
-        self.rbuf.reserve(READ_CHUNK);
+        self.rbuf.reserve(chunk);
         let read = tokio::select! {
-            r = tokio::time::timeout(timeout, stream.read_buf(&mut self.rbuf)) => r,
+            r = tokio::time::timeout_at(deadline, stream.read_buf(&mut self.rbuf)) => r,
             _ = self.shutdown.wait() => return Err(ReadError::Shutdown),
         };
         match read {
@@ -419,8 +434,13 @@ impl Session {
         }
     }
 
-    /// The next command line (or SASL response line), LF included.
+    /// The next command line (or SASL response line), LF included. The
+    /// whole line must arrive within `timeout`, not each read of it: a
+    /// client trickling a byte now and then (slowloris) would otherwise
+    /// hold its session, and a worker, for ever. RFC 5321 §4.5.3.2.7: the
+    /// server's wait for the next command; one deadline for it.
     pub(crate) async fn read_line(&mut self, timeout: Duration) -> Result<Vec<u8>, ReadError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let max = self.settings.config.max_line_length;
         let mut discarding = false;
         loop {
@@ -438,7 +458,7 @@ impl Session {
                 discarding = true;
                 self.rpos = self.rbuf.len();
             }
-            self.fill(timeout).await?;
+            self.fill(deadline, LINE_CHUNK).await?;
         }
     }
 
@@ -470,7 +490,9 @@ impl Session {
             if done {
                 return Ok(discard.is_none());
             }
-            self.fill(timeout).await?;
+            // RFC 5321 §4.5.3.2: data blocks, each read waited for afresh.
+            self.fill(tokio::time::Instant::now() + timeout, READ_CHUNK)
+                .await?;
         }
     }
 
@@ -497,7 +519,9 @@ impl Session {
             if done {
                 return Ok(());
             }
-            self.fill(timeout).await?;
+            // RFC 5321 §4.5.3.2: data blocks, each read waited for afresh.
+            self.fill(tokio::time::Instant::now() + timeout, READ_CHUNK)
+                .await?;
         }
     }
 

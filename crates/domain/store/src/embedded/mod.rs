@@ -33,6 +33,11 @@ use writer::Writer;
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "postgate.db";
 
+/// The schema version this program's store has once migrated.
+pub(crate) fn schema_version() -> usize {
+    schema::version()
+}
+
 /// Concurrent read transactions. Two cores here; reads are short; more than
 /// this would only queue inside SQLite.
 const READERS: usize = 8;
@@ -56,8 +61,16 @@ struct Inner {
     maildrops: Mutex<std::collections::HashMap<postgate_types::FolderId, String>>,
 }
 
+/// A SQLite error in the store's terms. SQLITE_FULL (the disk is full, or
+/// the database reached `max_page_count`) is [`StoreError::Full`], so that
+/// protocols answer "mail system full" (RFC 3463 §3.4) rather than a local
+/// error, and so that callers know space, not a retry alone, is needed.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        StoreError::Full(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
 
 impl EmbeddedStore {
@@ -250,4 +263,83 @@ fn open_conn(path: &Path) -> Result<Connection> {
 
 pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Directory, Mailboxes, NewMessage, NewUser};
+    use postgate_types::EmailAddress;
+
+    fn message(i: usize) -> NewMessage {
+        NewMessage {
+            raw: format!("Subject: m{i}\r\n\r\n{}\r\n", "x".repeat(20_000)).into_bytes(),
+            content: Default::default(),
+            flags: Default::default(),
+            keywords: Vec::new(),
+            internal_date: 0,
+        }
+    }
+
+    /// Sets the writer connection's `max_page_count` (SQLite answers
+    /// SQLITE_FULL past it, as it does when the disk is full).
+    async fn cap_pages(store: &EmbeddedStore, extra: i64) {
+        store
+            .write(move |c| {
+                let n: i64 = c
+                    .query_row("PRAGMA page_count", [], |r| r.get(0))
+                    .map_err(backend)?;
+                c.query_row(&format!("PRAGMA max_page_count = {}", n + extra), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(backend)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A full store refuses writes with StoreError::Full (not a generic
+    /// backend failure), keeps serving reads, and the same writer commits
+    /// again once there is room: no restart.
+    #[tokio::test]
+    async fn full_store_refuses_writes_then_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.add_domain("example.org").await.unwrap();
+        let user = store
+            .add_user(NewUser {
+                address: EmailAddress::parse("a@example.org").unwrap(),
+                post_office: None,
+                display_name: "A".into(),
+                given_name: None,
+                surname: None,
+                title: None,
+                department: None,
+                phone: None,
+                password_hash: None,
+            })
+            .await
+            .unwrap();
+        let inbox = store.folder(user.id, "INBOX").await.unwrap().unwrap();
+        cap_pages(&store, 12).await;
+        let mut stored = 0;
+        let err = loop {
+            match store.append(inbox.id, message(stored)).await {
+                Ok(_) => stored += 1,
+                Err(e) => break e,
+            }
+            assert!(stored < 50, "the page cap never bit");
+        };
+        assert!(matches!(err, StoreError::Full(_)), "{err:?}");
+        // Every later write is refused the same way, and the refused
+        // messages left nothing behind.
+        let again = store.append(inbox.id, message(stored)).await.unwrap_err();
+        assert!(matches!(again, StoreError::Full(_)), "{again:?}");
+        assert_eq!(store.items(inbox.id).await.unwrap().len(), stored);
+        // Room again: the same writer thread commits.
+        cap_pages(&store, 100_000).await;
+        store.append(inbox.id, message(stored)).await.unwrap();
+        assert_eq!(store.items(inbox.id).await.unwrap().len(), stored + 1);
+    }
 }

@@ -284,6 +284,11 @@ CREATE TABLE dkim_key (
 "#,
 ];
 
+/// The schema version (`PRAGMA user_version`) this program migrates to.
+pub(crate) fn version() -> usize {
+    MIGRATIONS.len()
+}
+
 /// The migration (counted from 1) that adds `user.search_key`: the users
 /// already there get theirs when it runs.
 const SEARCH_KEY_MIGRATION: usize = 6;

@@ -7,6 +7,7 @@
 //! back alone), and commits the batch with one fsync. Only then does each caller
 //! hear back. While a commit is on its way to disk, new jobs queue, and they form
 //! the next batch: the more concurrent writers, the more each fsync carries.
+use super::backend;
 use crate::{Result, StoreError};
 use rusqlite::Connection;
 use std::sync::mpsc;
@@ -20,8 +21,8 @@ type Reply = Box<dyn FnOnce(Result<()>) + Send>;
 
 trait Job: Send {
     /// Runs the job in the open transaction; returns what to do once the commit's
-    /// outcome is known, and whether the job itself succeeded.
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply);
+    /// outcome is known, and the job's own failure if it failed.
+    fn run(self: Box<Self>, conn: &Connection) -> (Option<StoreError>, Reply);
     /// Tells the caller the job never ran.
     fn abort(self: Box<Self>, err: StoreError);
 }
@@ -36,17 +37,17 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply) {
+    fn run(self: Box<Self>, conn: &Connection) -> (Option<StoreError>, Reply) {
         let TypedJob { f, tx } = *self;
         match f(conn) {
             Ok(v) => (
-                true,
+                None,
                 Box::new(move |commit: Result<()>| {
                     let _ = tx.send(commit.map(|()| v));
                 }),
             ),
             Err(e) => (
-                false,
+                Some(e.clone()),
                 Box::new(move |_| {
                     let _ = tx.send(Err(e));
                 }),
@@ -88,10 +89,6 @@ impl Writer {
     }
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -125,7 +122,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
         let err = backend(e);
         tracing::error!(error = %err, "store: cannot begin a write transaction");
         for job in batch {
-            job.abort(StoreError::Backend(err.to_string()));
+            job.abort(err.clone());
         }
         return;
     }
@@ -134,32 +131,42 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
     let mut jobs = batch.into_iter();
     for job in jobs.by_ref() {
         if let Err(e) = exec(conn, "SAVEPOINT job") {
-            broken = Some(backend(e));
-            job.abort(StoreError::Backend("savepoint failed".into()));
+            let err = backend(e);
+            job.abort(err.clone());
+            broken = Some(err);
             break;
         }
-        let (ok, reply) = job.run(conn);
-        let end = if ok {
+        let (failed, reply) = job.run(conn);
+        let end = if failed.is_none() {
             exec(conn, "RELEASE job")
         } else {
             exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
         };
         replies.push(reply);
         // Some errors (disk full, I/O) make SQLite roll back the whole
-        // transaction: then nothing in this batch can commit.
+        // transaction: then nothing in this batch can commit. The jobs of
+        // the batch hear why: a job that found the disk full (SQLITE_FULL)
+        // makes it StoreError::Full for all of them.
+        let cause = |other: StoreError| match &failed {
+            Some(e @ StoreError::Full(_)) => e.clone(),
+            _ => other,
+        };
         if let Err(e) = end {
-            broken = Some(backend(e));
+            broken = Some(cause(backend(e)));
             break;
         }
         if conn.is_autocommit() {
-            broken = Some(StoreError::Backend(
+            broken = Some(cause(StoreError::Backend(
                 "transaction rolled back by the database".into(),
-            ));
+            )));
             break;
         }
     }
     for job in jobs {
-        job.abort(StoreError::Backend("batch aborted".into()));
+        job.abort(match &broken {
+            Some(e) => e.clone(),
+            None => StoreError::Backend("batch aborted".into()),
+        });
     }
     let outcome = match broken {
         Some(e) => {
@@ -176,10 +183,9 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
             let _ = exec(conn, "ROLLBACK");
         }
     }
+    // Each caller hears the commit's own error: a COMMIT that found the
+    // disk full answers every job of the batch with StoreError::Full.
     for reply in replies {
-        reply(match &outcome {
-            Ok(()) => Ok(()),
-            Err(e) => Err(StoreError::Backend(e.to_string())),
-        });
+        reply(outcome.clone());
     }
 }

@@ -157,6 +157,7 @@ async fn commit_batch(store: super::PgStore, batch: Vec<Job>) {
             for job in batch {
                 let _ = job.reply.send(Err(match &e {
                     StoreError::Backend(m) => StoreError::Backend(m.clone()),
+                    StoreError::Full(m) => StoreError::Full(m.clone()),
                     other => StoreError::Backend(other.to_string()),
                 }));
             }

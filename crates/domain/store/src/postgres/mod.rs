@@ -272,6 +272,13 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
         {
             StoreError::Backend(format!("{RETRY_PREFIX}{e}"))
         }
+        // 53100 disk_full: the database server's disk is full (RFC 3463
+        // §3.4 "mail system full" to the protocols).
+        Some(c) if *c == SqlState::DISK_FULL => StoreError::Full(
+            e.as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string()),
+        ),
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Exists(
             e.as_db_error()
                 .and_then(|d| d.constraint().map(str::to_string))

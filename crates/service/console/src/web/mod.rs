@@ -370,6 +370,14 @@ impl From<postgate_store::StoreError> for Problem {
         match e {
             NotFound(_) => Problem::not_found(e.to_string()),
             Exists(_) | Invalid(_) | Conflict(_) => Problem::bad(e.to_string()),
+            // RFC 4918 §11.5: 507 Insufficient Storage.
+            Full(_) => {
+                tracing::error!(error = %e, "console");
+                Problem::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "The store is full; free space and try again.",
+                )
+            }
             Backend(_) | Closed => Problem::internal(e),
         }
     }
