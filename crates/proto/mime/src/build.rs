@@ -115,12 +115,38 @@ pub fn build_message(m: &NewMessage) -> Vec<u8> {
     }
     for a in &m.attachments {
         b = b.attachment(
-            a.content_type.as_str(),
+            mime_type(&a.content_type),
             a.filename.as_str(),
             a.data.as_slice(),
         );
     }
     b.write_to_vec().unwrap_or_default()
+}
+
+/// `content_type` when it is a MIME type as RFC 2045 §5.1 writes one
+/// (`type "/" subtype *(";" parameter)`, US-ASCII, no controls), else
+/// `application/octet-stream` (RFC 2046 §4.5.1): whatever a caller or a
+/// message from outside names, the header written stays 7-bit and one line.
+fn mime_type(content_type: &str) -> &str {
+    // RFC 2045 §5.1: token := 1*<any (US-ASCII) CHAR except SPACE, CTLs, or tspecials>.
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
+    };
+    let (kind, params) = content_type.split_once(';').unwrap_or((content_type, ""));
+    let valid = kind
+        .trim()
+        .split_once('/')
+        .is_some_and(|(t, s)| token(t) && token(s))
+        && params
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
+    if valid {
+        content_type
+    } else {
+        "application/octet-stream"
+    }
 }
 
 /// A message carrying an iCalendar object: an iMIP message (RFC 6047) when

@@ -55,3 +55,54 @@ fn nested_rfc822_part_id() {
     assert!(m.content.from.is_some(), "the DSN's From is read");
     assert!(m.report, "a DSN is a multipart/report");
 }
+
+/// A part whose Content-Type starts with a byte that is no character:
+/// converted, its type reads back with U+FFFD in it, and composing a message
+/// with it as an attachment (as the client API and the fuzz target do) wrote
+/// that 8-bit type into the header. `build_message` writes
+/// application/octet-stream for anything that is not a MIME type (RFC 2045
+/// §5.1), so what it builds stays 7-bit (the fuzz target's check).
+#[test]
+fn attachment_type_not_a_mime_type() {
+    use postgate_mime::build::{NewAttachment, NewMessage, build_message};
+    let raw = input("attachment-8bit-type.eml");
+    let parsed = parse_message(&raw);
+    let types: Vec<String> = parsed
+        .content
+        .attachments
+        .iter()
+        .map(|a| a.content_type.clone())
+        .collect();
+    assert!(types.iter().any(|t| !t.is_ascii()), "{types:?}");
+    let attachment = |content_type: &str| NewAttachment {
+        filename: "a.txt".into(),
+        content_type: content_type.into(),
+        data: b"data".to_vec(),
+    };
+    let mut attachments: Vec<NewAttachment> = types.iter().map(|t| attachment(t)).collect();
+    attachments.push(attachment("text/plain; charset=\"utf-8\""));
+    attachments.push(attachment("text/plain\r\nBcc: x@y"));
+    attachments.push(attachment("image/"));
+    let built = build_message(&NewMessage {
+        from: ("A".into(), "a@test.example".into()),
+        to: vec![(String::new(), "b@test.example".into())],
+        subject: "s".into(),
+        text: Some("t".into()),
+        attachments,
+        message_id: "m@test.example".into(),
+        ..Default::default()
+    });
+    assert!(built.is_ascii(), "{}", String::from_utf8_lossy(&built));
+    let text = String::from_utf8(built).unwrap();
+    // A valid type with parameters is kept; the others are octet streams.
+    assert!(
+        text.contains("Content-Type: text/plain; charset=\"utf-8\""),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("application/octet-stream").count(),
+        types.iter().filter(|t| !t.is_ascii()).count() + 2,
+        "{text}"
+    );
+    assert!(!text.contains("\r\nBcc:"), "{text}");
+}
