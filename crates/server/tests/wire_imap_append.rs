@@ -160,6 +160,31 @@ async fn append_stores_the_octets_exactly() {
 }
 
 #[tokio::test]
+async fn nul_is_sent_as_0x80_in_literals_and_as_is_in_literal8() {
+    let w = alice_with(0, "").await;
+    // NUL can arrive over SMTP (BDAT); stored as it came.
+    let msg = b"From: a@test.example\r\nSubject: nul\0here\r\n\r\nbody \0 nul\r\n";
+    w.deliver(ALICE, msg).await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.ok("SELECT INBOX").await;
+    // RFC 9051 §4.3: a literal is *CHAR8 (no NUL); the same length, each
+    // NUL as 0x80 (as Dovecot sends it).
+    c.send_line("F1 FETCH 1 (BODY.PEEK[])").await;
+    c.expect(&format!("* 1 FETCH (BODY[] {{{}}}", msg.len()))
+        .await;
+    let sent: Vec<u8> = msg.iter().map(|&b| if b == 0 { 0x80 } else { b }).collect();
+    assert_eq!(c.bytes(msg.len()).await, sent);
+    c.expect(")").await;
+    c.expect_start("F1 OK").await;
+    // RFC 3516 §4.2: BINARY's literal8 carries NUL as it is.
+    c.send_line("F2 FETCH 1 (BINARY.PEEK[1])").await;
+    c.expect("* 1 FETCH (BINARY[1] ~{12}").await;
+    assert_eq!(c.bytes(12).await, b"body \0 nul\r\n");
+    c.expect(")").await;
+    c.expect_start("F2 OK").await;
+}
+
+#[tokio::test]
 async fn append_to_the_selected_mailbox_announces_it() {
     let w = alice_with(1, "").await;
     let mut c = w.imap_login(ALICE, "pw").await;

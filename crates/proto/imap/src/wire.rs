@@ -37,12 +37,24 @@ pub fn quoted(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-/// Appends `s` as a literal: `{n}\r\n` followed by the bytes.
+/// Appends `s` as a literal: `{n}\r\n` followed by the bytes, each NUL
+/// written as 0x80. RFC 9051 §4.3: a literal is `*CHAR8`, which excludes
+/// NUL (only BINARY's literal8 may carry one, RFC 3516 §4.2); a message or
+/// header holding NUL is sent with the same length, as Dovecot does
+/// (istream-nonuls).
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'{');
     out.extend_from_slice(s.len().to_string().as_bytes());
     out.extend_from_slice(b"}\r\n");
+    let start = out.len();
     out.extend_from_slice(s);
+    if s.contains(&0) {
+        for b in &mut out[start..] {
+            if *b == 0 {
+                *b = 0x80;
+            }
+        }
+    }
 }
 
 /// Appends `NIL` for `None`, else the string (RFC 9051 `nstring`).
@@ -70,6 +82,14 @@ pub fn astring(out: &mut Vec<u8>, s: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_never_carries_nul() {
+        let mut o = Vec::new();
+        nstring(&mut o, Some(b"a\0b"));
+        // RFC 9051 §4.3: CHAR8 excludes NUL; same length.
+        assert_eq!(o, b"{3}\r\na\x80b");
+    }
 
     #[test]
     fn forms() {

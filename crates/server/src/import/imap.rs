@@ -28,7 +28,6 @@ use super::{Incoming, Sink};
 use anyhow::{Context, bail};
 use postgate_types::{Flags, FolderRole};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -381,80 +380,20 @@ fn has(caps: &[String], cap: &str) -> bool {
     caps.iter().any(|c| c == cap)
 }
 
-/// Accepts any server certificate (`--insecure`).
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls_pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls_pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 async fn tls(
     tcp: TcpStream,
     host: &str,
     insecure: bool,
 ) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous();
-    let config = if insecure {
-        builder.with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-    } else {
-        builder.with_custom_certificate_verifier(Arc::new(rustls_platform_verifier::Verifier::new(
-            provider,
-        )?))
-    }
-    .with_no_client_auth();
+    // mail-send's connector (as outbound uses it): the platform's trust
+    // store, or (`--insecure`) any certificate at all.
+    let connector = mail_send::smtp::tls::build_tls_connector(insecure)
+        .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
     let name = rustls_pki_types::ServerName::try_from(host.to_string())
         .with_context(|| format!("{host:?}: not a host name"))?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .with_context(|| {
-            format!("TLS with {host} (--insecure accepts a certificate that is not trusted)")
-        })
+    connector.connect(name, tcp).await.with_context(|| {
+        format!("TLS with {host} (--insecure accepts a certificate that is not trusted)")
+    })
 }
 
 /// Connects and logs in; the capabilities after login.
