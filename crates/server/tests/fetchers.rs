@@ -88,14 +88,22 @@ const GETMAIL_PYTHON: &str = "/usr/bin/python3";
 /// fixed: the Condition it waits on reports a child the SIGCHLD handler has
 /// already reaped instead of waiting for a notification that came before.
 const GETMAIL_WAIT: &str = r#"
-import runpy, sys, threading
+import runpy, sys, threading, time
 import getmailcore.baseclasses as b
 class Reaped(threading.Condition):
     def __init__(self, owner):
         super().__init__()
         self.owner = owner
     def wait(self, timeout=None):
-        return self.owner._ForkingBase__child_pid != 0 or super().wait(timeout)
+        # Looks again every 50 ms: a notify lost between the look and the
+        # wait costs 50 ms, not the whole timeout.
+        deadline = time.monotonic() + (timeout or 60)
+        while self.owner._ForkingBase__child_pid == 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            super().wait(min(left, 0.05))
+        return True
 prepare = b.ForkingBase._prepare_child
 def _prepare_child(self):
     prepare(self)
@@ -118,7 +126,9 @@ fn getmail_over_pop3s() {
     // 6.18, `ForkingBase._wait_for_child`: a Condition notified before
     // anyone waits on it), so one message in a few hundred ends the run
     // with "waiting child pid N timed out": not a POP3 matter. getmail runs
-    // with that wait made to see a child already reaped ([`GETMAIL_WAIT`]).
+    // with that wait made to see a child already reaped, and to look again
+    // every 50 ms for one reaped while it was not yet waiting
+    // ([`GETMAIL_WAIT`]).
     let maildir = s.dir().join("Maildir");
     let open = |p: &Path, mode: u32| {
         let mut perms = std::fs::metadata(p).unwrap().permissions();

@@ -82,7 +82,7 @@ pub fn build_message(m: &NewMessage) -> Vec<u8> {
     let mut b = MessageBuilder::new()
         .from(addr(&m.from))
         .subject(m.subject.as_str())
-        .message_id(m.message_id.as_str())
+        .message_id(msg_id(&m.message_id).into_owned())
         .date(m.date);
     if !m.to.is_empty() {
         b = b.to(list(&m.to));
@@ -121,6 +121,26 @@ pub fn build_message(m: &NewMessage) -> Vec<u8> {
         );
     }
     b.write_to_vec().unwrap_or_default()
+}
+
+/// A Message-ID as given when it can stand between `<` and `>` as RFC 5322
+/// §3.6.4 writes one (printable US-ASCII, no angle brackets), else with each
+/// other byte (and `%`) written `%XX`: the header stays 7-bit and one line,
+/// and distinct IDs stay distinct.
+fn msg_id(id: &str) -> std::borrow::Cow<'_, str> {
+    let fine = |b: u8| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'%');
+    if id.bytes().all(fine) {
+        return id.into();
+    }
+    let mut out = String::with_capacity(id.len() * 3);
+    for b in id.bytes() {
+        if fine(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.into()
 }
 
 /// `content_type` when it is a MIME type as RFC 2045 §5.1 writes one
@@ -208,7 +228,7 @@ pub fn build_calendar_message(m: &CalendarMessage) -> Vec<u8> {
     let mut b = MessageBuilder::new()
         .from(addr(&m.from))
         .subject(m.subject.as_str())
-        .message_id(m.message_id.as_str())
+        .message_id(msg_id(&m.message_id).into_owned())
         .date(m.date);
     if !m.to.is_empty() {
         b = b.to(list(&m.to));

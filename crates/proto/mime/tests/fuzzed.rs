@@ -106,3 +106,32 @@ fn attachment_type_not_a_mime_type() {
     );
     assert!(!text.contains("\r\nBcc:"), "{text}");
 }
+
+/// A Message-ID with bytes no msg-id may hold (here U+FFFD from a
+/// converted message, as the mime fuzz target found, and an angle
+/// bracket): written %XX, so that the header stays 7-bit and whole.
+#[test]
+fn message_id_not_a_msg_id() {
+    use postgate_mime::build::{NewMessage, build_message};
+    let built = build_message(&NewMessage {
+        from: ("A".into(), "a@test.example".into()),
+        subject: "s".into(),
+        text: Some("t".into()),
+        message_id: "\u{fffd}x>y%@test.example".into(),
+        ..Default::default()
+    });
+    let text = String::from_utf8(built).unwrap();
+    assert!(
+        text.contains("Message-ID: <%EF%BF%BDx%3Ey%25@test.example>\r\n"),
+        "{text}"
+    );
+    let plain = build_message(&NewMessage {
+        message_id: "1.2@test.example".into(),
+        ..Default::default()
+    });
+    assert!(
+        String::from_utf8(plain)
+            .unwrap()
+            .contains("Message-ID: <1.2@test.example>\r\n")
+    );
+}
