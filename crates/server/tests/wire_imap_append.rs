@@ -3,7 +3,7 @@
 //! and internal dates, APPENDUID/COPYUID and UID EXPUNGE (RFC 4315),
 //! APPENDLIMIT (RFC 7889), COPY and MOVE (RFC 9051 §6.4.7, RFC 6851),
 //! EXPUNGE, and what CLOSE and UNSELECT do with \Deleted messages.
-use postgate_testkit::world::{Reply, Wire, World};
+use postgate_testkit::world::{Wire, World};
 
 const ALICE: &str = "alice@test.example";
 
@@ -29,17 +29,6 @@ async fn uidvalidity(c: &mut Wire, mailbox: &str) -> u64 {
         .and_then(|(_, v)| v.strip_suffix(')'))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no UIDVALIDITY in {line}"))
-}
-
-/// APPENDs `msg` with LITERAL+ (`extra` between mailbox and literal, e.g.
-/// flags and date) and returns the replies.
-async fn append_plus(c: &mut Wire, mailbox: &str, extra: &str, msg: &[u8]) -> Reply {
-    let tag = c.next_tag();
-    let mut cmd = format!("{tag} APPEND {mailbox} {extra}{{{}+}}\r\n", msg.len()).into_bytes();
-    cmd.extend_from_slice(msg);
-    cmd.extend_from_slice(b"\r\n");
-    c.send(&cmd).await;
-    c.replies(&tag, "APPEND").await
 }
 
 /// The subjects of every message in the selected mailbox, in order.
@@ -85,7 +74,7 @@ async fn append_with_literal_plus_needs_no_continuation() {
     let mut c = w.imap_login(ALICE, "pw").await;
     let uv = uidvalidity(&mut c, "INBOX").await;
     // RFC 7888 §3: "{n+}" and the octets at once; no "+" comes back.
-    let r = append_plus(&mut c, "INBOX", "", b"Subject: one\r\n\r\n1\r\n").await;
+    let r = c.append("INBOX", b"Subject: one\r\n\r\n1\r\n").await;
     r.exactly(&[])
         .tagged_starts(&format!("OK [APPENDUID {uv} 1]"));
     // Two in one write, pipelined.
@@ -112,13 +101,12 @@ async fn append_with_literal_plus_needs_no_continuation() {
 async fn append_flags_and_internal_date_come_back_in_fetch() {
     let w = alice_with(0, "").await;
     let mut c = w.imap_login(ALICE, "pw").await;
-    let r = append_plus(
-        &mut c,
-        "INBOX",
-        "(\\Seen \\Flagged $Work) \"14-Jul-2021 02:44:25 -0700\" ",
-        b"Subject: dated\r\n\r\nx\r\n",
-    )
-    .await;
+    let r = c
+        .append(
+            "INBOX (\\Seen \\Flagged $Work) \"14-Jul-2021 02:44:25 -0700\"",
+            b"Subject: dated\r\n\r\nx\r\n",
+        )
+        .await;
     r.tagged_starts("OK [APPENDUID ");
     c.ok("SELECT INBOX")
         .await
@@ -129,7 +117,7 @@ async fn append_flags_and_internal_date_come_back_in_fetch() {
         "* 1 FETCH (FLAGS (\\Seen \\Flagged \\Recent $Work) INTERNALDATE \"14-Jul-2021 09:44:25 +0000\")",
     ]);
     // RFC 9051 §6.3.12: an invalid date-time is a syntax error.
-    append_plus(&mut c, "INBOX", "\"31-Foo-2021 02:44:25 -0700\" ", b"x\r\n")
+    c.append("INBOX \"31-Foo-2021 02:44:25 -0700\"", b"x\r\n")
         .await
         .tagged_starts("BAD");
     c.ok("NOOP").await.lacks("* 2 EXISTS");
@@ -143,7 +131,7 @@ async fn append_stores_the_octets_exactly() {
     // and no final CRLF: all kept as they came.
     let mut msg = b"From: a@test.example\r\nSubject: raw\r\n\r\n".to_vec();
     msg.extend_from_slice(b"8-bit \xff\xfe\xe9 here\r\n.\r\n..two dots\r\n\ttab\nbare LF\r\nend");
-    append_plus(&mut c, "INBOX", "", &msg)
+    c.append("INBOX", &msg)
         .await
         .tagged_starts("OK [APPENDUID ");
     c.ok("SELECT INBOX").await;
@@ -190,12 +178,12 @@ async fn append_to_the_selected_mailbox_announces_it() {
     let mut c = w.imap_login(ALICE, "pw").await;
     c.ok("SELECT INBOX").await;
     // RFC 9051 §6.3.12: EXISTS at once when the target is selected.
-    append_plus(&mut c, "INBOX", "", b"Subject: new\r\n\r\nn\r\n")
+    c.append("INBOX", b"Subject: new\r\n\r\nn\r\n")
         .await
         .has("* 2 EXISTS")
         .tagged_starts("OK [APPENDUID ");
     // Appending elsewhere does not touch the selected mailbox's view.
-    append_plus(&mut c, "Drafts", "(\\Draft) ", b"Subject: d\r\n\r\nd\r\n")
+    c.append("Drafts (\\Draft)", b"Subject: d\r\n\r\nd\r\n")
         .await
         .lacks("* 3 EXISTS")
         .tagged_starts("OK [APPENDUID ");
@@ -209,13 +197,13 @@ async fn append_to_a_missing_mailbox_says_trycreate() {
     let w = alice_with(0, "").await;
     let mut c = w.imap_login(ALICE, "pw").await;
     // RFC 9051 §6.3.12: TRYCREATE when the mailbox does not exist.
-    append_plus(&mut c, "Nowhere", "", b"Subject: x\r\n\r\nx\r\n")
+    c.append("Nowhere", b"Subject: x\r\n\r\nx\r\n")
         .await
         .tagged_starts("NO [TRYCREATE]");
     c.ok("LIST \"\" Nowhere").await.exactly(&[]);
     // The session is in step: the next command is read as a command.
     c.ok("CREATE Nowhere").await;
-    append_plus(&mut c, "Nowhere", "", b"Subject: x\r\n\r\nx\r\n")
+    c.append("Nowhere", b"Subject: x\r\n\r\nx\r\n")
         .await
         .tagged_starts("OK [APPENDUID ");
 }
@@ -232,7 +220,7 @@ async fn appendlimit_is_advertised_and_enforced() {
     // RFC 7889 §4: exactly the limit is allowed.
     let mut msg = b"Subject: fits\r\n\r\n".to_vec();
     msg.resize(100, b'a');
-    append_plus(&mut c, "INBOX", "", &msg)
+    c.append("INBOX", &msg)
         .await
         .tagged_starts("OK [APPENDUID ");
     // RFC 7889 §4: one octet more is TOOBIG; a large synchronising literal
@@ -269,15 +257,13 @@ async fn a_refused_literal_plus_is_skipped_and_the_session_goes_on() {
     // the server refuses and reads past its octets.
     let mut big = b"Subject: big\r\n\r\n".to_vec();
     big.resize(70_000, b'x');
-    append_plus(&mut c, "INBOX", "", &big)
-        .await
-        .tagged_starts("NO [TOOBIG]");
-    append_plus(&mut c, "INBOX", "", &[b'y'; 101])
+    c.append("INBOX", &big).await.tagged_starts("NO [TOOBIG]");
+    c.append("INBOX", &[b'y'; 101])
         .await
         .tagged_starts("NO [TOOBIG]");
     // The octets were not taken for commands: the next ones work.
     c.ok("NOOP").await.exactly(&[]);
-    append_plus(&mut c, "INBOX", "", b"Subject: small\r\n\r\ns\r\n")
+    c.append("INBOX", b"Subject: small\r\n\r\ns\r\n")
         .await
         .tagged_starts("OK [APPENDUID ");
     c.ok("SELECT INBOX").await.has("* 1 EXISTS");

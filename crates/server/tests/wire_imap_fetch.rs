@@ -7,12 +7,9 @@
 //! attachment, a message/rfc822 part) and a message with an unknown
 //! Content-Transfer-Encoding. Expected sizes and line counts are computed
 //! from the bytes built here.
-use postgate_testkit::world::{Reply, Wire, World};
+use postgate_testkit::world::{Wire, World};
 
 const USER: &str = "bob@test.example";
-
-/// Delivered first and expunged, so that message n has UID n + 1.
-const JUNK: &str = "Subject: junk\r\n\r\nexpunged so that UIDs differ from sequence numbers\r\n";
 
 const PLAIN_HEADER: &str = "Date: Mon, 2 Feb 2026 10:00:00 +0000\r\n\
 From: Alice Example <alice@example.org>\r\n\
@@ -93,28 +90,15 @@ fn lit(s: &str) -> String {
 async fn mailbox() -> (World, Wire) {
     let w = World::new().await;
     w.user(USER, "pw").await;
-    for m in [JUNK.to_string(), plain(), multi(), ODD.to_string()] {
-        w.deliver(USER, m.as_bytes()).await;
-    }
-    let mut c = w.imap_login(USER, "pw").await;
-    c.ok("SELECT INBOX").await.has("* 4 EXISTS");
-    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
-    c.ok("EXPUNGE").await.has("* 1 EXPUNGE");
-    c.ok("LOGOUT").await;
-    let mut c = w.imap_login(USER, "pw").await;
-    c.ok("SELECT INBOX")
-        .await
-        .has("* 3 EXISTS")
-        .has("* 0 RECENT");
-    (w, c)
-}
-
-/// APPENDs `raw` with a non-synchronizing literal (RFC 7888).
-async fn append(c: &mut Wire, args: &str, raw: &str) -> Reply {
-    let tag = c.next_tag();
-    c.send(format!("{tag} APPEND {args} {{{}+}}\r\n{raw}\r\n", raw.len()).as_bytes())
+    let (plain, multi) = (plain(), multi());
+    let c = w
+        .mailbox_after_expunge(
+            USER,
+            "pw",
+            &[plain.as_bytes(), multi.as_bytes(), ODD.as_bytes()],
+        )
         .await;
-    c.replies(&tag, "APPEND").await
+    (w, c)
 }
 
 /// The number in `MODSEQ (n)` of a FETCH line.
@@ -140,12 +124,12 @@ async fn fetch_flags_internaldate_and_size() {
     ]);
     // RFC 9051 §6.3.12: APPEND's date-time becomes the internal date.
     let raw = "Subject: dated\r\n\r\nx\r\n";
-    let r = append(
-        &mut c,
-        "INBOX (\\Flagged) \"15-Mar-2020 09:00:05 +0000\"",
-        raw,
-    )
-    .await;
+    let r = c
+        .append(
+            "INBOX (\\Flagged) \"15-Mar-2020 09:00:05 +0000\"",
+            raw.as_bytes(),
+        )
+        .await;
     r.tagged_starts("OK").has("* 4 EXISTS");
     let r = c.ok("FETCH 4 (INTERNALDATE RFC822.SIZE)").await;
     r.exactly(&[&format!(

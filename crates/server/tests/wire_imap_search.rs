@@ -11,8 +11,6 @@ use postgate_testkit::world::{Reply, Wire, World};
 
 const USER: &str = "bob@test.example";
 
-const JUNK: &str = "Subject: junk\r\n\r\nexpunged so that UIDs differ from sequence numbers\r\n";
-
 const S1: &str = "Date: Mon, 2 Feb 2026 10:00:00 +0000\r\n\
 From: Alice Example <alice@example.org>\r\n\
 To: Bob <bob@test.example>\r\n\
@@ -102,17 +100,9 @@ fn messages() -> Vec<String> {
 async fn mailbox() -> (World, Wire) {
     let w = World::new().await;
     w.user(USER, "pw").await;
-    w.deliver(USER, JUNK.as_bytes()).await;
-    for m in messages() {
-        w.deliver(USER, m.as_bytes()).await;
-    }
-    let mut c = w.imap_login(USER, "pw").await;
-    c.ok("SELECT INBOX").await.has("* 7 EXISTS");
-    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
-    c.ok("EXPUNGE").await.has("* 1 EXPUNGE");
-    c.ok("LOGOUT").await;
-    let mut c = w.imap_login(USER, "pw").await;
-    c.ok("SELECT INBOX").await.has("* 6 EXISTS");
+    let messages = messages();
+    let messages: Vec<&[u8]> = messages.iter().map(|m| m.as_bytes()).collect();
+    let c = w.mailbox_after_expunge(USER, "pw", &messages).await;
     (w, c)
 }
 
@@ -336,17 +326,9 @@ async fn search_sent_dates_disregard_time_and_zone() {
 
 /// APPENDs `raw` dated `date` with a non-synchronizing literal (RFC 7888).
 async fn append(c: &mut Wire, mailbox: &str, date: &str, raw: &str) {
-    let tag = c.next_tag();
-    c.send(
-        format!(
-            "{tag} APPEND {mailbox} \"{date}\" {{{}+}}\r\n{raw}\r\n",
-            raw.len()
-        )
-        .as_bytes(),
-    )
-    .await;
-    let r = c.replies(&tag, "APPEND").await;
-    assert!(r.tagged.starts_with("OK"), "{r}");
+    c.append(&format!("{mailbox} \"{date}\""), raw.as_bytes())
+        .await
+        .tagged_starts("OK");
 }
 
 // covers: SORT

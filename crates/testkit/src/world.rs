@@ -254,6 +254,41 @@ impl World {
         let addr = self.imap().await;
         Wire::imap_login(addr, address, password).await
     }
+
+    /// Delivers a first message and then `messages` to `address`, expunges
+    /// the first (so that message n has UID n + 1: sequence numbers and
+    /// UIDs differ), and returns a new logged-in session with INBOX
+    /// selected. The set-up session claimed \Recent (RFC 3501 §2.3.2), so
+    /// the returned one sees none.
+    pub async fn mailbox_after_expunge(
+        &self,
+        address: &str,
+        password: &str,
+        messages: &[&[u8]],
+    ) -> Wire {
+        self.deliver(
+            address,
+            b"Subject: first\r\n\r\nexpunged so that UIDs differ from sequence numbers\r\n",
+        )
+        .await;
+        for m in messages {
+            self.deliver(address, m).await;
+        }
+        let n = messages.len();
+        let mut c = self.imap_login(address, password).await;
+        c.ok("SELECT INBOX")
+            .await
+            .has(&format!("* {} EXISTS", n + 1));
+        c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+        c.ok("EXPUNGE").await.has("* 1 EXPUNGE");
+        c.ok("LOGOUT").await;
+        let mut c = self.imap_login(address, password).await;
+        c.ok("SELECT INBOX")
+            .await
+            .has(&format!("* {n} EXISTS"))
+            .has("* 0 RECENT");
+        c
+    }
 }
 
 impl Drop for World {
@@ -581,6 +616,18 @@ impl Wire {
                 );
             }
         }
+    }
+
+    /// `APPEND {args} {literal+}` (RFC 7888 LITERAL+: no wait for a
+    /// continuation) of `message`; `args` is the mailbox and any flags and
+    /// date. Returns the replies, completion unchecked.
+    pub async fn append(&mut self, args: &str, message: &[u8]) -> Reply {
+        let tag = self.next_tag();
+        let mut cmd = format!("{tag} APPEND {args} {{{}+}}\r\n", message.len()).into_bytes();
+        cmd.extend_from_slice(message);
+        cmd.extend_from_slice(b"\r\n");
+        self.send(&cmd).await;
+        self.replies(&tag, "APPEND").await
     }
 
     /// The next tag ("A1", "A2", …).
