@@ -1,6 +1,6 @@
 //! Password hashing with argon2id (RFC 9106), the only scheme Postgate stores.
-use argon2::password_hash::phc::Output;
-use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use postgate_types::Secret;
 use std::sync::LazyLock;
 use tokio::sync::Semaphore;
@@ -18,12 +18,24 @@ pub fn dummy_hash() -> String {
 static HASHING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(4));
 
 /// Hashes a password with argon2id and the crate's default (OWASP) parameters,
-/// returning the PHC string to store.
+/// returning the PHC string to store. What argon2's `hash_password` does
+/// (a random 16-byte salt, version 0x13), with memory from [`blocks`].
 pub fn hash(password: &str) -> Result<String, String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    let argon = Argon2::default();
+    let salt = Salt::generate();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let mut memory = blocks(argon.params().block_count());
+    argon
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, &mut memory[..])
+        .map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| e.to_string())?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
 }
 
 /// Checks a password against a stored PHC string. Anything unparsable fails.
@@ -95,7 +107,15 @@ mod tests {
     #[test]
     fn round_trip() {
         let h = hash("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"));
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        // argon2's own verifier takes it.
+        use argon2::PasswordVerifier;
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", h.as_str())
+                .is_ok()
+        );
+        assert_ne!(h, hash("correct horse").unwrap(), "a fresh salt each time");
         assert!(verify(&h, "correct horse"));
         assert!(!verify(&h, "wrong"));
         assert!(!verify("garbage", "x"));
@@ -106,7 +126,7 @@ mod tests {
     /// servers' exports carry them) verify as argon2's own verifier says.
     #[test]
     fn agrees_with_the_crate_verifier() {
-        use argon2::PasswordVerifier;
+        use argon2::{PasswordHasher, PasswordVerifier};
         for (algorithm, version, m, t, p) in [
             (Algorithm::Argon2id, Version::V0x13, 19_456, 2, 1),
             (Algorithm::Argon2i, Version::V0x13, 4_096, 3, 2),
