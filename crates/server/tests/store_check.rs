@@ -7,6 +7,9 @@ use std::process::Output;
 
 const BIN: &str = env!("CARGO_BIN_EXE_postgate");
 const MESSAGES: usize = 12;
+/// The damage tests edit the embedded store's file: their servers keep it
+/// whatever POSTGATE_TEST_BACKEND says (PostgreSQL has its own test below).
+const EMBEDDED: &str = "[store]\nbackend = \"embedded\"\n";
 
 const ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//check//EN\r\n\
 BEGIN:VEVENT\r\nUID:check-1@example.org\r\nDTSTAMP:20250101T000000Z\r\n\
@@ -76,7 +79,7 @@ fn clean_store_is_ok_while_running_and_stopped() {
 
 #[test]
 fn truncated_blob_is_reported() {
-    let mut s = populated();
+    let mut s = populated_with(EMBEDDED);
     s.terminate();
     let id = damage(
         &s,
@@ -94,7 +97,7 @@ fn truncated_blob_is_reported() {
 
 #[test]
 fn missing_blob_is_reported() {
-    let mut s = populated();
+    let mut s = populated_with(EMBEDDED);
     s.terminate();
     let id = damage(
         &s,
@@ -113,7 +116,7 @@ fn missing_blob_is_reported() {
 
 #[test]
 fn altered_bytes_of_the_same_size_are_reported() {
-    let mut s = populated();
+    let mut s = populated_with(EMBEDDED);
     s.terminate();
     // One byte changed: same size, another hash.
     let id = damage(
@@ -133,7 +136,7 @@ fn altered_bytes_of_the_same_size_are_reported() {
 
 #[test]
 fn item_without_its_message_and_stale_counters_are_reported() {
-    let mut s = populated();
+    let mut s = populated_with(EMBEDDED);
     s.terminate();
     let message = damage(
         &s,
