@@ -125,22 +125,37 @@ pub fn build_message(m: &NewMessage) -> Vec<u8> {
 
 /// A Message-ID as given when it can stand between `<` and `>` as RFC 5322
 /// §3.6.4 writes one (printable US-ASCII, no angle brackets), else with each
-/// other byte (and `%`) written `%XX`: the header stays 7-bit and one line,
-/// and distinct IDs stay distinct.
+/// other byte (and `%`) written `%XX`: the header stays 7-bit, and distinct
+/// IDs stay distinct. A msg-id cannot be folded, so one too long for the
+/// 998-octet line (RFC 5322 §2.1.1) is replaced by a digest of it.
 fn msg_id(id: &str) -> std::borrow::Cow<'_, str> {
+    /// "Message-ID: <" and ">" leave room to spare within 998.
+    const LONGEST: usize = 900;
     let fine = |b: u8| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'%');
-    if id.bytes().all(fine) {
-        return id.into();
-    }
-    let mut out = String::with_capacity(id.len() * 3);
-    for b in id.bytes() {
-        if fine(b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+    let written: std::borrow::Cow<'_, str> = if id.bytes().all(fine) {
+        id.into()
+    } else {
+        let mut out = String::with_capacity(id.len() * 3);
+        for b in id.bytes() {
+            if fine(b) {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
         }
+        out.into()
+    };
+    if written.len() <= LONGEST {
+        return written;
     }
-    out.into()
+    use std::hash::{Hash, Hasher};
+    let digest = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        id.hash(&mut h);
+        h.finish()
+    };
+    format!("{:016x}{:016x}@long-id.invalid", digest(1), digest(2)).into()
 }
 
 /// `content_type` when it is a MIME type as RFC 2045 §5.1 writes one

@@ -134,4 +134,25 @@ fn message_id_not_a_msg_id() {
             .unwrap()
             .contains("Message-ID: <1.2@test.example>\r\n")
     );
+    // Too long for one line once written (found by the fuzz target: 336
+    // U+FFFD, each %EF%BF%BD): a digest of it, the same for the same ID.
+    let long = "\u{fffd}".repeat(336);
+    let build = |id: &str| {
+        String::from_utf8(build_message(&NewMessage {
+            message_id: id.into(),
+            ..Default::default()
+        }))
+        .unwrap()
+    };
+    let (a, b) = (build(&long), build(&long));
+    let line = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Message-ID:"))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line(&a).ends_with("@long-id.invalid>"), "{}", line(&a));
+    assert_eq!(line(&a), line(&b));
+    assert_ne!(line(&a), line(&build(&"x".repeat(1200))));
+    assert!(a.lines().all(|l| l.len() <= 998));
 }
