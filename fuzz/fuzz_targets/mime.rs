@@ -26,11 +26,17 @@ fuzz_target!(|data: &[u8]| {
         let _ = postgate_ical::parse_all(&cal.text, &ctx);
     }
     let c = &parsed.content;
+    // Addresses as the client API passes them to `build`: only what
+    // EmailAddress::parse accepts (RFC 5321 §4.5.3.1 lengths, no controls);
+    // an address cannot fold, so a longer one would break the line limit.
     let contact = |k: &postgate_types::Contact| {
-        (
-            k.name.clone().unwrap_or_default(),
-            k.address.clone().unwrap_or_default(),
-        )
+        let address = k
+            .address
+            .as_deref()
+            .and_then(|a| postgate_types::EmailAddress::parse(a).ok())
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "someone@test.example".into());
+        (k.name.clone().unwrap_or_default(), address)
     };
     let msg = NewMessage {
         from: c.from.as_ref().map(contact).unwrap_or_default(),
