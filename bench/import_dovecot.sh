@@ -9,7 +9,10 @@
 # random flags and keywords, dates, seven mailboxes with subfolders and a
 # non-ASCII name), imports the whole account into a fresh Postgate data
 # directory, serves it, reads both accounts back with imaplib and compares.
-# Prints one summary line; exits non-zero on any difference.
+# Then the same account from Dovecot's own files: `postgate import maildir`
+# of PEERS_DIR/data/mail/USER/Maildir (default PEERS_DIR=/srv/peers; read
+# while Dovecot runs, as an operator leaving it would), compared the same way.
+# Prints one summary line per import; exits non-zero on any difference.
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 PG_BIN=${PG_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/postgate}
@@ -71,6 +74,14 @@ listen = []
 CONF
 "$PG_BIN" --config "$CONF" domain add example.test >/dev/null
 echo secret | "$PG_BIN" --config "$CONF" user add dest@example.test --name Dest --password-stdin >/dev/null
+echo secret | "$PG_BIN" --config "$CONF" user add fromdisk@example.test --name Disk --password-stdin >/dev/null
+MAILDIR=${PEERS_DIR:-/srv/peers}/data/mail/$PEER_USER/Maildir
+[ -d "$MAILDIR" ] || { echo "no Dovecot maildir at $MAILDIR (PEERS_DIR)" >&2; exit 2; }
+m0=$(date +%s.%N)
+"$PG_BIN" --config "$CONF" import maildir "$MAILDIR" fromdisk@example.test --quiet \
+  > "$DIR/maildir.out" 2> "$DIR/maildir.err" \
+  || { cat "$DIR/maildir.out" "$DIR/maildir.err" >&2; exit 1; }
+m1=$(date +%s.%N)
 t0=$(date +%s.%N)
 echo pass | "$PG_BIN" --config "$CONF" import imap --from "imap://$PEER_USER@127.0.0.1:10143" \
   dest@example.test --quiet > "$DIR/import.out" 2> "$DIR/import.err" \
@@ -85,7 +96,9 @@ PORT=$(sed -n 's/^postgate: imap listening on 127.0.0.1:\([0-9]*\) (imaps.*/\1/p
 [ -n "$PORT" ] || { echo "postgate did not start" >&2; cat "$DIR/stderr" >&2; exit 2; }
 python3 "$TOOL" dump 127.0.0.1 plain:10143 "$PEER_USER" pass > "$DIR/peer.json" || exit 1
 python3 "$TOOL" dump 127.0.0.1 "$PORT" dest@example.test secret > "$DIR/ours.json" || exit 1
-python3 - "$DIR/peer.json" "$DIR/ours.json" "$(echo "$t1 - $t0" | bc)" <<'PY'
+python3 "$TOOL" dump 127.0.0.1 "$PORT" fromdisk@example.test secret > "$DIR/disk.json" || exit 1
+compare() {
+python3 - "$1" "$2" "$3" "$4" <<'PY'
 import json, sys
 peer, ours, secs = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
 keys = lambda m: (m["sha256"], m["size"], m["flags"], m["internaldate"])
@@ -100,8 +113,12 @@ for box, msgs in peer.items():
         bad.append("%s: %d vs %d messages, first difference at #%d" % (box, len(msgs), len(mine), diff))
 extra = [b for b, m in ours.items() if b not in peer and m]
 bad += ["%s: not at the peer, yet holds messages" % b for b in extra]
-print("mailboxes=%d messages=%d secs=%.2f msgs_per_s=%.0f mismatches=%d" % (len(peer), total, secs, total / secs, len(bad)))
+print("%s mailboxes=%d messages=%d secs=%.2f msgs_per_s=%.0f mismatches=%d" % (sys.argv[4], len(peer), total, secs, total / max(secs, 0.001), len(bad)))
 for b in bad:
     print("  " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
+}
+compare "$DIR/peer.json" "$DIR/ours.json" "$(echo "$t1 - $t0" | bc)" import_imap; a=$?
+compare "$DIR/peer.json" "$DIR/disk.json" "$(echo "$m1 - $m0" | bc)" import_maildir; b=$?
+[ $a = 0 ] && [ $b = 0 ]
