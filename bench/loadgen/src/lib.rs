@@ -409,6 +409,27 @@ impl Pop3 {
             .to_string())
     }
 
+    /// USER and PASS (RFC 1939 §7); an error carries the refusal.
+    pub async fn login(&mut self, user: &str, password: &str) -> io::Result<()> {
+        for cmd in [format!("USER {user}"), format!("PASS {password}")] {
+            let r = self.cmd(&cmd).await?;
+            if !r.starts_with("+OK") {
+                return Err(io::Error::other(r));
+            }
+        }
+        Ok(())
+    }
+
+    /// The message count STAT gives (RFC 1939 §5), 0 if unreadable.
+    pub async fn count(&mut self) -> io::Result<u64> {
+        let stat = self.cmd("STAT").await?;
+        Ok(stat
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
+    }
+
     /// A multi-line command: its status line and, after `+OK`, the lines
     /// up to the terminating dot (RFC 1939 §3), dot-unstuffed.
     pub async fn multi(&mut self, command: &str) -> io::Result<(String, Vec<u8>)> {

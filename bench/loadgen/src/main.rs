@@ -160,16 +160,7 @@ where
 
 /// The message as sent: `{N}` replaced, lines CRLF, leading dots doubled.
 fn render(template: &str, n: usize) -> Vec<u8> {
-    let text = template.replace("{N}", &n.to_string());
-    let mut out = Vec::with_capacity(text.len() + 64);
-    for line in text.lines() {
-        if line.starts_with('.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    postgate_loadgen::stuffed(&template.replace("{N}", &n.to_string()))
 }
 
 #[tokio::main]

@@ -135,18 +135,8 @@ async fn read(args: &[String]) -> i32 {
     };
     let pop3 = async {
         let mut pop = Pop3::connect(addr(&args[3])).await?;
-        for cmd in [format!("USER {}", args[4]), format!("PASS {}", args[5])] {
-            let r = pop.cmd(&cmd).await?;
-            if !r.starts_with("+OK") {
-                return Err(std::io::Error::other(r));
-            }
-        }
-        let stat = pop.cmd("STAT").await?;
-        let count: u64 = stat
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        pop.login(&args[4], &args[5]).await?;
+        let count = pop.count().await?;
         let (status, body) = pop.multi(&format!("RETR {count}")).await?;
         let _ = pop.cmd("QUIT").await;
         if !status.starts_with("+OK") {

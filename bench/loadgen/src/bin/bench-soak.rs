@@ -158,18 +158,8 @@ async fn imap_cycle(addr: SocketAddr, user: &str, password: &str, rng: &mut Rng)
 async fn pop3_cycle(addr: SocketAddr, user: &str, password: &str) -> bool {
     let run = async {
         let mut pop = Pop3::connect(addr).await?;
-        for cmd in [format!("USER {user}"), format!("PASS {password}")] {
-            let r = pop.cmd(&cmd).await?;
-            if !r.starts_with("+OK") {
-                return Err(std::io::Error::other(r));
-            }
-        }
-        let stat = pop.cmd("STAT").await?;
-        let count: u64 = stat
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        pop.login(user, password).await?;
+        let count = pop.count().await?;
         if count > 0 {
             let (status, _) = pop.multi(&format!("RETR {count}")).await?;
             if !status.starts_with("+OK") {
