@@ -11,7 +11,10 @@
 # multipart with attachments, threading headers): a pool of POOL=5000 is
 # generated and replayed, each copy made distinct (see below).
 # The import runs with no server (the store's writer is the importer's),
-# into a fresh data directory, timed by /usr/bin/time -v.
+# into a fresh data directory, timed by /usr/bin/time -v. Then a server is
+# started on that directory and bench/import_verify.py reads the mbox on its
+# own and every message back over IMAPS, comparing bytes, flags and
+# keywords, and internal dates (VERIFY=0 skips this).
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 PG_BIN=${PG_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/postgate}
@@ -21,12 +24,14 @@ if [ -z "${NO_BUILD:-}" ]; then
   (cd "$repo" && nice -n 19 cargo build --release -q -p postgate) || { echo "build failed" >&2; exit 2; }
 fi
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (Debian: time)" >&2; exit 2; }
-MBOX=${MBOX:-/tmp/postgate-import-bench-$MSGS.mbox}
+MBOX=${MBOX:-/tmp/postgate-import-bench-v2-$MSGS.mbox}
 if [ ! -s "$MBOX" ]; then
   # gen_mbox.py writes ~1.6 GB per 100,000 messages at a few MB/s of
   # Python: a pool of POOL messages from it is replayed instead, each copy
   # made distinct (its own From_ date, Message-ID and Subject), so that
-  # every message is hashed, parsed and stored as a new one.
+  # every message is hashed, parsed and stored as a new one. Some copies
+  # carry the state fields mail stores keep flags in (Status, X-Status,
+  # X-Keywords), for the check to find as flags and keywords.
   POOL=${POOL:-5000}
   python3 "$LOADS/gen_mbox.py" "$MBOX.pool" "$POOL" 42 >/dev/null || exit 2
   python3 - "$MBOX.pool" "$MBOX.tmp" "$MSGS" <<'PY' || exit 2
@@ -42,16 +47,44 @@ with open(out_file, "wb", buffering=1 << 20) as f:
         date = time.asctime(time.gmtime(1600000000 + i * 61)).encode()
         rest = re.sub(rb"(?m)^Message-ID: <", b"Message-ID: <c%d." % i, rest, count=1)
         rest = re.sub(rb"(?m)^Subject: ", b"Subject: [%d] " % i, rest, count=1)
-        f.write(b"From " + sender + b" " + date + b"\n" + rest)
+        state = b""
+        if i % 3 == 0:
+            state += b"Status: RO\n"
+        if i % 5 == 0:
+            state += b"X-Status: AF\n"
+        if i % 7 == 0:
+            state += b"X-Keywords: $Label1 Work%d\n" % (i % 4)
+        f.write(b"From " + sender + b" " + date + b"\n" + state + rest)
 PY
   mv "$MBOX.tmp" "$MBOX" && rm -f "$MBOX.pool"
 fi
 DIR=$(mktemp -d /tmp/postgate-import-bench.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 CONF=$DIR/postgate.toml
-printf 'data_dir = "%s/data"\nhostname = "bench.example.test"\nlog = "warn"\n' "$DIR" > "$CONF"
+cat > "$CONF" <<CONF
+data_dir = "$DIR/data"
+hostname = "bench.example.test"
+log = "warn"
+[smtp]
+listen = []
+submission = []
+smtps = []
+[imap]
+listen = []
+imaps = ["127.0.0.1:0"]
+[pop3]
+listen = []
+pop3s = []
+[ldap]
+listen = []
+ldaps = []
+[snmp]
+listen = []
+[console]
+listen = []
+CONF
 "$PG_BIN" --config "$CONF" domain add example.test >/dev/null
-"$PG_BIN" --config "$CONF" user add bulk@example.test --name Bulk >/dev/null
+echo secret | "$PG_BIN" --config "$CONF" user add bulk@example.test --name Bulk --password-stdin >/dev/null
 /usr/bin/time -v "$PG_BIN" --config "$CONF" import mbox "$MBOX" bulk@example.test --quiet \
   > "$DIR/out" 2> "$DIR/time" || { cat "$DIR/out" "$DIR/time" >&2; exit 1; }
 imported=$(sed -n 's/^imported \([0-9]*\) messages.*/\1/p' "$DIR/out")
@@ -61,5 +94,17 @@ wall=$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$DIR/time")
 mbox_mb=$(( $(stat -c %s "$MBOX") / 1048576 ))
 store_mb=$(( $(du -sk "$DIR/data" | cut -f1) / 1024 ))
 rate=$(echo "scale=0; $imported / $secs" | bc)
-echo "messages=$imported mbox_mb=$mbox_mb secs=$secs msgs_per_s=$rate mb_per_s=$(echo "scale=1; $mbox_mb / $secs" | bc) peak_rss_mb=$(( rss_kb / 1024 )) wall=$wall store_mb=$store_mb"
-[ "$imported" = "$MSGS" ] || { echo "expected $MSGS messages" >&2; exit 1; }
+line="messages=$imported mbox_mb=$mbox_mb secs=$secs msgs_per_s=$rate mb_per_s=$(echo "scale=1; $mbox_mb / $secs" | bc) peak_rss_mb=$(( rss_kb / 1024 )) wall=$wall store_mb=$store_mb"
+[ "$imported" = "$MSGS" ] || { echo "$line"; echo "expected $MSGS messages" >&2; exit 1; }
+if [ "${VERIFY:-1}" = 0 ]; then echo "$line"; exit 0; fi
+"$PG_BIN" --config "$CONF" serve > "$DIR/stdout" 2> "$DIR/stderr" &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
+for _ in $(seq 100); do grep -q ready "$DIR/stdout" 2>/dev/null && break; sleep 0.1; done
+PORT=$(sed -n 's/^postgate: imap listening on 127.0.0.1:\([0-9]*\) (imaps.*/\1/p' "$DIR/stdout" | head -1)
+[ -n "$PORT" ] || { echo "postgate did not start" >&2; cat "$DIR/stderr" >&2; exit 2; }
+v0=$(date +%s)
+check=$(python3 "$here/import_verify.py" "$MBOX" 127.0.0.1 "$PORT" bulk@example.test secret)
+rc=$?
+echo "$line $check verify_secs=$(( $(date +%s) - v0 ))"
+exit $rc

@@ -356,6 +356,37 @@ async fn unselect_returns_to_authenticated_state() {
         .has("* STATUS INBOX (MESSAGES 1)");
 }
 
+// covers: STATUS=SIZE
+#[tokio::test]
+async fn status_size_is_the_sum_of_message_sizes() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let msgs: Vec<String> = (1..=3)
+        .map(|i| format!("Subject: s{i}\r\n\r\n{}\r\n", "z".repeat(100 * i)))
+        .collect();
+    for m in &msgs {
+        c.append("INBOX", m.as_bytes()).await.tagged_starts("OK");
+    }
+    let total: usize = msgs.iter().map(String::len).sum();
+    // RFC 8438 §3: SIZE is the total of the RFC822.SIZE of every message.
+    c.ok("STATUS INBOX (MESSAGES SIZE)")
+        .await
+        .exactly(&[&format!("* STATUS INBOX (MESSAGES 3 SIZE {total})")]);
+    c.ok("STATUS Drafts (SIZE)")
+        .await
+        .exactly(&["* STATUS Drafts (SIZE 0)"]);
+    // An expunged message no longer counts.
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    c.ok("EXPUNGE").await;
+    c.ok("UNSELECT").await;
+    let left = total - msgs[1].len();
+    c.ok("STATUS INBOX (SIZE)")
+        .await
+        .exactly(&[&format!("* STATUS INBOX (SIZE {left})")]);
+    c.no("STATUS Nowhere (SIZE)").await;
+}
+
 // ------------------------------------------------------- NAMESPACE, ID
 
 // covers: NAMESPACE

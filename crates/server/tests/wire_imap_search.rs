@@ -711,3 +711,45 @@ async fn thread_orderedsubject_and_references() {
     .await;
     c.bad("THREAD FROB UTF-8 ALL").await;
 }
+
+// covers: WITHIN
+#[tokio::test]
+async fn within_older_and_younger_count_seconds_back_from_now() {
+    let w = World::new().await;
+    w.user(USER, "pw").await;
+    let mut c = w.imap_login(USER, "pw").await;
+    let now = chrono::Utc::now();
+    let date = |secs: i64| {
+        (now - chrono::Duration::seconds(secs))
+            .format("\"%d-%b-%Y %H:%M:%S +0000\"")
+            .to_string()
+    };
+    // Messages 1-3: internal dates two days, two hours and ten seconds ago.
+    for (i, age) in [172_800, 7_200, 10].into_iter().enumerate() {
+        c.append(
+            &format!("INBOX {}", date(age)),
+            format!("Subject: w{i}\r\n\r\nx\r\n").as_bytes(),
+        )
+        .await
+        .tagged_starts("OK");
+    }
+    c.ok("SELECT INBOX").await;
+    // RFC 5032 §3: OLDER n matches internal dates at least n seconds ago,
+    // YOUNGER n those at most n seconds ago.
+    expect_one(&mut c, "SEARCH OLDER 3600", search_line(&[1, 2])).await;
+    expect_one(&mut c, "SEARCH YOUNGER 3600", search_line(&[3])).await;
+    expect_one(&mut c, "SEARCH OLDER 86400", search_line(&[1])).await;
+    expect_one(&mut c, "SEARCH YOUNGER 86400", search_line(&[2, 3])).await;
+    expect_one(&mut c, "SEARCH YOUNGER 7000", search_line(&[3])).await;
+    expect_one(&mut c, "SEARCH OLDER 300000", search_line(&[])).await;
+    expect_one(&mut c, "SEARCH NOT OLDER 3600", search_line(&[3])).await;
+    expect_one(
+        &mut c,
+        "UID SEARCH OLDER 3600 YOUNGER 86400",
+        search_line(&[2]),
+    )
+    .await;
+    // The interval is an nz-number (RFC 5032 §4).
+    c.bad("SEARCH OLDER 0").await;
+    c.bad("SEARCH YOUNGER x").await;
+}

@@ -237,6 +237,44 @@ async fn authenticate_plain_with_a_continuation() {
     c.ok("SELECT INBOX").await.has("* 1 EXISTS");
 }
 
+// covers: UNAUTHENTICATE
+#[tokio::test]
+async fn unauthenticate_then_log_in_as_someone_else() {
+    let (w, addr) = world_with(1).await;
+    w.user("bob@test.example", "pw2").await;
+    w.deliver("bob@test.example", &msg(7)).await;
+    w.deliver("bob@test.example", &msg(8)).await;
+    let mut c = Wire::connect(addr).await;
+    c.line().await;
+    // RFC 8437 §3: only valid once authenticated.
+    c.bad("UNAUTHENTICATE").await;
+    c.ok(&format!("LOGIN {ALICE} pw")).await;
+    c.ok("ENABLE CONDSTORE").await.has("* ENABLED CONDSTORE");
+    c.ok("SELECT INBOX").await.has("* 1 EXISTS");
+    c.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    c.bad("UNAUTHENTICATE now").await;
+    // Back to the not authenticated state: the mailbox is closed without
+    // expunging, and nothing of Alice's is reachable.
+    c.ok("UNAUTHENTICATE").await.exactly(&[]);
+    c.bad("FETCH 1 (FLAGS)").await;
+    c.bad("SELECT INBOX").await;
+    let caps = c.ok("CAPABILITY").await;
+    let caps = cap_set(caps.one("* CAPABILITY "));
+    assert!(caps.contains("AUTH=PLAIN"), "{caps:?}");
+    // A second login on the same connection, as Bob.
+    c.ok("LOGIN bob@test.example pw2").await;
+    c.ok("SELECT INBOX").await.has("* 2 EXISTS");
+    // ENABLE did not survive: no MODSEQ unless asked again.
+    let r = c.ok("FETCH 1 (FLAGS)").await;
+    assert!(!r.one("* 1 FETCH").contains("MODSEQ"), "{r}");
+    c.ok("UNAUTHENTICATE").await;
+    // Alice's message was not expunged by the implicit close.
+    c.ok(&format!("LOGIN {ALICE} pw")).await;
+    c.ok("SELECT INBOX").await.has("* 1 EXISTS");
+    let r = c.ok("FETCH 1 (FLAGS)").await;
+    assert!(r.one("* 1 FETCH").contains("\\Deleted"), "{r}");
+}
+
 // covers: SASL-IR
 #[tokio::test]
 async fn authenticate_plain_with_an_initial_response() {

@@ -176,6 +176,8 @@ pub enum Prepared<'a> {
     /// ID (RFC 2971), checked here: imap-codec refuses values longer than the
     /// RFC's advice, which real clients and imaptest exceed.
     Id,
+    /// UNAUTHENTICATE (RFC 8437), which imap-codec does not know.
+    Unauthenticate,
     /// Anything else, for imap-codec.
     Command {
         /// The command, rewritten if needed.
@@ -344,6 +346,15 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
             Ok(Prepared::Id)
         } else {
             Err(ImapError::bad("Invalid ID arguments"))
+        };
+    }
+    if name == "UNAUTHENTICATE" {
+        // RFC 8437 §3: "UNAUTHENTICATE", no arguments.
+        let rest = bytes.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
+        return if rest.trim_ascii().is_empty() {
+            Ok(Prepared::Unauthenticate)
+        } else {
+            Err(ImapError::bad("UNAUTHENTICATE takes no arguments"))
         };
     }
     let tokens = tokenize(bytes)?;

@@ -574,6 +574,7 @@ impl Session {
         let (result, name) = match prepared {
             Prepared::List(list) => (self.handle_list(list).await, "LIST"),
             Prepared::Id => (self.handle_id(), "ID"),
+            Prepared::Unauthenticate => (self.handle_unauthenticate(), "UNAUTHENTICATE"),
             Prepared::Command {
                 bytes,
                 search_return,

@@ -1,6 +1,6 @@
 //! CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE (RFC 9051 §6.1.1, §6.2).
 use crate::error::{ImapError, Result};
-use crate::session::{Done, IoStream, Session, State};
+use crate::session::{Done, Enabled, IoStream, Session, State};
 use base64::Engine;
 use imap_types::auth::AuthMechanism;
 use imap_types::core::AString;
@@ -37,7 +37,7 @@ impl Session {
         s.push_str(
             " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE \
              CONDSTORE QRESYNC ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT \
-             THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY COMPRESS=DEFLATE",
+             THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY COMPRESS=DEFLATE STATUS=SIZE WITHIN UNAUTHENTICATE",
         );
         s.push_str(&format!(" APPENDLIMIT={}", self.ctx.config.max_append_size));
         s
@@ -46,6 +46,25 @@ impl Session {
     pub(crate) fn handle_capability(&mut self) -> Result<Done> {
         let caps = self.capabilities();
         self.untagged(&format!("CAPABILITY {caps}"));
+        Ok(Done::default())
+    }
+
+    /// UNAUTHENTICATE (RFC 8437 §3): back to the not authenticated state on
+    /// the same connection, for another login.
+    pub(crate) fn handle_unauthenticate(&mut self) -> Result<Done> {
+        match self.state {
+            State::Authenticated(_) | State::Selected(..) => {}
+            _ => return Err(ImapError::bad("Not logged in")),
+        }
+        // RFC 8437 §3: the selected mailbox is closed without expunging,
+        // and what the old user ENABLEd (RFC 5161) no longer applies;
+        // TLS and COMPRESS stay in place.
+        self.deselect();
+        self.enabled = Enabled::default();
+        if let State::Authenticated(user) = &self.state {
+            tracing::info!(user = %user.address, peer = %self.peer, "unauthenticated");
+        }
+        self.state = State::NotAuthenticated;
         Ok(Done::default())
     }
 

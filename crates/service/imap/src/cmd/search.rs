@@ -44,6 +44,8 @@ fn needs(keys: &[SearchKey<'_>], n: &mut Needs) {
             SearchKey::Larger(_)
             | SearchKey::Smaller(_)
             | SearchKey::Before(_)
+            | SearchKey::Older(_)
+            | SearchKey::Younger(_)
             | SearchKey::On(_)
             | SearchKey::Since(_) => n.meta = true,
             SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => {
@@ -198,6 +200,13 @@ fn in_set(set: &SequenceSet, n: u32, star: u32) -> bool {
     })
 }
 
+/// The server's clock in Unix seconds, for WITHIN (RFC 5032).
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Evaluates a key (RFC 9051 §6.4.4).
 fn eval(key: &SearchKey<'_>, m: &Msg<'_>, count: u32, max_uid: u32) -> bool {
     let f = m.view.flags;
@@ -246,6 +255,14 @@ fn eval(key: &SearchKey<'_>, m: &Msg<'_>, count: u32, max_uid: u32) -> bool {
         SearchKey::Before(d) => internal.is_some_and(|x| x < *d.as_ref()),
         SearchKey::On(d) => internal.is_some_and(|x| x == *d.as_ref()),
         SearchKey::Since(d) => internal.is_some_and(|x| x >= *d.as_ref()),
+        // RFC 5032 §3: OLDER n is an internal date at or before now - n
+        // seconds, YOUNGER n one at or after it, to the second.
+        SearchKey::Older(n) => m
+            .meta
+            .is_some_and(|x| x.internal_date <= now_unix() - i64::from(n.get())),
+        SearchKey::Younger(n) => m
+            .meta
+            .is_some_and(|x| x.internal_date >= now_unix() - i64::from(n.get())),
         SearchKey::SentBefore(d) => sent().is_some_and(|x| x < *d.as_ref()),
         SearchKey::SentOn(d) => sent().is_some_and(|x| x == *d.as_ref()),
         SearchKey::SentSince(d) => sent().is_some_and(|x| x >= *d.as_ref()),
