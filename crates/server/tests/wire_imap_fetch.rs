@@ -671,3 +671,126 @@ async fn bad_syntax_and_bad_numbers_then_the_session_continues() {
     c.ok("UID FETCH 1:* FLAGS").await.exactly(&[]);
     c.ok("NOOP").await;
 }
+
+// covers: PREVIEW
+#[tokio::test]
+async fn preview_is_the_start_of_the_text_with_white_space_folded() {
+    let (w, mut c) = mailbox().await;
+    // RFC 8970 §4: "PREVIEW" SP nstring; the text part of a multipart, its
+    // transfer encoding decoded; UTF-8 travels as a literal.
+    c.ok("FETCH 1:2 (PREVIEW)").await.exactly(&[
+        "* 1 FETCH (PREVIEW \"Hello Bob. Second line.\")",
+        &format!("* 2 FETCH (PREVIEW {})", lit("Café crème")),
+    ]);
+    // LAZY changes nothing here: the preview is always available.
+    c.ok("UID FETCH 2 (PREVIEW (LAZY) FLAGS)")
+        .await
+        .exactly(&["* 1 FETCH (UID 2 FLAGS () PREVIEW \"Hello Bob. Second line.\")"]);
+    c.ok("FETCH 1 PREVIEW (LAZY)")
+        .await
+        .exactly(&["* 1 FETCH (PREVIEW \"Hello Bob. Second line.\")"]);
+    // Only LAZY is a modifier (RFC 8970 §4).
+    c.bad("FETCH 1 (PREVIEW (EAGER))").await;
+    // An HTML-only message: its text without the markup; a long one: at
+    // most 256 characters (RFC 8970 §3.1).
+    let long_word = "w".repeat(40);
+    let body = format!("{long_word} ").repeat(20);
+    w.deliver(
+        USER,
+        b"Subject: html\r\nContent-Type: text/html\r\n\r\n<html><body><style>p{}</style><p>Fish &amp;\r\n  chips</p></body></html>\r\n",
+    )
+    .await;
+    w.deliver(USER, format!("Subject: long\r\n\r\n{body}\r\n").as_bytes())
+        .await;
+    c.ok("NOOP").await;
+    let r = c.ok("FETCH 4:5 (PREVIEW)").await;
+    r.has("* 4 FETCH (PREVIEW \"Fish & chips\")");
+    let line = r.one("* 5 FETCH (PREVIEW \"");
+    let text = &line["* 5 FETCH (PREVIEW \"".len()..line.len() - 2];
+    assert_eq!(text.chars().count(), 256, "{line}");
+    assert!(body.starts_with(text), "{line}");
+    // PREVIEW does not set \Seen (RFC 8970 §3).
+    c.ok("FETCH 1:5 (FLAGS)")
+        .await
+        .lacks("* 1 FETCH (FLAGS (\\Seen");
+}
+
+// covers: OBJECTID
+#[tokio::test]
+async fn emailid_survives_copy_and_move_threadid_is_nil() {
+    let (_w, mut c) = mailbox().await;
+    let r = c.ok("FETCH 1:2 (EMAILID THREADID)").await;
+    let id = |r: &postgate_testkit::world::Reply, n: u32| -> String {
+        let line = r.one(&format!("* {n} FETCH (EMAILID ("));
+        let rest = &line[format!("* {n} FETCH (EMAILID (").len()..];
+        let id = &rest[..rest.find(')').unwrap()];
+        // RFC 8474 §7: objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+        assert!(
+            !id.is_empty()
+                && id.len() <= 255
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "{line}"
+        );
+        // RFC 8474 §5.2: NIL where no thread id is kept.
+        assert!(line.ends_with(" THREADID NIL)"), "{line}");
+        id.to_string()
+    };
+    let (one, two) = (id(&r, 1), id(&r, 2));
+    assert_ne!(one, two);
+    // Only what was asked for: UID stood in for imap-codec, not on the wire.
+    c.ok("FETCH 1 (EMAILID)")
+        .await
+        .exactly(&[&format!("* 1 FETCH (EMAILID ({one}))")]);
+    c.ok("UID FETCH 3 EMAILID")
+        .await
+        .exactly(&[&format!("* 2 FETCH (UID 3 EMAILID ({two}))")]);
+    // RFC 8474 §5.1: a copy and a moved message keep the EMAILID.
+    c.ok("CREATE Kept").await;
+    c.ok("COPY 1 Kept").await;
+    c.ok("MOVE 2 Kept").await;
+    c.ok("SELECT Kept").await;
+    let r = c.ok("FETCH 1:2 (EMAILID THREADID)").await;
+    assert_eq!((id(&r, 1), id(&r, 2)), (one, two));
+}
+
+// covers: OBJECTID
+#[tokio::test]
+async fn mailboxid_in_create_select_and_status_kept_by_rename() {
+    let w = World::new().await;
+    w.user(USER, "pw").await;
+    let mut c = w.imap_login(USER, "pw").await;
+    let inside = |s: &str, prefix: &str| -> String {
+        let at = s.find(prefix).unwrap_or_else(|| panic!("{prefix} in {s}")) + prefix.len();
+        s[at..at + s[at..].find(')').unwrap()].to_string()
+    };
+    // RFC 8474 §4.1: CREATE's tagged OK names the new mailbox's id.
+    let r = c.ok("CREATE Work").await;
+    assert!(r.tagged.starts_with("OK [MAILBOXID ("), "{r}");
+    let work = inside(&r.tagged, "[MAILBOXID (");
+    // RFC 8474 §4.2, §4.3: SELECT's response code and STATUS agree.
+    let r = c.ok("STATUS Work (MAILBOXID)").await;
+    r.exactly(&[&format!("* STATUS Work (MAILBOXID ({work}))")]);
+    c.ok("STATUS Work (MESSAGES MAILBOXID APPENDLIMIT)")
+        .await
+        .has(&format!(
+            "* STATUS Work (MESSAGES 0 APPENDLIMIT {} MAILBOXID ({work}))",
+            50u64 << 20
+        ));
+    let r = c.ok("SELECT Work").await;
+    r.has(&format!("* OK [MAILBOXID ({work})] Ok"));
+    let r = c.ok("SELECT INBOX").await;
+    let inbox = inside(r.one("* OK [MAILBOXID ("), "[MAILBOXID (");
+    assert_ne!(inbox, work);
+    // RENAME keeps the id; a mailbox created again under the old name
+    // gets another (RFC 8474 §4).
+    c.ok("RENAME Work Play").await;
+    c.ok("STATUS Play (MAILBOXID)")
+        .await
+        .exactly(&[&format!("* STATUS Play (MAILBOXID ({work}))")]);
+    let r = c.ok("CREATE Work").await;
+    assert_ne!(inside(&r.tagged, "[MAILBOXID ("), work);
+    c.ok("DELETE Play").await;
+    c.no("STATUS Play (MAILBOXID)").await;
+}

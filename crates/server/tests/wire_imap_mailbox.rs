@@ -41,12 +41,15 @@ fn code_value(r: &Reply, code: &str) -> u64 {
     rest[..rest.find(']').expect("]")].parse().expect("number")
 }
 
-/// UIDVALIDITY and HIGHESTMODSEQ of `mailbox`, read by a separate session
-/// (so that the session under test enables nothing by asking).
-async fn uv_modseq(w: &World, mailbox: &str) -> (u64, u64) {
+/// UIDVALIDITY, HIGHESTMODSEQ and MAILBOXID (RFC 8474 §4.3) of `mailbox`,
+/// read by a separate session (so that the session under test enables
+/// nothing by asking).
+async fn uv_modseq(w: &World, mailbox: &str) -> (u64, u64, String) {
     let mut s = w.imap_login(ALICE, "pw").await;
     let r = s
-        .ok(&format!("STATUS {mailbox} (UIDVALIDITY HIGHESTMODSEQ)"))
+        .ok(&format!(
+            "STATUS {mailbox} (UIDVALIDITY HIGHESTMODSEQ MAILBOXID)"
+        ))
         .await;
     let line = r.one(&format!("* STATUS {mailbox} ("));
     let nums: Vec<u64> = line
@@ -54,7 +57,8 @@ async fn uv_modseq(w: &World, mailbox: &str) -> (u64, u64) {
         .split(' ')
         .filter_map(|t| t.parse().ok())
         .collect();
-    (nums[0], nums[1])
+    let id = &line[line.find("MAILBOXID (").expect("MAILBOXID") + "MAILBOXID (".len()..];
+    (nums[0], nums[1], id[..id.find(')').unwrap()].to_string())
 }
 
 // ---------------------------------------------------------------- SELECT
@@ -62,11 +66,12 @@ async fn uv_modseq(w: &World, mailbox: &str) -> (u64, u64) {
 #[tokio::test]
 async fn select_reports_flags_counts_and_codes_exactly() {
     let w = alice_with(2, "").await;
-    let (uv, modseq) = uv_modseq(&w, "INBOX").await;
+    let (uv, modseq, id) = uv_modseq(&w, "INBOX").await;
     let mut c = w.imap_login(ALICE, "pw").await;
     let r = c.ok("SELECT INBOX").await;
     // RFC 9051 §6.3.2 / RFC 3501 §6.3.1: FLAGS, EXISTS, RECENT, UNSEEN,
-    // PERMANENTFLAGS, UIDVALIDITY, UIDNEXT; RFC 7162 §3.1.2.1 HIGHESTMODSEQ.
+    // PERMANENTFLAGS, UIDVALIDITY, UIDNEXT; RFC 7162 §3.1.2.1 HIGHESTMODSEQ;
+    // RFC 8474 §4.2 MAILBOXID.
     r.exactly(&[
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
@@ -76,6 +81,7 @@ async fn select_reports_flags_counts_and_codes_exactly() {
         &format!("* OK [UIDVALIDITY {uv}] UIDs valid"),
         "* OK [UIDNEXT 3] Predicted next UID",
         &format!("* OK [HIGHESTMODSEQ {modseq}] Highest"),
+        &format!("* OK [MAILBOXID ({id})] Ok"),
     ]);
     // RFC 9051 §6.3.2: READ-WRITE on the tagged OK of SELECT.
     r.tagged_starts("OK [READ-WRITE]");
@@ -111,7 +117,7 @@ async fn examine_is_read_only_and_leaves_recent_alone() {
 #[tokio::test]
 async fn rev2_select_drops_recent_and_sends_the_list_data() {
     let w = alice_with(1, "").await;
-    let (uv, modseq) = uv_modseq(&w, "INBOX").await;
+    let (uv, modseq, id) = uv_modseq(&w, "INBOX").await;
     let mut c = w.imap_login(ALICE, "pw").await;
     c.ok("ENABLE IMAP4rev2")
         .await
@@ -124,6 +130,7 @@ async fn rev2_select_drops_recent_and_sends_the_list_data() {
         &format!("* OK [UIDVALIDITY {uv}] UIDs valid"),
         "* OK [UIDNEXT 2] Predicted next UID",
         &format!("* OK [HIGHESTMODSEQ {modseq}] Highest"),
+        &format!("* OK [MAILBOXID ({id})] Ok"),
         "* LIST () \"/\" INBOX",
     ]);
     // RFC 9051 §7.5.2: no \Recent in FETCH FLAGS either.
@@ -166,7 +173,7 @@ async fn enable_lists_only_what_it_newly_enabled() {
 #[tokio::test]
 async fn select_condstore_then_modseq_in_fetch_and_changedsince() {
     let w = alice_with(3, "").await;
-    let (_, modseq) = uv_modseq(&w, "INBOX").await;
+    let (_, modseq, _) = uv_modseq(&w, "INBOX").await;
     let mut c = w.imap_login(ALICE, "pw").await;
     // RFC 7162 §3.1.8: SELECT (CONDSTORE) enables CONDSTORE.
     let r = c.ok("SELECT INBOX (CONDSTORE)").await;
@@ -233,7 +240,7 @@ async fn change_elsewhere(w: &World, seen: u32, expunge: &str) -> u64 {
 #[tokio::test]
 async fn select_qresync_reports_vanished_then_changed_flags() {
     let w = alice_with(5, "").await;
-    let (uv, modseq) = uv_modseq(&w, "INBOX").await;
+    let (uv, modseq, _) = uv_modseq(&w, "INBOX").await;
     let m = change_elsewhere(&w, 2, "3:4").await;
     let mut c = w.imap_login(ALICE, "pw").await;
     c.ok("ENABLE QRESYNC").await;
@@ -276,7 +283,7 @@ async fn select_qresync_reports_vanished_then_changed_flags() {
 #[tokio::test]
 async fn select_qresync_needs_enable_first() {
     let w = alice_with(1, "").await;
-    let (uv, modseq) = uv_modseq(&w, "INBOX").await;
+    let (uv, modseq, _) = uv_modseq(&w, "INBOX").await;
     let mut c = w.imap_login(ALICE, "pw").await;
     // RFC 7162 §3.2.5: QRESYNC parameters without ENABLE QRESYNC are BAD.
     c.bad(&format!("SELECT INBOX (QRESYNC ({uv} {modseq}))"))
@@ -291,7 +298,7 @@ async fn select_qresync_needs_enable_first() {
 #[tokio::test]
 async fn qresync_session_sees_vanished_instead_of_expunge() {
     let w = alice_with(4, "").await;
-    let (_, modseq) = uv_modseq(&w, "INBOX").await;
+    let (_, modseq, _) = uv_modseq(&w, "INBOX").await;
     let mut c = w.imap_login(ALICE, "pw").await;
     c.ok("ENABLE QRESYNC").await;
     c.ok("SELECT INBOX").await;
@@ -702,7 +709,7 @@ async fn status_reports_the_requested_items() {
     let mut c = w.imap_login(ALICE, "pw").await;
     c.ok("SELECT INBOX").await;
     c.ok("STORE 2 +FLAGS (\\Seen \\Deleted)").await;
-    let (uv, modseq) = uv_modseq(&w, "INBOX").await;
+    let (uv, modseq, _) = uv_modseq(&w, "INBOX").await;
     // RFC 9051 §6.3.11: the items asked for, in the order asked.
     c.ok("STATUS INBOX (UIDNEXT MESSAGES UNSEEN UIDVALIDITY)")
         .await

@@ -186,23 +186,40 @@ pub enum Prepared<'a> {
         search_return: Option<SearchReturn>,
         /// `$` named an empty saved result: the command acts on nothing.
         empty_saved: bool,
-        /// STATUS asked for APPENDLIMIT, taken out (imap-codec does not know
-        /// it).
-        appendlimit: AppendLimit,
+        /// STATUS items taken out.
+        status: StatusExtras,
+        /// FETCH items taken out.
+        fetch: FetchExtras,
     },
 }
 
-/// Whether a STATUS command asked for APPENDLIMIT (RFC 7889 §3).
+/// STATUS items imap-codec does not know, taken out of the list and answered
+/// by the session: APPENDLIMIT (RFC 7889 §3) and MAILBOXID (RFC 8474 §4).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum AppendLimit {
-    /// Not asked for.
-    #[default]
-    No,
-    /// Asked for beside other items.
-    Also,
-    /// The only item: MESSAGES stands in for it in the parsed command and is
-    /// left out of the reply.
-    Only,
+pub struct StatusExtras {
+    /// APPENDLIMIT was asked for.
+    pub appendlimit: bool,
+    /// MAILBOXID was asked for.
+    pub mailboxid: bool,
+    /// Nothing else was: MESSAGES stands in for them in the parsed command
+    /// and is left out of the reply.
+    pub only: bool,
+}
+
+/// FETCH items imap-codec does not know, taken out of the list and answered
+/// by the session: PREVIEW (RFC 8970 §4), EMAILID and THREADID (RFC 8474
+/// §5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchExtras {
+    /// PREVIEW, with or without (LAZY).
+    pub preview: bool,
+    /// EMAILID.
+    pub emailid: bool,
+    /// THREADID.
+    pub threadid: bool,
+    /// Nothing else was asked for: UID stands in for them in the parsed
+    /// command and is answered only where UID FETCH calls for it.
+    pub only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,44 +388,110 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
     let mut search_return = None;
     let mut empty_saved = false;
-    let mut appendlimit = AppendLimit::No;
+    let mut status = StatusExtras::default();
+    let mut fetch = FetchExtras::default();
     let args_from = if is_uid { 3 } else { 2 };
 
-    // RFC 7889 §3: "STATUS mailbox (… APPENDLIMIT …)": the item is
-    // answered by the session; imap-codec gets the list without it.
+    // RFC 7889 §3, RFC 8474 §4: "STATUS mailbox (… APPENDLIMIT MAILBOXID
+    // …)": those items are answered by the session; imap-codec gets the
+    // list without them.
     if verb == "STATUS" && !is_uid {
         let open = tokens.iter().position(|(t, _)| *t == Token::Open);
         let close = tokens.iter().rposition(|(t, _)| *t == Token::Close);
         if let (Some(open), Some(close)) = (open, close)
             && open < close
         {
-            let items = &tokens[open + 1..close];
-            let is_limit = |t: &Token<'_>| matches!(t, Token::Atom(a) if a.eq_ignore_ascii_case(b"APPENDLIMIT"));
-            if items.iter().any(|(t, _)| is_limit(t)) {
-                let others = items.iter().filter(|(t, _)| !is_limit(t)).count();
-                if others == 0 {
-                    appendlimit = AppendLimit::Only;
-                    edits.push((
-                        tokens[open].1.end..tokens[close].1.start,
-                        b"MESSAGES".to_vec(),
-                    ));
-                } else {
-                    appendlimit = AppendLimit::Also;
-                    for (t, r) in items {
-                        if is_limit(t) {
-                            // With one space beside it, so that one is left.
-                            let range = if bytes.get(r.end) == Some(&b' ') {
-                                r.start..r.end + 1
-                            } else if r.start > 0 && bytes[r.start - 1] == b' ' {
-                                r.start - 1..r.end
-                            } else {
-                                r.clone()
-                            };
-                            edits.push((range, Vec::new()));
+            let inner = tokens[open].1.end..tokens[close].1.start;
+            if let Some(items) = list_items(bytes, inner.clone()) {
+                let mut kept = Vec::new();
+                for r in items {
+                    let item = &bytes[r.clone()];
+                    if item.eq_ignore_ascii_case(b"APPENDLIMIT") {
+                        status.appendlimit = true;
+                    } else if item.eq_ignore_ascii_case(b"MAILBOXID") {
+                        status.mailboxid = true;
+                    } else {
+                        kept.push(item);
+                    }
+                }
+                if status.appendlimit || status.mailboxid {
+                    status.only = kept.is_empty();
+                    edits.push((inner, rejoin(&kept, b"MESSAGES")));
+                }
+            }
+        }
+    }
+
+    // RFC 8970 §4, RFC 8474 §5: PREVIEW [(LAZY)], EMAILID and THREADID in a
+    // FETCH item list (or alone in place of one).
+    if verb == "FETCH"
+        && let Some((t, r)) = tokens.get(args_from + 1)
+    {
+        let mut extra = |a: &[u8]| {
+            if a.eq_ignore_ascii_case(b"PREVIEW") {
+                fetch.preview = true;
+            } else if a.eq_ignore_ascii_case(b"EMAILID") {
+                fetch.emailid = true;
+            } else if a.eq_ignore_ascii_case(b"THREADID") {
+                fetch.threadid = true;
+            } else {
+                return false;
+            }
+            true
+        };
+        match t {
+            Token::Atom(a) if extra(a) => {
+                let mut end = r.end;
+                // PREVIEW (LAZY) alone: the modifier list goes too (a list
+                // that does not start with LAZY is FETCH's own modifiers).
+                if let (Some((Token::Open, _)), Some((Token::Atom(m), _))) =
+                    (tokens.get(args_from + 2), tokens.get(args_from + 3))
+                    && m.eq_ignore_ascii_case(b"LAZY")
+                {
+                    let close = tokens[args_from + 2..]
+                        .iter()
+                        .position(|(t, _)| *t == Token::Close)
+                        .ok_or_else(|| ImapError::bad("Unclosed PREVIEW modifiers"))?;
+                    check_preview_mods(
+                        &bytes[tokens[args_from + 2].1.start..tokens[args_from + 2 + close].1.end],
+                    )?;
+                    end = tokens[args_from + 2 + close].1.end;
+                }
+                fetch.only = true;
+                edits.push((r.start..end, b"UID".to_vec()));
+            }
+            Token::Open => {
+                let mut depth = 0;
+                let close = tokens[args_from + 1..].iter().position(|(t, _)| {
+                    match t {
+                        Token::Open => depth += 1,
+                        Token::Close => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                });
+                let inner = close.map(|c| r.end..tokens[args_from + 1 + c].1.start);
+                if let Some(inner) = inner
+                    && let Some(items) = list_items(bytes, inner.clone())
+                {
+                    let mut kept = Vec::new();
+                    let mut after_preview = false;
+                    for r in items {
+                        let item = &bytes[r.clone()];
+                        if after_preview && item.starts_with(b"(") {
+                            check_preview_mods(item)?;
+                        } else if !extra(item) {
+                            kept.push(item);
                         }
+                        after_preview = item.eq_ignore_ascii_case(b"PREVIEW");
+                    }
+                    if fetch != FetchExtras::default() {
+                        fetch.only = kept.is_empty();
+                        edits.push((inner, rejoin(&kept, b"UID")));
                     }
                 }
             }
+            _ => {}
         }
     }
 
@@ -511,7 +594,8 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
             bytes: Cow::Borrowed(bytes),
             search_return,
             empty_saved,
-            appendlimit,
+            status,
+            fetch,
         });
     }
     edits.sort_by_key(|(r, _)| r.start);
@@ -527,8 +611,76 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         bytes: Cow::Owned(out),
         search_return,
         empty_saved,
-        appendlimit,
+        status,
+        fetch,
     })
+}
+
+/// PREVIEW's modifier list, "(LAZY)": only LAZY is defined (RFC 8970 §4).
+fn check_preview_mods(list: &[u8]) -> Result<()> {
+    let inner = list
+        .strip_prefix(b"(")
+        .and_then(|l| l.strip_suffix(b")"))
+        .unwrap_or_default();
+    let mut mods = inner.split(|&b| b == b' ').filter(|m| !m.is_empty());
+    let mut any = false;
+    for m in mods.by_ref() {
+        if !m.eq_ignore_ascii_case(b"LAZY") {
+            return Err(ImapError::bad("Unknown PREVIEW modifier"));
+        }
+        any = true;
+    }
+    if !any {
+        return Err(ImapError::bad("Empty PREVIEW modifiers"));
+    }
+    Ok(())
+}
+
+/// The items of a parenthesized list's inside, split at the spaces outside
+/// any nested parentheses, brackets or quoted string; None if it holds a
+/// literal (left to imap-codec as it is).
+fn list_items(bytes: &[u8], inner: std::ops::Range<usize>) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut items = Vec::new();
+    let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+    let mut start = None;
+    for i in inner.clone() {
+        let b = bytes[i];
+        if quoted {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'{' => return None,
+            b'"' => quoted = true,
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => depth -= 1,
+            b' ' if depth == 0 => {
+                if let Some(s) = start.take() {
+                    items.push(s..i);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        start.get_or_insert(i);
+    }
+    if let Some(s) = start {
+        items.push(s..inner.end);
+    }
+    (depth == 0 && !quoted).then_some(items)
+}
+
+/// Kept list items joined by single spaces, or `instead` if none is left.
+fn rejoin(kept: &[&[u8]], instead: &[u8]) -> Vec<u8> {
+    if kept.is_empty() {
+        return instead.to_vec();
+    }
+    kept.join(&b' ')
 }
 
 /// Writes a sorted set of numbers as an IMAP sequence set ("1:3,7,9:10").
@@ -719,40 +871,115 @@ mod tests {
     }
 
     #[test]
-    fn status_appendlimit_is_taken_out() {
-        let cases: [(&[u8], &[u8], AppendLimit); 4] = [
+    fn status_extras_are_taken_out() {
+        let also = StatusExtras {
+            appendlimit: true,
+            ..StatusExtras::default()
+        };
+        let cases: [(&[u8], &[u8], StatusExtras); 6] = [
             (
                 b"t STATUS INBOX (MESSAGES APPENDLIMIT UIDNEXT)\r\n",
                 b"t STATUS INBOX (MESSAGES UIDNEXT)\r\n",
-                AppendLimit::Also,
+                also,
             ),
             (
                 b"t STATUS INBOX (UIDNEXT appendlimit)\r\n",
                 b"t STATUS INBOX (UIDNEXT)\r\n",
-                AppendLimit::Also,
+                also,
             ),
             (
                 b"t STATUS INBOX (APPENDLIMIT)\r\n",
                 b"t STATUS INBOX (MESSAGES)\r\n",
-                AppendLimit::Only,
+                StatusExtras { only: true, ..also },
+            ),
+            (
+                b"t STATUS INBOX (MAILBOXID APPENDLIMIT)\r\n",
+                b"t STATUS INBOX (MESSAGES)\r\n",
+                StatusExtras {
+                    mailboxid: true,
+                    only: true,
+                    ..also
+                },
+            ),
+            (
+                b"t STATUS INBOX (MAILBOXID UNSEEN)\r\n",
+                b"t STATUS INBOX (UNSEEN)\r\n",
+                StatusExtras {
+                    mailboxid: true,
+                    ..StatusExtras::default()
+                },
             ),
             (
                 b"t STATUS INBOX (MESSAGES)\r\n",
                 b"t STATUS INBOX (MESSAGES)\r\n",
-                AppendLimit::No,
+                StatusExtras::default(),
             ),
         ];
         for (given, want, kind) in cases {
-            let Prepared::Command {
-                bytes, appendlimit, ..
-            } = prepare(given, None).unwrap()
-            else {
+            let Prepared::Command { bytes, status, .. } = prepare(given, None).unwrap() else {
                 panic!()
             };
             assert_eq!(&*bytes, want, "{}", String::from_utf8_lossy(given));
-            assert_eq!(appendlimit, kind);
+            assert_eq!(status, kind);
             decode(&bytes).unwrap();
         }
+    }
+
+    #[test]
+    fn fetch_extras_are_taken_out() {
+        let fx = |preview, emailid, threadid, only| FetchExtras {
+            preview,
+            emailid,
+            threadid,
+            only,
+        };
+        let cases: [(&[u8], &[u8], FetchExtras); 7] = [
+            (
+                b"t FETCH 1:* (FLAGS PREVIEW)\r\n",
+                b"t FETCH 1:* (FLAGS)\r\n",
+                fx(true, false, false, false),
+            ),
+            (
+                b"t UID FETCH 1 (PREVIEW (LAZY) UID EMAILID)\r\n",
+                b"t UID FETCH 1 (UID)\r\n",
+                fx(true, true, false, false),
+            ),
+            (
+                b"t FETCH 1 PREVIEW\r\n",
+                b"t FETCH 1 UID\r\n",
+                fx(true, false, false, true),
+            ),
+            (
+                b"t FETCH 1 preview (lazy)\r\n",
+                b"t FETCH 1 UID\r\n",
+                fx(true, false, false, true),
+            ),
+            (
+                b"t FETCH 2 (EMAILID THREADID)\r\n",
+                b"t FETCH 2 (UID)\r\n",
+                fx(false, true, true, true),
+            ),
+            (
+                b"t FETCH 1 (BODY.PEEK[HEADER.FIELDS (PREVIEW)] THREADID) (CHANGEDSINCE 3)\r\n",
+                b"t FETCH 1 (BODY.PEEK[HEADER.FIELDS (PREVIEW)]) (CHANGEDSINCE 3)\r\n",
+                fx(false, false, true, false),
+            ),
+            (
+                b"t FETCH 1 (FLAGS)\r\n",
+                b"t FETCH 1 (FLAGS)\r\n",
+                FetchExtras::default(),
+            ),
+        ];
+        for (given, want, kind) in cases {
+            let Prepared::Command { bytes, fetch, .. } = prepare(given, None).unwrap() else {
+                panic!()
+            };
+            assert_eq!(&*bytes, want, "{}", String::from_utf8_lossy(given));
+            assert_eq!(fetch, kind, "{}", String::from_utf8_lossy(given));
+            decode(&bytes).unwrap();
+        }
+        assert!(prepare(b"t FETCH 1 (PREVIEW (EAGER))\r\n", None).is_err());
+        assert!(prepare(b"t FETCH 1 (PREVIEW ())\r\n", None).is_err());
     }
 
     #[test]

@@ -579,12 +579,20 @@ impl Session {
                 bytes,
                 search_return,
                 empty_saved,
-                appendlimit,
+                status,
+                fetch,
             } => match rewrite::decode(&bytes) {
                 Ok(cmd) => {
                     let name = cmd.body.name();
                     let r = self
-                        .dispatch(cmd, frame.message, search_return, empty_saved, appendlimit)
+                        .dispatch(
+                            cmd,
+                            frame.message,
+                            search_return,
+                            empty_saved,
+                            status,
+                            fetch,
+                        )
                         .await;
                     (r, name)
                 }
@@ -637,7 +645,8 @@ impl Session {
         message: Option<Vec<u8>>,
         search_return: Option<rewrite::SearchReturn>,
         empty_saved: bool,
-        appendlimit: rewrite::AppendLimit,
+        status: rewrite::StatusExtras,
+        fetch: rewrite::FetchExtras,
     ) -> Result<Done> {
         use CommandBody as C;
         let authed = !matches!(self.state, State::NotAuthenticated);
@@ -705,7 +714,7 @@ impl Session {
             C::Status {
                 mailbox,
                 item_names,
-            } => self.handle_status(mailbox, &item_names, appendlimit).await,
+            } => self.handle_status(mailbox, &item_names, status).await,
             C::Append {
                 mailbox,
                 flags,
@@ -769,7 +778,7 @@ impl Session {
                 if empty_saved {
                     return Ok(Done::default());
                 }
-                self.handle_fetch(sequence_set, macro_or_item_names, uid, modifiers)
+                self.handle_fetch(sequence_set, macro_or_item_names, uid, modifiers, fetch)
                     .await
             }
             C::Store {

@@ -2,7 +2,7 @@
 //! and VANISHED).
 use crate::error::{ImapError, Result};
 use crate::mailbox::flag_list;
-use crate::rewrite::format_set;
+use crate::rewrite::{FetchExtras, format_set};
 use crate::session::{Done, Session};
 use imap_types::command::FetchModifier;
 use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
@@ -25,6 +25,7 @@ impl Session {
         names: MacroOrMessageDataItemNames<'_>,
         uid: bool,
         modifiers: Vec<FetchModifier>,
+        extras: FetchExtras,
     ) -> Result<Done> {
         let expanded;
         let mut items: Vec<MessageDataItemName<'_>> = match names {
@@ -52,18 +53,26 @@ impl Session {
             // RFC 7162 §3.1: a CONDSTORE enabling command.
             self.enable_condstore();
         }
+        if extras.only {
+            // UID stood in for the items taken out (rewrite::FetchExtras).
+            items.retain(|w| *w != MessageDataItemName::Uid);
+        }
         if (uid || vanished) && !items.contains(&MessageDataItemName::Uid) {
             items.insert(0, MessageDataItemName::Uid);
         }
         if changed_since.is_some() && !items.contains(&MessageDataItemName::ModSeq) {
             items.push(MessageDataItemName::ModSeq);
         }
-        let needs_meta = items.iter().any(|w| {
-            !matches!(
-                w,
-                MessageDataItemName::Uid | MessageDataItemName::Flags | MessageDataItemName::ModSeq
-            )
-        });
+        let needs_meta = extras.preview
+            || extras.emailid
+            || items.iter().any(|w| {
+                !matches!(
+                    w,
+                    MessageDataItemName::Uid
+                        | MessageDataItemName::Flags
+                        | MessageDataItemName::ModSeq
+                )
+            });
         let needs_raw = items.iter().any(|w| {
             matches!(
                 w,
@@ -307,6 +316,40 @@ impl Session {
                         }
                     }
                 }
+                if let Some(m) = meta {
+                    let mut item = |out: &mut Vec<u8>, text: &[u8]| {
+                        if !first {
+                            out.push(b' ');
+                        }
+                        first = false;
+                        out.extend_from_slice(text);
+                    };
+                    if extras.preview {
+                        // RFC 8970 §4: "PREVIEW" SP nstring; generated now,
+                        // so never NIL, even for LAZY.
+                        let text = match store.message_content(m.message).await? {
+                            Some(c) => preview(&c),
+                            None => String::new(),
+                        };
+                        let mut v = b"PREVIEW ".to_vec();
+                        wire::string(&mut v, text.as_bytes());
+                        item(&mut out, &v);
+                    }
+                    if extras.emailid {
+                        // RFC 8474 §5.1: the same for every copy of the
+                        // stored message, kept by COPY and MOVE.
+                        item(&mut out, format!("EMAILID (M{})", m.message.0).as_bytes());
+                    }
+                }
+                if extras.threadid && (meta.is_some() || !needs_meta) {
+                    // RFC 8474 §5.2: NIL where the server keeps no thread
+                    // identity.
+                    if !first {
+                        out.push(b' ');
+                    }
+                    first = false;
+                    out.extend_from_slice(b"THREADID NIL");
+                }
                 if now_seen.contains(&uid_i) && !wrote_flags {
                     let meta_now = self.selected_mut()?.meta[i].clone();
                     if !first {
@@ -488,4 +531,112 @@ pub(crate) fn imap_date(ts: i64) -> String {
     chrono::DateTime::from_timestamp(ts, 0)
         .map(|d| d.format("%d-%b-%Y %H:%M:%S +0000").to_string())
         .unwrap_or_else(|| "01-Jan-1970 00:00:00 +0000".into())
+}
+
+/// At most this many characters of preview (RFC 8970 §3.1).
+const PREVIEW_CHARS: usize = 256;
+
+/// The preview of a message (RFC 8970 §3): the start of its text (or of
+/// its HTML with the markup taken out), each run of white space one space.
+pub(crate) fn preview(c: &postgate_types::ItemContent) -> String {
+    let source: std::borrow::Cow<'_, str> = match (&c.text, &c.html) {
+        (Some(t), _) if !t.trim().is_empty() => t.into(),
+        (_, Some(h)) => html_text(h).into(),
+        _ => "".into(),
+    };
+    let mut out = String::new();
+    let mut n = 0;
+    for word in source.split_whitespace() {
+        let need = word.chars().count() + usize::from(n > 0);
+        if n + need > PREVIEW_CHARS {
+            // A word that does not fit is cut at the limit.
+            if n > 0 {
+                out.push(' ');
+                n += 1;
+            }
+            out.extend(word.chars().take(PREVIEW_CHARS - n));
+            break;
+        }
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        n += need;
+    }
+    out
+}
+
+/// The text of an HTML body for a preview: markup, comments, style and
+/// script left out, the common entities decoded.
+fn html_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len().min(4096));
+    let mut rest = html;
+    while !rest.is_empty() && out.len() < 4 * PREVIEW_CHARS * 4 {
+        match rest.find('<') {
+            Some(i) => {
+                out.push_str(&rest[..i]);
+                let tag = &rest[i..];
+                let lower: String = tag.chars().take(8).collect::<String>().to_ascii_lowercase();
+                let skip_to = if tag.starts_with("<!--") {
+                    tag.find("-->").map(|e| e + 3)
+                } else if lower.starts_with("<style") {
+                    tag.to_ascii_lowercase().find("</style>").map(|e| e + 8)
+                } else if lower.starts_with("<script") {
+                    tag.to_ascii_lowercase().find("</script>").map(|e| e + 9)
+                } else {
+                    tag.find('>').map(|e| e + 1)
+                };
+                out.push(' ');
+                rest = skip_to.map_or("", |e| &tag[e..]);
+            }
+            None => {
+                out.push_str(rest);
+                rest = "";
+            }
+        }
+    }
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(text: Option<&str>, html: Option<&str>) -> postgate_types::ItemContent {
+        postgate_types::ItemContent {
+            text: text.map(str::to_string),
+            html: html.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn preview_collapses_white_space_and_stops_at_256_characters() {
+        let c = content(Some("  Hello,\r\n\r\n\tworld  and   all  \r\n"), None);
+        assert_eq!(preview(&c), "Hello, world and all");
+        let long = "é".repeat(300);
+        let p = preview(&content(Some(&format!("x {long}")), None));
+        assert_eq!(p.chars().count(), PREVIEW_CHARS);
+        assert!(p.starts_with("x éé"));
+        let words = "word ".repeat(100);
+        let p = preview(&content(Some(&words), None));
+        assert!(p.chars().count() <= PREVIEW_CHARS, "{}", p.len());
+        assert_eq!(preview(&content(None, None)), "");
+    }
+
+    #[test]
+    fn preview_of_html_leaves_the_markup_out() {
+        let c = content(
+            Some("  \r\n"),
+            Some(
+                "<html><head><style>p { color: red }</style></head><body><!-- hidden --><p>Fish &amp; chips</p><script>x()</script><b>today</b></body></html>",
+            ),
+        );
+        assert_eq!(preview(&c), "Fish & chips today");
+    }
 }

@@ -60,7 +60,12 @@ impl Session {
         }
         let user = self.user()?.id;
         match self.ctx.store.create_folder(user, &name).await {
-            Ok(_) => Ok(Done::default()),
+            // RFC 8474 §4.1: the new mailbox's id in the tagged OK.
+            Ok(f) => Ok(Done {
+                code: Some(format!("MAILBOXID ({})", mailbox_id(f.id, f.uid_validity))),
+                text: None,
+                sent: false,
+            }),
             Err(StoreError::Exists(_)) => Err(ImapError::no(
                 Some("ALREADYEXISTS"),
                 "Mailbox already exists",
@@ -313,18 +318,14 @@ impl Session {
         &mut self,
         mailbox: Mailbox<'_>,
         items: &[StatusDataItemName],
-        appendlimit: crate::rewrite::AppendLimit,
+        extras: crate::rewrite::StatusExtras,
     ) -> Result<Done> {
-        use crate::rewrite::AppendLimit;
         let name = self.mailbox_name(&mailbox)?;
         let user = self.user()?.id;
         let folder = self.folder_by_name(user, &name).await?;
-        // With APPENDLIMIT alone, MESSAGES stood in for it (rewrite).
-        let items = if appendlimit == AppendLimit::Only {
-            &[][..]
-        } else {
-            items
-        };
+        // With only items imap-codec does not know, MESSAGES stood in for
+        // them (rewrite).
+        let items = if extras.only { &[][..] } else { items };
         let mut names: Vec<String> = items
             .iter()
             .map(|i| {
@@ -343,8 +344,11 @@ impl Session {
             })
             .collect();
         // RFC 7889 §3: the limit for this mailbox, as APPENDLIMIT=n says.
-        if appendlimit != AppendLimit::No {
+        if extras.appendlimit {
             names.push("APPENDLIMIT".into());
+        }
+        if extras.mailboxid {
+            names.push("MAILBOXID".into());
         }
         let status = self.status_line(&folder, &names).await?;
         let wire = quote(&self.wire_name(&names::imap_name(&folder)));
@@ -377,6 +381,8 @@ impl Session {
                     f.highest_modseq.to_string()
                 }
                 "APPENDLIMIT" => self.ctx.config.max_append_size.to_string(),
+                // RFC 8474 §4: "MAILBOXID" SP "(" objectid ")".
+                "MAILBOXID" => format!("({})", mailbox_id(f.id, f.uid_validity)),
                 "RECENT" => snapshot
                     .as_ref()
                     .map(|s| s.entries.iter().filter(|e| e.uid > s.recent_uid).count())
@@ -413,4 +419,12 @@ impl Session {
         }
         Ok(parts.join(" "))
     }
+}
+
+/// A mailbox's object id (RFC 8474 §4, objectid: letters, digits, "-" and
+/// "_"): its row and its UIDVALIDITY, both kept by RENAME and never given
+/// to another mailbox (UIDVALIDITY values come from one server-wide
+/// counter).
+pub(crate) fn mailbox_id(folder: postgate_types::FolderId, uid_validity: u32) -> String {
+    format!("F{folder}-{uid_validity}")
 }

@@ -110,6 +110,11 @@ impl Session {
             "OK [HIGHESTMODSEQ {}] Highest",
             sel.highest_modseq
         ));
+        // RFC 8474 §4.2: the mailbox's id.
+        self.untagged(&format!(
+            "OK [MAILBOXID ({})] Ok",
+            super::mailboxes::mailbox_id(sel.folder, sel.uid_validity)
+        ));
         if self.enabled.rev2 {
             // RFC 9051 §6.3.2: the mailbox's LIST data.
             let wire = super::misc::quote(&self.wire_name(&sel.name));
