@@ -270,6 +270,121 @@ async fn a_refused_literal_plus_is_skipped_and_the_session_goes_on() {
     assert_eq!(subjects(&mut c).await, ["small"]);
 }
 
+// covers: MULTIAPPEND UIDPLUS
+#[tokio::test]
+async fn multiappend_stores_every_message_with_its_own_flags_and_date() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let uv = uidvalidity(&mut c, "INBOX").await;
+    let (a, b) = (
+        "Subject: first\r\n\r\n1\r\n",
+        "Subject: second\r\n\r\n2\r\n",
+    );
+    // A large one travels aside (over 64 KiB), between inline ones.
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    big.resize(100_000, b'z');
+    // RFC 3502 §6.3.11: one APPEND, several messages, each with its own
+    // options, and a continuation request for every synchronising literal.
+    c.send_line(&format!("M1 APPEND INBOX (\\Seen) {{{}}}", a.len()))
+        .await;
+    c.expect_start("+ ").await;
+    c.send(a.as_bytes()).await;
+    c.send_line(&format!(
+        " (\\Flagged $Work) \"14-Jul-2021 02:44:25 -0700\" {{{}}}",
+        big.len()
+    ))
+    .await;
+    c.expect_start("+ ").await;
+    c.send(&big).await;
+    c.send(format!(" {{{}+}}\r\n{b}\r\n", b.len()).as_bytes())
+        .await;
+    // RFC 4315 §3: APPENDUID with the UIDs as a set.
+    c.replies("M1", "APPEND")
+        .await
+        .exactly(&[])
+        .tagged_starts(&format!("OK [APPENDUID {uv} 1:3]"));
+    c.ok("SELECT INBOX").await.has("* 3 EXISTS");
+    assert_eq!(subjects(&mut c).await, ["first", "big", "second"]);
+    let r = c.ok("FETCH 1:3 (FLAGS INTERNALDATE RFC822.SIZE)").await;
+    assert!(
+        r.one("* 1 FETCH").contains("FLAGS (\\Seen \\Recent)"),
+        "{r}"
+    );
+    r.has(&format!(
+        "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work) INTERNALDATE \"14-Jul-2021 09:44:25 +0000\" RFC822.SIZE {})",
+        big.len()
+    ));
+    assert!(r.one("* 3 FETCH").contains("FLAGS (\\Recent)"), "{r}");
+    let r = c.ok("FETCH 2 (BODY.PEEK[TEXT])").await;
+    let n = big.len() - 16;
+    let text = format!("{{{n}}}\r\n{}", "z".repeat(n));
+    assert!(
+        r.untagged[0] == format!("* 2 FETCH (BODY[TEXT] {text})"),
+        "the large message's text differs ({} octets in the reply)",
+        r.untagged[0].len()
+    );
+}
+
+// covers: MULTIAPPEND
+#[tokio::test]
+async fn multiappend_is_all_or_nothing() {
+    let w = alice_with(0, "[imap]\nallow_plaintext = true\nmax_append_size = 100\n").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let ok = "Subject: ok\r\n\r\nfine\r\n";
+    // RFC 3502 §6.3.11: if one message cannot be appended, none is. Here
+    // the third is over the limit (RFC 7889 §4), the second has a bad date.
+    let cmd = format!(
+        "X1 APPEND INBOX {{{n}+}}\r\n{ok} {{{n}+}}\r\n{ok} {{101+}}\r\n{big}\r\n",
+        n = ok.len(),
+        big = "b".repeat(101)
+    );
+    c.send(cmd.as_bytes()).await;
+    c.replies("X1", "APPEND").await.tagged_starts("NO [TOOBIG]");
+    let cmd = format!(
+        "X2 APPEND INBOX {{{n}+}}\r\n{ok} \"31-Foo-2021 02:44:25 -0700\" {{{n}+}}\r\n{ok}\r\n",
+        n = ok.len()
+    );
+    c.send(cmd.as_bytes()).await;
+    c.replies("X2", "APPEND").await.tagged_starts("BAD");
+    let cmd = format!(
+        "X3 APPEND INBOX {{{n}+}}\r\n{ok} {{0+}}\r\n\r\n",
+        n = ok.len()
+    );
+    c.send(cmd.as_bytes()).await;
+    c.replies("X3", "APPEND").await.tagged_starts("NO");
+    c.ok("STATUS INBOX (MESSAGES)")
+        .await
+        .exactly(&["* STATUS INBOX (MESSAGES 0)"]);
+    // RFC 9051 §6.3.12: TRYCREATE for a mailbox that does not exist.
+    let cmd = format!(
+        "X4 APPEND Nowhere {{{n}+}}\r\n{ok} {{{n}+}}\r\n{ok}\r\n",
+        n = ok.len()
+    );
+    c.send(cmd.as_bytes()).await;
+    c.replies("X4", "APPEND")
+        .await
+        .tagged_starts("NO [TRYCREATE]");
+    // Junk after the last message is a syntax error.
+    let cmd = format!(
+        "X5 APPEND INBOX {{{n}+}}\r\n{ok} {{{n}+}}\r\n{ok} junk\r\n",
+        n = ok.len()
+    );
+    c.send(cmd.as_bytes()).await;
+    c.replies("X5", "APPEND").await.tagged_starts("BAD");
+    // And the session goes on.
+    let cmd = format!(
+        "X6 APPEND INBOX {{{n}+}}\r\n{ok} {{{n}+}}\r\n{ok}\r\n",
+        n = ok.len()
+    );
+    c.send(cmd.as_bytes()).await;
+    c.replies("X6", "APPEND")
+        .await
+        .tagged_starts("OK [APPENDUID ");
+    c.ok("STATUS INBOX (MESSAGES)")
+        .await
+        .exactly(&["* STATUS INBOX (MESSAGES 2)"]);
+}
+
 // ------------------------------------------------------------ COPY, MOVE
 
 // covers: UIDPLUS

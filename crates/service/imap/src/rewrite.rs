@@ -178,6 +178,16 @@ pub enum Prepared<'a> {
     Id,
     /// UNAUTHENTICATE (RFC 8437), which imap-codec does not know.
     Unauthenticate,
+    /// APPEND of several messages (MULTIAPPEND, RFC 3502 §6.3.11): the
+    /// mailbox's bytes and, per message, the bytes of its options (flag
+    /// list, date) and the range of its literal, each for imap-codec to
+    /// parse as one APPEND would be.
+    MultiAppend {
+        /// The mailbox argument as sent.
+        mailbox: std::ops::Range<usize>,
+        /// Per message: its options and its literal (header and data).
+        messages: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    },
     /// Anything else, for imap-codec.
     Command {
         /// The command, rewritten if needed.
@@ -375,6 +385,35 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         };
     }
     let tokens = tokenize(bytes)?;
+    if name == "APPEND"
+        && let Some((_, mailbox)) = tokens.get(2)
+    {
+        // RFC 3502 §6.3.11: append-message = append-opts SP append-data,
+        // one or more; each literal (at the top level) ends one.
+        let mut messages = Vec::new();
+        let mut from = mailbox.end;
+        let mut depth = 0;
+        for (t, r) in &tokens[3..] {
+            match t {
+                Token::Open => depth += 1,
+                Token::Close => depth -= 1,
+                Token::Literal(_) if depth == 0 => {
+                    messages.push((from..r.start, r.clone()));
+                    from = r.end;
+                }
+                _ => {}
+            }
+        }
+        if messages.len() > 1 {
+            if !bytes[from..].trim_ascii().is_empty() {
+                return Err(ImapError::bad("Junk after the last message"));
+            }
+            return Ok(Prepared::MultiAppend {
+                mailbox: mailbox.clone(),
+                messages,
+            });
+        }
+    }
     let is_uid = name == "UID";
     let verb = if is_uid {
         tokens

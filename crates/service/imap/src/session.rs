@@ -154,10 +154,12 @@ pub(crate) enum Wake {
 /// A complete command as read from the wire.
 #[derive(Debug)]
 pub(crate) struct Frame {
-    /// The command, literals inline (but for an APPEND message).
+    /// The command, literals inline (but for large APPEND messages).
     pub bytes: Vec<u8>,
-    /// An APPEND message literal, read aside; its place in `bytes` holds `{0}`.
-    pub message: Option<Vec<u8>>,
+    /// APPEND message literals over [`INLINE_LITERAL_MAX`], read aside, in
+    /// order, each with where its place in `bytes` (a `{0}` or `~{0}`)
+    /// begins.
+    pub aside: Vec<(usize, Vec<u8>)>,
 }
 
 /// What a successful command says in its tagged OK.
@@ -428,7 +430,8 @@ impl Session {
             Wait::Each(timeout)
         };
         let mut bytes = Vec::new();
-        let mut message: Option<Vec<u8>> = None;
+        let mut aside: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut aside_total = 0usize;
         loop {
             let line = self.read_line_until(wait.deadline()).await?;
             bytes.extend_from_slice(&line);
@@ -436,18 +439,25 @@ impl Session {
                 return Err(ReadError::TooLong);
             }
             let Some(lit) = rewrite::literal_at_end(&line) else {
-                return Ok(Some(Frame { bytes, message }));
+                return Ok(Some(Frame { bytes, aside }));
             };
             let is_append = rewrite::command_name(&bytes).eq_ignore_ascii_case("APPEND");
             let tag = rewrite::tag_of(&bytes).unwrap_or("*").to_string();
             let limit = self.ctx.config.max_append_size as usize;
             let big = lit.len > INLINE_LITERAL_MAX;
-            let refusal = if big && (!is_append || message.is_some()) {
+            // A MULTIAPPEND (RFC 3502) may carry several messages, each up
+            // to the limit; the command as a whole is held to four.
+            let refusal = if big && !is_append {
                 Some(format!("{tag} BAD Literal too large\r\n"))
             } else if big && lit.len > limit {
                 // RFC 7889 §4: the limit, answered before the client sends the data.
                 Some(format!(
                     "{tag} NO [TOOBIG] Message too large (limit {limit} octets)\r\n"
+                ))
+            } else if big && aside_total + lit.len > limit.saturating_mul(4) {
+                Some(format!(
+                    "{tag} NO [TOOBIG] Messages too large together (limit {} octets)\r\n",
+                    limit.saturating_mul(4)
                 ))
             } else {
                 None
@@ -478,7 +488,8 @@ impl Session {
                 let head = bytes.len() - lit.marker_len;
                 bytes.truncate(head);
                 bytes.extend_from_slice(if lit.binary { b"~{0}\r\n" } else { b"{0}\r\n" });
-                message = Some(data);
+                aside_total += data.len();
+                aside.push((head, data));
             } else {
                 self.read_exact(Some(&mut bytes), lit.len, wait).await?;
             }
@@ -575,6 +586,11 @@ impl Session {
             Prepared::List(list) => (self.handle_list(list).await, "LIST"),
             Prepared::Id => (self.handle_id(), "ID"),
             Prepared::Unauthenticate => (self.handle_unauthenticate(), "UNAUTHENTICATE"),
+            Prepared::MultiAppend { mailbox, messages } => (
+                self.handle_multiappend(&frame.bytes, mailbox, messages, frame.aside)
+                    .await,
+                "APPEND",
+            ),
             Prepared::Command {
                 bytes,
                 search_return,
@@ -587,7 +603,7 @@ impl Session {
                     let r = self
                         .dispatch(
                             cmd,
-                            frame.message,
+                            frame.aside.into_iter().next().map(|(_, m)| m),
                             search_return,
                             empty_saved,
                             status,
