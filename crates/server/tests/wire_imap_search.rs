@@ -753,3 +753,55 @@ async fn within_older_and_younger_count_seconds_back_from_now() {
     c.bad("SEARCH OLDER 0").await;
     c.bad("SEARCH YOUNGER x").await;
 }
+
+// covers: ESORT
+#[tokio::test]
+async fn esort_returns_min_max_all_and_count_in_sort_order() {
+    let (_w, mut c) = mailbox().await;
+    // Dates (see the top): 3, 1, 2, 4, 5, 6 in DATE order.
+    let (tag, r) = tagged(&mut c, "SORT RETURN (MIN MAX COUNT ALL) (DATE) UTF-8 ALL").await;
+    assert!(r.tagged.starts_with("OK"), "{r}");
+    // RFC 5267 §3.1: MIN and MAX are the first and last in the sort order,
+    // ALL the matches in that order (RFC 4731 §3.1 reply form).
+    r.exactly(&[&format!(
+        "* ESEARCH (TAG \"{tag}\") MIN 3 MAX 6 ALL 3,1:2,4:6 COUNT 6"
+    )]);
+    let (tag, r) = tagged(&mut c, "UID SORT RETURN (MIN MAX) (REVERSE DATE) UTF-8 ALL").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{tag}\") UID MIN 7 MAX 4")]);
+    // By size: the order computed from the messages' lengths.
+    let order = by_size(false);
+    let (tag, r) = tagged(&mut c, "SORT RETURN (ALL) (SIZE) UTF-8 ALL").await;
+    let all: Vec<String> = order.iter().map(u32::to_string).collect();
+    let joined = all.join(",");
+    // Only ascending neighbours fold into ranges; compare expanded.
+    let line = r.one(&format!("* ESEARCH (TAG \"{tag}\") ALL "));
+    let got = &line[format!("* ESEARCH (TAG \"{tag}\") ALL ").len()..];
+    let expanded: Vec<String> = got
+        .split(',')
+        .flat_map(|p| match p.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().unwrap(), b.parse().unwrap());
+                assert!(a < b, "{line}");
+                (a..=b).map(|n| n.to_string()).collect::<Vec<_>>()
+            }
+            None => vec![p.to_string()],
+        })
+        .collect();
+    assert_eq!(expanded.join(","), joined, "{line}");
+    // RETURN () means ALL; nothing matching gives the bare ESEARCH (with
+    // COUNT 0 when asked).
+    let (tag, r) = tagged(&mut c, "SORT RETURN () (DATE) UTF-8 FROM alice").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{tag}\") ALL 1,5")]);
+    let (tag, r) = tagged(&mut c, "SORT RETURN (COUNT MIN) (DATE) UTF-8 FROM nobody").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{tag}\") COUNT 0")]);
+    // SAVE belongs to SEARCH (RFC 5182); unknown options are errors.
+    c.bad("SORT RETURN (SAVE) (DATE) UTF-8 ALL").await;
+    c.bad("SORT RETURN (PARTIAL 1:10) (DATE) UTF-8 ALL").await;
+    // Plain SORT is unchanged.
+    expect_one(
+        &mut c,
+        "SORT (DATE) UTF-8 ALL",
+        search_line(&[3, 1, 2, 4, 5, 6]).replacen("SEARCH", "SORT", 1),
+    )
+    .await;
+}

@@ -535,7 +535,8 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     }
 
     // ESEARCH: "SEARCH RETURN (...)".
-    if verb == "SEARCH"
+    // ESORT (RFC 5267 §3): "SORT RETURN (...)" likewise.
+    if (verb == "SEARCH" || verb == "SORT")
         && let Some((Token::Atom(w), r)) = tokens.get(args_from)
         && w.eq_ignore_ascii_case(b"RETURN")
     {
@@ -565,7 +566,8 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
                         b"MAX" => opts.max = true,
                         b"ALL" => opts.all = true,
                         b"COUNT" => opts.count = true,
-                        b"SAVE" => opts.save = true,
+                        // RFC 5182 defines SAVE for SEARCH only.
+                        b"SAVE" if verb == "SEARCH" => opts.save = true,
                         _ => return Err(ImapError::bad("Unknown SEARCH RETURN option")),
                     }
                 }

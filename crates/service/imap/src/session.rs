@@ -772,7 +772,7 @@ impl Session {
                 charset,
             } => {
                 check_charset(Some(charset.as_ref()))?;
-                self.handle_sort(sort_criteria, search_criteria, uid, empty_saved)
+                self.handle_sort(sort_criteria, search_criteria, uid, search_return)
                     .await
             }
             C::Thread {

@@ -556,7 +556,7 @@ impl Session {
         criteria: Vec1<SortCriterion>,
         keys: Vec1<SearchKey<'_>>,
         uid: bool,
-        _empty_saved: bool,
+        esort: Option<crate::rewrite::SearchReturn>,
     ) -> Result<Done> {
         let mut items = self.matching_items(keys.as_ref(), uid, sort_item).await?;
         let crit: Vec<(sort::SortKey, bool)> = criteria
@@ -578,10 +578,41 @@ impl Session {
             })
             .collect();
         sort::sort(&mut items, &crit);
-        let mut line = String::from("SORT");
-        for it in &items {
-            line.push_str(&format!(" {}", it.id));
-        }
+        let ids: Vec<u32> = items.iter().map(|it| it.id).collect();
+        let line = match esort {
+            None => {
+                let mut line = String::from("SORT");
+                for id in &ids {
+                    line.push_str(&format!(" {id}"));
+                }
+                line
+            }
+            Some(r) => {
+                // RFC 5267 §3.1: ESEARCH, with MIN and MAX the first and the
+                // last in the sort order and ALL the sorted list.
+                let mut line = format!("ESEARCH (TAG \"{}\")", self.current_tag);
+                if uid {
+                    line.push_str(" UID");
+                }
+                if r.min
+                    && let Some(v) = ids.first()
+                {
+                    line.push_str(&format!(" MIN {v}"));
+                }
+                if r.max
+                    && let Some(v) = ids.last()
+                {
+                    line.push_str(&format!(" MAX {v}"));
+                }
+                if r.all && !ids.is_empty() {
+                    line.push_str(&format!(" ALL {}", ordered_set(&ids)));
+                }
+                if r.count {
+                    line.push_str(&format!(" COUNT {}", ids.len()));
+                }
+                line
+            }
+        };
         self.untagged(&line);
         self.sync(uid).await?;
         Ok(Done::default())
@@ -679,5 +710,38 @@ fn thread_item(
             .and_then(|v| thread::parse_msg_ids(&v).into_iter().next()),
         base_subject: base,
         is_reply,
+    }
+}
+
+/// Numbers in a given order as a sequence set that keeps it (RFC 5267
+/// §3.1 ALL): ascending runs become ranges, nothing is reordered.
+fn ordered_set(ids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < ids.len() {
+        let start = ids[i];
+        while i + 1 < ids.len() && ids[i + 1] == ids[i] + 1 {
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if ids[i] == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{}", ids[i]));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod ordered_set_tests {
+    #[test]
+    fn keeps_the_order_and_folds_ascending_runs() {
+        assert_eq!(super::ordered_set(&[5, 6, 7, 2, 9, 8, 1]), "5:7,2,9,8,1");
+        assert_eq!(super::ordered_set(&[3]), "3");
+        assert_eq!(super::ordered_set(&[]), "");
     }
 }
