@@ -81,7 +81,13 @@ fn command(bytes: &[u8]) {
                     let _ = names::from_wire_utf8(p);
                 }
             }
-            Ok(Prepared::Id | Prepared::Unauthenticate | Prepared::MultiAppend { .. }) | Err(_) => {}
+            Ok(
+                Prepared::Id
+                | Prepared::Unauthenticate
+                | Prepared::MultiAppend { .. }
+                | Prepared::Acl { .. },
+            )
+            | Err(_) => {}
             Ok(Prepared::Command { bytes, .. }) => {
                 if let Ok(cmd) = rewrite::decode(&bytes) {
                     let _ = cmd.body.name();

@@ -394,6 +394,58 @@ async fn status_size_is_the_sum_of_message_sizes() {
     c.no("STATUS Nowhere (SIZE)").await;
 }
 
+// covers: ACL RIGHTS=texk
+#[tokio::test]
+async fn acl_of_own_mailboxes() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    // RFC 4314 §3.5, §2.1: the owner holds every right on its mailboxes
+    // (RIGHTS=texk: the t, e, x and k rights are the RFC 4314 ones).
+    c.ok("MYRIGHTS INBOX")
+        .await
+        .exactly(&["* MYRIGHTS INBOX lrswipkxtea"]);
+    c.ok("MYRIGHTS \"Sent Items\"")
+        .await
+        .exactly(&["* MYRIGHTS \"Sent Items\" lrswipkxtea"]);
+    // Calendar is read-only over IMAP: lookup and read only.
+    c.ok("MYRIGHTS Calendar")
+        .await
+        .exactly(&["* MYRIGHTS Calendar lr"]);
+    // RFC 4314 §3.3: the owner is the one identifier in the ACL.
+    c.ok("GETACL inbox")
+        .await
+        .exactly(&[&format!("* ACL INBOX {ALICE} lrswipkxtea")]);
+    // RFC 4314 §3.4: what an identifier always has, then what could be
+    // granted: the owner everything, anyone else nothing.
+    c.ok(&format!("LISTRIGHTS INBOX {ALICE}"))
+        .await
+        .exactly(&[&format!("* LISTRIGHTS INBOX {ALICE} lrswipkxtea")]);
+    c.ok("LISTRIGHTS INBOX bob@test.example")
+        .await
+        .exactly(&["* LISTRIGHTS INBOX bob@test.example \"\""]);
+    // No sharing yet: SETACL and DELETEACL are refused, nothing changes.
+    c.no("SETACL INBOX bob@test.example lr")
+        .await
+        .tagged_starts("NO [CANNOT]");
+    c.no(&format!("DELETEACL INBOX {ALICE}"))
+        .await
+        .tagged_starts("NO [CANNOT]");
+    c.ok("GETACL INBOX")
+        .await
+        .exactly(&[&format!("* ACL INBOX {ALICE} lrswipkxtea")]);
+    // Errors: a missing mailbox, the wrong number of arguments.
+    c.no("MYRIGHTS Nowhere")
+        .await
+        .tagged_starts("NO [NONEXISTENT]");
+    c.bad("MYRIGHTS").await;
+    c.bad("GETACL INBOX extra").await;
+    c.bad("LISTRIGHTS INBOX").await;
+    // Before login: not allowed.
+    let mut d = postgate_testkit::world::Wire::connect(w.imap().await).await;
+    d.line().await;
+    d.bad("MYRIGHTS INBOX").await;
+}
+
 // ------------------------------------------------------- NAMESPACE, ID
 
 // covers: NAMESPACE

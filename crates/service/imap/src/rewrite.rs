@@ -188,6 +188,15 @@ pub enum Prepared<'a> {
         /// Per message: its options and its literal (header and data).
         messages: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     },
+    /// An ACL command (RFC 4314 §3), which imap-codec does not know, with
+    /// its arguments (astrings).
+    Acl {
+        /// Which one.
+        command: AclCommand,
+        /// The mailbox first, then the identifier and rights as the command
+        /// has them.
+        args: Vec<Vec<u8>>,
+    },
     /// Anything else, for imap-codec.
     Command {
         /// The command, rewritten if needed.
@@ -201,6 +210,45 @@ pub enum Prepared<'a> {
         /// FETCH items taken out.
         fetch: FetchExtras,
     },
+}
+
+/// The ACL commands (RFC 4314 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclCommand {
+    /// SETACL mailbox identifier rights (§3.1).
+    SetAcl,
+    /// DELETEACL mailbox identifier (§3.2).
+    DeleteAcl,
+    /// GETACL mailbox (§3.3).
+    GetAcl,
+    /// LISTRIGHTS mailbox identifier (§3.4).
+    ListRights,
+    /// MYRIGHTS mailbox (§3.5).
+    MyRights,
+}
+
+impl AclCommand {
+    fn of(name: &str) -> Option<(AclCommand, usize)> {
+        Some(match name {
+            "SETACL" => (AclCommand::SetAcl, 3),
+            "DELETEACL" => (AclCommand::DeleteAcl, 2),
+            "GETACL" => (AclCommand::GetAcl, 1),
+            "LISTRIGHTS" => (AclCommand::ListRights, 2),
+            "MYRIGHTS" => (AclCommand::MyRights, 1),
+            _ => return None,
+        })
+    }
+
+    /// The command's name, for counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            AclCommand::SetAcl => "SETACL",
+            AclCommand::DeleteAcl => "DELETEACL",
+            AclCommand::GetAcl => "GETACL",
+            AclCommand::ListRights => "LISTRIGHTS",
+            AclCommand::MyRights => "MYRIGHTS",
+        }
+    }
 }
 
 /// STATUS items imap-codec does not know, taken out of the list and answered
@@ -385,6 +433,25 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         };
     }
     let tokens = tokenize(bytes)?;
+    if let Some((command, count)) = AclCommand::of(&name) {
+        // RFC 4314 §3: each argument an astring, so many of them.
+        let args: Vec<Vec<u8>> = tokens[2..]
+            .iter()
+            .map(|(t, _)| match t {
+                Token::Atom(a) => Ok(a.to_vec()),
+                Token::Quoted(q) => Ok(q.clone()),
+                Token::Literal(l) => Ok(l.to_vec()),
+                _ => Err(ImapError::bad("Invalid ACL arguments")),
+            })
+            .collect::<Result<_>>()?;
+        if args.len() != count {
+            return Err(ImapError::bad(format!(
+                "{name} takes {count} argument{}",
+                if count == 1 { "" } else { "s" }
+            )));
+        }
+        return Ok(Prepared::Acl { command, args });
+    }
     if name == "APPEND"
         && let Some((_, mailbox)) = tokens.get(2)
     {

@@ -586,6 +586,9 @@ impl Session {
             Prepared::List(list) => (self.handle_list(list).await, "LIST"),
             Prepared::Id => (self.handle_id(), "ID"),
             Prepared::Unauthenticate => (self.handle_unauthenticate(), "UNAUTHENTICATE"),
+            Prepared::Acl { command, args } => {
+                (self.handle_acl(command, args).await, command.name())
+            }
             Prepared::MultiAppend { mailbox, messages } => (
                 self.handle_multiappend(&frame.bytes, mailbox, messages, frame.aside)
                     .await,

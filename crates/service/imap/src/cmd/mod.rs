@@ -1,5 +1,6 @@
 //! Command handlers, grouped by what they act on; each adds `handle_<verb>`
 //! methods to [`Session`](crate::session::Session).
+mod acl;
 mod append;
 mod auth;
 mod copy;
