@@ -85,7 +85,8 @@ fn command(bytes: &[u8]) {
                 Prepared::Id
                 | Prepared::Unauthenticate
                 | Prepared::MultiAppend { .. }
-                | Prepared::Acl { .. },
+                | Prepared::Acl { .. }
+                | Prepared::CancelUpdate(_),
             )
             | Err(_) => {}
             Ok(Prepared::Command { bytes, .. }) => {

@@ -805,3 +805,106 @@ async fn esort_returns_min_max_all_and_count_in_sort_order() {
     )
     .await;
 }
+
+// covers: CONTEXT=SEARCH
+#[tokio::test]
+async fn context_search_partial_ranges() {
+    let (_w, mut c) = mailbox().await;
+    // RFC 5267 §4.4: PARTIAL low:high of the result positions, echoed in
+    // order; past the end NIL. RFC 9394 §3.1: negative ones count back.
+    let cases = [
+        ("SEARCH RETURN (PARTIAL 1:1) ALL", "PARTIAL (1:1 1)"),
+        ("SEARCH RETURN (PARTIAL 4:2) ALL", "PARTIAL (2:4 2:4)"),
+        ("SEARCH RETURN (PARTIAL 5:10) ALL", "PARTIAL (5:10 5:6)"),
+        ("SEARCH RETURN (PARTIAL 7:9) ALL", "PARTIAL (7:9 NIL)"),
+        ("SEARCH RETURN (PARTIAL -1:-2) ALL", "PARTIAL (-2:-1 5:6)"),
+        ("SEARCH RETURN (PARTIAL 2:3) FROM alice", "PARTIAL (2:3 5)"),
+        (
+            "UID SEARCH RETURN (PARTIAL 1:2) ALL",
+            "UID PARTIAL (1:2 2:3)",
+        ),
+        (
+            "SEARCH RETURN (COUNT PARTIAL 1:2) ALL",
+            "COUNT 6 PARTIAL (1:2 1:2)",
+        ),
+    ];
+    for (cmd, want) in cases {
+        let (tag, r) = tagged(&mut c, cmd).await;
+        r.exactly(&[&format!("* ESEARCH (TAG \"{tag}\") {want}")]);
+    }
+    for bad in [
+        "SEARCH RETURN (PARTIAL 1) ALL",
+        "SEARCH RETURN (PARTIAL 1:*) ALL",
+        "SEARCH RETURN (PARTIAL 0:3) ALL",
+        "SEARCH RETURN (PARTIAL -1:3) ALL",
+        "SEARCH RETURN (PARTIAL) ALL",
+    ] {
+        c.bad(bad).await;
+    }
+}
+
+// covers: CONTEXT=SEARCH
+#[tokio::test]
+async fn context_search_update_reports_changes_until_cancelled() {
+    let (w, mut c) = mailbox().await;
+    c.ok("STORE 1,2 +FLAGS.SILENT (\\Seen)").await;
+    // RFC 5267 §4.3: the initial result, then changes as they happen.
+    let (live, r) = tagged(&mut c, "SEARCH RETURN (UPDATE) SEEN").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{live}\") ALL 1:2")]);
+    let r = c.ok("STORE 3,5 +FLAGS.SILENT (\\Seen)").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{live}\") ADDTO (0 3,5)")]);
+    let r = c.ok("STORE 1 -FLAGS.SILENT (\\Seen)").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{live}\") REMOVEFROM (0 1)")]);
+    // A UID search alongside reports UIDs (message n has UID n + 1).
+    let (uidlive, r) = tagged(&mut c, "UID SEARCH RETURN (UPDATE ALL) UNSEEN").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{uidlive}\") UID ALL 2,5,7")]);
+    // Expunged: REMOVEFROM before the EXPUNGE, in the numbers before it.
+    c.ok("STORE 3,4 +FLAGS.SILENT (\\Deleted)").await;
+    let r = c.ok("EXPUNGE").await;
+    assert_eq!(
+        r.untagged,
+        [
+            format!("* ESEARCH (TAG \"{live}\") REMOVEFROM (0 3)"),
+            format!("* ESEARCH (TAG \"{uidlive}\") UID REMOVEFROM (0 5)"),
+            "* 3 EXPUNGE".to_string(),
+            "* 3 EXPUNGE".to_string(),
+        ],
+        "{r}"
+    );
+    // New mail from elsewhere (UID 8) joins after its EXISTS.
+    w.deliver(USER, b"Subject: late\r\n\r\nlate\r\n").await;
+    let r = c.ok("NOOP").await;
+    assert_eq!(
+        r.untagged,
+        [
+            "* 5 EXISTS".to_string(),
+            "* 1 RECENT".to_string(),
+            format!("* ESEARCH (TAG \"{uidlive}\") UID ADDTO (0 8)"),
+        ],
+        "{r}"
+    );
+    // CANCELUPDATE: no more reports for that search; the other goes on.
+    c.ok(&format!("CANCELUPDATE \"{live}\"")).await;
+    let r = c.ok("STORE 1:5 +FLAGS.SILENT (\\Seen)").await;
+    r.exactly(&[&format!(
+        "* ESEARCH (TAG \"{uidlive}\") UID REMOVEFROM (0 2,7:8)"
+    )]);
+    c.ok(&format!("CANCELUPDATE \"{uidlive}\"")).await;
+    c.ok("STORE 1 -FLAGS.SILENT (\\Seen)").await.exactly(&[]);
+    c.bad("CANCELUPDATE").await;
+    c.bad("CANCELUPDATE unquoted").await;
+    // UPDATE belongs to SEARCH; PARTIAL cannot be kept live.
+    c.bad("SORT RETURN (UPDATE) (DATE) UTF-8 ALL").await;
+    c.bad("SEARCH RETURN (UPDATE PARTIAL 1:2) ALL").await;
+    // At most five live searches; the sixth gets NOUPDATE (RFC 5267 §4.2).
+    for _ in 0..5 {
+        c.ok("SEARCH RETURN (UPDATE) SEEN").await;
+    }
+    let (tag, r) = tagged(&mut c, "SEARCH RETURN (UPDATE) SEEN").await;
+    r.has(&format!("* NO [NOUPDATE \"{tag}\"] Too many live searches"));
+    assert!(r.tagged.starts_with("OK"), "{r}");
+    // Closing the mailbox ends them all.
+    c.ok("UNSELECT").await;
+    c.ok("SELECT INBOX").await;
+    c.ok("STORE 1 -FLAGS.SILENT (\\Seen)").await.exactly(&[]);
+}

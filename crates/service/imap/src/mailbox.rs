@@ -51,7 +51,26 @@ pub struct Selected {
     pub pending_expunge: BTreeSet<u32>,
     /// The SEARCHRES result (RFC 5182), UIDs.
     pub saved: Vec<u32>,
+    /// Searches kept live by RETURN (UPDATE) (RFC 5267 §4.3).
+    pub live: Vec<LiveSearch>,
 }
+
+/// A search whose result changes are reported as they happen (RFC 5267
+/// §4.3): its tag, its keys, and the result last reported.
+#[derive(Debug)]
+pub struct LiveSearch {
+    /// The tag of the SEARCH that started it (ESEARCH replies name it).
+    pub tag: String,
+    /// The search keys, re-evaluated after each command.
+    pub keys: Vec<imap_types::search::SearchKey<'static>>,
+    /// UID SEARCH: changes are reported as UIDs, else as message numbers.
+    pub uid: bool,
+    /// The UIDs in the result as last reported, ascending.
+    pub results: Vec<u32>,
+}
+
+/// Live searches one session may keep (RFC 5267 §4.3: beyond, NOUPDATE).
+pub const MAX_LIVE_SEARCHES: usize = 5;
 
 impl Selected {
     /// Number of messages (EXISTS).
@@ -340,6 +359,35 @@ impl Session {
 /// is at that point: RFC 9051 §7.5.1) or one VANISHED (RFC 7162 §3.2.10).
 pub(crate) fn announce_expunged(sel: &mut Selected, uids: &[u32], qresync: bool) -> Vec<String> {
     let mut lines = Vec::new();
+    // RFC 5267 §4.3: expunged messages leave live results; each search
+    // says so first, in the numbers the client still has.
+    for live in &mut sel.live {
+        let gone: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| live.results.binary_search(u).is_ok())
+            .collect();
+        if gone.is_empty() {
+            continue;
+        }
+        live.results.retain(|u| !gone.contains(u));
+        let ids: Vec<u32> = if live.uid {
+            gone
+        } else {
+            let mut v: Vec<u32> = gone
+                .iter()
+                .filter_map(|u| sel.uids.binary_search(u).ok().map(|i| i as u32 + 1))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        lines.push(format!(
+            "ESEARCH (TAG \"{}\"){} REMOVEFROM (0 {})",
+            live.tag,
+            if live.uid { " UID" } else { "" },
+            format_set(&ids)
+        ));
+    }
     let mut gone = Vec::new();
     for uid in uids {
         if let Some(i) = sel.index_of(*uid) {

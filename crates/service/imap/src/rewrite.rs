@@ -103,6 +103,11 @@ pub struct SearchReturn {
     pub count: bool,
     /// SAVE (RFC 5182)
     pub save: bool,
+    /// UPDATE (RFC 5267 §4.3): keep the result live, reporting changes.
+    pub update: bool,
+    /// PARTIAL (RFC 5267 §4.4, RFC 9394 §3.1): the range of result
+    /// positions, low to high; both negative counts from the end.
+    pub partial: Option<(i64, i64)>,
 }
 
 /// LIST or LSUB, with the options of RFC 5258 and RFC 5819.
@@ -178,6 +183,8 @@ pub enum Prepared<'a> {
     Id,
     /// UNAUTHENTICATE (RFC 8437), which imap-codec does not know.
     Unauthenticate,
+    /// CANCELUPDATE (RFC 5267 §4.3.1): the tags whose live searches end.
+    CancelUpdate(Vec<String>),
     /// APPEND of several messages (MULTIAPPEND, RFC 3502 §6.3.11): the
     /// mailbox's bytes and, per message, the bytes of its options (flag
     /// list, date) and the range of its literal, each for imap-codec to
@@ -433,6 +440,20 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         };
     }
     let tokens = tokenize(bytes)?;
+    if name == "CANCELUPDATE" {
+        // RFC 5267 §4.3.1: "CANCELUPDATE" 1*(SP quoted).
+        let tags: Vec<String> = tokens[2..]
+            .iter()
+            .map(|(t, _)| match t {
+                Token::Quoted(q) => Ok(String::from_utf8_lossy(q).into_owned()),
+                _ => Err(ImapError::bad("CANCELUPDATE takes quoted tags")),
+            })
+            .collect::<Result<_>>()?;
+        if tags.is_empty() {
+            return Err(ImapError::bad("CANCELUPDATE needs a tag"));
+        }
+        return Ok(Prepared::CancelUpdate(tags));
+    }
     if let Some((command, count)) = AclCommand::of(&name) {
         // RFC 4314 §3: each argument an astring, so many of them.
         let args: Vec<Vec<u8>> = tokens[2..]
@@ -635,6 +656,15 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
                         b"COUNT" => opts.count = true,
                         // RFC 5182 defines SAVE for SEARCH only.
                         b"SAVE" if verb == "SEARCH" => opts.save = true,
+                        b"UPDATE" if verb == "SEARCH" => opts.update = true,
+                        // CONTEXT=SEARCH; CONTEXT=SORT is not offered.
+                        b"PARTIAL" if verb == "SEARCH" => {
+                            j += 1;
+                            let Some((Token::Atom(range), _)) = tokens.get(j) else {
+                                return Err(ImapError::bad("PARTIAL needs a range"));
+                            };
+                            opts.partial = Some(partial_range(range)?);
+                        }
                         _ => return Err(ImapError::bad("Unknown SEARCH RETURN option")),
                     }
                 }
@@ -642,9 +672,15 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
             }
             j += 1;
         }
-        // RFC 4731 §3.1: "RETURN ()" means ALL.
-        if !any {
+        // RFC 4731 §3.1: "RETURN ()" means ALL; so does UPDATE alone (the
+        // initial result is then the whole of it, RFC 5267 §4.3).
+        if !any || (opts.update && !opts.min && !opts.max && !opts.count && opts.partial.is_none())
+        {
             opts.all = true;
+        }
+        if opts.update && opts.partial.is_some() {
+            // RFC 5267 §4.4: a partial result cannot be kept live here.
+            return Err(ImapError::bad("UPDATE with PARTIAL is not supported"));
         }
         search_return = Some(opts);
     }
@@ -722,6 +758,34 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         status,
         fetch,
     })
+}
+
+/// A PARTIAL range (RFC 5267 §4.4 `partial-range`, RFC 9394 §3.1 with
+/// negative positions counting from the end): two non-zero numbers of one
+/// sign, put in order ("4:2" is "2:4", "-1:-5" is "-5:-1").
+fn partial_range(range: &[u8]) -> Result<(i64, i64)> {
+    let bad = || ImapError::bad("Invalid PARTIAL range");
+    let text = std::str::from_utf8(range).map_err(|_| bad())?;
+    let (a, b) = text.split_once(':').ok_or_else(bad)?;
+    let num = |t: &str| -> Result<i64> {
+        let (neg, digits) = match t.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, t),
+        };
+        if digits.is_empty() || digits.len() > 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        if n == 0 || n > i64::from(u32::MAX) {
+            return Err(bad());
+        }
+        Ok(if neg { -n } else { n })
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if (a < 0) != (b < 0) {
+        return Err(bad());
+    }
+    Ok((a.min(b), a.max(b)))
 }
 
 /// PREVIEW's modifier list, "(LAZY)": only LAZY is defined (RFC 8970 §4).

@@ -586,6 +586,7 @@ impl Session {
             Prepared::List(list) => (self.handle_list(list).await, "LIST"),
             Prepared::Id => (self.handle_id(), "ID"),
             Prepared::Unauthenticate => (self.handle_unauthenticate(), "UNAUTHENTICATE"),
+            Prepared::CancelUpdate(tags) => (self.handle_cancelupdate(&tags), "CANCELUPDATE"),
             Prepared::Acl { command, args } => {
                 (self.handle_acl(command, args).await, command.name())
             }
@@ -623,6 +624,14 @@ impl Session {
 
     /// Sends what the session owes the client before the tagged reply, then the reply.
     async fn finish(&mut self, tag: &str, name: &'static str, result: Result<Done>) {
+        // RFC 5267 §4.3: live search results changed by this command (or by
+        // others, as synced) are reported before its completion.
+        if let State::Selected(_, sel) = &self.state
+            && !sel.live.is_empty()
+            && let Err(e) = self.update_live_searches().await
+        {
+            tracing::warn!(error = %e.text, "live search update failed");
+        }
         let counters = postgate_metrics::metrics();
         counters.command("imap", if name.is_empty() { "other" } else { name });
         if let Err(e) = &result {

@@ -451,6 +451,30 @@ impl Session {
                     }
                     sel.saved = saved;
                 }
+                if r.update {
+                    // RFC 5267 §4.3: from now on, changes to this result are
+                    // reported (beyond the limit: NOUPDATE, §4.2).
+                    let tag = self.current_tag.clone();
+                    let sel = self.selected_mut()?;
+                    if sel.live.len() >= crate::mailbox::MAX_LIVE_SEARCHES {
+                        self.untagged(&format!("NO [NOUPDATE \"{tag}\"] Too many live searches"));
+                    } else {
+                        let mut results: Vec<u32> = hits.iter().map(|&i| sel.uids[i]).collect();
+                        results.sort_unstable();
+                        sel.live.retain(|l| l.tag != tag);
+                        sel.live.push(crate::mailbox::LiveSearch {
+                            tag,
+                            keys: criteria
+                                .as_ref()
+                                .iter()
+                                .cloned()
+                                .map(imap_types::IntoStatic::into_static)
+                                .collect(),
+                            uid,
+                            results,
+                        });
+                    }
+                }
                 let only_save = r.save && !r.min && !r.max && !r.all && !r.count;
                 if !only_save {
                     // RFC 4731 §3.1: ESEARCH (TAG "…") [UID] items.
@@ -475,6 +499,11 @@ impl Session {
                     }
                     if r.count {
                         line.push_str(&format!(" COUNT {}", ids.len()));
+                    }
+                    if let Some(range) = r.partial {
+                        let mut sorted = ids.clone();
+                        sorted.sort_unstable();
+                        line.push_str(&partial_item(range, &sorted));
                     }
                     if modseq_key && !ids.is_empty() {
                         // RFC 7162 §3.1.5 with RFC 4731: the highest modseq of
@@ -743,5 +772,96 @@ mod ordered_set_tests {
         assert_eq!(super::ordered_set(&[5, 6, 7, 2, 9, 8, 1]), "5:7,2,9,8,1");
         assert_eq!(super::ordered_set(&[3]), "3");
         assert_eq!(super::ordered_set(&[]), "");
+    }
+}
+
+/// " PARTIAL (low:high set)" of a result list in its order (RFC 5267 §4.4;
+/// RFC 9394 §3.1: negative positions count from the end), NIL for none.
+fn partial_item((low, high): (i64, i64), ids: &[u32]) -> String {
+    let n = ids.len() as i64;
+    // 1-based positions, both ends inclusive, clamped to the list.
+    let (from, to) = if low < 0 {
+        (n + low + 1, n + high + 1)
+    } else {
+        (low, high)
+    };
+    let (from, to) = (from.max(1), to.min(n));
+    let set = if from > to {
+        "NIL".to_string()
+    } else {
+        ordered_set(&ids[(from - 1) as usize..to as usize])
+    };
+    format!(" PARTIAL ({low}:{high} {set})")
+}
+
+impl Session {
+    /// CANCELUPDATE (RFC 5267 §4.3.1): the named live searches end.
+    pub(crate) fn handle_cancelupdate(&mut self, tags: &[String]) -> Result<Done> {
+        let sel = self.selected_mut()?;
+        sel.live.retain(|l| !tags.contains(&l.tag));
+        Ok(Done::default())
+    }
+
+    /// Re-evaluates every live search and reports what left (REMOVEFROM)
+    /// and what joined (ADDTO) its result (RFC 5267 §4.3). Unsorted
+    /// results have no positions: 0 stands for them.
+    pub(crate) async fn update_live_searches(&mut self) -> Result<()> {
+        let count = self.selected_mut()?.live.len();
+        for k in 0..count {
+            let keys = std::mem::take(&mut self.selected_mut()?.live[k].keys);
+            let hits = self.matching(&keys, Needs::default()).await;
+            let sel = self.selected_mut()?;
+            let live = &mut sel.live[k];
+            live.keys = keys;
+            let hits = hits?;
+            let mut now: Vec<u32> = hits.iter().map(|&i| sel.uids[i]).collect();
+            now.sort_unstable();
+            if now == live.results {
+                continue;
+            }
+            let removed: Vec<u32> = live
+                .results
+                .iter()
+                .copied()
+                .filter(|u| now.binary_search(u).is_err())
+                .collect();
+            let added: Vec<u32> = now
+                .iter()
+                .copied()
+                .filter(|u| live.results.binary_search(u).is_err())
+                .collect();
+            live.results = now;
+            let (tag, uid) = (live.tag.clone(), live.uid);
+            let ids = |uids: &[u32]| -> String {
+                if uid {
+                    format_set(uids)
+                } else {
+                    let mut v: Vec<u32> = uids
+                        .iter()
+                        .filter_map(|u| sel.uids.binary_search(u).ok().map(|i| i as u32 + 1))
+                        .collect();
+                    v.sort_unstable();
+                    format_set(&v)
+                }
+            };
+            let u = if uid { " UID" } else { "" };
+            let mut lines = Vec::new();
+            if !removed.is_empty() {
+                lines.push(format!(
+                    "ESEARCH (TAG \"{tag}\"){u} REMOVEFROM (0 {})",
+                    ids(&removed)
+                ));
+            }
+            if !added.is_empty() {
+                lines.push(format!(
+                    "ESEARCH (TAG \"{tag}\"){u} ADDTO (0 {})",
+                    ids(&added)
+                ));
+            }
+            for l in lines {
+                self.untagged(&l);
+            }
+        }
+        Ok(())
     }
 }

@@ -87,6 +87,7 @@ impl Session {
             dirty: false,
             pending_expunge: BTreeSet::new(),
             saved: Vec::new(),
+            live: Vec::new(),
         };
         let show_recent = self.show_recent();
         let (flags, permanent) = flags_responses(&sel.keywords, read_only);
