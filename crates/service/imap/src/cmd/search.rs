@@ -765,16 +765,6 @@ fn ordered_set(ids: &[u32]) -> String {
     out
 }
 
-#[cfg(test)]
-mod ordered_set_tests {
-    #[test]
-    fn keeps_the_order_and_folds_ascending_runs() {
-        assert_eq!(super::ordered_set(&[5, 6, 7, 2, 9, 8, 1]), "5:7,2,9,8,1");
-        assert_eq!(super::ordered_set(&[3]), "3");
-        assert_eq!(super::ordered_set(&[]), "");
-    }
-}
-
 /// " PARTIAL (low:high set)" of a result list in its order (RFC 5267 §4.4;
 /// RFC 9394 §3.1: negative positions count from the end), NIL for none.
 fn partial_item((low, high): (i64, i64), ids: &[u32]) -> String {
@@ -863,5 +853,15 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod ordered_set_tests {
+    #[test]
+    fn keeps_the_order_and_folds_ascending_runs() {
+        assert_eq!(super::ordered_set(&[5, 6, 7, 2, 9, 8, 1]), "5:7,2,9,8,1");
+        assert_eq!(super::ordered_set(&[3]), "3");
+        assert_eq!(super::ordered_set(&[]), "");
     }
 }
