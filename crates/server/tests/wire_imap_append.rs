@@ -385,6 +385,106 @@ async fn multiappend_is_all_or_nothing() {
         .exactly(&["* STATUS INBOX (MESSAGES 2)"]);
 }
 
+// covers: CATENATE
+#[tokio::test]
+async fn catenate_puts_text_and_parts_of_stored_messages_together() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    let uv = uidvalidity(&mut c, "INBOX").await;
+    let plain = "From: a@example.org\r\nSubject: one\r\n\r\nHello body\r\n";
+    let multi = "Subject: two\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\npart one\r\n--b--\r\n";
+    c.append("INBOX", plain.as_bytes())
+        .await
+        .tagged_starts("OK");
+    c.append("INBOX", multi.as_bytes())
+        .await
+        .tagged_starts("OK");
+    c.ok("CREATE Out").await;
+    // RFC 4469 §5: TEXT literals and URLs (RFC 5092) into the user's own
+    // mailboxes, put together in order; sections as FETCH reads them.
+    let cases: [(String, String); 5] = [
+        (
+            "URL \"/INBOX/;uid=1/;section=HEADER\" TEXT {7+}\r\nbody 1\n".to_string(),
+            "From: a@example.org\r\nSubject: one\r\n\r\nbody 1\n".to_string(),
+        ),
+        (
+            format!("URL \"/INBOX;UIDVALIDITY={uv}/;UID=1/;SECTION=TEXT\" TEXT {{2+}}\r\n!!"),
+            "Hello body\r\n!!".to_string(),
+        ),
+        (
+            "TEXT {14+}\r\nSubject: x\r\n\r\n URL \"/INBOX/;uid=2/;section=1\"".to_string(),
+            "Subject: x\r\n\r\npart one".to_string(),
+        ),
+        (
+            "TEXT {6+}\r\nHi: \r\n URL \"/INBOX/;uid=1/;partial=6.13\"".to_string(),
+            "Hi: \r\na@example.org".to_string(),
+        ),
+        (
+            "URL \"/INBOX/;uid=1/;section=HEADER.FIELDS%20(SUBJECT)\" TEXT {1+}\r\n.".to_string(),
+            "Subject: one\r\n\r\n.".to_string(),
+        ),
+    ];
+    for (parts, _) in &cases {
+        c.send(format!("C1 APPEND Out CATENATE ({parts})\r\n").as_bytes())
+            .await;
+        c.replies("C1", "APPEND")
+            .await
+            .tagged_starts("OK [APPENDUID ");
+    }
+    c.ok("SELECT Out").await;
+    for (i, (_, want)) in cases.iter().enumerate() {
+        let r = c.ok(&format!("FETCH {} (BODY.PEEK[])", i + 1)).await;
+        assert_eq!(
+            r.untagged,
+            [format!(
+                "* {} FETCH (BODY[] {{{}}}\r\n{want})",
+                i + 1,
+                want.len()
+            )],
+            "case {i}"
+        );
+    }
+    c.ok("UNSELECT").await;
+    // A URL that names nothing (wrong UIDVALIDITY, no such UID, another
+    // server, no UID) is NO [BADURL], and nothing is stored.
+    for url in [
+        "/INBOX;UIDVALIDITY=1/;UID=1".to_string(),
+        "/INBOX/;UID=9".to_string(),
+        "/Nowhere/;UID=1".to_string(),
+        "imap://alice@elsewhere.example/INBOX/;UID=1".to_string(),
+        "/INBOX".to_string(),
+    ] {
+        c.send(format!("C2 APPEND Out CATENATE (TEXT {{3+}}\r\nabc URL \"{url}\")\r\n").as_bytes())
+            .await;
+        c.replies("C2", "APPEND")
+            .await
+            .tagged_starts(&format!("NO [BADURL {url}]"));
+    }
+    c.ok("STATUS Out (MESSAGES)")
+        .await
+        .exactly(&["* STATUS Out (MESSAGES 5)"]);
+    // The target is checked first: TRYCREATE, even with a bad URL.
+    c.send(b"C3 APPEND Missing CATENATE (URL \"/INBOX;UIDVALIDITY=1/;UID=1\")\r\n")
+        .await;
+    c.replies("C3", "APPEND")
+        .await
+        .tagged_starts("NO [TRYCREATE]");
+    // With MULTIAPPEND (RFC 4469 §6): a CATENATE and a literal, one commit.
+    c.send(b"C4 APPEND Out (\\Seen) CATENATE (URL \"/INBOX/;UID=2\") {5+}\r\nfifth\r\n")
+        .await;
+    c.replies("C4", "APPEND")
+        .await
+        .tagged_starts("OK [APPENDUID ");
+    c.ok("STATUS Out (MESSAGES)")
+        .await
+        .exactly(&["* STATUS Out (MESSAGES 7)"]);
+    // Malformed lists are syntax errors.
+    c.bad("APPEND Out CATENATE ()").await;
+    c.bad("APPEND Out CATENATE (TEXT \"x\")").await;
+    c.bad("APPEND Out CATENATE (BODY \"x\")").await;
+}
+
 // ------------------------------------------------------------ COPY, MOVE
 
 // covers: UIDPLUS

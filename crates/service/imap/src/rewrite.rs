@@ -185,15 +185,15 @@ pub enum Prepared<'a> {
     Unauthenticate,
     /// CANCELUPDATE (RFC 5267 §4.3.1): the tags whose live searches end.
     CancelUpdate(Vec<String>),
-    /// APPEND of several messages (MULTIAPPEND, RFC 3502 §6.3.11): the
-    /// mailbox's bytes and, per message, the bytes of its options (flag
-    /// list, date) and the range of its literal, each for imap-codec to
-    /// parse as one APPEND would be.
+    /// APPEND of several messages (MULTIAPPEND, RFC 3502 §6.3.11) or of
+    /// messages put together (CATENATE, RFC 4469): the mailbox's bytes and,
+    /// per message, the bytes of its options (flag list, date), for
+    /// imap-codec to parse as one APPEND's would be, and its data.
     MultiAppend {
         /// The mailbox argument as sent.
         mailbox: std::ops::Range<usize>,
-        /// Per message: its options and its literal (header and data).
-        messages: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+        /// Per message: its options and its data.
+        messages: Vec<(std::ops::Range<usize>, AppendData)>,
     },
     /// An ACL command (RFC 4314 §3), which imap-codec does not know, with
     /// its arguments (astrings).
@@ -217,6 +217,56 @@ pub enum Prepared<'a> {
         /// FETCH items taken out.
         fetch: FetchExtras,
     },
+}
+
+/// What one message of an APPEND is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendData {
+    /// A literal (its header and data, as the command holds them).
+    Literal(std::ops::Range<usize>),
+    /// CATENATE (RFC 4469 §5): parts put together in order.
+    Catenate(Vec<CatPart>),
+}
+
+/// A CATENATE part (RFC 4469 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    /// TEXT literal: its header and data, as the command holds them.
+    Text(std::ops::Range<usize>),
+    /// URL: an IMAP URL (RFC 5092) to a message or a part of one.
+    Url(String),
+}
+
+/// The parts of a CATENATE list whose first part is at `tokens[i]`, and
+/// the index of its closing parenthesis (RFC 4469 §5: cat-part = "TEXT" SP
+/// literal / "URL" SP astring).
+fn catenate_parts(
+    tokens: &[(Token<'_>, std::ops::Range<usize>)],
+    mut i: usize,
+) -> Result<(Vec<CatPart>, usize)> {
+    let bad = || ImapError::bad("Invalid CATENATE part");
+    let mut parts = Vec::new();
+    loop {
+        match tokens.get(i) {
+            Some((Token::Close, _)) if !parts.is_empty() => return Ok((parts, i)),
+            Some((Token::Atom(a), _)) if a.eq_ignore_ascii_case(b"TEXT") => match tokens.get(i + 1)
+            {
+                Some((Token::Literal(_), r)) => parts.push(CatPart::Text(r.clone())),
+                _ => return Err(bad()),
+            },
+            Some((Token::Atom(a), _)) if a.eq_ignore_ascii_case(b"URL") => {
+                let url = match tokens.get(i + 1) {
+                    Some((Token::Atom(u), _)) => u.to_vec(),
+                    Some((Token::Quoted(u), _)) => u.clone(),
+                    Some((Token::Literal(u), _)) => u.to_vec(),
+                    _ => return Err(bad()),
+                };
+                parts.push(CatPart::Url(String::from_utf8(url).map_err(|_| bad())?));
+            }
+            _ => return Err(bad()),
+        }
+        i += 2;
+    }
 }
 
 /// The ACL commands (RFC 4314 §3).
@@ -477,22 +527,37 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         && let Some((_, mailbox)) = tokens.get(2)
     {
         // RFC 3502 §6.3.11: append-message = append-opts SP append-data,
-        // one or more; each literal (at the top level) ends one.
+        // one or more; each literal at the top level ends one, and so does
+        // each CATENATE list (RFC 4469 §5).
         let mut messages = Vec::new();
         let mut from = mailbox.end;
         let mut depth = 0;
-        for (t, r) in &tokens[3..] {
+        let mut catenate = false;
+        let mut i = 3;
+        while let Some((t, r)) = tokens.get(i) {
             match t {
                 Token::Open => depth += 1,
                 Token::Close => depth -= 1,
                 Token::Literal(_) if depth == 0 => {
-                    messages.push((from..r.start, r.clone()));
+                    messages.push((from..r.start, AppendData::Literal(r.clone())));
                     from = r.end;
+                }
+                Token::Atom(a)
+                    if depth == 0
+                        && a.eq_ignore_ascii_case(b"CATENATE")
+                        && tokens.get(i + 1).map(|t| &t.0) == Some(&Token::Open) =>
+                {
+                    catenate = true;
+                    let (parts, close) = catenate_parts(&tokens, i + 2)?;
+                    messages.push((from..r.start, AppendData::Catenate(parts)));
+                    from = tokens[close].1.end;
+                    i = close;
                 }
                 _ => {}
             }
+            i += 1;
         }
-        if messages.len() > 1 {
+        if messages.len() > 1 || catenate {
             if !bytes[from..].trim_ascii().is_empty() {
                 return Err(ImapError::bad("Junk after the last message"));
             }

@@ -3,6 +3,7 @@
 use super::store::split_flags;
 use crate::error::{ImapError, Result};
 use crate::names;
+use crate::rewrite::{AppendData, CatPart};
 use crate::session::{Done, Session};
 use imap_types::datetime::DateTime;
 use imap_types::extensions::binary::LiteralOrLiteral8;
@@ -91,23 +92,35 @@ impl Session {
 }
 
 impl Session {
-    /// APPEND of several messages (RFC 3502): all are stored in one commit
-    /// or none is (§6.3.11); the tagged OK's APPENDUID names their UIDs as
-    /// a set (RFC 4315 §3). Each message's options are parsed by imap-codec
-    /// as one APPEND's would be.
+    /// APPEND of several messages (RFC 3502) or of messages put together
+    /// (CATENATE, RFC 4469): all are stored in one commit or none is (RFC
+    /// 3502 §6.3.11, RFC 4469 §5); the tagged OK's APPENDUID names their
+    /// UIDs as a set (RFC 4315 §3). Each message's options are parsed by
+    /// imap-codec as one APPEND's would be.
     pub(crate) async fn handle_multiappend(
         &mut self,
         bytes: &[u8],
         mailbox: std::ops::Range<usize>,
-        messages: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+        messages: Vec<(std::ops::Range<usize>, AppendData)>,
         aside: Vec<(usize, Vec<u8>)>,
     ) -> Result<Done> {
         use imap_types::command::CommandBody;
         let user = self.user()?.id;
-        let mut aside = aside.into_iter().peekable();
+        let mut aside: std::collections::HashMap<usize, Vec<u8>> = aside.into_iter().collect();
+        // A literal's data: read aside if large, else after its "{n}" CRLF.
+        let mut literal = |range: &std::ops::Range<usize>| -> Vec<u8> {
+            aside.remove(&range.start).unwrap_or_else(|| {
+                let lit = &bytes[range.clone()];
+                let header = lit
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(lit.len(), |i| i + 1);
+                lit[header..].to_vec()
+            })
+        };
         let mut parsed = Vec::with_capacity(messages.len());
         let mut name = None;
-        for (opts, literal) in messages {
+        for (opts, data) in messages {
             let mut one = b"m APPEND ".to_vec();
             one.extend_from_slice(&bytes[mailbox.clone()]);
             one.extend_from_slice(&bytes[opts]);
@@ -125,22 +138,20 @@ impl Session {
             if name.is_none() {
                 name = Some(self.mailbox_name(&mailbox)?);
             }
-            let raw = match aside.peek() {
-                Some((at, _)) if *at == literal.start => {
-                    aside.next().map(|(_, d)| d).unwrap_or_default()
-                }
-                _ => {
-                    // Inline: the data after the literal's "{n}" CRLF.
-                    let lit = &bytes[literal];
-                    let header = lit
-                        .iter()
-                        .position(|&b| b == b'\n')
-                        .map_or(lit.len(), |i| i + 1);
-                    lit[header..].to_vec()
-                }
+            // Literals now (their data is in this command); URLs once the
+            // target is known to exist (RFC 4469 §5: TRYCREATE first).
+            let parts: Vec<std::result::Result<Vec<u8>, String>> = match data {
+                AppendData::Literal(r) => vec![Ok(literal(&r))],
+                AppendData::Catenate(parts) => parts
+                    .into_iter()
+                    .map(|p| match p {
+                        CatPart::Text(r) => Ok(literal(&r)),
+                        CatPart::Url(u) => Err(u),
+                    })
+                    .collect(),
             };
             let (flags, keywords) = split_flags(&flags)?;
-            parsed.push((flags, keywords, date.map(|d| d.as_ref().timestamp()), raw));
+            parsed.push((flags, keywords, date.map(|d| d.as_ref().timestamp()), parts));
         }
         let name = name.unwrap_or_default();
         let folder = match self.ctx.store.folder(user, &name).await? {
@@ -151,15 +162,26 @@ impl Session {
         if names::read_only(folder.role) {
             return Err(ImapError::no(Some("CANNOT"), "Mailbox is read-only"));
         }
+        let limit = self.ctx.config.max_append_size;
         let mut total = 0u64;
-        for (_, _, _, raw) in &parsed {
+        let mut ready = Vec::with_capacity(parsed.len());
+        for (flags, keywords, date, parts) in parsed {
+            let mut raw = Vec::new();
+            for part in parts {
+                match part {
+                    Ok(data) => raw.extend_from_slice(&data),
+                    Err(url) => raw.extend_from_slice(&self.catenate_url(user, &url).await?),
+                }
+                if raw.len() as u64 > limit {
+                    // RFC 4469 §5: TOOBIG for a result over the limit.
+                    return Err(ImapError::no(Some("TOOBIG"), "Message too large"));
+                }
+            }
             if raw.is_empty() {
                 return Err(ImapError::no(None, "Empty message"));
             }
-            if raw.len() as u64 > self.ctx.config.max_append_size {
-                return Err(ImapError::no(Some("TOOBIG"), "Message too large"));
-            }
             total += raw.len() as u64;
+            ready.push((flags, keywords, date, raw));
         }
         let quota = self.ctx.config.quota;
         if quota > 0 && self.ctx.store.usage(user).await? + total > quota {
@@ -168,7 +190,7 @@ impl Session {
         }
         let now = chrono::Utc::now().timestamp();
         let batch = tokio::task::spawn_blocking(move || {
-            parsed
+            ready
                 .into_iter()
                 .map(|(flags, keywords, date, raw)| {
                     let content = postgate_mime::parse_message(&raw).content;
@@ -193,4 +215,118 @@ impl Session {
             crate::rewrite::format_set(&uids)
         )))
     }
+
+    /// The bytes an IMAP URL (RFC 5092) names in the user's own mailboxes,
+    /// for CATENATE (RFC 4469 §5): "/" mailbox [";UIDVALIDITY=" n] "/;UID="
+    /// n ["/;SECTION=" section] ["/;PARTIAL=" offset ["." length]]. Anything
+    /// else, or a message that is not there, is NO [BADURL url].
+    async fn catenate_url(&mut self, user: postgate_types::UserId, url: &str) -> Result<Vec<u8>> {
+        let bad = || {
+            ImapError::no(
+                Some(&format!("BADURL {}", url.replace([']', '\r', '\n'], ""))),
+                "Invalid or unknown URL",
+            )
+        };
+        let rest = url.strip_prefix('/').ok_or_else(bad)?;
+        let mut pieces = rest.split("/;");
+        let first = pieces.next().ok_or_else(bad)?;
+        let (enc_mailbox, validity) = match first.split_once(';') {
+            Some((m, v)) => {
+                let (key, value) = v.split_once('=').ok_or_else(bad)?;
+                if !key.eq_ignore_ascii_case("UIDVALIDITY") {
+                    return Err(bad());
+                }
+                (m, Some(value.parse::<u32>().map_err(|_| bad())?))
+            }
+            None => (first, None),
+        };
+        let (mut uid, mut section, mut partial) = (None, None, None);
+        for piece in pieces {
+            let (key, value) = piece.split_once('=').ok_or_else(bad)?;
+            match key.to_ascii_uppercase().as_str() {
+                "UID" if uid.is_none() => uid = Some(value.parse::<u32>().map_err(|_| bad())?),
+                "SECTION" if section.is_none() => {
+                    section = Some(percent_decode(value).ok_or_else(bad)?)
+                }
+                "PARTIAL" if partial.is_none() => {
+                    let (off, len) = match value.split_once('.') {
+                        Some((o, l)) => (o, Some(l.parse::<usize>().map_err(|_| bad())?)),
+                        None => (value, None),
+                    };
+                    partial = Some((off.parse::<usize>().map_err(|_| bad())?, len));
+                }
+                _ => return Err(bad()),
+            }
+        }
+        let uid = uid.ok_or_else(bad)?;
+        let name =
+            String::from_utf8(percent_decode(enc_mailbox).ok_or_else(bad)?).map_err(|_| bad())?;
+        let name = if name.eq_ignore_ascii_case("INBOX") {
+            "INBOX".to_string()
+        } else {
+            name
+        };
+        let folder = self.ctx.store.folder(user, &name).await?.ok_or_else(bad)?;
+        if validity.is_some_and(|v| v != folder.uid_validity) {
+            return Err(bad());
+        }
+        let raw = self.ctx.store.raw(folder.id, uid).await?.ok_or_else(bad)?;
+        let data = match section {
+            None => raw,
+            Some(section) => {
+                // The section as FETCH BODY[…] reads it (RFC 5092 §4:
+                // section is IMAP's section-text), parsed by imap-codec.
+                let mut fetch = b"x FETCH 1 BODY.PEEK[".to_vec();
+                fetch.extend_from_slice(&section);
+                fetch.extend_from_slice(b"]\r\n");
+                let cmd = crate::rewrite::decode(&fetch).map_err(|_| bad())?;
+                let imap_types::command::CommandBody::Fetch {
+                    macro_or_item_names:
+                        imap_types::fetch::MacroOrMessageDataItemNames::MessageDataItemNames(items),
+                    ..
+                } = cmd.body
+                else {
+                    return Err(bad());
+                };
+                let Some(imap_types::fetch::MessageDataItemName::BodyExt { section: sec, .. }) =
+                    items.first()
+                else {
+                    return Err(bad());
+                };
+                let (path, spec, _) = super::fetch::section_spec(sec.as_ref());
+                let root = postgate_imap_proto::mime::parse(&raw);
+                postgate_imap_proto::section::section(&raw, &root, &path, &spec)
+                    .map(|d| d.to_vec())
+                    .unwrap_or_default()
+            }
+        };
+        Ok(match partial {
+            // RFC 5092 §5: octets from the offset, as many as the length.
+            Some((off, len)) => {
+                let from = off.min(data.len());
+                let to = len.map_or(data.len(), |l| from.saturating_add(l).min(data.len()));
+                data[from..to].to_vec()
+            }
+            None => data,
+        })
+    }
+}
+
+/// Undoes %XX escapes (RFC 3986 §2.1), as IMAP URLs carry mailbox names
+/// and sections (RFC 5092 §9).
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }

@@ -401,7 +401,7 @@ fn uid_in(set: &SequenceSet, uid: u32) -> bool {
 }
 
 /// The section as imap-proto takes it, and its label as the reply echoes it.
-fn section_spec(sec: Option<&Section<'_>>) -> (Vec<u32>, SectionSpec, String) {
+pub(crate) fn section_spec(sec: Option<&Section<'_>>) -> (Vec<u32>, SectionSpec, String) {
     let path_of = |p: &Option<Part>| -> Vec<u32> {
         p.as_ref()
             .map(|p| p.0.as_ref().iter().map(|n: &NonZeroU32| n.get()).collect())
