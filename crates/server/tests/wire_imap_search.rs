@@ -796,7 +796,7 @@ async fn esort_returns_min_max_all_and_count_in_sort_order() {
     r.exactly(&[&format!("* ESEARCH (TAG \"{tag}\") COUNT 0")]);
     // SAVE belongs to SEARCH (RFC 5182); unknown options are errors.
     c.bad("SORT RETURN (SAVE) (DATE) UTF-8 ALL").await;
-    c.bad("SORT RETURN (PARTIAL 1:10) (DATE) UTF-8 ALL").await;
+    c.bad("SORT RETURN (NEAREST) (DATE) UTF-8 ALL").await;
     // Plain SORT is unchanged.
     expect_one(
         &mut c,
@@ -893,8 +893,7 @@ async fn context_search_update_reports_changes_until_cancelled() {
     c.ok("STORE 1 -FLAGS.SILENT (\\Seen)").await.exactly(&[]);
     c.bad("CANCELUPDATE").await;
     c.bad("CANCELUPDATE unquoted").await;
-    // UPDATE belongs to SEARCH; PARTIAL cannot be kept live.
-    c.bad("SORT RETURN (UPDATE) (DATE) UTF-8 ALL").await;
+    // PARTIAL cannot be kept live.
     c.bad("SEARCH RETURN (UPDATE PARTIAL 1:2) ALL").await;
     // At most five live searches; the sixth gets NOUPDATE (RFC 5267 §4.2).
     for _ in 0..5 {
@@ -907,4 +906,60 @@ async fn context_search_update_reports_changes_until_cancelled() {
     c.ok("UNSELECT").await;
     c.ok("SELECT INBOX").await;
     c.ok("STORE 1 -FLAGS.SILENT (\\Seen)").await.exactly(&[]);
+}
+
+// covers: CONTEXT=SORT
+#[tokio::test]
+async fn context_sort_partial_and_update_keep_the_sort_order() {
+    let (w, mut c) = mailbox().await;
+    // Dates (see the top): 3, 1, 2, 4, 5, 6 in DATE order; UID = n + 1.
+    let (tag, r) = tagged(&mut c, "SORT RETURN (PARTIAL 2:4) (DATE) UTF-8 ALL").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{tag}\") PARTIAL (2:4 1:2,4)")]);
+    let (tag, r) = tagged(
+        &mut c,
+        "SORT RETURN (PARTIAL -2:-1) (REVERSE DATE) UTF-8 ALL",
+    )
+    .await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{tag}\") PARTIAL (-2:-1 1,3)")]);
+    // RFC 5267 §4.3: a live sorted result; changes name their positions.
+    c.ok("STORE 2,4 +FLAGS.SILENT (\\Flagged)").await;
+    let (live, r) = tagged(&mut c, "UID SORT RETURN (UPDATE) (DATE) UTF-8 FLAGGED").await;
+    // Flagged: 2 (UID 3) and 4 (UID 5), in date order 2 then 4.
+    r.exactly(&[&format!("* ESEARCH (TAG \"{live}\") UID ALL 3,5")]);
+    // 3 is the earliest by date: it joins at position 1; 6 the latest.
+    let r = c.ok("STORE 3,6 +FLAGS.SILENT (\\Flagged)").await;
+    r.exactly(&[&format!(
+        "* ESEARCH (TAG \"{live}\") UID ADDTO (1 4) ADDTO (4 7)"
+    )]);
+    // Leaving: from the last position first.
+    let r = c.ok("STORE 2,6 -FLAGS.SILENT (\\Flagged)").await;
+    r.exactly(&[&format!(
+        "* ESEARCH (TAG \"{live}\") UID REMOVEFROM (4 7) REMOVEFROM (2 3)"
+    )]);
+    // Expunged: removed from its position before the EXPUNGE.
+    c.ok("STORE 4 +FLAGS.SILENT (\\Deleted)").await;
+    let r = c.ok("EXPUNGE").await;
+    assert_eq!(
+        r.untagged,
+        [
+            format!("* ESEARCH (TAG \"{live}\") UID REMOVEFROM (2 5)"),
+            "* 4 EXPUNGE".to_string(),
+        ],
+        "{r}"
+    );
+    // New mail dated before everything joins at the front.
+    w.deliver(
+        USER,
+        b"Date: Mon, 1 Dec 2025 00:00:00 +0000\r\nSubject: old\r\n\r\nold\r\n",
+    )
+    .await;
+    c.ok("NOOP").await;
+    let r = c.ok("STORE 6 +FLAGS.SILENT (\\Flagged)").await;
+    r.exactly(&[&format!("* ESEARCH (TAG \"{live}\") UID ADDTO (1 8)")]);
+    c.ok(&format!("CANCELUPDATE \"{live}\"")).await;
+    c.ok("STORE 1:* -FLAGS.SILENT (\\Flagged)")
+        .await
+        .exactly(&[]);
+    c.bad("SORT RETURN (UPDATE PARTIAL 1:2) (DATE) UTF-8 ALL")
+        .await;
 }

@@ -65,8 +65,32 @@ pub struct LiveSearch {
     pub keys: Vec<imap_types::search::SearchKey<'static>>,
     /// UID SEARCH: changes are reported as UIDs, else as message numbers.
     pub uid: bool,
-    /// The UIDs in the result as last reported, ascending.
+    /// SORT's criteria (CONTEXT=SORT): the result is kept in this order
+    /// and changes name their positions in it.
+    pub sort: Option<Vec<(postgate_imap_proto::sort::SortKey, bool)>>,
+    /// The UIDs in the result as last reported: ascending, or in the sort
+    /// order.
     pub results: Vec<u32>,
+}
+
+impl LiveSearch {
+    /// Where a UID is in the result.
+    pub fn position(&self, uid: u32) -> Option<usize> {
+        if self.sort.is_some() {
+            self.results.iter().position(|&u| u == uid)
+        } else {
+            self.results.binary_search(&uid).ok()
+        }
+    }
+
+    /// An ESEARCH reply of this search with `items` (RFC 5267 §4.3).
+    pub fn reply(&self, items: &str) -> String {
+        format!(
+            "ESEARCH (TAG \"{}\"){}{items}",
+            self.tag,
+            if self.uid { " UID" } else { "" }
+        )
+    }
 }
 
 /// Live searches one session may keep (RFC 5267 §4.3: beyond, NOUPDATE).
@@ -365,28 +389,36 @@ pub(crate) fn announce_expunged(sel: &mut Selected, uids: &[u32], qresync: bool)
         let gone: Vec<u32> = uids
             .iter()
             .copied()
-            .filter(|u| live.results.binary_search(u).is_ok())
+            .filter(|u| live.position(*u).is_some())
             .collect();
         if gone.is_empty() {
             continue;
         }
-        live.results.retain(|u| !gone.contains(u));
-        let ids: Vec<u32> = if live.uid {
-            gone
-        } else {
-            let mut v: Vec<u32> = gone
-                .iter()
-                .filter_map(|u| sel.uids.binary_search(u).ok().map(|i| i as u32 + 1))
-                .collect();
-            v.sort_unstable();
-            v
+        let id = |u: u32| -> u32 {
+            if live.uid {
+                u
+            } else {
+                sel.uids.binary_search(&u).map_or(0, |i| i as u32 + 1)
+            }
         };
-        lines.push(format!(
-            "ESEARCH (TAG \"{}\"){} REMOVEFROM (0 {})",
-            live.tag,
-            if live.uid { " UID" } else { "" },
-            format_set(&ids)
-        ));
+        let items = if live.sort.is_some() {
+            // Sorted: each leaves from its position, the last first so that
+            // the earlier positions still hold.
+            let mut at: Vec<(usize, u32)> = gone
+                .iter()
+                .filter_map(|&u| live.position(u).map(|p| (p, u)))
+                .collect();
+            at.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            at.iter()
+                .map(|(p, u)| format!(" REMOVEFROM ({} {})", p + 1, id(*u)))
+                .collect::<String>()
+        } else {
+            let mut ids: Vec<u32> = gone.iter().map(|&u| id(u)).collect();
+            ids.sort_unstable();
+            format!(" REMOVEFROM (0 {})", format_set(&ids))
+        };
+        live.results.retain(|u| !gone.contains(u));
+        lines.push(live.reply(&items));
     }
     let mut gone = Vec::new();
     for uid in uids {

@@ -721,9 +721,9 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
                         b"COUNT" => opts.count = true,
                         // RFC 5182 defines SAVE for SEARCH only.
                         b"SAVE" if verb == "SEARCH" => opts.save = true,
-                        b"UPDATE" if verb == "SEARCH" => opts.update = true,
-                        // CONTEXT=SEARCH; CONTEXT=SORT is not offered.
-                        b"PARTIAL" if verb == "SEARCH" => {
+                        // CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4).
+                        b"UPDATE" => opts.update = true,
+                        b"PARTIAL" => {
                             j += 1;
                             let Some((Token::Atom(range), _)) = tokens.get(j) else {
                                 return Err(ImapError::bad("PARTIAL needs a range"));

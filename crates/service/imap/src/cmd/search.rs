@@ -471,6 +471,7 @@ impl Session {
                                 .map(imap_types::IntoStatic::into_static)
                                 .collect(),
                             uid,
+                            sort: None,
                             results,
                         });
                     }
@@ -608,6 +609,7 @@ impl Session {
             .collect();
         sort::sort(&mut items, &crit);
         let ids: Vec<u32> = items.iter().map(|it| it.id).collect();
+        let mut live_refused = None;
         let line = match esort {
             None => {
                 let mut line = String::from("SORT");
@@ -639,9 +641,43 @@ impl Session {
                 if r.count {
                     line.push_str(&format!(" COUNT {}", ids.len()));
                 }
+                if let Some(range) = r.partial {
+                    // RFC 5267 §4.4: positions in the sort order.
+                    line.push_str(&partial_item(range, &ids));
+                }
+                if r.update {
+                    // RFC 5267 §4.3: CONTEXT=SORT, the result kept in order.
+                    let tag = self.current_tag.clone();
+                    let sel = self.selected_mut()?;
+                    if sel.live.len() >= crate::mailbox::MAX_LIVE_SEARCHES {
+                        live_refused = Some(tag);
+                    } else {
+                        let results: Vec<u32> = if uid {
+                            ids.clone()
+                        } else {
+                            ids.iter().map(|&n| sel.uids[n as usize - 1]).collect()
+                        };
+                        sel.live.retain(|l| l.tag != tag);
+                        sel.live.push(crate::mailbox::LiveSearch {
+                            tag,
+                            keys: keys
+                                .as_ref()
+                                .iter()
+                                .cloned()
+                                .map(imap_types::IntoStatic::into_static)
+                                .collect(),
+                            uid,
+                            sort: Some(crit.clone()),
+                            results,
+                        });
+                    }
+                }
                 line
             }
         };
+        if let Some(tag) = live_refused {
+            self.untagged(&format!("NO [NOUPDATE \"{tag}\"] Too many live searches"));
+        }
         self.untagged(&line);
         self.sync(uid).await?;
         Ok(Done::default())
@@ -785,6 +821,42 @@ fn partial_item((low, high): (i64, i64), ids: &[u32]) -> String {
 }
 
 impl Session {
+    /// Reports a sorted live result's change to `now` (UIDs in sort
+    /// order): what left, each from its position (the last first), then
+    /// what joined, each at its place in the new order (the first first),
+    /// so that every position holds when the client applies it in turn
+    /// (RFC 5267 §4.3). Sort keys never change, so the order of what stays
+    /// does not either.
+    fn report_sorted(&mut self, k: usize, now: Vec<u32>) -> Result<()> {
+        let sel = self.selected_mut()?;
+        let live = &mut sel.live[k];
+        if now == live.results {
+            return Ok(());
+        }
+        let id = |u: u32| -> u32 {
+            if live.uid {
+                u
+            } else {
+                sel.uids.binary_search(&u).map_or(0, |i| i as u32 + 1)
+            }
+        };
+        let mut items = String::new();
+        for (p, u) in live.results.iter().enumerate().rev() {
+            if !now.contains(u) {
+                items.push_str(&format!(" REMOVEFROM ({} {})", p + 1, id(*u)));
+            }
+        }
+        for (p, u) in now.iter().enumerate() {
+            if !live.results.contains(u) {
+                items.push_str(&format!(" ADDTO ({} {})", p + 1, id(*u)));
+            }
+        }
+        live.results = now;
+        let line = live.reply(&items);
+        self.untagged(&line);
+        Ok(())
+    }
+
     /// CANCELUPDATE (RFC 5267 §4.3.1): the named live searches end.
     pub(crate) fn handle_cancelupdate(&mut self, tags: &[String]) -> Result<Done> {
         let sel = self.selected_mut()?;
@@ -799,6 +871,16 @@ impl Session {
         let count = self.selected_mut()?.live.len();
         for k in 0..count {
             let keys = std::mem::take(&mut self.selected_mut()?.live[k].keys);
+            let sort = self.selected_mut()?.live[k].sort.clone();
+            if let Some(crit) = sort {
+                let items = self.matching_items(&keys, true, sort_item).await;
+                self.selected_mut()?.live[k].keys = keys;
+                let mut items = items?;
+                sort::sort(&mut items, &crit);
+                let now: Vec<u32> = items.iter().map(|it| it.id).collect();
+                self.report_sorted(k, now)?;
+                continue;
+            }
             let hits = self.matching(&keys, Needs::default()).await;
             let sel = self.selected_mut()?;
             let live = &mut sel.live[k];
