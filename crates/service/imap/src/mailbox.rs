@@ -408,7 +408,7 @@ pub(crate) fn announce_expunged(sel: &mut Selected, uids: &[u32], qresync: bool)
                 .iter()
                 .filter_map(|&u| live.position(u).map(|p| (p, u)))
                 .collect();
-            at.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            at.sort_unstable_by_key(|a| std::cmp::Reverse(a.0));
             at.iter()
                 .map(|(p, u)| format!(" REMOVEFROM ({} {})", p + 1, id(*u)))
                 .collect::<String>()
