@@ -870,6 +870,50 @@ async fn mailbox_names_are_modified_utf7_in_rev1() {
     c.ok("LIST \"\" a*").await.exactly(&[]);
 }
 
+// covers: UTF8=ACCEPT
+#[tokio::test]
+async fn utf8_accept_names_and_utf8_append() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.ok("CREATE Caf&AOk-").await;
+    // RFC 6855 §3: ENABLE UTF8=ACCEPT; names are UTF-8 from then on, in a
+    // rev1 session too (\Recent stays).
+    c.ok("ENABLE UTF8=ACCEPT")
+        .await
+        .exactly(&["* ENABLED UTF8=ACCEPT"]);
+    c.ok("LIST \"\" Caf*")
+        .await
+        .exactly(&["* LIST (\\HasNoChildren) \"/\" {5}\r\nCafé"]);
+    c.ok("CREATE \"Grüße\"").await;
+    // RFC 6855 §4: APPEND's UTF8 data extension, a literal8 of a message
+    // whose header is UTF-8 (RFC 6532).
+    let msg = "From: Jörg <jörg@exämple.org>\r\nSubject: Grüße\r\n\r\nHallo\r\n";
+    let r = c
+        .imap(&format!(
+            "APPEND \"Grüße\" (\\Seen) UTF8 (~{{{}+}}\r\n{msg})",
+            msg.len()
+        ))
+        .await;
+    assert!(r.tagged.starts_with("OK [APPENDUID "), "{r}");
+    c.ok("SELECT \"Grüße\"")
+        .await
+        .has("* 1 EXISTS")
+        .has("* 1 RECENT");
+    c.ok("FETCH 1 (FLAGS BODY.PEEK[])")
+        .await
+        .exactly(&[&format!(
+            "* 1 FETCH (FLAGS (\\Seen \\Recent) BODY[] {{{}}}\r\n{msg})",
+            msg.len()
+        )]);
+    // The parentheses hold exactly one literal.
+    c.bad("APPEND INBOX UTF8 (\"x\")").await;
+    // A session that did not enable it still sees modified UTF-7.
+    let mut d = w.imap_login(ALICE, "pw").await;
+    d.ok("LIST \"\" Gr*")
+        .await
+        .exactly(&["* LIST (\\HasNoChildren) \"/\" Gr&APwA3w-e"]);
+}
+
 #[tokio::test]
 async fn mailbox_names_are_utf8_after_enable_imap4rev2() {
     let w = alice_with(0, "").await;

@@ -219,6 +219,21 @@ pub enum Prepared<'a> {
     },
 }
 
+/// An argument as imap-codec takes it: a quoted string holding UTF-8
+/// (RFC 9051 §9 QUOTED-CHAR), which its quoted rule refuses, becomes the
+/// same string as a literal; anything else is left as it is.
+pub fn for_codec(arg: &[u8]) -> Cow<'_, [u8]> {
+    if let Ok(tokens) = tokenize(arg)
+        && let [(Token::Quoted(v), _)] = tokens.as_slice()
+        && !v.is_ascii()
+    {
+        let mut lit = format!("{{{}}}\r\n", v.len()).into_bytes();
+        lit.extend_from_slice(v);
+        return Cow::Owned(lit);
+    }
+    Cow::Borrowed(arg)
+}
+
 /// What one message of an APPEND is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendData {
@@ -533,6 +548,7 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         let mut from = mailbox.end;
         let mut depth = 0;
         let mut catenate = false;
+        let mut wrapped = false;
         let mut i = 3;
         while let Some((t, r)) = tokens.get(i) {
             match t {
@@ -541,6 +557,22 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
                 Token::Literal(_) if depth == 0 => {
                     messages.push((from..r.start, AppendData::Literal(r.clone())));
                     from = r.end;
+                }
+                // RFC 6855 §4: append-data =/ "UTF8" SP "(" literal8 ")".
+                Token::Atom(a)
+                    if depth == 0
+                        && a.eq_ignore_ascii_case(b"UTF8")
+                        && tokens.get(i + 1).map(|t| &t.0) == Some(&Token::Open) =>
+                {
+                    let (Some((Token::Literal(_), lit)), Some((Token::Close, close))) =
+                        (tokens.get(i + 2), tokens.get(i + 3))
+                    else {
+                        return Err(ImapError::bad("UTF8 needs one literal in parentheses"));
+                    };
+                    wrapped = true;
+                    messages.push((from..r.start, AppendData::Literal(lit.clone())));
+                    from = close.end;
+                    i += 3;
                 }
                 Token::Atom(a)
                     if depth == 0
@@ -557,7 +589,7 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
             }
             i += 1;
         }
-        if messages.len() > 1 || catenate {
+        if messages.len() > 1 || catenate || wrapped {
             if !bytes[from..].trim_ascii().is_empty() {
                 return Err(ImapError::bad("Junk after the last message"));
             }

@@ -60,6 +60,16 @@ pub(crate) struct Enabled {
     pub qresync: bool,
     /// IMAP4rev2 (RFC 9051): no \Recent, ESEARCH replies.
     pub rev2: bool,
+    /// UTF8=ACCEPT (RFC 6855 §3): mailbox names in UTF-8.
+    pub utf8: bool,
+}
+
+impl Enabled {
+    /// Whether mailbox names travel as UTF-8 (RFC 9051 §5.1, RFC 6855 §3)
+    /// rather than modified UTF-7 (RFC 3501 §5.1.3).
+    pub fn utf8_names(&self) -> bool {
+        self.rev2 || self.utf8
+    }
 }
 
 /// Where the session is (RFC 9051 §3).

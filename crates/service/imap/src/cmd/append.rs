@@ -122,7 +122,7 @@ impl Session {
         let mut name = None;
         for (opts, data) in messages {
             let mut one = b"m APPEND ".to_vec();
-            one.extend_from_slice(&bytes[mailbox.clone()]);
+            one.extend_from_slice(&crate::rewrite::for_codec(&bytes[mailbox.clone()]));
             one.extend_from_slice(&bytes[opts]);
             one.extend_from_slice(b"{0}\r\n\r\n");
             let cmd = crate::rewrite::decode(&one)?;

@@ -25,10 +25,11 @@ impl Session {
         }
     }
 
-    /// A mailbox name as the client wrote it: UTF-8 once IMAP4rev2 is
-    /// enabled (RFC 9051 §5.1), modified UTF-7 before (RFC 3501 §5.1.3).
+    /// A mailbox name as the client wrote it: UTF-8 once IMAP4rev2 or
+    /// UTF8=ACCEPT is enabled (RFC 9051 §5.1, RFC 6855 §3), modified UTF-7
+    /// before (RFC 3501 §5.1.3).
     pub(crate) fn name_from_wire(&self, bytes: &[u8]) -> Option<String> {
-        if self.enabled.rev2 {
+        if self.enabled.utf8_names() {
             names::from_wire_utf8(bytes)
         } else {
             names::from_wire(bytes)
@@ -37,7 +38,7 @@ impl Session {
 
     /// A mailbox name as the client reads it (the inverse of [`Self::name_from_wire`]).
     pub(crate) fn wire_name(&self, name: &str) -> String {
-        if self.enabled.rev2 {
+        if self.enabled.utf8_names() {
             name.to_string()
         } else {
             names::to_wire(name)
@@ -179,7 +180,7 @@ impl Session {
             .iter()
             .map(|p| {
                 let p = String::from_utf8_lossy(p);
-                let p = if self.enabled.rev2 {
+                let p = if self.enabled.utf8_names() {
                     // RFC 9051 §5.1: UTF-8 as it is.
                     p.into_owned()
                 } else {

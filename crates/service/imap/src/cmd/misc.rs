@@ -41,6 +41,11 @@ impl Session {
                     self.enabled.condstore = true;
                     enabled.push("QRESYNC");
                 }
+                // RFC 6855 §3: mailbox names in UTF-8 from now on.
+                "UTF8=ACCEPT" if !self.enabled.utf8 => {
+                    self.enabled.utf8 = true;
+                    enabled.push("UTF8=ACCEPT");
+                }
                 "IMAP4REV2" if !self.enabled.rev2 => {
                     self.enabled.rev2 = true;
                     enabled.push("IMAP4rev2");
