@@ -54,6 +54,11 @@ fn append_select_fetch_search_sort_thread_store_copy_move_expunge() {
 }
 
 #[test]
+fn newer_extensions_as_imaplib_sends_them() {
+    run("extensions");
+}
+
+#[test]
 fn idle_wakes_on_smtp_delivery() {
     run("idle");
 }

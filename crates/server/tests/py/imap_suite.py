@@ -232,6 +232,70 @@ def case_two_sessions():
     a.logout(); b.logout()
 
 
+def case_extensions():
+    """The newer extensions as imaplib sends them: its own methods where it
+    has them (ENABLE, MYRIGHTS, GETACL), and commands it does not know
+    through _simple_command, their literals as LITERAL+ (RFC 7888)."""
+    for name, states in [("UNAUTHENTICATE", ("AUTH", "SELECTED")),
+                         ("CANCELUPDATE", ("SELECTED",))]:
+        imaplib.Commands.setdefault(name, states)
+    m = imaps_login()
+    for cap in ["MULTIAPPEND", "CATENATE", "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "WITHIN",
+                "PREVIEW", "OBJECTID", "UTF8=ACCEPT", "ACL", "UNAUTHENTICATE", "STATUS=SIZE"]:
+        check(cap in m.capabilities, f"{cap} in {m.capabilities}")
+    one = b"From: a@example.org\r\nSubject: first\r\n\r\nHello there,\r\n  world.\r\n"
+    two = b"Subject: second\r\n\r\nsecond body\r\n"
+    lit = lambda b: "{%d+}\r\n%s" % (len(b), b.decode())
+    # MULTIAPPEND (RFC 3502): two messages, one command, one APPENDUID set.
+    data = ok(m._simple_command("APPEND", "INBOX", "(\\Seen)", lit(one), "(\\Flagged)", lit(two)),
+              "MULTIAPPEND")
+    mo = re.search(rb"APPENDUID (\d+) 1:2", data[0])
+    check(mo, f"APPENDUID with both UIDs: {data}")
+    # CATENATE (RFC 4469): the first message's header and new text.
+    ok(m.create("Out"), "CREATE Out")
+    data = ok(m._simple_command("APPEND", "Out", "CATENATE",
+                                '(URL "/INBOX/;UID=1/;SECTION=HEADER" TEXT %s)' % lit(b"new body\r\n")),
+              "CATENATE")
+    ok(m.select("Out", readonly=True), "EXAMINE Out")
+    data = ok(m.fetch("1", "(BODY.PEEK[])"), "FETCH catenated")
+    check(data[0][1] == one.split(b"\r\n\r\n")[0] + b"\r\n\r\nnew body\r\n", f"catenated bytes {data}")
+    ok(m.select("INBOX"), "SELECT")
+    # ESORT (RFC 5267 §3).
+    ok(m._simple_command("SORT", "RETURN", "(MIN MAX COUNT)", "(SUBJECT)", "UTF-8", "ALL"), "ESORT")
+    es = m.untagged_responses.pop("ESEARCH", [b""])[-1]
+    check(b"MIN 1 MAX 2 COUNT 2" in es, f"ESORT reply {es}")
+    # CONTEXT=SEARCH (RFC 5267 §4): a live result, then a change to it.
+    ok(m._simple_command("SEARCH", "RETURN", "(UPDATE)", "FLAGGED"), "SEARCH UPDATE")
+    es = m.untagged_responses.pop("ESEARCH", [b""])[-1]
+    check(es.endswith(b"ALL 2"), f"initial live result {es}")
+    ok(m.store("1", "+FLAGS", "(\\Flagged)"), "STORE")
+    es = m.untagged_responses.pop("ESEARCH", [b""])[-1]
+    check(es.endswith(b"ADDTO (0 1)"), f"ADDTO after STORE {es}")
+    tag = re.search(rb'TAG "([^"]+)"', es).group(1).decode()
+    ok(m._simple_command("CANCELUPDATE", '"%s"' % tag), "CANCELUPDATE")
+    # PREVIEW (RFC 8970), OBJECTID (RFC 8474), WITHIN (RFC 5032).
+    data = ok(m.fetch("1", "(PREVIEW EMAILID)"), "FETCH PREVIEW")
+    check(b'PREVIEW "Hello there, world."' in data[0] and b"EMAILID (" in data[0], f"PREVIEW {data}")
+    data = ok(m.search(None, "YOUNGER", "3600"), "SEARCH YOUNGER")
+    check(data == [b"1 2"], f"YOUNGER {data}")
+    # ACL (RFC 4314) with imaplib's own methods.
+    data = ok(m.myrights("INBOX"), "MYRIGHTS")
+    check(data == [b"INBOX lrswipkxtea"], f"MYRIGHTS {data}")
+    data = ok(m.getacl("INBOX"), "GETACL")
+    check(data == [b"INBOX alice@example.org lrswipkxtea"], f"GETACL {data}")
+    # UNAUTHENTICATE (RFC 8437), then Bob on the same connection.
+    ok(m._simple_command("UNAUTHENTICATE"), "UNAUTHENTICATE")
+    m.state = "NONAUTH"
+    ok(m.login("bob@example.org", "secret"), "LOGIN as Bob")
+    # UTF8=ACCEPT (RFC 6855): imaplib's enable() switches it to UTF-8.
+    ok(m.enable("UTF8=ACCEPT"), "ENABLE UTF8=ACCEPT")
+    ok(m.create('"Grüße"'), "CREATE UTF-8 name")
+    data = ok(m.list('""', '"Gr*"'), "LIST")
+    check(any("Grüße" in (d.decode() if isinstance(d, bytes) else d[1].decode()) for d in data),
+          f"UTF-8 name listed as is {data}")
+    m.logout()
+
+
 {"login": case_login, "mailboxes": case_mailboxes, "messages": case_messages,
- "idle": case_idle, "two_sessions": case_two_sessions}[CASE]()
+ "idle": case_idle, "two_sessions": case_two_sessions, "extensions": case_extensions}[CASE]()
 print("ok")
