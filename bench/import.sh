@@ -61,28 +61,7 @@ fi
 DIR=$(mktemp -d /tmp/postgate-import-bench.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 CONF=$DIR/postgate.toml
-cat > "$CONF" <<CONF
-data_dir = "$DIR/data"
-hostname = "bench.example.test"
-log = "warn"
-[smtp]
-listen = []
-submission = []
-smtps = []
-[imap]
-listen = []
-imaps = ["127.0.0.1:0"]
-[pop3]
-listen = []
-pop3s = []
-[ldap]
-listen = []
-ldaps = []
-[snmp]
-listen = []
-[console]
-listen = []
-CONF
+imaps_only_conf "$DIR/data" > "$CONF"
 "$PG_BIN" --config "$CONF" domain add example.test >/dev/null
 echo secret | "$PG_BIN" --config "$CONF" user add bulk@example.test --name Bulk --password-stdin >/dev/null
 /usr/bin/time -v "$PG_BIN" --config "$CONF" import mbox "$MBOX" bulk@example.test --quiet \

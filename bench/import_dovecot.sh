@@ -50,28 +50,7 @@ python3 "$TOOL" fill 127.0.0.1 plain:10143 "$PEER_USER" pass "$DIR/spec.json" >/
 
 # 2. Import it into a fresh post office.
 CONF=$DIR/postgate.toml
-cat > "$CONF" <<CONF
-data_dir = "$DIR/data"
-hostname = "bench.example.test"
-log = "warn"
-[smtp]
-listen = []
-submission = []
-smtps = []
-[imap]
-listen = []
-imaps = ["127.0.0.1:0"]
-[pop3]
-listen = []
-pop3s = []
-[ldap]
-listen = []
-ldaps = []
-[snmp]
-listen = []
-[console]
-listen = []
-CONF
+imaps_only_conf "$DIR/data" > "$CONF"
 "$PG_BIN" --config "$CONF" domain add example.test >/dev/null
 echo secret | "$PG_BIN" --config "$CONF" user add dest@example.test --name Dest --password-stdin >/dev/null
 echo secret | "$PG_BIN" --config "$CONF" user add fromdisk@example.test --name Disk --password-stdin >/dev/null

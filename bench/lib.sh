@@ -168,3 +168,31 @@ pg_serve() {
       "${PG_IMAP_PORT:-0}" "${PG_POP3_PORT:-0}" > "$PG_PORTS.new" && mv "$PG_PORTS.new" "$PG_PORTS"
   fi
 }
+
+# imaps_only_conf DATA_DIR: a config (on stdout) for a server with IMAPS on
+# 127.0.0.1:0 and every other listener off, storing in DATA_DIR (the
+# import benches read what they imported through it).
+imaps_only_conf() {
+  cat <<CONF
+data_dir = "$1"
+hostname = "bench.example.test"
+log = "warn"
+[smtp]
+listen = []
+submission = []
+smtps = []
+[imap]
+listen = []
+imaps = ["127.0.0.1:0"]
+[pop3]
+listen = []
+pop3s = []
+[ldap]
+listen = []
+ldaps = []
+[snmp]
+listen = []
+[console]
+listen = []
+CONF
+}

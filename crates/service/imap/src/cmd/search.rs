@@ -453,59 +453,16 @@ impl Session {
                 }
                 if r.update {
                     // RFC 5267 §4.3: from now on, changes to this result are
-                    // reported (beyond the limit: NOUPDATE, §4.2).
-                    let tag = self.current_tag.clone();
+                    // reported.
                     let sel = self.selected_mut()?;
-                    if sel.live.len() >= crate::mailbox::MAX_LIVE_SEARCHES {
-                        self.untagged(&format!("NO [NOUPDATE \"{tag}\"] Too many live searches"));
-                    } else {
-                        let mut results: Vec<u32> = hits.iter().map(|&i| sel.uids[i]).collect();
-                        results.sort_unstable();
-                        sel.live.retain(|l| l.tag != tag);
-                        sel.live.push(crate::mailbox::LiveSearch {
-                            tag,
-                            keys: criteria
-                                .as_ref()
-                                .iter()
-                                .cloned()
-                                .map(imap_types::IntoStatic::into_static)
-                                .collect(),
-                            uid,
-                            sort: None,
-                            results,
-                        });
-                    }
+                    let results: Vec<u32> = hits.iter().map(|&i| sel.uids[i]).collect();
+                    self.keep_live(criteria.as_ref(), uid, None, results)?;
                 }
                 let only_save = r.save && !r.min && !r.max && !r.all && !r.count;
                 if !only_save {
-                    // RFC 4731 §3.1: ESEARCH (TAG "…") [UID] items.
-                    let mut line = format!("ESEARCH (TAG \"{}\")", self.current_tag);
-                    if uid {
-                        line.push_str(" UID");
-                    }
-                    if r.min
-                        && let Some(v) = ids.first()
-                    {
-                        line.push_str(&format!(" MIN {v}"));
-                    }
-                    if r.max
-                        && let Some(v) = ids.last()
-                    {
-                        line.push_str(&format!(" MAX {v}"));
-                    }
-                    if r.all && !ids.is_empty() {
-                        let mut sorted = ids.clone();
-                        sorted.sort_unstable();
-                        line.push_str(&format!(" ALL {}", format_set(&sorted)));
-                    }
-                    if r.count {
-                        line.push_str(&format!(" COUNT {}", ids.len()));
-                    }
-                    if let Some(range) = r.partial {
-                        let mut sorted = ids.clone();
-                        sorted.sort_unstable();
-                        line.push_str(&partial_item(range, &sorted));
-                    }
+                    // RFC 4731 §3.1: ESEARCH (TAG "…") [UID] items (the
+                    // hits are in ascending order).
+                    let mut line = esearch_line(&self.current_tag, uid, &r, &ids);
                     if modseq_key && !ids.is_empty() {
                         // RFC 7162 §3.1.5 with RFC 4731: the highest modseq of
                         // the messages returned (only MIN/MAX if that is all).
@@ -609,7 +566,6 @@ impl Session {
             .collect();
         sort::sort(&mut items, &crit);
         let ids: Vec<u32> = items.iter().map(|it| it.id).collect();
-        let mut live_refused = None;
         let line = match esort {
             None => {
                 let mut line = String::from("SORT");
@@ -619,65 +575,21 @@ impl Session {
                 line
             }
             Some(r) => {
-                // RFC 5267 §3.1: ESEARCH, with MIN and MAX the first and the
-                // last in the sort order and ALL the sorted list.
-                let mut line = format!("ESEARCH (TAG \"{}\")", self.current_tag);
-                if uid {
-                    line.push_str(" UID");
-                }
-                if r.min
-                    && let Some(v) = ids.first()
-                {
-                    line.push_str(&format!(" MIN {v}"));
-                }
-                if r.max
-                    && let Some(v) = ids.last()
-                {
-                    line.push_str(&format!(" MAX {v}"));
-                }
-                if r.all && !ids.is_empty() {
-                    line.push_str(&format!(" ALL {}", ordered_set(&ids)));
-                }
-                if r.count {
-                    line.push_str(&format!(" COUNT {}", ids.len()));
-                }
-                if let Some(range) = r.partial {
-                    // RFC 5267 §4.4: positions in the sort order.
-                    line.push_str(&partial_item(range, &ids));
-                }
                 if r.update {
                     // RFC 5267 §4.3: CONTEXT=SORT, the result kept in order.
-                    let tag = self.current_tag.clone();
                     let sel = self.selected_mut()?;
-                    if sel.live.len() >= crate::mailbox::MAX_LIVE_SEARCHES {
-                        live_refused = Some(tag);
+                    let results: Vec<u32> = if uid {
+                        ids.clone()
                     } else {
-                        let results: Vec<u32> = if uid {
-                            ids.clone()
-                        } else {
-                            ids.iter().map(|&n| sel.uids[n as usize - 1]).collect()
-                        };
-                        sel.live.retain(|l| l.tag != tag);
-                        sel.live.push(crate::mailbox::LiveSearch {
-                            tag,
-                            keys: keys
-                                .as_ref()
-                                .iter()
-                                .cloned()
-                                .map(imap_types::IntoStatic::into_static)
-                                .collect(),
-                            uid,
-                            sort: Some(crit.clone()),
-                            results,
-                        });
-                    }
+                        ids.iter().map(|&n| sel.uids[n as usize - 1]).collect()
+                    };
+                    self.keep_live(keys.as_ref(), uid, Some(crit.clone()), results)?;
                 }
-                line
+                // RFC 5267 §3.1: ESEARCH, with MIN and MAX the first and the
+                // last in the sort order and ALL the sorted list.
+                esearch_line(&self.current_tag, uid, &r, &ids)
             }
         };
-        if let Some(tag) = live_refused {
-            self.untagged(&format!("NO [NOUPDATE \"{tag}\"] Too many live searches"));
-        }
         self.untagged(&line);
         self.sync(uid).await?;
         Ok(Done::default())
@@ -801,6 +713,37 @@ fn ordered_set(ids: &[u32]) -> String {
     out
 }
 
+/// An ESEARCH reply (RFC 4731 §3.1) to SEARCH or SORT: MIN and MAX the
+/// first and last of `ids` in their order (ascending for SEARCH, the sort
+/// order for SORT, RFC 5267 §3.1), ALL all of them in that order, COUNT,
+/// and PARTIAL (RFC 5267 §4.4).
+fn esearch_line(tag: &str, uid: bool, r: &SearchReturn, ids: &[u32]) -> String {
+    let mut line = format!("ESEARCH (TAG \"{tag}\")");
+    if uid {
+        line.push_str(" UID");
+    }
+    if r.min
+        && let Some(v) = ids.first()
+    {
+        line.push_str(&format!(" MIN {v}"));
+    }
+    if r.max
+        && let Some(v) = ids.last()
+    {
+        line.push_str(&format!(" MAX {v}"));
+    }
+    if r.all && !ids.is_empty() {
+        line.push_str(&format!(" ALL {}", ordered_set(ids)));
+    }
+    if r.count {
+        line.push_str(&format!(" COUNT {}", ids.len()));
+    }
+    if let Some(range) = r.partial {
+        line.push_str(&partial_item(range, ids));
+    }
+    line
+}
+
 /// " PARTIAL (low:high set)" of a result list in its order (RFC 5267 §4.4;
 /// RFC 9394 §3.1: negative positions count from the end), NIL for none.
 fn partial_item((low, high): (i64, i64), ids: &[u32]) -> String {
@@ -821,6 +764,37 @@ fn partial_item((low, high): (i64, i64), ids: &[u32]) -> String {
 }
 
 impl Session {
+    /// Keeps a result live (RFC 5267 §4.3): `results` are its UIDs,
+    /// ascending or in the order of `sort`. Past the limit the search is
+    /// answered but not kept: NOUPDATE (§4.2).
+    fn keep_live(
+        &mut self,
+        keys: &[SearchKey<'_>],
+        uid: bool,
+        sort: Option<Vec<(sort::SortKey, bool)>>,
+        results: Vec<u32>,
+    ) -> Result<()> {
+        let tag = self.current_tag.clone();
+        let sel = self.selected_mut()?;
+        if sel.live.len() >= crate::mailbox::MAX_LIVE_SEARCHES {
+            self.untagged(&format!("NO [NOUPDATE \"{tag}\"] Too many live searches"));
+            return Ok(());
+        }
+        sel.live.retain(|l| l.tag != tag);
+        sel.live.push(crate::mailbox::LiveSearch {
+            tag,
+            keys: keys
+                .iter()
+                .cloned()
+                .map(imap_types::IntoStatic::into_static)
+                .collect(),
+            uid,
+            sort,
+            results,
+        });
+        Ok(())
+    }
+
     /// Reports a sorted live result's change to `now` (UIDs in sort
     /// order): what left, each from its position (the last first), then
     /// what joined, each at its place in the new order (the first first),
