@@ -507,7 +507,9 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     let tokens = tokenize(bytes)?;
     if name == "CANCELUPDATE" {
         // RFC 5267 §4.3.1: "CANCELUPDATE" 1*(SP quoted).
-        let tags: Vec<String> = tokens[2..]
+        let tags: Vec<String> = tokens
+            .get(2..)
+            .unwrap_or_default()
             .iter()
             .map(|(t, _)| match t {
                 Token::Quoted(q) => Ok(String::from_utf8_lossy(q).into_owned()),
@@ -521,7 +523,9 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     }
     if let Some((command, count)) = AclCommand::of(&name) {
         // RFC 4314 §3: each argument an astring, so many of them.
-        let args: Vec<Vec<u8>> = tokens[2..]
+        let args: Vec<Vec<u8>> = tokens
+            .get(2..)
+            .unwrap_or_default()
             .iter()
             .map(|(t, _)| match t {
                 Token::Atom(a) => Ok(a.to_vec()),
@@ -843,6 +847,11 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     let mut out = Vec::with_capacity(bytes.len() + 64);
     let mut pos = 0;
     for (r, with) in edits {
+        if r.start < pos {
+            // Two rewrites of one stretch (say `$` inside a FETCH item list
+            // that is rebuilt): no valid command needs both.
+            return Err(ImapError::bad("Invalid command arguments"));
+        }
         out.extend_from_slice(&bytes[pos..r.start]);
         out.extend_from_slice(&with);
         pos = r.end;
@@ -1332,5 +1341,29 @@ mod tests {
     fn sets() {
         assert_eq!(format_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         assert_eq!(format_set(&[4]), "4");
+    }
+}
+
+#[cfg(test)]
+mod short_commands {
+    /// Found by fuzzing (fuzz/seeds/imap_command/found-acl-short): a
+    /// command name the tokenizer sees inside a quoted string leaves fewer
+    /// tokens than the name's position; the reply is BAD, not a panic.
+    #[test]
+    fn acl_and_cancelupdate_with_too_few_tokens_are_bad() {
+        for cmd in [
+            &b"A1 \" *\r\n GETACL INBOZ\r\nE\"\" *\r\n"[..],
+            b"A1 \"x CANCELUPDATE\"\r\n",
+            b"A1 \"x MYRIGHTS\"\r\n",
+            // Found too: `$` inside a FETCH list that is rebuilt.
+            b"A7 FETCH 1:* (PREVIEW SRE(LALISTSZY)$ E)\r\n",
+        ] {
+            let saved = super::Saved {
+                uids: &[1, 2],
+                view: &[1, 2, 3],
+            };
+            let _ = super::prepare(cmd, None);
+            let _ = super::prepare(cmd, Some(saved));
+        }
     }
 }
