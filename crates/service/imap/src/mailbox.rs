@@ -74,23 +74,66 @@ pub struct LiveSearch {
 }
 
 impl LiveSearch {
-    /// Where a UID is in the result.
-    pub fn position(&self, uid: u32) -> Option<usize> {
-        if self.sort.is_some() {
-            self.results.iter().position(|&u| u == uid)
-        } else {
-            self.results.binary_search(&uid).ok()
+    /// Moves the result to `now` (UIDs, ascending or in the sort order) and
+    /// says what changed, as ESEARCH replies (RFC 5267 §4.3), message
+    /// numbers from `seq` unless this is a UID search:
+    /// - unsorted: one REMOVEFROM and one ADDTO reply with the sets, at
+    ///   position 0 (no order to place them in);
+    /// - sorted: one reply, what left each from its position (the last
+    ///   first), then what joined each at its place in the new order (the
+    ///   first first), so that every position holds when the client
+    ///   applies them in turn. Sort keys never change, so what stays keeps
+    ///   its order.
+    pub fn report(&mut self, now: Vec<u32>, seq: impl Fn(u32) -> u32) -> Vec<String> {
+        if now == self.results {
+            return Vec::new();
         }
+        let id = |u: u32| if self.uid { u } else { seq(u) };
+        // What is in one list and not the other, with its position there.
+        let missing = |from: &[u32], other: &[u32]| -> Vec<(usize, u32)> {
+            let other: std::collections::HashSet<u32> = other.iter().copied().collect();
+            from.iter()
+                .enumerate()
+                .filter(|(_, u)| !other.contains(u))
+                .map(|(p, &u)| (p, u))
+                .collect()
+        };
+        let removed = missing(&self.results, &now);
+        let added = missing(&now, &self.results);
+        let head = esearch_head(&self.tag, self.uid);
+        let lines = if self.sort.is_some() {
+            let mut items = String::new();
+            for (p, u) in removed.iter().rev() {
+                items.push_str(&format!(" REMOVEFROM ({} {})", p + 1, id(*u)));
+            }
+            for (p, u) in &added {
+                items.push_str(&format!(" ADDTO ({} {})", p + 1, id(*u)));
+            }
+            vec![format!("{head}{items}")]
+        } else {
+            let set = |v: &[(usize, u32)]| {
+                let mut ids: Vec<u32> = v.iter().map(|&(_, u)| id(u)).collect();
+                ids.sort_unstable();
+                format_set(&ids)
+            };
+            let mut lines = Vec::new();
+            if !removed.is_empty() {
+                lines.push(format!("{head} REMOVEFROM (0 {})", set(&removed)));
+            }
+            if !added.is_empty() {
+                lines.push(format!("{head} ADDTO (0 {})", set(&added)));
+            }
+            lines
+        };
+        self.results = now;
+        lines
     }
+}
 
-    /// An ESEARCH reply of this search with `items` (RFC 5267 §4.3).
-    pub fn reply(&self, items: &str) -> String {
-        format!(
-            "ESEARCH (TAG \"{}\"){}{items}",
-            self.tag,
-            if self.uid { " UID" } else { "" }
-        )
-    }
+/// The start of an ESEARCH reply (RFC 4731 §3.1): its tag, and UID for a
+/// UID command.
+pub fn esearch_head(tag: &str, uid: bool) -> String {
+    format!("ESEARCH (TAG \"{tag}\"){}", if uid { " UID" } else { "" })
 }
 
 /// Live searches one session may keep (RFC 5267 §4.3: beyond, NOUPDATE).
@@ -385,40 +428,15 @@ pub(crate) fn announce_expunged(sel: &mut Selected, uids: &[u32], qresync: bool)
     let mut lines = Vec::new();
     // RFC 5267 §4.3: expunged messages leave live results; each search
     // says so first, in the numbers the client still has.
+    let view = &sel.uids;
     for live in &mut sel.live {
-        let gone: Vec<u32> = uids
+        let now: Vec<u32> = live
+            .results
             .iter()
             .copied()
-            .filter(|u| live.position(*u).is_some())
+            .filter(|u| !uids.contains(u))
             .collect();
-        if gone.is_empty() {
-            continue;
-        }
-        let id = |u: u32| -> u32 {
-            if live.uid {
-                u
-            } else {
-                sel.uids.binary_search(&u).map_or(0, |i| i as u32 + 1)
-            }
-        };
-        let items = if live.sort.is_some() {
-            // Sorted: each leaves from its position, the last first so that
-            // the earlier positions still hold.
-            let mut at: Vec<(usize, u32)> = gone
-                .iter()
-                .filter_map(|&u| live.position(u).map(|p| (p, u)))
-                .collect();
-            at.sort_unstable_by_key(|a| std::cmp::Reverse(a.0));
-            at.iter()
-                .map(|(p, u)| format!(" REMOVEFROM ({} {})", p + 1, id(*u)))
-                .collect::<String>()
-        } else {
-            let mut ids: Vec<u32> = gone.iter().map(|&u| id(u)).collect();
-            ids.sort_unstable();
-            format!(" REMOVEFROM (0 {})", format_set(&ids))
-        };
-        live.results.retain(|u| !gone.contains(u));
-        lines.push(live.reply(&items));
+        lines.extend(live.report(now, |u| view.binary_search(&u).map_or(0, |i| i as u32 + 1)));
     }
     let mut gone = Vec::new();
     for uid in uids {

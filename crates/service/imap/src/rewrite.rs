@@ -223,15 +223,24 @@ pub enum Prepared<'a> {
 /// (RFC 9051 §9 QUOTED-CHAR), which its quoted rule refuses, becomes the
 /// same string as a literal; anything else is left as it is.
 pub fn for_codec(arg: &[u8]) -> Cow<'_, [u8]> {
-    if let Ok(tokens) = tokenize(arg)
-        && let [(Token::Quoted(v), _)] = tokens.as_slice()
-        && !v.is_ascii()
-    {
-        let mut lit = format!("{{{}}}\r\n", v.len()).into_bytes();
-        lit.extend_from_slice(v);
-        return Cow::Owned(lit);
+    match tokenize(arg).ok().as_deref() {
+        Some([(t, _)]) => utf8_as_literal(t).map_or(Cow::Borrowed(arg), Cow::Owned),
+        _ => Cow::Borrowed(arg),
     }
-    Cow::Borrowed(arg)
+}
+
+/// A quoted string holding UTF-8 as a literal (RFC 9051 §9 QUOTED-CHAR:
+/// imap-codec's quoted rule refuses what its literal takes); None for any
+/// other token.
+fn utf8_as_literal(t: &Token<'_>) -> Option<Vec<u8>> {
+    match t {
+        Token::Quoted(v) if !v.is_ascii() => {
+            let mut lit = format!("{{{}}}\r\n", v.len()).into_bytes();
+            lit.extend_from_slice(v);
+            Some(lit)
+        }
+        _ => None,
+    }
 }
 
 /// What one message of an APPEND is made of.
@@ -655,71 +664,71 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     if verb == "FETCH"
         && let Some((t, r)) = tokens.get(args_from + 1)
     {
-        let mut extra = |a: &[u8]| {
-            if a.eq_ignore_ascii_case(b"PREVIEW") {
-                fetch.preview = true;
-            } else if a.eq_ignore_ascii_case(b"EMAILID") {
-                fetch.emailid = true;
-            } else if a.eq_ignore_ascii_case(b"THREADID") {
-                fetch.threadid = true;
-            } else {
-                return false;
-            }
-            true
+        let is_extra = |a: &[u8]| {
+            [&b"PREVIEW"[..], b"EMAILID", b"THREADID"]
+                .iter()
+                .any(|x| a.eq_ignore_ascii_case(x))
         };
-        match t {
-            Token::Atom(a) if extra(a) => {
+        // Where the item names are: a list's inside, or one of these alone
+        // with PREVIEW's "(LAZY)" after it (a list that does not start with
+        // LAZY is FETCH's own modifiers).
+        let stretch = match t {
+            Token::Open => {
+                let mut depth = 0;
+                tokens[args_from + 1..]
+                    .iter()
+                    .find(|(t, _)| {
+                        match t {
+                            Token::Open => depth += 1,
+                            Token::Close => depth -= 1,
+                            _ => {}
+                        }
+                        depth == 0
+                    })
+                    .map(|(_, close)| r.end..close.start)
+            }
+            Token::Atom(a) if is_extra(a) => {
                 let mut end = r.end;
-                // PREVIEW (LAZY) alone: the modifier list goes too (a list
-                // that does not start with LAZY is FETCH's own modifiers).
                 if let (Some((Token::Open, _)), Some((Token::Atom(m), _))) =
                     (tokens.get(args_from + 2), tokens.get(args_from + 3))
                     && m.eq_ignore_ascii_case(b"LAZY")
                 {
-                    let close = tokens[args_from + 2..]
+                    end = tokens[args_from + 2..]
                         .iter()
-                        .position(|(t, _)| *t == Token::Close)
-                        .ok_or_else(|| ImapError::bad("Unclosed PREVIEW modifiers"))?;
-                    check_preview_mods(
-                        &bytes[tokens[args_from + 2].1.start..tokens[args_from + 2 + close].1.end],
-                    )?;
-                    end = tokens[args_from + 2 + close].1.end;
+                        .find(|(t, _)| *t == Token::Close)
+                        .ok_or_else(|| ImapError::bad("Unclosed PREVIEW modifiers"))?
+                        .1
+                        .end;
                 }
-                fetch.only = true;
-                edits.push((r.start..end, b"UID".to_vec()));
+                Some(r.start..end)
             }
-            Token::Open => {
-                let mut depth = 0;
-                let close = tokens[args_from + 1..].iter().position(|(t, _)| {
-                    match t {
-                        Token::Open => depth += 1,
-                        Token::Close => depth -= 1,
-                        _ => {}
-                    }
-                    depth == 0
-                });
-                let inner = close.map(|c| r.end..tokens[args_from + 1 + c].1.start);
-                if let Some(inner) = inner
-                    && let Some(items) = list_items(bytes, inner.clone())
-                {
-                    let mut kept = Vec::new();
-                    let mut after_preview = false;
-                    for r in items {
-                        let item = &bytes[r.clone()];
-                        if after_preview && item.starts_with(b"(") {
-                            check_preview_mods(item)?;
-                        } else if !extra(item) {
-                            kept.push(item);
-                        }
-                        after_preview = item.eq_ignore_ascii_case(b"PREVIEW");
-                    }
-                    if fetch != FetchExtras::default() {
-                        fetch.only = kept.is_empty();
-                        edits.push((inner, rejoin(&kept, b"UID")));
-                    }
+            _ => None,
+        };
+        if let Some(stretch) = stretch
+            && let Some(items) = list_items(bytes, stretch.clone())
+        {
+            let mut kept = Vec::new();
+            let mut after_preview = false;
+            for r in items {
+                let item = &bytes[r.clone()];
+                if after_preview && item.starts_with(b"(") {
+                    check_preview_mods(item)?;
+                } else if item.eq_ignore_ascii_case(b"PREVIEW") {
+                    fetch.preview = true;
+                } else if item.eq_ignore_ascii_case(b"EMAILID") {
+                    fetch.emailid = true;
+                } else if item.eq_ignore_ascii_case(b"THREADID") {
+                    fetch.threadid = true;
+                } else {
+                    kept.push(item);
                 }
+                after_preview = item.eq_ignore_ascii_case(b"PREVIEW");
             }
-            _ => {}
+            if fetch != FetchExtras::default() {
+                // UID stands in when nothing else is left (FetchExtras::only).
+                fetch.only = kept.is_empty();
+                edits.push((stretch, rejoin(&kept, b"UID")));
+            }
         }
     }
 
@@ -825,11 +834,7 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     // RFC 9051 §9 (QUOTED-CHAR): a quoted string may hold UTF-8, which
     // imap-codec's quoted rule refuses; the same string as a literal it takes.
     for (t, r) in &tokens {
-        if let Token::Quoted(v) = t
-            && !v.is_ascii()
-        {
-            let mut lit = format!("{{{}}}\r\n", v.len()).into_bytes();
-            lit.extend_from_slice(v);
+        if let Some(lit) = utf8_as_literal(t) {
             edits.push((r.clone(), lit));
         }
     }
@@ -900,16 +905,15 @@ fn check_preview_mods(list: &[u8]) -> Result<()> {
         .strip_prefix(b"(")
         .and_then(|l| l.strip_suffix(b")"))
         .unwrap_or_default();
-    let mut mods = inner.split(|&b| b == b' ').filter(|m| !m.is_empty());
-    let mut any = false;
-    for m in mods.by_ref() {
-        if !m.eq_ignore_ascii_case(b"LAZY") {
-            return Err(ImapError::bad("Unknown PREVIEW modifier"));
-        }
-        any = true;
-    }
-    if !any {
+    let mods: Vec<&[u8]> = inner
+        .split(|&b| b == b' ')
+        .filter(|m| !m.is_empty())
+        .collect();
+    if mods.is_empty() {
         return Err(ImapError::bad("Empty PREVIEW modifiers"));
+    }
+    if !mods.iter().all(|m| m.eq_ignore_ascii_case(b"LAZY")) {
+        return Err(ImapError::bad("Unknown PREVIEW modifier"));
     }
     Ok(())
 }
@@ -961,7 +965,10 @@ fn rejoin(kept: &[&[u8]], instead: &[u8]) -> Vec<u8> {
     kept.join(&b' ')
 }
 
-/// Writes a sorted set of numbers as an IMAP sequence set ("1:3,7,9:10").
+/// Writes numbers as an IMAP sequence set ("1:3,7,9:10"): each ascending
+/// run of neighbours becomes a range, and their order is kept, so a sorted
+/// list stays sorted and a list in sort order keeps that order (RFC 5267
+/// §3.1).
 pub fn format_set(nums: &[u32]) -> String {
     let mut out = String::new();
     let mut i = 0;
@@ -1341,6 +1348,10 @@ mod tests {
     fn sets() {
         assert_eq!(format_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         assert_eq!(format_set(&[4]), "4");
+        // In any other order the order is kept (ESORT ALL, RFC 5267 §3.1).
+        assert_eq!(format_set(&[5, 6, 7, 2, 9, 8, 1]), "5:7,2,9,8,1");
+        assert_eq!(format_set(&[3]), "3");
+        assert_eq!(format_set(&[]), "");
     }
 }
 

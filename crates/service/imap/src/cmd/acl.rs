@@ -22,13 +22,7 @@ impl Session {
     ) -> Result<Done> {
         let user = self.user()?;
         let (user_id, owner) = (user.id, user.address.to_string());
-        let name = if args[0].eq_ignore_ascii_case(b"INBOX") {
-            "INBOX".to_string()
-        } else {
-            self.name_from_wire(&args[0])
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| ImapError::no(Some("CANNOT"), "Invalid mailbox name"))?
-        };
+        let name = self.mailbox_arg(&args[0])?;
         let folder = self.folder_by_name(user_id, &name).await?;
         let rights = if names::read_only(folder.role) {
             READ_RIGHTS

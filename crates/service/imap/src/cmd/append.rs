@@ -22,14 +22,7 @@ impl Session {
     ) -> Result<Done> {
         let name = self.mailbox_name(&mailbox)?;
         let user = self.user()?.id;
-        let folder = match self.ctx.store.folder(user, &name).await? {
-            Some(f) => f,
-            // RFC 9051 §6.3.12: TRYCREATE when the mailbox does not exist.
-            None => return Err(ImapError::no(Some("TRYCREATE"), "Mailbox doesn't exist")),
-        };
-        if names::read_only(folder.role) {
-            return Err(ImapError::no(Some("CANNOT"), "Mailbox is read-only"));
-        }
+        let folder = self.append_target(user, &name).await?;
         let (flags, keywords) = split_flags(&flag_list)?;
         // The message: read aside if large, else from the parsed command.
         let raw = match streamed {
@@ -39,20 +32,8 @@ impl Session {
                 LiteralOrLiteral8::Literal8(l) => l.data.to_vec(),
             },
         };
-        if raw.is_empty() {
-            return Err(ImapError::no(None, "Empty message"));
-        }
-        if raw.len() as u64 > self.ctx.config.max_append_size {
-            return Err(ImapError::no(Some("TOOBIG"), "Message too large"));
-        }
-        let quota = self.ctx.config.quota;
-        if quota > 0 {
-            let used = self.ctx.store.usage(user).await?;
-            if used + raw.len() as u64 > quota {
-                // RFC 9208 §4.2: OVERQUOTA.
-                return Err(ImapError::no(Some("OVERQUOTA"), "Quota exceeded"));
-            }
-        }
+        self.check_appended(&raw)?;
+        self.check_quota(user, raw.len() as u64).await?;
         let internal_date = date
             .map(|d| d.as_ref().timestamp())
             .unwrap_or_else(|| chrono::Utc::now().timestamp());
@@ -153,15 +134,7 @@ impl Session {
             let (flags, keywords) = split_flags(&flags)?;
             parsed.push((flags, keywords, date.map(|d| d.as_ref().timestamp()), parts));
         }
-        let name = name.unwrap_or_default();
-        let folder = match self.ctx.store.folder(user, &name).await? {
-            Some(f) => f,
-            // RFC 9051 §6.3.12: TRYCREATE when the mailbox does not exist.
-            None => return Err(ImapError::no(Some("TRYCREATE"), "Mailbox doesn't exist")),
-        };
-        if names::read_only(folder.role) {
-            return Err(ImapError::no(Some("CANNOT"), "Mailbox is read-only"));
-        }
+        let folder = self.append_target(user, &name.unwrap_or_default()).await?;
         let limit = self.ctx.config.max_append_size;
         let mut total = 0u64;
         let mut ready = Vec::with_capacity(parsed.len());
@@ -177,17 +150,12 @@ impl Session {
                     return Err(ImapError::no(Some("TOOBIG"), "Message too large"));
                 }
             }
-            if raw.is_empty() {
-                return Err(ImapError::no(None, "Empty message"));
-            }
+            self.check_appended(&raw)?;
             total += raw.len() as u64;
             ready.push((flags, keywords, date, raw));
         }
-        let quota = self.ctx.config.quota;
-        if quota > 0 && self.ctx.store.usage(user).await? + total > quota {
-            // RFC 9208 §4.2: OVERQUOTA, and nothing is stored.
-            return Err(ImapError::no(Some("OVERQUOTA"), "Quota exceeded"));
-        }
+        // Nothing is stored if all of them do not fit.
+        self.check_quota(user, total).await?;
         let now = chrono::Utc::now().timestamp();
         let batch = tokio::task::spawn_blocking(move || {
             ready
@@ -214,6 +182,44 @@ impl Session {
             "APPENDUID {validity} {}",
             crate::rewrite::format_set(&uids)
         )))
+    }
+
+    /// The folder an APPEND stores into: NO [TRYCREATE] if there is none
+    /// (RFC 9051 §6.3.12), NO [CANNOT] if IMAP may not change it.
+    async fn append_target(
+        &self,
+        user: postgate_types::UserId,
+        name: &str,
+    ) -> Result<postgate_store::Folder> {
+        match self.ctx.store.folder(user, name).await? {
+            Some(f) if names::read_only(f.role) => {
+                Err(ImapError::no(Some("CANNOT"), "Mailbox is read-only"))
+            }
+            Some(f) => Ok(f),
+            None => Err(ImapError::no(Some("TRYCREATE"), "Mailbox doesn't exist")),
+        }
+    }
+
+    /// A message APPEND may store: not empty, and within APPENDLIMIT (RFC
+    /// 7889 §4: TOOBIG).
+    fn check_appended(&self, raw: &[u8]) -> Result<()> {
+        if raw.is_empty() {
+            return Err(ImapError::no(None, "Empty message"));
+        }
+        if raw.len() as u64 > self.ctx.config.max_append_size {
+            return Err(ImapError::no(Some("TOOBIG"), "Message too large"));
+        }
+        Ok(())
+    }
+
+    /// Room for `adding` more octets in the user's quota (RFC 9208 §4.2:
+    /// OVERQUOTA).
+    async fn check_quota(&self, user: postgate_types::UserId, adding: u64) -> Result<()> {
+        let quota = self.ctx.config.quota;
+        if quota > 0 && self.ctx.store.usage(user).await? + adding > quota {
+            return Err(ImapError::no(Some("OVERQUOTA"), "Quota exceeded"));
+        }
+        Ok(())
     }
 
     /// The bytes an IMAP URL (RFC 5092) names in the user's own mailboxes,
@@ -245,8 +251,9 @@ impl Session {
             let (key, value) = piece.split_once('=').ok_or_else(bad)?;
             match key.to_ascii_uppercase().as_str() {
                 "UID" if uid.is_none() => uid = Some(value.parse::<u32>().map_err(|_| bad())?),
+                // RFC 5092 §9: %XX escapes (RFC 3986 §2.1).
                 "SECTION" if section.is_none() => {
-                    section = Some(percent_decode(value).ok_or_else(bad)?)
+                    section = Some(percent_encoding::percent_decode_str(value).collect::<Vec<u8>>())
                 }
                 "PARTIAL" if partial.is_none() => {
                     let (off, len) = match value.split_once('.') {
@@ -259,8 +266,10 @@ impl Session {
             }
         }
         let uid = uid.ok_or_else(bad)?;
-        let name =
-            String::from_utf8(percent_decode(enc_mailbox).ok_or_else(bad)?).map_err(|_| bad())?;
+        let name = percent_encoding::percent_decode_str(enc_mailbox)
+            .decode_utf8()
+            .map_err(|_| bad())?
+            .into_owned();
         let name = if name.eq_ignore_ascii_case("INBOX") {
             "INBOX".to_string()
         } else {
@@ -310,23 +319,4 @@ impl Session {
             None => data,
         })
     }
-}
-
-/// Undoes %XX escapes (RFC 3986 §2.1), as IMAP URLs carry mailbox names
-/// and sections (RFC 5092 §9).
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }

@@ -316,14 +316,14 @@ impl Session {
                         }
                     }
                 }
+                let mut item = |out: &mut Vec<u8>, text: &[u8]| {
+                    if !first {
+                        out.push(b' ');
+                    }
+                    first = false;
+                    out.extend_from_slice(text);
+                };
                 if let Some(m) = meta {
-                    let mut item = |out: &mut Vec<u8>, text: &[u8]| {
-                        if !first {
-                            out.push(b' ');
-                        }
-                        first = false;
-                        out.extend_from_slice(text);
-                    };
                     if extras.preview {
                         // RFC 8970 §4: "PREVIEW" SP nstring; generated now,
                         // so never NIL, even for LAZY.
@@ -344,11 +344,7 @@ impl Session {
                 if extras.threadid && (meta.is_some() || !needs_meta) {
                     // RFC 8474 §5.2: NIL where the server keeps no thread
                     // identity.
-                    if !first {
-                        out.push(b' ');
-                    }
-                    first = false;
-                    out.extend_from_slice(b"THREADID NIL");
+                    item(&mut out, b"THREADID NIL");
                 }
                 if now_seen.contains(&uid_i) && !wrote_flags {
                     let meta_now = self.selected_mut()?.meta[i].clone();

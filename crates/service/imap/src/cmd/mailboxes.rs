@@ -18,11 +18,20 @@ impl Session {
     pub(crate) fn mailbox_name(&self, m: &Mailbox<'_>) -> Result<String> {
         match m {
             Mailbox::Inbox => Ok("INBOX".into()),
-            Mailbox::Other(o) => self
-                .name_from_wire(o.as_ref())
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| ImapError::no(Some("CANNOT"), "Invalid mailbox name")),
+            Mailbox::Other(o) => self.mailbox_arg(o.as_ref()),
         }
+    }
+
+    /// The same for a mailbox argument as its bytes (the commands parsed
+    /// here rather than by imap-codec): INBOX in any case is INBOX (RFC
+    /// 9051 §5.1).
+    pub(crate) fn mailbox_arg(&self, bytes: &[u8]) -> Result<String> {
+        if bytes.eq_ignore_ascii_case(b"INBOX") {
+            return Ok("INBOX".into());
+        }
+        self.name_from_wire(bytes)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ImapError::no(Some("CANNOT"), "Invalid mailbox name"))
     }
 
     /// A mailbox name as the client wrote it: UTF-8 once IMAP4rev2 or

@@ -200,13 +200,6 @@ fn in_set(set: &SequenceSet, n: u32, star: u32) -> bool {
     })
 }
 
-/// The server's clock in Unix seconds, for WITHIN (RFC 5032).
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Evaluates a key (RFC 9051 §6.4.4).
 fn eval(key: &SearchKey<'_>, m: &Msg<'_>, count: u32, max_uid: u32) -> bool {
     let f = m.view.flags;
@@ -257,12 +250,12 @@ fn eval(key: &SearchKey<'_>, m: &Msg<'_>, count: u32, max_uid: u32) -> bool {
         SearchKey::Since(d) => internal.is_some_and(|x| x >= *d.as_ref()),
         // RFC 5032 §3: OLDER n is an internal date at or before now - n
         // seconds, YOUNGER n one at or after it, to the second.
-        SearchKey::Older(n) => m
-            .meta
-            .is_some_and(|x| x.internal_date <= now_unix() - i64::from(n.get())),
-        SearchKey::Younger(n) => m
-            .meta
-            .is_some_and(|x| x.internal_date >= now_unix() - i64::from(n.get())),
+        SearchKey::Older(n) => m.meta.is_some_and(|x| {
+            x.internal_date <= chrono::Utc::now().timestamp() - i64::from(n.get())
+        }),
+        SearchKey::Younger(n) => m.meta.is_some_and(|x| {
+            x.internal_date >= chrono::Utc::now().timestamp() - i64::from(n.get())
+        }),
         SearchKey::SentBefore(d) => sent().is_some_and(|x| x < *d.as_ref()),
         SearchKey::SentOn(d) => sent().is_some_and(|x| x == *d.as_ref()),
         SearchKey::SentSince(d) => sent().is_some_and(|x| x >= *d.as_ref()),
@@ -690,38 +683,12 @@ fn thread_item(
     }
 }
 
-/// Numbers in a given order as a sequence set that keeps it (RFC 5267
-/// §3.1 ALL): ascending runs become ranges, nothing is reordered.
-fn ordered_set(ids: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < ids.len() {
-        let start = ids[i];
-        while i + 1 < ids.len() && ids[i + 1] == ids[i] + 1 {
-            i += 1;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if ids[i] == start {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{}", ids[i]));
-        }
-        i += 1;
-    }
-    out
-}
-
 /// An ESEARCH reply (RFC 4731 §3.1) to SEARCH or SORT: MIN and MAX the
 /// first and last of `ids` in their order (ascending for SEARCH, the sort
 /// order for SORT, RFC 5267 §3.1), ALL all of them in that order, COUNT,
 /// and PARTIAL (RFC 5267 §4.4).
 fn esearch_line(tag: &str, uid: bool, r: &SearchReturn, ids: &[u32]) -> String {
-    let mut line = format!("ESEARCH (TAG \"{tag}\")");
-    if uid {
-        line.push_str(" UID");
-    }
+    let mut line = crate::mailbox::esearch_head(tag, uid);
     if r.min
         && let Some(v) = ids.first()
     {
@@ -733,7 +700,7 @@ fn esearch_line(tag: &str, uid: bool, r: &SearchReturn, ids: &[u32]) -> String {
         line.push_str(&format!(" MAX {v}"));
     }
     if r.all && !ids.is_empty() {
-        line.push_str(&format!(" ALL {}", ordered_set(ids)));
+        line.push_str(&format!(" ALL {}", format_set(ids)));
     }
     if r.count {
         line.push_str(&format!(" COUNT {}", ids.len()));
@@ -758,7 +725,7 @@ fn partial_item((low, high): (i64, i64), ids: &[u32]) -> String {
     let set = if from > to {
         "NIL".to_string()
     } else {
-        ordered_set(&ids[(from - 1) as usize..to as usize])
+        format_set(&ids[(from - 1) as usize..to as usize])
     };
     format!(" PARTIAL ({low}:{high} {set})")
 }
@@ -795,42 +762,6 @@ impl Session {
         Ok(())
     }
 
-    /// Reports a sorted live result's change to `now` (UIDs in sort
-    /// order): what left, each from its position (the last first), then
-    /// what joined, each at its place in the new order (the first first),
-    /// so that every position holds when the client applies it in turn
-    /// (RFC 5267 §4.3). Sort keys never change, so the order of what stays
-    /// does not either.
-    fn report_sorted(&mut self, k: usize, now: Vec<u32>) -> Result<()> {
-        let sel = self.selected_mut()?;
-        let live = &mut sel.live[k];
-        if now == live.results {
-            return Ok(());
-        }
-        let id = |u: u32| -> u32 {
-            if live.uid {
-                u
-            } else {
-                sel.uids.binary_search(&u).map_or(0, |i| i as u32 + 1)
-            }
-        };
-        let mut items = String::new();
-        for (p, u) in live.results.iter().enumerate().rev() {
-            if !now.contains(u) {
-                items.push_str(&format!(" REMOVEFROM ({} {})", p + 1, id(*u)));
-            }
-        }
-        for (p, u) in now.iter().enumerate() {
-            if !live.results.contains(u) {
-                items.push_str(&format!(" ADDTO ({} {})", p + 1, id(*u)));
-            }
-        }
-        live.results = now;
-        let line = live.reply(&items);
-        self.untagged(&line);
-        Ok(())
-    }
-
     /// CANCELUPDATE (RFC 5267 §4.3.1): the named live searches end.
     pub(crate) fn handle_cancelupdate(&mut self, tags: &[String]) -> Result<Done> {
         let sel = self.selected_mut()?;
@@ -846,78 +777,33 @@ impl Session {
         for k in 0..count {
             let keys = std::mem::take(&mut self.selected_mut()?.live[k].keys);
             let sort = self.selected_mut()?.live[k].sort.clone();
-            if let Some(crit) = sort {
-                let items = self.matching_items(&keys, true, sort_item).await;
-                self.selected_mut()?.live[k].keys = keys;
-                let mut items = items?;
-                sort::sort(&mut items, &crit);
-                let now: Vec<u32> = items.iter().map(|it| it.id).collect();
-                self.report_sorted(k, now)?;
-                continue;
-            }
-            let hits = self.matching(&keys, Needs::default()).await;
-            let sel = self.selected_mut()?;
-            let live = &mut sel.live[k];
-            live.keys = keys;
-            let hits = hits?;
-            let mut now: Vec<u32> = hits.iter().map(|&i| sel.uids[i]).collect();
-            now.sort_unstable();
-            if now == live.results {
-                continue;
-            }
-            let removed: Vec<u32> = live
-                .results
-                .iter()
-                .copied()
-                .filter(|u| now.binary_search(u).is_err())
-                .collect();
-            let added: Vec<u32> = now
-                .iter()
-                .copied()
-                .filter(|u| live.results.binary_search(u).is_err())
-                .collect();
-            live.results = now;
-            let (tag, uid) = (live.tag.clone(), live.uid);
-            let ids = |uids: &[u32]| -> String {
-                if uid {
-                    format_set(uids)
-                } else {
-                    let mut v: Vec<u32> = uids
-                        .iter()
-                        .filter_map(|u| sel.uids.binary_search(u).ok().map(|i| i as u32 + 1))
-                        .collect();
-                    v.sort_unstable();
-                    format_set(&v)
-                }
+            // The result now: UIDs in the sort order, or ascending.
+            let now = match sort {
+                Some(crit) => self
+                    .matching_items(&keys, true, sort_item)
+                    .await
+                    .map(|mut items| {
+                        sort::sort(&mut items, &crit);
+                        items.iter().map(|it| it.id).collect::<Vec<u32>>()
+                    }),
+                None => match self.matching(&keys, Needs::default()).await {
+                    // View indices ascend, so do their UIDs.
+                    Ok(hits) => {
+                        let sel = self.selected_mut()?;
+                        Ok(hits.iter().map(|&i| sel.uids[i]).collect())
+                    }
+                    Err(e) => Err(e),
+                },
             };
-            let u = if uid { " UID" } else { "" };
-            let mut lines = Vec::new();
-            if !removed.is_empty() {
-                lines.push(format!(
-                    "ESEARCH (TAG \"{tag}\"){u} REMOVEFROM (0 {})",
-                    ids(&removed)
-                ));
-            }
-            if !added.is_empty() {
-                lines.push(format!(
-                    "ESEARCH (TAG \"{tag}\"){u} ADDTO (0 {})",
-                    ids(&added)
-                ));
-            }
+            let sel = self.selected_mut()?;
+            sel.live[k].keys = keys;
+            let view = &sel.uids;
+            let lines =
+                sel.live[k].report(now?, |u| view.binary_search(&u).map_or(0, |i| i as u32 + 1));
             for l in lines {
                 self.untagged(&l);
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod ordered_set_tests {
-    #[test]
-    fn keeps_the_order_and_folds_ascending_runs() {
-        assert_eq!(super::ordered_set(&[5, 6, 7, 2, 9, 8, 1]), "5:7,2,9,8,1");
-        assert_eq!(super::ordered_set(&[3]), "3");
-        assert_eq!(super::ordered_set(&[]), "");
     }
 }
