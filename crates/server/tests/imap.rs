@@ -59,6 +59,11 @@ fn newer_extensions_as_imaplib_sends_them() {
 }
 
 #[test]
+fn notify_as_imaplib_sends_it() {
+    run("notify");
+}
+
+#[test]
 fn idle_wakes_on_smtp_delivery() {
     run("idle");
 }

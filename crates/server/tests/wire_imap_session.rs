@@ -736,6 +736,163 @@ async fn message_expunged_by_another_session_fetched_by_uid() {
         .exactly(&["* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {15}\r\nSubject: m1\r\n\r\n)"]);
 }
 
+// ---------------------------------------------------------------- NOTIFY
+
+// covers: NOTIFY
+#[tokio::test]
+async fn notify_reports_other_mailboxes_while_the_client_is_quiet() {
+    let (_w, addr) = world_with(0).await;
+    let mut b = Wire::imap_login(addr, ALICE, "pw").await;
+    for m in ["Lists", "Lists/a", "Other"] {
+        b.ok(&format!("CREATE {m}")).await;
+    }
+    b.append("Lists/a", &msg(1)).await.tagged_starts("OK");
+    let mut a = Wire::imap_login(addr, ALICE, "pw").await;
+    // RFC 5465 §3.1: STATUS for each watched mailbox before the tagged OK;
+    // §6.6 SUBTREE is the mailbox and those under it.
+    let r = a
+        .ok("NOTIFY SET STATUS (subtree Lists (MessageNew MessageExpunge FlagChange)) (personal (MailboxName SubscriptionChange))")
+        .await;
+    assert_eq!(
+        r.starting("* STATUS Lists/a (MESSAGES 1 UIDNEXT 2 UIDVALIDITY ")
+            .len(),
+        1,
+        "{r}"
+    );
+    assert_eq!(
+        r.starting("* STATUS Lists (MESSAGES 0 UIDNEXT 1 ").len(),
+        1,
+        "{r}"
+    );
+    assert!(
+        r.one("* STATUS Lists/a")
+            .contains(" UNSEEN 1 HIGHESTMODSEQ "),
+        "{r}"
+    );
+    r.lacks("* STATUS Other").lacks("* STATUS INBOX");
+    // §5.2: a new message in a watched mailbox, told without a command.
+    b.append("Lists/a", &msg(2)).await.tagged_starts("OK");
+    let l = a
+        .expect_start("* STATUS Lists/a (MESSAGES 2 UIDNEXT 3 ")
+        .await;
+    assert!(l.contains(" UNSEEN 2 "), "{l}");
+    // §5.1: a flag change there.
+    b.ok("SELECT Lists/a").await;
+    b.ok("STORE 1 +FLAGS.SILENT (\\Seen)").await;
+    let l = a
+        .expect_start("* STATUS Lists/a (MESSAGES 2 UIDNEXT 3 ")
+        .await;
+    assert!(l.contains(" UNSEEN 1 "), "{l}");
+    // §5.3: an expunge.
+    b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    a.expect_start("* STATUS Lists/a (MESSAGES 2 UIDNEXT 3 ")
+        .await;
+    b.ok("EXPUNGE").await;
+    a.expect_start("* STATUS Lists/a (MESSAGES 1 UIDNEXT 3 ")
+        .await;
+    // §5.4: names created, renamed (with OLDNAME) and deleted, as LIST.
+    b.ok("CREATE New").await;
+    a.expect("* LIST () \"/\" New").await;
+    b.ok("RENAME New Newer").await;
+    a.expect("* LIST () \"/\" Newer (\"OLDNAME\" (\"New\"))")
+        .await;
+    b.ok("DELETE Newer").await;
+    a.expect("* LIST (\\NonExistent) \"/\" Newer").await;
+    // §5.5: subscriptions.
+    b.ok("SUBSCRIBE Other").await;
+    a.expect("* LIST (\\Subscribed) \"/\" Other").await;
+    b.ok("UNSUBSCRIBE Other").await;
+    a.expect("* LIST () \"/\" Other").await;
+    // Other is watched for names only: a new message there says nothing,
+    // and what follows is the next event, in Lists/a.
+    b.append("Other", &msg(3)).await.tagged_starts("OK");
+    b.append("Lists/a", &msg(4)).await.tagged_starts("OK");
+    a.expect_start("* STATUS Lists/a (MESSAGES 2 UIDNEXT 4 ")
+        .await;
+    // §3.2: NOTIFY NONE, and quiet again.
+    a.ok("NOTIFY NONE").await.exactly(&[]);
+    b.append("Lists/a", &msg(5)).await.tagged_starts("OK");
+    b.ok("CREATE Quiet").await;
+    a.ok("NOOP").await.exactly(&[]);
+}
+
+// covers: NOTIFY
+#[tokio::test]
+async fn notify_reports_the_selected_mailbox_as_it_changes() {
+    let w = Arc::new(World::new().await);
+    w.user(ALICE, "pw").await;
+    let addr = w.imap().await;
+    let mut a = Wire::imap_login(addr, ALICE, "pw").await;
+    a.ok("SELECT INBOX").await;
+    a.ok("NOTIFY SET (selected (MessageNew (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)]) MessageExpunge FlagChange))")
+        .await
+        .exactly(&[]);
+    // RFC 5465 §5.2: EXISTS, then MessageNew's FETCH items, at once.
+    w.deliver(ALICE, &msg(1)).await;
+    a.expect("* 1 EXISTS").await;
+    a.expect("* 1 RECENT").await;
+    a.expect("* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {15}")
+        .await;
+    assert_eq!(a.bytes(15).await, b"Subject: m1\r\n\r\n");
+    a.expect(")").await;
+    // §5.1 and §5.3: another session's flag change and expunge, at once.
+    let mut b = Wire::imap_login(addr, ALICE, "pw").await;
+    b.ok("SELECT INBOX").await;
+    b.ok("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    a.expect("* 1 FETCH (FLAGS (\\Flagged \\Recent))").await;
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    a.expect("* 1 FETCH (FLAGS (\\Flagged \\Deleted \\Recent))")
+        .await;
+    b.ok("EXPUNGE").await;
+    a.expect("* 1 EXPUNGE").await;
+    // §6.2 SELECTED-DELAYED: the expunge waits for a command that may
+    // announce it; the new message does not.
+    a.ok("NOTIFY SET (selected-delayed (MessageNew MessageExpunge))")
+        .await
+        .exactly(&[]);
+    w.deliver(ALICE, &msg(2)).await;
+    a.expect("* 1 EXISTS").await;
+    a.expect("* 1 RECENT").await;
+    b.ok("NOOP").await;
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    // The view is brought in step as a whole: flags come along.
+    a.expect("* 1 FETCH (FLAGS (\\Deleted \\Recent))").await;
+    b.ok("EXPUNGE").await;
+    w.deliver(ALICE, &msg(3)).await;
+    a.expect("* 2 EXISTS").await;
+    a.expect("* 2 RECENT").await;
+    a.ok("NOOP").await.has("* 1 EXPUNGE");
+}
+
+#[tokio::test]
+async fn notify_refusals() {
+    let (_w, addr) = world_with(0).await;
+    let mut c = Wire::connect(addr).await;
+    c.line().await;
+    // RFC 5465 §3: NOTIFY is for the authenticated states.
+    c.bad("NOTIFY NONE").await;
+    let mut c = Wire::imap_login(addr, ALICE, "pw").await;
+    // §5.9: events the server does not report are named in BADEVENT.
+    let r = c
+        .imap("NOTIFY SET (personal (MessageNew MailboxMetadataChange))")
+        .await;
+    r.tagged_starts(
+        "NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]",
+    );
+    // §5.2, §5.3: for the selected mailbox MessageNew and MessageExpunge
+    // go together; §8: syntax.
+    for bad in [
+        "NOTIFY SET (selected (MessageNew))",
+        "NOTIFY SET (inboxes (MessageNew (UID)))",
+        "NOTIFY SET (somewhere (MessageNew))",
+        "NOTIFY SET",
+        "NOTIFY SET (selected (MessageNew (UID NOSUCH) MessageExpunge))",
+    ] {
+        c.bad(bad).await;
+    }
+    c.ok("NOOP").await;
+}
+
 // ----------------------------------------------------------------- timeouts
 
 #[tokio::test]

@@ -5,8 +5,12 @@
 //! one mailbox must not wake the other 9,999. Subscribers that fall behind get
 //! `Lagged` from tokio's broadcast channel and re-read the folder from the
 //! store, which is always the truth: the feed is only a wake-up. On PostgreSQL it
-//! will be fed by LISTEN/NOTIFY.
-use postgate_types::{Change, FolderId};
+//! is fed across nodes by LISTEN/NOTIFY.
+//!
+//! A user's sessions may also subscribe to everything of that user
+//! ([`ChangeFeed::subscribe_user`]): item changes in any folder, and changes
+//! to the folder list and subscriptions, for IMAP NOTIFY (RFC 5465).
+use postgate_types::{Change, ChangeKind, FolderId, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -14,11 +18,14 @@ use tokio::sync::broadcast;
 /// How many changes a slow subscriber of one folder may fall behind before it
 /// must re-sync. Small: a lagging subscriber re-reads the folder anyway.
 const CAPACITY: usize = 64;
+/// The same for a subscriber to all of a user's folders.
+const USER_CAPACITY: usize = 256;
 
 /// Publishes committed changes to the subscribers of each folder.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeFeed {
     folders: Arc<Mutex<HashMap<FolderId, broadcast::Sender<Change>>>>,
+    users: Arc<Mutex<HashMap<UserId, broadcast::Sender<Change>>>>,
 }
 
 impl ChangeFeed {
@@ -27,12 +34,22 @@ impl ChangeFeed {
         let Ok(mut folders) = self.folders.lock() else {
             return;
         };
+        let Ok(mut users) = self.users.lock() else {
+            return;
+        };
         for c in changes {
-            if let Some(tx) = folders.get(&c.folder)
+            if c.kind.is_item()
+                && let Some(tx) = folders.get(&c.folder)
                 && tx.send(c).is_err()
             {
                 // Nobody listens any more.
                 folders.remove(&c.folder);
+            }
+            if !users.is_empty()
+                && let Some(tx) = users.get(&c.user)
+                && tx.send(c).is_err()
+            {
+                users.remove(&c.user);
             }
         }
     }
@@ -51,7 +68,22 @@ impl ChangeFeed {
                 folder: *folder,
                 modseq: 0,
                 uid: 0,
-                kind: postgate_types::ChangeKind::Flags,
+                kind: ChangeKind::Flags,
+            });
+        }
+        drop(folders);
+        let Ok(users) = self.users.lock() else {
+            return;
+        };
+        // A user's subscribers re-read the folder list, and with it every
+        // folder's counts.
+        for (user, tx) in users.iter() {
+            let _ = tx.send(Change {
+                user: *user,
+                folder: 0,
+                modseq: 0,
+                uid: 0,
+                kind: ChangeKind::Mailboxes,
             });
         }
     }
@@ -69,12 +101,36 @@ impl ChangeFeed {
             .or_insert_with(|| broadcast::channel(CAPACITY).0)
             .subscribe()
     }
+
+    /// A subscription to all of one user's changes, starting now: item
+    /// changes in every folder, and [`ChangeKind::Mailboxes`] and
+    /// [`ChangeKind::Subscriptions`].
+    pub fn subscribe_user(&self, user: UserId) -> broadcast::Receiver<Change> {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if users.len() > 64 && users.len().is_power_of_two() {
+            users.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        users
+            .entry(user)
+            .or_insert_with(|| broadcast::channel(USER_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Publishes a change to a user's folder list or subscriptions.
+    pub fn publish_user(&self, user: UserId, kind: ChangeKind) {
+        self.publish([Change {
+            user,
+            folder: 0,
+            modseq: 0,
+            uid: 0,
+            kind,
+        }]);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use postgate_types::ChangeKind;
 
     fn change(folder: FolderId, uid: u32) -> Change {
         Change {
@@ -102,5 +158,25 @@ mod tests {
         );
         feed.publish([change(2, 12)]);
         assert_eq!(b.try_recv().unwrap().uid, 12);
+    }
+
+    #[test]
+    fn user_subscribers_hear_every_folder_and_the_list() {
+        let feed = ChangeFeed::default();
+        let mut all = feed.subscribe_user(1);
+        let mut one = feed.subscribe(2);
+        feed.publish([change(2, 5)]);
+        feed.publish_user(1, ChangeKind::Mailboxes);
+        feed.publish([Change {
+            user: 9,
+            ..change(3, 6)
+        }]);
+        assert_eq!(all.try_recv().unwrap().uid, 5);
+        assert_eq!(all.try_recv().unwrap().kind, ChangeKind::Mailboxes);
+        assert!(all.try_recv().is_err(), "another user's change");
+        assert_eq!(one.try_recv().unwrap().uid, 5);
+        assert!(one.try_recv().is_err(), "list changes go to users only");
+        feed.wake_all();
+        assert_eq!(all.try_recv().unwrap().kind, ChangeKind::Mailboxes);
     }
 }

@@ -261,6 +261,22 @@ pub enum ChangeKind {
     Flags,
     /// An item was removed.
     Expunge,
+    /// The owner's folders changed: one was created, deleted or renamed
+    /// (the change names no folder; subscribers re-read the list).
+    Mailboxes,
+    /// The owner's subscriptions changed (likewise).
+    Subscriptions,
+}
+
+impl ChangeKind {
+    /// Whether the change is to one folder's items (it names the folder),
+    /// rather than to the owner's list of folders or subscriptions.
+    pub fn is_item(self) -> bool {
+        matches!(
+            self,
+            ChangeKind::Append | ChangeKind::Flags | ChangeKind::Expunge
+        )
+    }
 }
 
 /// One committed change to one folder, with the folder's new modseq.

@@ -296,6 +296,94 @@ def case_extensions():
     m.logout()
 
 
+def read_until(m, pattern, what, timeout=5.0):
+    """Reads unsolicited lines (with their literals) until one matches
+    `pattern`; returns everything read. Fails after `timeout` seconds."""
+    m.sock.settimeout(timeout)
+    seen = []
+    try:
+        while True:
+            line = m.readline()
+            lit = re.search(rb"\{(\d+)\}\r\n$", line)
+            if lit:
+                line += m.read(int(lit.group(1))) + m.readline()
+            seen.append(line)
+            if re.search(pattern, line):
+                return seen
+    except (socket.timeout, TimeoutError):
+        check(False, f"{what}: nothing matching {pattern!r} in {seen}")
+    finally:
+        m.sock.settimeout(None)
+
+
+def case_notify():
+    """NOTIFY (RFC 5465) as imaplib sends it: events in the selected
+    mailbox and in others, mailbox names and subscriptions, reported while
+    the client sends nothing."""
+    imaplib.Commands.setdefault("NOTIFY", ("AUTH", "SELECTED"))
+    a = imaps_login()
+    b = imaps_login()
+    check("NOTIFY" in a.capabilities, f"NOTIFY in {a.capabilities}")
+    for name in ["Lists", "Lists/rust", "Other"]:
+        ok(b.create(name), f"CREATE {name}")
+    ok(b.append("Lists/rust", None, None, b"Subject: old\r\n\r\nx\r\n"), "APPEND old")
+    ok(a.select("INBOX"), "SELECT")
+    # SET STATUS: the watched mailboxes' state before the tagged OK (§3.1).
+    ok(a._simple_command(
+        "NOTIFY", "SET", "STATUS",
+        "(selected (MessageNew (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)]) MessageExpunge FlagChange))",
+        "(subtree Lists (MessageNew MessageExpunge))",
+        "(personal (MailboxName SubscriptionChange))"), "NOTIFY SET")
+    statuses = a.untagged_responses.pop("STATUS", [])
+    check(any(b'Lists/rust" (MESSAGES 1 UIDNEXT 2' in s or b"Lists/rust (MESSAGES 1 UIDNEXT 2" in s
+              for s in statuses), f"initial STATUS of Lists/rust: {statuses}")
+    check(not any(b"Other" in s for s in statuses), f"no STATUS for Other: {statuses}")
+    # Mail delivered to the selected mailbox: EXISTS and the FETCH items (§5.2).
+    smtp_send("alice@example.org", "pushed")
+    seen = read_until(a, rb"FETCH", "MessageNew in INBOX")
+    check(any(re.match(rb"\* 1 EXISTS", l) for l in seen), f"EXISTS first: {seen}")
+    check(b"Subject: pushed" in seen[-1] and b"UID 1" in seen[-1], f"FETCH items: {seen}")
+    # Another session's append to a watched mailbox: STATUS (§5.2); to one
+    # only watched for names: nothing.
+    ok(b.append("Other", None, None, b"Subject: quiet\r\n\r\nx\r\n"), "APPEND Other")
+    ok(b.append("Lists/rust", None, None, b"Subject: new\r\n\r\nx\r\n"), "APPEND Lists/rust")
+    seen = read_until(a, rb"STATUS .*Lists/rust", "MessageNew in Lists/rust")
+    check(b"MESSAGES 2 UIDNEXT 3" in seen[-1], f"STATUS counts: {seen}")
+    check(not any(b"Other" in l for l in seen), f"nothing for Other: {seen}")
+    # Names (§5.4): created, renamed (OLDNAME), deleted.
+    ok(b.create("Made"), "CREATE Made")
+    seen = read_until(a, rb"LIST", "MailboxName create")
+    check(re.search(rb'LIST \(\) "/" "?Made"?', seen[-1]), f"created: {seen}")
+    ok(b.rename("Made", "Renamed"), "RENAME")
+    seen = read_until(a, rb"LIST", "MailboxName rename")
+    check(b"Renamed" in seen[-1] and b'("OLDNAME" ("Made"))' in seen[-1], f"renamed: {seen}")
+    ok(b.delete("Renamed"), "DELETE")
+    seen = read_until(a, rb"LIST", "MailboxName delete")
+    check(b"\\NonExistent" in seen[-1] and b"Renamed" in seen[-1], f"deleted: {seen}")
+    # Subscriptions (§5.5).
+    ok(b.subscribe("Other"), "SUBSCRIBE")
+    seen = read_until(a, rb"LIST", "SubscriptionChange")
+    check(b"\\Subscribed" in seen[-1] and b"Other" in seen[-1], f"subscribed: {seen}")
+    # Flags and expunges in the selected mailbox, as they happen (§5.1, §5.3).
+    ok(b.select("INBOX"), "B SELECT")
+    ok(b.store("1", "+FLAGS", "(\\Flagged)"), "B STORE")
+    seen = read_until(a, rb"FETCH", "FlagChange")
+    check(b"\\Flagged" in seen[-1], f"flags: {seen}")
+    ok(b.store("1", "+FLAGS", "(\\Deleted)"), "B STORE deleted")
+    ok(b.expunge(), "B EXPUNGE")
+    read_until(a, rb"\* 1 EXPUNGE", "MessageExpunge")
+    # NOTIFY NONE (§3.2): quiet again.
+    ok(a._simple_command("NOTIFY", "NONE"), "NOTIFY NONE")
+    ok(b.append("Lists/rust", None, None, b"Subject: unheard\r\n\r\nx\r\n"), "APPEND after NONE")
+    ok(a.noop(), "NOOP")
+    check("STATUS" not in a.untagged_responses, f"no STATUS after NONE: {a.untagged_responses}")
+    # Unknown and unsupported events.
+    typ, data = a._simple_command("NOTIFY", "SET", "(personal (AnnotationChange))")
+    check(typ == "NO" and b"[BADEVENT (" in data[0], f"BADEVENT: {typ} {data}")
+    a.logout(); b.logout()
+
+
 {"login": case_login, "mailboxes": case_mailboxes, "messages": case_messages,
- "idle": case_idle, "two_sessions": case_two_sessions, "extensions": case_extensions}[CASE]()
+ "idle": case_idle, "two_sessions": case_two_sessions, "extensions": case_extensions,
+ "notify": case_notify}[CASE]()
 print("ok")

@@ -21,14 +21,15 @@
 //!
 //! Modules: [`session`] (I/O, framing, state, dispatch), [`mailbox`] (the
 //! selected view and its synchronisation), [`names`] (folders ⇄ mailbox names),
-//! [`rewrite`] (extension syntax), [`error`] (replies), `cmd/*` (one file per
-//! group of commands).
+//! [`rewrite`] (extension syntax), [`notify`] (NOTIFY's syntax), [`error`]
+//! (replies), `cmd/*` (one file per group of commands).
 #![deny(missing_docs)]
 
 mod cmd;
 pub mod error;
 pub mod mailbox;
 pub mod names;
+pub mod notify;
 pub mod rewrite;
 pub mod session;
 

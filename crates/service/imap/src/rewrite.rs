@@ -204,6 +204,8 @@ pub enum Prepared<'a> {
         /// has them.
         args: Vec<Vec<u8>>,
     },
+    /// NOTIFY (RFC 5465), which imap-codec does not know.
+    Notify(crate::notify::NotifyCommand),
     /// Anything else, for imap-codec.
     Command {
         /// The command, rewritten if needed.
@@ -362,7 +364,7 @@ pub struct FetchExtras {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token<'a> {
+pub(crate) enum Token<'a> {
     /// An atom or number (any run of non-special bytes).
     Atom(&'a [u8]),
     /// A quoted string, unescaped.
@@ -374,7 +376,7 @@ enum Token<'a> {
 }
 
 /// Splits a command into tokens with their byte ranges.
-fn tokenize(bytes: &[u8]) -> Result<Vec<(Token<'_>, std::ops::Range<usize>)>> {
+pub(crate) fn tokenize(bytes: &[u8]) -> Result<Vec<(Token<'_>, std::ops::Range<usize>)>> {
     let mut out = Vec::new();
     let mut i = 0;
     let n = bytes.len();
@@ -512,6 +514,9 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         } else {
             Err(ImapError::bad("UNAUTHENTICATE takes no arguments"))
         };
+    }
+    if name == "NOTIFY" {
+        return crate::notify::parse(bytes).map(Prepared::Notify);
     }
     let tokens = tokenize(bytes)?;
     if name == "CANCELUPDATE" {

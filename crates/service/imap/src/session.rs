@@ -155,6 +155,8 @@ pub(crate) enum Wake {
     Change,
     /// The server is shutting down.
     Shutdown,
+    /// Something happened in another watched mailbox (NOTIFY).
+    Notify,
     /// Nothing happened in time.
     Timeout,
     /// The connection is gone.
@@ -208,6 +210,8 @@ pub struct Session {
     pub(crate) enabled: Enabled,
     /// The tag of the command being executed (ESEARCH replies name it).
     pub(crate) current_tag: String,
+    /// What the client asked to hear of with NOTIFY (RFC 5465).
+    pub(crate) notify: Option<Box<crate::cmd::notify::Notify>>,
 }
 
 impl Session {
@@ -226,6 +230,7 @@ impl Session {
             peer: conn.peer,
             enabled: Enabled::default(),
             current_tag: String::new(),
+            notify: None,
         }
     }
 
@@ -250,6 +255,17 @@ impl Session {
                 State::NotAuthenticated => PREAUTH_TIMEOUT.min(self.ctx.config.idle_timeout),
                 _ => self.ctx.config.idle_timeout,
             };
+            // RFC 5465: with NOTIFY, events are reported while the
+            // client is quiet, not only in reply to its commands.
+            if self.notify.is_some() && !self.input_pending() {
+                if let Err(e) = self.wait_notifying(timeout).await {
+                    self.bye_for(e).await;
+                    break;
+                }
+                if matches!(self.state, State::Logout) {
+                    break;
+                }
+            }
             let frame = match self.read_command(timeout).await {
                 Ok(Some(f)) => f,
                 Ok(None) => continue,
@@ -270,6 +286,36 @@ impl Session {
         let _ = self.flush().await;
         if let Some(mut s) = self.stream.take() {
             let _ = s.shutdown().await;
+        }
+    }
+
+    /// Between commands with NOTIFY active: reports events as they come,
+    /// until the client sends something (or `timeout` passes).
+    async fn wait_notifying(&mut self, timeout: Duration) -> std::result::Result<(), ReadError> {
+        let deadline = Instant::now() + timeout;
+        // The reply to the last command goes first.
+        self.flush().await?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ReadError::Timeout);
+            }
+            let reported = match self.wait_input_or_change(left).await {
+                Wake::Input => return Ok(()),
+                Wake::Change if self.notifies_selected() => self.notify_selected().await,
+                Wake::Change => Ok(()),
+                Wake::Notify => self.notify_others().await,
+                Wake::Shutdown => return Err(ReadError::Shutdown),
+                Wake::Timeout => return Err(ReadError::Timeout),
+                Wake::Closed => return Err(ReadError::Eof),
+            };
+            if let Err(e) = reported {
+                tracing::warn!(error = %e.text, "notification failed");
+            }
+            if matches!(self.state, State::Logout) {
+                return Ok(());
+            }
+            self.flush().await?;
         }
     }
 
@@ -545,16 +591,34 @@ impl Session {
                 None => std::future::pending::<()>().await,
             }
         };
-        // read_buf is cancel-safe: if another branch wins, nothing was read.
+        let others = self.notify.as_mut().and_then(|n| n.rx.as_mut());
+        let other = async {
+            match others {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut heard = None;
+        // read_buf is cancel-safe: if another branch wins, nothing was read;
+        // so is recv.
         let woke = tokio::select! {
             r = stream.read_buf(&mut self.rbuf) => match r {
                 Ok(0) | Err(_) => Wake::Closed,
                 Ok(_) => Wake::Input,
             },
             _ = change => Wake::Change,
+            c = other => {
+                heard = Some(c);
+                Wake::Notify
+            }
             _ = shutdown.wait() => Wake::Shutdown,
             _ = tokio::time::sleep(timeout) => Wake::Timeout,
         };
+        if let Some(c) = heard
+            && let Some(n) = self.notify.as_mut()
+        {
+            n.record(c);
+        }
         if woke == Wake::Change
             && let State::Selected(_, sel) = &mut self.state
         {
@@ -597,6 +661,13 @@ impl Session {
             Prepared::Id => (self.handle_id(), "ID"),
             Prepared::Unauthenticate => (self.handle_unauthenticate(), "UNAUTHENTICATE"),
             Prepared::CancelUpdate(tags) => (self.handle_cancelupdate(&tags), "CANCELUPDATE"),
+            Prepared::Notify(cmd) => (
+                match self.state {
+                    State::NotAuthenticated => Err(ImapError::bad("Log in first")),
+                    _ => self.handle_notify(cmd).await,
+                },
+                "NOTIFY",
+            ),
             Prepared::Acl { command, args } => {
                 (self.handle_acl(command, args).await, command.name())
             }
@@ -634,6 +705,12 @@ impl Session {
 
     /// Sends what the session owes the client before the tagged reply, then the reply.
     async fn finish(&mut self, tag: &str, name: &'static str, result: Result<Done>) {
+        // RFC 5465 §5: what happened meanwhile in other watched mailboxes.
+        if self.notify.is_some()
+            && let Err(e) = self.notify_others().await
+        {
+            tracing::warn!(error = %e.text, "notification failed");
+        }
         // RFC 5267 §4.3: live search results changed by this command (or by
         // others, as synced) are reported before its completion.
         if let State::Selected(_, sel) = &self.state

@@ -200,6 +200,7 @@ impl Mailboxes for EmbeddedStore {
                 .ok_or_else(|| StoreError::Backend("folder vanished".into()))
         })
         .await
+        .inspect(|_| self.inner.feed.publish_user(user, ChangeKind::Mailboxes))
     }
 
     async fn items(&self, folder: FolderId) -> Result<Vec<ItemSummary>> {
@@ -276,6 +277,7 @@ impl Mailboxes for EmbeddedStore {
                 uids.into_iter().map(|u| (u, 0)),
             );
         }
+        self.inner.feed.publish_user(user, ChangeKind::Mailboxes);
         Ok(())
     }
 
@@ -285,13 +287,18 @@ impl Mailboxes for EmbeddedStore {
             .write(move |conn| messages::delete_folder(conn, user, &path))
             .await?;
         self.publish(user, folder, ChangeKind::Expunge, [(0, 0)]);
+        self.inner.feed.publish_user(user, ChangeKind::Mailboxes);
         Ok(())
     }
 
     async fn set_subscribed(&self, user: UserId, path: &str, subscribed: bool) -> Result<()> {
         let path = path.to_string();
         self.write(move |conn| messages::set_subscribed(conn, user, &path, subscribed))
-            .await
+            .await?;
+        self.inner
+            .feed
+            .publish_user(user, ChangeKind::Subscriptions);
+        Ok(())
     }
 
     async fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {

@@ -28,6 +28,8 @@ pub(crate) fn encode(node: &str, changes: &[Change]) -> Vec<String> {
             ChangeKind::Append => 'a',
             ChangeKind::Flags => 'f',
             ChangeKind::Expunge => 'e',
+            ChangeKind::Mailboxes => 'm',
+            ChangeKind::Subscriptions => 's',
         };
         let line = format!("\n{} {} {} {} {kind}", c.user, c.folder, c.modseq, c.uid);
         if !cur.is_empty() && cur.len() + line.len() > MAX_PAYLOAD {
@@ -60,6 +62,8 @@ pub(crate) fn decode(payload: &str) -> (&str, Vec<Change>) {
                     "a" => ChangeKind::Append,
                     "f" => ChangeKind::Flags,
                     "e" => ChangeKind::Expunge,
+                    "m" => ChangeKind::Mailboxes,
+                    "s" => ChangeKind::Subscriptions,
                     _ => return None,
                 },
             })
@@ -154,7 +158,13 @@ mod tests {
                 folder: 42,
                 modseq: 1000 + i,
                 uid: i as u32,
-                kind: [ChangeKind::Append, ChangeKind::Flags, ChangeKind::Expunge][i as usize % 3],
+                kind: [
+                    ChangeKind::Append,
+                    ChangeKind::Flags,
+                    ChangeKind::Expunge,
+                    ChangeKind::Mailboxes,
+                    ChangeKind::Subscriptions,
+                ][i as usize % 5],
             })
             .collect();
         let payloads = encode("node-a", &changes);

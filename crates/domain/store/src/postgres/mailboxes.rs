@@ -242,6 +242,17 @@ pub(crate) async fn deliver_finish(
     Ok((out, changes, announced))
 }
 
+/// A change to a user's folder list or subscriptions (it names no folder).
+fn list_change(user: UserId, kind: ChangeKind) -> Change {
+    Change {
+        user,
+        folder: 0,
+        modseq: 0,
+        uid: 0,
+        kind,
+    }
+}
+
 fn changes_of(
     user: UserId,
     folder: FolderId,
@@ -376,6 +387,8 @@ impl Mailboxes for PgStore {
                 return Err(StoreError::Exists(format!("folder {path}")));
             }
             messages::create_path(&tx, user, &path, false).await?;
+            self.notify(&tx, &[list_change(user, ChangeKind::Mailboxes)])
+                .await?;
             find_folder(&tx, user, &path)
                 .await?
                 .ok_or_else(|| StoreError::Backend("folder vanished".into()))
@@ -386,6 +399,7 @@ impl Mailboxes for PgStore {
             StoreError::Exists(_) => StoreError::Exists(format!("folder {path}")),
             e => e,
         })
+        .inspect(|_| self.publish(vec![list_change(user, ChangeKind::Mailboxes)]))
     }
 
     async fn items(&self, folder: FolderId) -> Result<Vec<ItemSummary>> {
@@ -456,6 +470,7 @@ impl Mailboxes for PgStore {
                         uids.into_iter().map(|u| (u, 0)),
                     )
                 })
+                .chain([list_change(user, ChangeKind::Mailboxes)])
                 .collect();
             self.notify(&tx, &changes).await?;
             Ok(changes)
@@ -468,7 +483,8 @@ impl Mailboxes for PgStore {
     async fn delete_folder(&self, user: UserId, path: &str) -> Result<()> {
         let changes = in_tx!(self, |tx| async {
             let folder = messages::delete_folder(&tx, user, path).await?;
-            let changes = changes_of(user, folder, ChangeKind::Expunge, [(0, 0)]);
+            let mut changes = changes_of(user, folder, ChangeKind::Expunge, [(0, 0)]);
+            changes.push(list_change(user, ChangeKind::Mailboxes));
             self.notify(&tx, &changes).await?;
             Ok(changes)
         }
@@ -478,8 +494,14 @@ impl Mailboxes for PgStore {
     }
 
     async fn set_subscribed(&self, user: UserId, path: &str, subscribed: bool) -> Result<()> {
-        let c = self.client().await?;
-        messages::set_subscribed(&c, user, path, subscribed).await
+        let changes = vec![list_change(user, ChangeKind::Subscriptions)];
+        in_tx!(self, |tx| async {
+            messages::set_subscribed(&tx, user, path, subscribed).await?;
+            self.notify(&tx, &changes).await
+        }
+        .await)?;
+        self.publish(changes);
+        Ok(())
     }
 
     async fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {

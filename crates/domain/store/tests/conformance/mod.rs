@@ -55,6 +55,7 @@ macro_rules! suite {
             stats_history_sums_nodes_and_buckets,
             dkim_keys_add_list_remove,
             append_batch_keeps_order_flags_and_dates,
+            user_feed_hears_every_folder_and_the_list,
         );
         suite!(@multi_thread $make;
             two_handles_claim_every_due_recipient_once,
@@ -1991,6 +1992,46 @@ pub async fn change_feed_crosses_handles(h: &dyn Harness) {
     while let Ok(c) = feed.try_recv() {
         assert_eq!(c.folder, inbox, "a change to another folder was heard");
     }
+}
+
+/// A subscriber to all of a user's changes (IMAP NOTIFY) hears item
+/// changes in any of the user's folders and changes to the folder list and
+/// subscriptions; on a shared store, from another handle (node) too.
+pub async fn user_feed_hears_every_folder_and_the_list(h: &dyn Harness) {
+    use postgate_types::ChangeKind;
+    let a = fixture(h).await;
+    let b = if h.shared_across_handles() {
+        h.open().await
+    } else {
+        a.clone()
+    };
+    let alice = a.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let bob = a.user(&addr("bob@example.org")).await.unwrap().unwrap();
+    let mut feed = b.changes().subscribe_user(alice.id);
+    async fn kind_of(
+        feed: &mut tokio::sync::broadcast::Receiver<postgate_types::Change>,
+    ) -> (ChangeKind, postgate_types::FolderId) {
+        let c = tokio::time::timeout(std::time::Duration::from_secs(2), feed.recv())
+            .await
+            .expect("heard within 2 s")
+            .expect("change feed");
+        (c.kind, c.folder)
+    }
+    let made = a.create_folder(alice.id, "Fresh").await.unwrap();
+    assert_eq!(kind_of(&mut feed).await.0, ChangeKind::Mailboxes);
+    let (_, _) = a.append(made.id, msg("m1")).await.unwrap();
+    assert_eq!(kind_of(&mut feed).await, (ChangeKind::Append, made.id));
+    a.set_subscribed(alice.id, "Fresh", true).await.unwrap();
+    assert_eq!(kind_of(&mut feed).await.0, ChangeKind::Subscriptions);
+    a.rename_folder(alice.id, "Fresh", "Staler").await.unwrap();
+    assert_eq!(kind_of(&mut feed).await.0, ChangeKind::Mailboxes);
+    // Bob's changes are not Alice's.
+    a.create_folder(bob.id, "Elsewhere").await.unwrap();
+    a.delete_folder(alice.id, "Staler").await.unwrap();
+    let mut kinds = vec![kind_of(&mut feed).await.0, kind_of(&mut feed).await.0];
+    kinds.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(kinds, [ChangeKind::Expunge, ChangeKind::Mailboxes]);
+    assert!(feed.try_recv().is_err(), "nothing else heard");
 }
 
 /// `release_leases` (a node starting up) ends that node's claims only:

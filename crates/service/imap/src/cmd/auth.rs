@@ -37,7 +37,7 @@ impl Session {
         s.push_str(
             " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE \
              CONDSTORE QRESYNC ESEARCH SEARCHRES SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT \
-             THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY COMPRESS=DEFLATE STATUS=SIZE WITHIN UNAUTHENTICATE PREVIEW OBJECTID MULTIAPPEND CATENATE UTF8=ACCEPT ESORT CONTEXT=SEARCH CONTEXT=SORT ACL RIGHTS=texk",
+             THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY COMPRESS=DEFLATE STATUS=SIZE WITHIN UNAUTHENTICATE PREVIEW OBJECTID MULTIAPPEND CATENATE UTF8=ACCEPT ESORT CONTEXT=SEARCH CONTEXT=SORT ACL RIGHTS=texk NOTIFY",
         );
         s.push_str(&format!(" APPENDLIMIT={}", self.ctx.config.max_append_size));
         s
@@ -61,6 +61,7 @@ impl Session {
         // TLS and COMPRESS stay in place.
         self.deselect();
         self.enabled = Enabled::default();
+        self.notify = None;
         if let State::Authenticated(user) = &self.state {
             tracing::info!(user = %user.address, peer = %self.peer, "unauthenticated");
         }

@@ -367,7 +367,7 @@ impl Session {
     }
 
     /// The STATUS items of a folder, as "MESSAGES 3 UIDNEXT 7 …".
-    async fn status_line(&mut self, f: &Folder, items: &[String]) -> Result<String> {
+    pub(crate) async fn status_line(&mut self, f: &Folder, items: &[String]) -> Result<String> {
         let needs_snapshot = items.iter().any(|i| {
             matches!(
                 i.as_str(),

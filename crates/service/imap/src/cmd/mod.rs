@@ -7,6 +7,7 @@ mod copy;
 mod fetch;
 mod mailboxes;
 mod misc;
+pub(crate) mod notify;
 mod search;
 mod select;
 mod store;

@@ -275,8 +275,15 @@ impl Session {
                     }
                     return Err(ImapError::bad("Expected DONE"));
                 }
-                Wake::Change => {
-                    self.sync(true).await?;
+                Wake::Change | Wake::Notify => {
+                    if woke == Wake::Notify {
+                        self.notify_others().await?;
+                    } else if self.notifies_selected() {
+                        // RFC 5465 §5.2: with MessageNew's FETCH items.
+                        self.notify_selected().await?;
+                    } else {
+                        self.sync(true).await?;
+                    }
                     if matches!(self.state, State::Logout) {
                         return Ok(Done {
                             sent: true,
