@@ -661,3 +661,117 @@ async fn close_after_examine_removes_nothing() {
         .await
         .has("* STATUS INBOX (MESSAGES 2)");
 }
+
+// -------------------------------------------------------------- URLAUTH
+
+/// The URL in a `* GENURLAUTH "…"` reply.
+fn genurl(r: &postgate_testkit::world::Reply) -> String {
+    r.one("* GENURLAUTH ")
+        .strip_prefix("* GENURLAUTH ")
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
+// covers: URLAUTH CATENATE
+#[tokio::test]
+async fn urlauth_urls_are_read_by_whom_they_name_until_the_key_is_reset() {
+    const BOB: &str = "bob@test.example";
+    let w = alice_with(0, "").await;
+    w.user(BOB, "pw").await;
+    let mut a = w.imap_login(ALICE, "pw").await;
+    let multi = "Subject: two\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\npart one\r\n--b--\r\n";
+    a.append("INBOX", multi.as_bytes())
+        .await
+        .tagged_starts("OK");
+    // RFC 4467 §6.2: a rump URL to the user's own message gets its
+    // authorization, :INTERNAL: and a token.
+    let base = format!("imap://{}@test.example/INBOX/;uid=1", "alice");
+    let for_bob = genurl(
+        &a.ok(&format!(
+            "GENURLAUTH \"{base}/;section=1;urlauth=user+{BOB}\" INTERNAL"
+        ))
+        .await,
+    );
+    assert!(
+        for_bob.starts_with(&format!("{base}/;section=1;urlauth=user+{BOB}:INTERNAL:")),
+        "{for_bob}"
+    );
+    let for_anyone = genurl(
+        &a.ok(&format!("GENURLAUTH \"{base};urlauth=authuser\" INTERNAL"))
+            .await,
+    );
+    let for_alice = genurl(
+        &a.ok(&format!(
+            "GENURLAUTH \"{base};urlauth=user+{ALICE}\" INTERNAL"
+        ))
+        .await,
+    );
+    let expired = genurl(
+        &a.ok(&format!(
+            "GENURLAUTH \"{base};expire=2020-01-01T00:00:00Z;urlauth=authuser\" INTERNAL"
+        ))
+        .await,
+    );
+    // §6.2: not a rump, not the user's own mailbox, an unknown mechanism.
+    a.no(&format!("GENURLAUTH \"{for_bob}\" INTERNAL")).await;
+    a.no(&format!(
+        "GENURLAUTH \"imap://bob@test.example/INBOX/;uid=1;urlauth=authuser\" INTERNAL"
+    ))
+    .await;
+    a.no(&format!("GENURLAUTH \"{base};urlauth=authuser\" OTHER"))
+        .await;
+    // §6.3: Bob reads what names him or any user, NIL for the rest.
+    let mut b = w.imap_login(BOB, "pw").await;
+    let r = b
+        .ok(&format!(
+            "URLFETCH \"{for_bob}\" \"{for_anyone}\" \"{for_alice}\" \"{expired}\""
+        ))
+        .await;
+    let text = r.untagged.join("\n");
+    assert!(
+        text.contains(&format!("* URLFETCH {for_bob} {{8}}\r\npart one")),
+        "{r}"
+    );
+    assert!(
+        text.contains(&format!("* URLFETCH {for_anyone} {{{}}}", multi.len())),
+        "{r}"
+    );
+    r.has(&format!("* URLFETCH {for_alice} NIL"))
+        .has(&format!("* URLFETCH {expired} NIL"));
+    // A token changed by one digit is no token.
+    let last = for_anyone.chars().last().unwrap();
+    let forged = format!(
+        "{}{}",
+        &for_anyone[..for_anyone.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    b.ok(&format!("URLFETCH \"{forged}\""))
+        .await
+        .has(&format!("* URLFETCH {forged} NIL"));
+    // RFC 4469 §5 with RFC 4467: Bob puts Alice's part into a message of his.
+    b.ok(&format!(
+        "APPEND INBOX CATENATE (TEXT {{14+}}\r\nSubject: x\r\n\r\n URL \"{for_bob}\")"
+    ))
+    .await;
+    b.ok("SELECT INBOX").await;
+    b.ok("FETCH 1 BODY.PEEK[TEXT]")
+        .await
+        .has("* 1 FETCH (BODY[TEXT] {8}\r\npart one)");
+    // §6.1: RESETKEY, and every URL made before is dead.
+    a.ok("RESETKEY INBOX INTERNAL").await;
+    b.ok(&format!("URLFETCH \"{for_bob}\""))
+        .await
+        .has(&format!("* URLFETCH {for_bob} NIL"));
+    let again = genurl(
+        &a.ok(&format!("GENURLAUTH \"{base};urlauth=authuser\" INTERNAL"))
+            .await,
+    );
+    assert_ne!(again, for_anyone, "a new key makes a new token");
+    a.ok("RESETKEY").await;
+    b.ok(&format!("URLFETCH \"{again}\""))
+        .await
+        .has(&format!("* URLFETCH {again} NIL"));
+    a.no("RESETKEY Nowhere").await;
+}

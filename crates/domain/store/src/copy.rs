@@ -45,6 +45,7 @@ const TABLES: &[(&str, &str, bool)] = &[
     ("console_admin", "console_admin", false),
     ("stat_minute", "stat_minute", false),
     ("dkim_key", "dkim_key", false),
+    ("metadata", "metadata", false),
 ];
 
 /// Where a copy stands, for a progress display.

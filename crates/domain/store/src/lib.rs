@@ -336,6 +336,24 @@ pub trait Mailboxes: Send + Sync {
     async fn message_content(&self, message: MessageRef) -> Result<Option<ItemContent>>;
     /// Octets stored in all of a user's folders (RFC 9208 STORAGE).
     async fn usage(&self, user: UserId) -> Result<u64>;
+
+    /// The metadata entries (RFC 5464) of one of a user's folders, or with
+    /// `None` the user's server entries: (name, value), ordered by name.
+    /// Names are kept lower-cased.
+    async fn metadata(
+        &self,
+        user: UserId,
+        folder: Option<FolderId>,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Sets (`Some`) or removes (`None`) entries of a folder (or the
+    /// user's server entries) in one commit. Entries go with their folder
+    /// when it is deleted, and stay with it when it is renamed.
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        folder: Option<FolderId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<()>;
 }
 
 /// The outbound queue: messages waiting for remote recipients.

@@ -32,6 +32,7 @@ pub mod names;
 pub mod notify;
 pub mod rewrite;
 pub mod session;
+pub mod url;
 
 use async_trait::async_trait;
 use postgate_runtime::config::ImapConfig;

@@ -204,6 +204,14 @@ pub enum Prepared<'a> {
         /// has them.
         args: Vec<Vec<u8>>,
     },
+    /// A URLAUTH command (RFC 4467 §6), which imap-codec does not know,
+    /// with its arguments (astrings).
+    Url {
+        /// Which one.
+        command: crate::cmd::urlauth::UrlCommand,
+        /// Its arguments.
+        args: Vec<Vec<u8>>,
+    },
     /// NOTIFY (RFC 5465), which imap-codec does not know.
     Notify(crate::notify::NotifyCommand),
     /// Anything else, for imap-codec.
@@ -534,6 +542,16 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
             return Err(ImapError::bad("CANCELUPDATE needs a tag"));
         }
         return Ok(Prepared::CancelUpdate(tags));
+    }
+    if let Some(command) = crate::cmd::urlauth::UrlCommand::of(&name) {
+        // RFC 4467 §9: each argument an astring (URLs, mechanisms, a mailbox).
+        let args: Vec<Vec<u8>> = tokens
+            .get(2..)
+            .unwrap_or_default()
+            .iter()
+            .map(|(t, _)| string_value(t).ok_or_else(|| ImapError::bad("Invalid arguments")))
+            .collect::<Result<_>>()?;
+        return Ok(Prepared::Url { command, args });
     }
     if let Some((command, count)) = AclCommand::of(&name) {
         // RFC 4314 §3: each argument an astring, so many of them.

@@ -661,6 +661,13 @@ impl Session {
             Prepared::Id => (self.handle_id(), "ID"),
             Prepared::Unauthenticate => (self.handle_unauthenticate(), "UNAUTHENTICATE"),
             Prepared::CancelUpdate(tags) => (self.handle_cancelupdate(&tags), "CANCELUPDATE"),
+            Prepared::Url { command, args } => (
+                match self.state {
+                    State::NotAuthenticated => Err(ImapError::bad("Log in first")),
+                    _ => self.handle_urlauth(command, args).await,
+                },
+                command.name(),
+            ),
             Prepared::Notify(cmd) => (
                 match self.state {
                     State::NotAuthenticated => Err(ImapError::bad("Log in first")),

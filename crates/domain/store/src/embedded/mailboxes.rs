@@ -469,6 +469,27 @@ impl Mailboxes for EmbeddedStore {
     async fn usage(&self, user: UserId) -> Result<u64> {
         self.read(move |conn| messages::usage(conn, user)).await
     }
+
+    async fn metadata(
+        &self,
+        user: UserId,
+        folder: Option<FolderId>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let folder = folder.unwrap_or(0);
+        self.read(move |conn| messages::metadata(conn, user, folder))
+            .await
+    }
+
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        folder: Option<FolderId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        let folder = folder.unwrap_or(0);
+        self.write(move |conn| messages::set_metadata(conn, user, folder, &entries))
+            .await
+    }
 }
 
 impl EmbeddedStore {

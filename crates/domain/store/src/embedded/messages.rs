@@ -628,10 +628,56 @@ pub(crate) fn delete_folder(conn: &Connection, user: UserId, path: &str) -> Resu
         .map_err(backend)?;
     conn.execute("DELETE FROM folder WHERE id = ?1", [f.id])
         .map_err(backend)?;
+    conn.execute(
+        "DELETE FROM metadata WHERE user_id = ?1 AND folder_id = ?2",
+        params![user, f.id],
+    )
+    .map_err(backend)?;
     for m in messages {
         release_message(conn, m)?;
     }
     Ok(f.id)
+}
+
+/// Metadata entries of a folder (0: the user's server entries), by name.
+pub(crate) fn metadata(
+    conn: &Connection,
+    user: UserId,
+    folder: FolderId,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    conn.prepare_cached(
+        "SELECT name, value FROM metadata WHERE user_id = ?1 AND folder_id = ?2 ORDER BY name",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![user, folder], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    })
+    .map_err(backend)
+}
+
+/// Sets or removes metadata entries of a folder (0: server entries).
+pub(crate) fn set_metadata(
+    conn: &Connection,
+    user: UserId,
+    folder: FolderId,
+    entries: &[(String, Option<Vec<u8>>)],
+) -> Result<()> {
+    for (name, value) in entries {
+        let name = name.to_lowercase();
+        match value {
+            Some(v) => conn.execute(
+                "INSERT INTO metadata (user_id, folder_id, name, value) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (user_id, folder_id, name) DO UPDATE SET value = excluded.value",
+                params![user, folder, name, v],
+            ),
+            None => conn.execute(
+                "DELETE FROM metadata WHERE user_id = ?1 AND folder_id = ?2 AND name = ?3",
+                params![user, folder, name],
+            ),
+        }
+        .map_err(backend)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn set_subscribed(conn: &Connection, user: UserId, path: &str, on: bool) -> Result<()> {

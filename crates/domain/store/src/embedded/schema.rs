@@ -282,6 +282,20 @@ CREATE TABLE dkim_key (
     PRIMARY KEY (domain, selector)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // 8: mailbox and server metadata (IMAP METADATA, RFC 5464): per user,
+    // per folder (0: the user's server entries), by entry name
+    // (lower-cased: names are case-insensitive, RFC 5464 §3.2). Names
+    // outside /private and /shared are the server's own (an URLAUTH
+    // mailbox key, RFC 4467 §3).
+    r#"
+CREATE TABLE metadata (
+    user_id   INTEGER NOT NULL REFERENCES user(id) ON DELETE CASCADE,
+    folder_id INTEGER NOT NULL,
+    name      TEXT NOT NULL,
+    value     BLOB NOT NULL,
+    PRIMARY KEY (user_id, folder_id, name)
+) STRICT, WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version (`PRAGMA user_version`) this program migrates to.

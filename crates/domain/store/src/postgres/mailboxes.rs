@@ -688,4 +688,26 @@ impl Mailboxes for PgStore {
         let c = self.client().await?;
         messages::usage(&c, user).await
     }
+
+    async fn metadata(
+        &self,
+        user: UserId,
+        folder: Option<FolderId>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let c = self.client().await?;
+        messages::metadata(&c, user, folder.unwrap_or(0)).await
+    }
+
+    async fn set_metadata(
+        &self,
+        user: UserId,
+        folder: Option<FolderId>,
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<()> {
+        let folder = folder.unwrap_or(0);
+        in_tx!(self, |tx| async {
+            messages::set_metadata(&tx, user, folder, &entries).await
+        }
+        .await)
+    }
 }

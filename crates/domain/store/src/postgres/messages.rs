@@ -778,6 +778,12 @@ pub(crate) async fn delete_folder(
     c.execute("DELETE FROM folder WHERE id = $1", &[&f.id])
         .await
         .map_err(pg)?;
+    c.execute(
+        "DELETE FROM metadata WHERE user_id = $1 AND folder_id = $2",
+        &[&user, &f.id],
+    )
+    .await
+    .map_err(pg)?;
     for m in messages {
         release_message(c, m).await?;
     }
@@ -820,4 +826,55 @@ pub(crate) async fn subscriptions(c: &impl GenericClient, user: UserId) -> Resul
         .iter()
         .map(|r| r.get(0))
         .collect())
+}
+
+/// Metadata entries of a folder (0: the user's server entries), by name.
+pub(crate) async fn metadata(
+    c: &impl GenericClient,
+    user: UserId,
+    folder: FolderId,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let s = c
+        .prepare_cached(
+            "SELECT name, value FROM metadata WHERE user_id = $1 AND folder_id = $2 ORDER BY name",
+        )
+        .await
+        .map_err(pg)?;
+    Ok(c.query(&s, &[&user, &folder])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Sets or removes metadata entries of a folder (0: server entries).
+pub(crate) async fn set_metadata(
+    c: &impl GenericClient,
+    user: UserId,
+    folder: FolderId,
+    entries: &[(String, Option<Vec<u8>>)],
+) -> Result<()> {
+    for (name, value) in entries {
+        let name = name.to_lowercase();
+        match value {
+            Some(v) => {
+                c.execute(
+                    "INSERT INTO metadata (user_id, folder_id, name, value) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_id, folder_id, name) DO UPDATE SET value = excluded.value",
+                    &[&user, &folder, &name, v],
+                )
+                .await
+            }
+            None => {
+                c.execute(
+                    "DELETE FROM metadata WHERE user_id = $1 AND folder_id = $2 AND name = $3",
+                    &[&user, &folder, &name],
+                )
+                .await
+            }
+        }
+        .map_err(pg)?;
+    }
+    Ok(())
 }

@@ -278,6 +278,16 @@ CREATE TABLE dkim_key (
     PRIMARY KEY (domain, selector)
 );
 "#,
+    // 5: mailbox and server metadata, as in the embedded store's migration 8.
+    r#"
+CREATE TABLE metadata (
+    user_id   BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    folder_id BIGINT NOT NULL,
+    name      TEXT NOT NULL,
+    value     BYTEA NOT NULL,
+    PRIMARY KEY (user_id, folder_id, name)
+);
+"#,
 ];
 
 /// The migration (counted from 1) that adds `users.search_key`: the users

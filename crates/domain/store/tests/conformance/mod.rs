@@ -56,6 +56,7 @@ macro_rules! suite {
             dkim_keys_add_list_remove,
             append_batch_keeps_order_flags_and_dates,
             user_feed_hears_every_folder_and_the_list,
+            metadata_entries,
         );
         suite!(@multi_thread $make;
             two_handles_claim_every_due_recipient_once,
@@ -1992,6 +1993,69 @@ pub async fn change_feed_crosses_handles(h: &dyn Harness) {
     while let Ok(c) = feed.try_recv() {
         assert_eq!(c.folder, inbox, "a change to another folder was heard");
     }
+}
+
+/// Metadata entries (IMAP METADATA, RFC 5464): per user and folder (or
+/// the user's server entries), names case-insensitive, set and removed in
+/// one commit, kept through a rename and gone with the folder.
+pub async fn metadata_entries(h: &dyn Harness) {
+    let s = fixture(h).await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let bob = s.user(&addr("bob@example.org")).await.unwrap().unwrap();
+    let f = s.create_folder(alice.id, "Notes").await.unwrap();
+    let set = |n: &str, v: Option<&[u8]>| (n.to_string(), v.map(<[u8]>::to_vec));
+    s.set_metadata(
+        alice.id,
+        Some(f.id),
+        vec![
+            set("/private/Comment", Some(b"mine")),
+            set("/shared/comment", Some(b"\x00binary\xff")),
+        ],
+    )
+    .await
+    .unwrap();
+    s.set_metadata(
+        alice.id,
+        None,
+        vec![set("/private/comment", Some(b"server"))],
+    )
+    .await
+    .unwrap();
+    let got = s.metadata(alice.id, Some(f.id)).await.unwrap();
+    assert_eq!(
+        got,
+        [
+            ("/private/comment".to_string(), b"mine".to_vec()),
+            ("/shared/comment".to_string(), b"\x00binary\xff".to_vec()),
+        ]
+    );
+    assert_eq!(
+        s.metadata(alice.id, None).await.unwrap(),
+        [("/private/comment".to_string(), b"server".to_vec())]
+    );
+    assert!(s.metadata(bob.id, Some(f.id)).await.unwrap().is_empty());
+    assert!(s.metadata(bob.id, None).await.unwrap().is_empty());
+    // Replaced, and removed (by any case of the name).
+    s.set_metadata(
+        alice.id,
+        Some(f.id),
+        vec![
+            set("/PRIVATE/COMMENT", Some(b"changed")),
+            set("/Shared/Comment", None),
+        ],
+    )
+    .await
+    .unwrap();
+    s.rename_folder(alice.id, "Notes", "Jottings")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.metadata(alice.id, Some(f.id)).await.unwrap(),
+        [("/private/comment".to_string(), b"changed".to_vec())]
+    );
+    s.delete_folder(alice.id, "Jottings").await.unwrap();
+    assert!(s.metadata(alice.id, Some(f.id)).await.unwrap().is_empty());
+    assert_eq!(s.metadata(alice.id, None).await.unwrap().len(), 1);
 }
 
 /// A subscriber to all of a user's changes (IMAP NOTIFY) hears item

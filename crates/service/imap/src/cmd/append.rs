@@ -222,10 +222,10 @@ impl Session {
         Ok(())
     }
 
-    /// The bytes an IMAP URL (RFC 5092) names in the user's own mailboxes,
-    /// for CATENATE (RFC 4469 §5): "/" mailbox [";UIDVALIDITY=" n] "/;UID="
-    /// n ["/;SECTION=" section] ["/;PARTIAL=" offset ["." length]]. Anything
-    /// else, or a message that is not there, is NO [BADURL url].
+    /// The bytes an IMAP URL (RFC 5092) names, for CATENATE (RFC 4469
+    /// §5): a relative URL into the user's own mailboxes, or an absolute
+    /// one that URLAUTH authorizes (RFC 4467 §3). Anything else, or a
+    /// message that is not there, is NO [BADURL url].
     async fn catenate_url(&mut self, user: postgate_types::UserId, url: &str) -> Result<Vec<u8>> {
         let bad = || {
             ImapError::no(
@@ -233,74 +233,54 @@ impl Session {
                 "Invalid or unknown URL",
             )
         };
-        let rest = url.strip_prefix('/').ok_or_else(bad)?;
-        let mut pieces = rest.split("/;");
-        let first = pieces.next().ok_or_else(bad)?;
-        let (enc_mailbox, validity) = match first.split_once(';') {
-            Some((m, v)) => {
-                let (key, value) = v.split_once('=').ok_or_else(bad)?;
-                if !key.eq_ignore_ascii_case("UIDVALIDITY") {
-                    return Err(bad());
-                }
-                (m, Some(value.parse::<u32>().map_err(|_| bad())?))
-            }
-            None => (first, None),
-        };
-        let (mut uid, mut section, mut partial) = (None, None, None);
-        for piece in pieces {
-            let (key, value) = piece.split_once('=').ok_or_else(bad)?;
-            match key.to_ascii_uppercase().as_str() {
-                "UID" if uid.is_none() => uid = Some(value.parse::<u32>().map_err(|_| bad())?),
-                // RFC 5092 §9: %XX escapes (RFC 3986 §2.1).
-                "SECTION" if section.is_none() => {
-                    section = Some(percent_encoding::percent_decode_str(value).collect::<Vec<u8>>())
-                }
-                "PARTIAL" if partial.is_none() => {
-                    let (off, len) = match value.split_once('.') {
-                        Some((o, l)) => (o, Some(l.parse::<usize>().map_err(|_| bad())?)),
-                        None => (value, None),
-                    };
-                    partial = Some((off.parse::<usize>().map_err(|_| bad())?, len));
-                }
-                _ => return Err(bad()),
-            }
-        }
-        let uid = uid.ok_or_else(bad)?;
-        let name = percent_encoding::percent_decode_str(enc_mailbox)
-            .decode_utf8()
-            .map_err(|_| bad())?
-            .into_owned();
-        let name = if name.eq_ignore_ascii_case("INBOX") {
-            "INBOX".to_string()
+        let parsed = crate::url::ImapUrl::parse(url).ok_or_else(bad)?;
+        let owner = if parsed.owner.is_some() {
+            self.authorized_owner(&parsed).await?.ok_or_else(bad)?
         } else {
-            name
+            user
         };
-        let folder = self.ctx.store.folder(user, &name).await?.ok_or_else(bad)?;
-        if validity.is_some_and(|v| v != folder.uid_validity) {
-            return Err(bad());
+        self.url_bytes(owner, &parsed).await?.ok_or_else(bad)
+    }
+
+    /// The bytes a URL names in `owner`'s mailboxes: the message, or the
+    /// section (as FETCH BODY[section] reads it, RFC 5092 §4), and of it
+    /// the partial range (RFC 5092 §5); `None` if there is no such message.
+    pub(crate) async fn url_bytes(
+        &mut self,
+        owner: postgate_types::UserId,
+        url: &crate::url::ImapUrl,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(folder) = self.ctx.store.folder(owner, &url.mailbox).await? else {
+            return Ok(None);
+        };
+        if url.uid_validity.is_some_and(|v| v != folder.uid_validity) {
+            return Ok(None);
         }
-        let raw = self.ctx.store.raw(folder.id, uid).await?.ok_or_else(bad)?;
-        let data = match section {
+        let Some(raw) = self.ctx.store.raw(folder.id, url.uid).await? else {
+            return Ok(None);
+        };
+        let data = match &url.section {
             None => raw,
             Some(section) => {
-                // The section as FETCH BODY[…] reads it (RFC 5092 §4:
-                // section is IMAP's section-text), parsed by imap-codec.
+                // The section parsed by imap-codec, as FETCH's.
                 let mut fetch = b"x FETCH 1 BODY.PEEK[".to_vec();
-                fetch.extend_from_slice(&section);
+                fetch.extend_from_slice(section);
                 fetch.extend_from_slice(b"]\r\n");
-                let cmd = crate::rewrite::decode(&fetch).map_err(|_| bad())?;
+                let Ok(cmd) = crate::rewrite::decode(&fetch) else {
+                    return Ok(None);
+                };
                 let imap_types::command::CommandBody::Fetch {
                     macro_or_item_names:
                         imap_types::fetch::MacroOrMessageDataItemNames::MessageDataItemNames(items),
                     ..
                 } = cmd.body
                 else {
-                    return Err(bad());
+                    return Ok(None);
                 };
                 let Some(imap_types::fetch::MessageDataItemName::BodyExt { section: sec, .. }) =
                     items.first()
                 else {
-                    return Err(bad());
+                    return Ok(None);
                 };
                 let (path, spec, _) = super::fetch::section_spec(sec.as_ref());
                 let root = postgate_imap_proto::mime::parse(&raw);
@@ -309,7 +289,7 @@ impl Session {
                     .unwrap_or_default()
             }
         };
-        Ok(match partial {
+        Ok(Some(match url.partial {
             // RFC 5092 §5: octets from the offset, as many as the length.
             Some((off, len)) => {
                 let from = off.min(data.len());
@@ -317,6 +297,6 @@ impl Session {
                 data[from..to].to_vec()
             }
             None => data,
-        })
+        }))
     }
 }

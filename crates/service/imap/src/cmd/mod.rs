@@ -11,3 +11,4 @@ pub(crate) mod notify;
 mod search;
 mod select;
 mod store;
+pub mod urlauth;
