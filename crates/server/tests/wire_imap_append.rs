@@ -716,10 +716,8 @@ async fn urlauth_urls_are_read_by_whom_they_name_until_the_key_is_reset() {
     );
     // §6.2: not a rump, not the user's own mailbox, an unknown mechanism.
     a.no(&format!("GENURLAUTH \"{for_bob}\" INTERNAL")).await;
-    a.no(&format!(
-        "GENURLAUTH \"imap://bob@test.example/INBOX/;uid=1;urlauth=authuser\" INTERNAL"
-    ))
-    .await;
+    a.no("GENURLAUTH \"imap://bob@test.example/INBOX/;uid=1;urlauth=authuser\" INTERNAL")
+        .await;
     a.no(&format!("GENURLAUTH \"{base};urlauth=authuser\" OTHER"))
         .await;
     // §6.3: Bob reads what names him or any user, NIL for the rest.
