@@ -947,3 +947,83 @@ async fn mailbox_names_are_utf8_after_enable_imap4rev2() {
         .has("* LIST (\\HasNoChildren) \"/\" Caf&AOk-")
         .has("* LIST (\\HasNoChildren) \"/\" Caf&-AOk-");
 }
+
+// ------------------------------------------------------------- METADATA
+
+// covers: METADATA
+#[tokio::test]
+async fn metadata_on_mailboxes_and_the_server() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    // RFC 5464 §4.3: values as strings and literals; §4.2: read back.
+    c.ok("SETMETADATA INBOX (/private/comment \"My comment\" /shared/Vendor/x {5+}\r\na\"b\\c)")
+        .await
+        .exactly(&[]);
+    c.ok("GETMETADATA INBOX /private/comment")
+        .await
+        .exactly(&["* METADATA INBOX (/private/comment \"My comment\")"]);
+    // §3.2: names are case-insensitive; absent entries are NIL.
+    c.ok("GETMETADATA \"INBOX\" (/PRIVATE/COMMENT /private/none)")
+        .await
+        .exactly(&["* METADATA INBOX (/private/comment \"My comment\" /private/none NIL)"]);
+    // §4.2.2 DEPTH: what is under a name.
+    c.ok("GETMETADATA (DEPTH infinity) INBOX (/shared)")
+        .await
+        .exactly(&["* METADATA INBOX (/shared/vendor/x {5}\r\na\"b\\c)"]);
+    c.ok("GETMETADATA (DEPTH 1) INBOX (/shared)")
+        .await
+        .exactly(&[]);
+    // §4.2.1 MAXSIZE: larger values left out, and said so.
+    c.ok("GETMETADATA (MAXSIZE 4) INBOX /private/comment")
+        .await
+        .exactly(&[])
+        .tagged_starts("OK [METADATA LONGENTRIES 10]");
+    // §4.3: NIL removes; limits; bad names; no such mailbox.
+    c.ok("SETMETADATA INBOX (/private/comment NIL)").await;
+    c.ok("GETMETADATA INBOX /private/comment")
+        .await
+        .exactly(&["* METADATA INBOX (/private/comment NIL)"]);
+    let big = "x".repeat(40_000);
+    c.imap(&format!(
+        "SETMETADATA INBOX (/private/big {{{}+}}\r\n{big})",
+        big.len()
+    ))
+    .await
+    .tagged_starts("NO [METADATA MAXSIZE 32768]");
+    let many: Vec<String> = (0..101).map(|i| format!("/private/n{i} \"v\"")).collect();
+    c.imap(&format!("SETMETADATA INBOX ({})", many.join(" ")))
+        .await
+        .tagged_starts("NO [METADATA TOOMANY]");
+    c.bad("SETMETADATA INBOX (/elsewhere/x \"v\")").await;
+    c.bad("GETMETADATA INBOX /private/a*").await;
+    c.imap("GETMETADATA Nowhere /private/comment")
+        .await
+        .tagged_starts("NO [NONEXISTENT]");
+    // Server entries: the user's private ones; the administrator's contact.
+    c.ok("SETMETADATA \"\" (/private/comment \"mine\")").await;
+    c.imap("SETMETADATA \"\" (/shared/comment \"all\")")
+        .await
+        .tagged_starts("NO [NOPERM]");
+    let r = c
+        .ok("GETMETADATA \"\" (/private/comment /shared/admin)")
+        .await;
+    let line = r.one("* METADATA ");
+    assert!(
+        line.starts_with(
+            "* METADATA \"\" (/private/comment \"mine\" /shared/admin \"mailto:postmaster@"
+        ),
+        "{line}"
+    );
+    // Entries follow their mailbox through RENAME and go with DELETE.
+    c.ok("CREATE Box").await;
+    c.ok("SETMETADATA Box (/private/comment \"boxed\")").await;
+    c.ok("RENAME Box Crate").await;
+    c.ok("GETMETADATA Crate /private/comment")
+        .await
+        .exactly(&["* METADATA Crate (/private/comment \"boxed\")"]);
+    c.ok("DELETE Crate").await;
+    c.ok("CREATE Crate").await;
+    c.ok("GETMETADATA Crate /private/comment")
+        .await
+        .exactly(&["* METADATA Crate (/private/comment NIL)"]);
+}

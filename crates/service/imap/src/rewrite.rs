@@ -212,6 +212,8 @@ pub enum Prepared<'a> {
         /// Its arguments.
         args: Vec<Vec<u8>>,
     },
+    /// GETMETADATA or SETMETADATA (RFC 5464), parsed here.
+    Metadata(crate::cmd::metadata::MetadataCommand),
     /// NOTIFY (RFC 5465), which imap-codec does not know.
     Notify(crate::notify::NotifyCommand),
     /// Anything else, for imap-codec.
@@ -525,6 +527,9 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     }
     if name == "NOTIFY" {
         return crate::notify::parse(bytes).map(Prepared::Notify);
+    }
+    if name == "GETMETADATA" || name == "SETMETADATA" {
+        return crate::cmd::metadata::parse(bytes, name == "SETMETADATA").map(Prepared::Metadata);
     }
     let tokens = tokenize(bytes)?;
     if name == "CANCELUPDATE" {

@@ -668,6 +668,14 @@ impl Session {
                 },
                 command.name(),
             ),
+            Prepared::Metadata(cmd) => {
+                let name = cmd.name();
+                let r = match self.state {
+                    State::NotAuthenticated => Err(ImapError::bad("Log in first")),
+                    _ => self.handle_metadata(cmd).await,
+                };
+                (r, name)
+            }
             Prepared::Notify(cmd) => (
                 match self.state {
                     State::NotAuthenticated => Err(ImapError::bad("Log in first")),

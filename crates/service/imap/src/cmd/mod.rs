@@ -6,6 +6,7 @@ mod auth;
 mod copy;
 mod fetch;
 mod mailboxes;
+pub mod metadata;
 mod misc;
 pub(crate) mod notify;
 mod search;
