@@ -906,6 +906,18 @@ async fn context_search_update_reports_changes_until_cancelled() {
     c.ok("UNSELECT").await;
     c.ok("SELECT INBOX").await;
     c.ok("STORE 1 -FLAGS.SILENT (\\Seen)").await.exactly(&[]);
+    // During IDLE, changes from elsewhere come as they happen (§4.3).
+    let (live, _) = tagged(&mut c, "SEARCH RETURN (UPDATE) SUBJECT late2").await;
+    let tag = c.next_tag();
+    c.send_line(&format!("{tag} IDLE")).await;
+    c.expect("+ idling").await;
+    w.deliver(USER, b"Subject: late2\r\n\r\nlate\r\n").await;
+    c.expect("* 6 EXISTS").await;
+    c.expect("* 1 RECENT").await;
+    c.expect(&format!("* ESEARCH (TAG \"{live}\") ADDTO (0 6)"))
+        .await;
+    c.send_line("DONE").await;
+    c.replies(&tag, "IDLE").await.tagged_starts("OK");
 }
 
 // covers: CONTEXT=SORT

@@ -283,6 +283,13 @@ impl Session {
                         self.notify_selected().await?;
                     } else {
                         self.sync(true).await?;
+                        // RFC 5267 §4.3: live results change as they
+                        // happen, during IDLE too.
+                        if let State::Selected(_, sel) = &self.state
+                            && !sel.live.is_empty()
+                        {
+                            self.update_live_searches().await?;
+                        }
                     }
                     if matches!(self.state, State::Logout) {
                         return Ok(Done {
