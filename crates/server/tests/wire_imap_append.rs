@@ -111,16 +111,114 @@ async fn append_flags_and_internal_date_come_back_in_fetch() {
     c.ok("SELECT INBOX")
         .await
         .has("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)");
-    // RFC 9051 §6.3.12: the flags and the internal date given, the same
-    // instant (in UTC); RFC 3501 §2.3.2: \Recent for the first session.
+    // RFC 9051 §6.3.12: the flags and the internal date given, in the
+    // zone given; RFC 3501 §2.3.2: \Recent for the first session.
     c.ok("FETCH 1 (FLAGS INTERNALDATE)").await.exactly(&[
-        "* 1 FETCH (FLAGS (\\Seen \\Flagged \\Recent $Work) INTERNALDATE \"14-Jul-2021 09:44:25 +0000\")",
+        "* 1 FETCH (FLAGS (\\Seen \\Flagged \\Recent $Work) INTERNALDATE \"14-Jul-2021 02:44:25 -0700\")",
     ]);
+    // RFC 3501 §6.4.4: dates disregarding time and timezone are the day
+    // the internal date shows: 13 July, 23:30 at -0100, is the 14th in
+    // UTC but ON 13-Jul-2021; 14 July, 00:30 at +0200, is the 13th in UTC
+    // but ON 14-Jul-2021.
+    c.append(
+        "INBOX \"13-Jul-2021 23:30:00 -0100\"",
+        b"Subject: late\r\n\r\nx\r\n",
+    )
+    .await
+    .tagged_starts("OK");
+    c.append(
+        "INBOX \"14-Jul-2021 00:30:00 +0200\"",
+        b"Subject: early\r\n\r\nx\r\n",
+    )
+    .await
+    .tagged_starts("OK");
+    c.ok("FETCH 2:3 INTERNALDATE").await.exactly(&[
+        "* 2 FETCH (INTERNALDATE \"13-Jul-2021 23:30:00 -0100\")",
+        "* 3 FETCH (INTERNALDATE \"14-Jul-2021 00:30:00 +0200\")",
+    ]);
+    c.ok("SEARCH ON 13-Jul-2021").await.exactly(&["* SEARCH 2"]);
+    c.ok("SEARCH ON 14-Jul-2021")
+        .await
+        .exactly(&["* SEARCH 1 3"]);
+    c.ok("SEARCH BEFORE 14-Jul-2021")
+        .await
+        .exactly(&["* SEARCH 2"]);
     // RFC 9051 §6.3.12: an invalid date-time is a syntax error.
     c.append("INBOX \"31-Foo-2021 02:44:25 -0700\"", b"x\r\n")
         .await
         .tagged_starts("BAD");
-    c.ok("NOOP").await.lacks("* 2 EXISTS");
+    c.ok("NOOP").await.lacks("* 4 EXISTS");
+}
+
+// covers: SAVEDATE
+#[tokio::test]
+async fn savedate_is_when_the_message_came_into_this_mailbox() {
+    let w = alice_with(1, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    c.append(
+        "INBOX \"01-Feb-2001 10:00:00 +0000\"",
+        b"Subject: old\r\n\r\nx\r\n",
+    )
+    .await
+    .tagged_starts("OK");
+    c.ok("SELECT INBOX").await.has("* 2 EXISTS");
+    // RFC 8514 §4.1: the save date is today (however old the internal
+    // date), asked for alone or beside other items.
+    let today = chrono::Utc::now().format("%d-%b-%Y").to_string();
+    let r = c.ok("FETCH 1:2 SAVEDATE").await;
+    assert_eq!(r.untagged.len(), 2, "{r}");
+    for line in &r.untagged {
+        let date = line
+            .split("SAVEDATE \"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no SAVEDATE in {line}"));
+        // Around midnight the day may have turned between APPEND and now.
+        let yesterday = (chrono::Utc::now() - chrono::Duration::hours(1))
+            .format("%d-%b-%Y")
+            .to_string();
+        assert!(
+            date.starts_with(&today) || date.starts_with(&yesterday),
+            "{line}"
+        );
+        assert!(date.ends_with(" +0000\")"), "{line}");
+    }
+    let r = c.ok("UID FETCH 2 (FLAGS SAVEDATE INTERNALDATE)").await;
+    let line = r.one(
+        "* 2 FETCH (UID 2 FLAGS (\\Recent) INTERNALDATE \"01-Feb-2001 10:00:00 +0000\" SAVEDATE \"",
+    );
+    assert!(line.contains(&today), "{line}");
+    // RFC 8514 §4.2: SAVED* keys compare the save day; the internal
+    // date does not count. SAVEDATESUPPORTED: every message here.
+    c.ok(&format!("SEARCH SAVEDON {today}"))
+        .await
+        .exactly(&["* SEARCH 1 2"]);
+    c.ok("SEARCH SAVEDSINCE 1-Jan-2020")
+        .await
+        .exactly(&["* SEARCH 1 2"]);
+    c.ok("SEARCH SAVEDBEFORE 1-Jan-2020")
+        .await
+        .exactly(&["* SEARCH"]);
+    c.ok("SEARCH SAVEDBEFORE 1-Jan-2100 BEFORE 2-Feb-2001")
+        .await
+        .exactly(&["* SEARCH 2"]);
+    c.ok("UID SEARCH SAVEDATESUPPORTED")
+        .await
+        .exactly(&["* SEARCH 1 2"]);
+    let r = c
+        .ok("SEARCH RETURN (COUNT) NOT SAVEDSINCE \"1-Jan-2020\"")
+        .await;
+    assert!(r.one("* ESEARCH (TAG ").ends_with(") COUNT 0"), "{r}");
+    // A key's name as a searched string stays a string.
+    c.ok("SEARCH SUBJECT SAVEDON").await.exactly(&["* SEARCH"]);
+    c.bad("SEARCH SAVEDON 31-Foo-2020").await;
+    c.bad("SEARCH SAVEDSINCE").await;
+    // COPY is a new save (RFC 8514 §3), and so is MOVE.
+    c.ok("CREATE Kept").await;
+    c.ok("COPY 2 Kept").await;
+    c.ok("SELECT Kept").await;
+    let r = c.ok("FETCH 1 (INTERNALDATE SAVEDATE)").await;
+    let line = r.one("* 1 FETCH (INTERNALDATE \"01-Feb-2001 10:00:00 +0000\" SAVEDATE \"");
+    assert!(line.contains(&today), "{line}");
 }
 
 #[tokio::test]
@@ -311,7 +409,7 @@ async fn multiappend_stores_every_message_with_its_own_flags_and_date() {
         "{r}"
     );
     r.has(&format!(
-        "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work) INTERNALDATE \"14-Jul-2021 09:44:25 +0000\" RFC822.SIZE {})",
+        "* 2 FETCH (FLAGS (\\Flagged \\Recent $Work) INTERNALDATE \"14-Jul-2021 02:44:25 -0700\" RFC822.SIZE {})",
         big.len()
     ));
     assert!(r.one("* 3 FETCH").contains("FLAGS (\\Recent)"), "{r}");

@@ -523,6 +523,11 @@ pub struct MessageMeta {
     pub size: u64,
     /// IMAP INTERNALDATE, Unix seconds.
     pub internal_date: i64,
+    /// INTERNALDATE's zone, minutes east of UTC.
+    pub internal_zone: i32,
+    /// When it was saved to this folder (RFC 8514), Unix seconds; `None`
+    /// if saved before the store kept it.
+    pub save_date: Option<i64>,
     /// Origination date (Date:), Unix seconds, if it parsed.
     pub sent_date: Option<i64>,
     /// The stored message it shows (for [`crate::Mailboxes::message_bytes`]).
@@ -546,6 +551,9 @@ pub struct NewMessage {
     pub keywords: Vec<String>,
     /// INTERNALDATE, Unix seconds.
     pub internal_date: i64,
+    /// INTERNALDATE's zone, minutes east of UTC (RFC 3501 §9 zone: kept as
+    /// APPEND gave it, and shown so by FETCH).
+    pub internal_zone: i32,
 }
 
 /// An appointment or task as a user's calendar holds it.

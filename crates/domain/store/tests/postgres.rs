@@ -139,7 +139,8 @@ async fn migration_fills_in_search_keys() {
     client
         .batch_execute(
             "ALTER TABLE users DROP COLUMN search_key;
-             DROP TABLE console_admin, stat_minute, dkim_key;
+             DROP TABLE console_admin, stat_minute, dkim_key, metadata;
+             ALTER TABLE item DROP COLUMN internal_zone, DROP COLUMN save_date;
              DROP INDEX queue_rcpt_domain, queue_rcpt_state, queue_created;
              UPDATE schema_version SET version = 2;",
         )

@@ -546,6 +546,7 @@ impl Sink {
                         flags: m.flags,
                         keywords: m.keywords,
                         internal_date,
+                        internal_zone: 0,
                     }
                 })
                 .collect::<Vec<_>>()

@@ -359,7 +359,7 @@ pub struct StatusExtras {
 
 /// FETCH items imap-codec does not know, taken out of the list and answered
 /// by the session: PREVIEW (RFC 8970 §4), EMAILID and THREADID (RFC 8474
-/// §5).
+/// §5), SAVEDATE (RFC 8514 §4.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FetchExtras {
     /// PREVIEW, with or without (LAZY).
@@ -368,6 +368,8 @@ pub struct FetchExtras {
     pub emailid: bool,
     /// THREADID.
     pub threadid: bool,
+    /// SAVEDATE (RFC 8514 §4.1).
+    pub savedate: bool,
     /// Nothing else was asked for: UID stands in for them in the parsed
     /// command and is answered only where UID FETCH calls for it.
     pub only: bool,
@@ -383,6 +385,21 @@ pub(crate) enum Token<'a> {
     Literal(&'a [u8]),
     Open,
     Close,
+}
+
+/// A search date, "1-Feb-2020" (RFC 9051 §9 `date-text`).
+pub(crate) fn search_date(text: &[u8]) -> Option<chrono::NaiveDate> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut parts = text.splitn(3, '-');
+    let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
+    if !(1..=2).contains(&day.len()) || year.len() != 4 {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))?;
+    chrono::NaiveDate::from_ymd_opt(year.parse().ok()?, month as u32 + 1, day.parse().ok()?)
 }
 
 /// Splits a command into tokens with their byte ranges.
@@ -693,7 +710,7 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         && let Some((t, r)) = tokens.get(args_from + 1)
     {
         let is_extra = |a: &[u8]| {
-            [&b"PREVIEW"[..], b"EMAILID", b"THREADID"]
+            [&b"PREVIEW"[..], b"EMAILID", b"THREADID", b"SAVEDATE"]
                 .iter()
                 .any(|x| a.eq_ignore_ascii_case(x))
         };
@@ -747,6 +764,8 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
                     fetch.emailid = true;
                 } else if item.eq_ignore_ascii_case(b"THREADID") {
                     fetch.threadid = true;
+                } else if item.eq_ignore_ascii_case(b"SAVEDATE") {
+                    fetch.savedate = true;
                 } else {
                     kept.push(item);
                 }
@@ -756,6 +775,72 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
                 // UID stands in when nothing else is left (FetchExtras::only).
                 fetch.only = kept.is_empty();
                 edits.push((stretch, rejoin(&kept, b"UID")));
+            }
+        }
+    }
+
+    // RFC 8514 §4.2: SAVEDBEFORE / SAVEDON / SAVEDSINCE date and
+    // SAVEDATESUPPORTED, which imap-codec does not know, become keys it
+    // does: HEADER with a field name no message can have (a colon cannot be
+    // in one, RFC 5322 §3.6.8), answered by the search (cmd/search.rs
+    // SAVED_PREFIX), and ALL (every mailbox here keeps save dates).
+    if matches!(verb.as_str(), "SEARCH" | "SORT" | "THREAD" | "ESEARCH") {
+        // Keys whose next argument is a string, which is never a key.
+        const TAKES_STRING: [&[u8]; 10] = [
+            b"BCC",
+            b"BODY",
+            b"CC",
+            b"FROM",
+            b"KEYWORD",
+            b"SUBJECT",
+            b"TEXT",
+            b"TO",
+            b"UNKEYWORD",
+            b"CHARSET",
+        ];
+        let word_at = |i: usize| match tokens.get(i) {
+            Some((Token::Atom(a), _)) => Some(*a),
+            _ => None,
+        };
+        for i in args_from..tokens.len() {
+            let Some(a) = word_at(i) else { continue };
+            let after = |k: &[u8]| {
+                i.checked_sub(1)
+                    .and_then(word_at)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(k))
+            };
+            let argument = TAKES_STRING.iter().any(|k| after(k))
+                || i.checked_sub(2)
+                    .and_then(word_at)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"HEADER"))
+                || after(b"HEADER");
+            if argument {
+                continue;
+            }
+            let upper = a.to_ascii_uppercase();
+            let with: Option<&[u8]> = match &upper[..] {
+                b"SAVEDBEFORE" => Some(b"HEADER SAVED:BEFORE"),
+                b"SAVEDON" => Some(b"HEADER SAVED:ON"),
+                b"SAVEDSINCE" => Some(b"HEADER SAVED:SINCE"),
+                b"SAVEDATESUPPORTED" => Some(b"ALL"),
+                _ => None,
+            };
+            if let Some(with) = with {
+                if with != b"ALL" {
+                    // date = date-text / DQUOTE date-text DQUOTE (RFC 9051 §9).
+                    let date = match tokens.get(i + 1) {
+                        Some((Token::Atom(d), _)) => Some(d.to_vec()),
+                        Some((Token::Quoted(d), _)) => Some(d.clone()),
+                        _ => None,
+                    };
+                    if date.as_deref().and_then(search_date).is_none() {
+                        return Err(ImapError::bad(format!(
+                            "{} needs a date",
+                            String::from_utf8_lossy(&upper)
+                        )));
+                    }
+                }
+                edits.push((tokens[i].1.clone(), with.to_vec()));
             }
         }
     }
@@ -1245,6 +1330,7 @@ mod tests {
             emailid,
             threadid,
             only,
+            savedate: false,
         };
         let cases: [(&[u8], &[u8], FetchExtras); 7] = [
             (
@@ -1291,6 +1377,13 @@ mod tests {
             assert_eq!(fetch, kind, "{}", String::from_utf8_lossy(given));
             decode(&bytes).unwrap();
         }
+        let Prepared::Command { bytes, fetch, .. } =
+            prepare(b"t UID FETCH 1:* (FLAGS SAVEDATE)\r\n", None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(&*bytes, b"t UID FETCH 1:* (FLAGS)\r\n");
+        assert!(fetch.savedate && !fetch.only);
         assert!(prepare(b"t FETCH 1 (PREVIEW (EAGER))\r\n", None).is_err());
         assert!(prepare(b"t FETCH 1 (PREVIEW ())\r\n", None).is_err());
     }

@@ -103,7 +103,7 @@ fn put_item(
         .ok_or_else(|| StoreError::NotFound(format!("{role} folder of user {user}")))?;
     let sealed = seal(&w.raw, w.content, Key::BytesAndContent)?;
     let message = store_sealed(conn, &w.raw, &sealed)?;
-    let (uid, modseq) = add_item(conn, folder, message, w.flags, &[], at)?;
+    let (uid, modseq) = add_item(conn, folder, message, w.flags, &[], (at, 0))?;
     changes.push(Change {
         user,
         folder,

@@ -83,7 +83,8 @@ fn deliver(
             tracing::warn!(user = t.user, role = %t.role, "delivery target has no such folder; skipped");
             continue;
         };
-        let (uid, modseq) = messages::add_item(conn, folder, message, t.flags, &[], d.received_at)?;
+        let (uid, modseq) =
+            messages::add_item(conn, folder, message, t.flags, &[], (d.received_at, 0))?;
         out.push(Delivered {
             user: t.user,
             folder,

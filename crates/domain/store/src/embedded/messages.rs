@@ -241,7 +241,7 @@ fn next_modseq(conn: &Connection, folder: FolderId) -> Result<u64> {
 }
 
 /// An item as copy and expunge handle it: its entry, stored message, internal date.
-type ItemRow = (MailboxEntry, i64, i64);
+type ItemRow = (MailboxEntry, i64, (i64, i32));
 
 /// The entries of a folder whose UIDs are in `uids` (sorted, deduplicated).
 fn entries_in(conn: &Connection, folder: FolderId, uids: &[u32]) -> Result<Vec<ItemRow>> {
@@ -251,13 +251,17 @@ fn entries_in(conn: &Connection, folder: FolderId, uids: &[u32]) -> Result<Vec<I
     let wanted: BTreeSet<u32> = uids.iter().copied().collect();
     let mut stmt = conn
         .prepare_cached(
-            "SELECT uid, flags, keywords, modseq, message_id, internal_date FROM item \
+            "SELECT uid, flags, keywords, modseq, message_id, internal_date, internal_zone FROM item \
              WHERE folder_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid",
         )
         .map_err(backend)?;
     let rows = stmt
         .query_map(params![folder, lo as i64, hi as i64], |r| {
-            Ok((entry_row(r)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?))
+            Ok((
+                entry_row(r)?,
+                r.get::<_, i64>(4)?,
+                (r.get::<_, i64>(5)?, r.get::<_, i32>(6)?),
+            ))
         })
         .map_err(backend)?;
     let mut out = Vec::new();
@@ -376,7 +380,7 @@ pub(crate) fn add_item(
     message: i64,
     flags: Flags,
     keywords: &[String],
-    internal_date: i64,
+    (internal_date, internal_zone): (i64, i32),
 ) -> Result<(u32, u64)> {
     let (uid, modseq): (i64, i64) = conn
         .prepare_cached(
@@ -386,8 +390,8 @@ pub(crate) fn add_item(
         .and_then(|mut s| s.query_row([folder], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(backend)?;
     conn.prepare_cached(
-        "INSERT INTO item (folder_id, uid, message_id, flags, keywords, modseq, internal_date) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO item (folder_id, uid, message_id, flags, keywords, modseq, internal_date, \
+         internal_zone, save_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, unixepoch())",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -397,7 +401,8 @@ pub(crate) fn add_item(
             flags.0 as i64,
             join_keywords(keywords),
             modseq,
-            internal_date
+            internal_date,
+            internal_zone
         ])
     })
     .map_err(backend)?;
@@ -445,7 +450,14 @@ pub(crate) fn append(
 ) -> Result<(u32, u32, u64)> {
     let f = folder_head(conn, folder)?;
     let message = store_sealed(conn, &m.raw, &sealed)?;
-    let (uid, modseq) = add_item(conn, folder, message, m.flags, &m.keywords, m.internal_date)?;
+    let (uid, modseq) = add_item(
+        conn,
+        folder,
+        message,
+        m.flags,
+        &m.keywords,
+        (m.internal_date, m.internal_zone),
+    )?;
     Ok((f.uid_validity, uid, modseq))
 }
 
@@ -461,8 +473,8 @@ pub(crate) fn messages_meta(
     let wanted: BTreeSet<u32> = uids.iter().copied().collect();
     let mut stmt = conn
         .prepare_cached(
-            "SELECT i.uid, m.size, i.internal_date, m.sent_date, i.message_id \
-             FROM item i JOIN message m ON m.id = i.message_id \
+            "SELECT i.uid, m.size, i.internal_date, m.sent_date, i.message_id, i.internal_zone, \
+             i.save_date FROM item i JOIN message m ON m.id = i.message_id \
              WHERE i.folder_id = ?1 AND i.uid BETWEEN ?2 AND ?3 ORDER BY i.uid",
         )
         .map_err(backend)?;
@@ -474,6 +486,8 @@ pub(crate) fn messages_meta(
                 internal_date: r.get(2)?,
                 sent_date: r.get(3)?,
                 message: MessageRef(r.get(4)?),
+                internal_zone: r.get(5)?,
+                save_date: r.get(6)?,
             })
         })
         .map_err(backend)?;

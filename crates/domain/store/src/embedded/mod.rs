@@ -278,6 +278,7 @@ mod tests {
             flags: Default::default(),
             keywords: Vec::new(),
             internal_date: 0,
+            internal_zone: 0,
         }
     }
 

@@ -296,6 +296,13 @@ CREATE TABLE metadata (
     PRIMARY KEY (user_id, folder_id, name)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // 9: an item's INTERNALDATE zone as APPEND gave it (RFC 3501 §6.3.11
+    // date-time; minutes east of UTC), and when it was saved to its folder
+    // (RFC 8514 SAVEDATE; unknown for items saved before).
+    r#"
+ALTER TABLE item ADD COLUMN internal_zone INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE item ADD COLUMN save_date INTEGER;
+"#,
 ];
 
 /// The schema version (`PRAGMA user_version`) this program migrates to.

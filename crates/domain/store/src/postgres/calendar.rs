@@ -106,7 +106,7 @@ async fn put_item(
         folder.ok_or_else(|| StoreError::NotFound(format!("{role} folder of user {user}")))?;
     let sealed = seal(&w.raw, w.content, Key::BytesAndContent)?;
     let message = store_sealed(c, &w.raw, &sealed).await?;
-    let (uid, modseq) = add_item(c, folder, message, w.flags, &[], at).await?;
+    let (uid, modseq) = add_item(c, folder, message, w.flags, &[], (at, 0)).await?;
     changes.push(Change {
         user,
         folder,

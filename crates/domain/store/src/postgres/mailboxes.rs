@@ -66,8 +66,8 @@ WITH m AS (
   RETURNING folder.id, folder.user_id, folder.uid_next - 1 AS uid, folder.highest_modseq AS modseq,
             t.flags
 ), i AS (
-  INSERT INTO item (folder_id, uid, message_id, flags, keywords, modseq, internal_date)
-  SELECT f.id, f.uid, m.id, f.flags, '', f.modseq, $12 FROM f, m
+  INSERT INTO item (folder_id, uid, message_id, flags, keywords, modseq, internal_date, save_date)
+  SELECT f.id, f.uid, m.id, f.flags, '', f.modseq, $12, $12 FROM f, m
 ), n AS (
   SELECT pg_notify($17, $18 || string_agg(E'\\n' || f.user_id || ' ' || f.id || ' ' || f.modseq
                                           || ' ' || f.uid || ' a', ''))
@@ -613,7 +613,7 @@ impl Mailboxes for PgStore {
                 stored,
                 message.flags,
                 &message.keywords,
-                message.internal_date,
+                (message.internal_date, message.internal_zone),
             )
             .await?;
             let changes = changes_of(f.user, folder, ChangeKind::Append, [(uid, modseq)]);
@@ -644,7 +644,7 @@ impl Mailboxes for PgStore {
                         stored,
                         message.flags,
                         &message.keywords,
-                        message.internal_date,
+                        (message.internal_date, message.internal_zone),
                     )
                     .await?,
                 );

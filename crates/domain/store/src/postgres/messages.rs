@@ -279,7 +279,7 @@ async fn next_modseq(c: &impl GenericClient, folder: FolderId) -> Result<u64> {
 }
 
 /// An item as copy and expunge handle it: its entry, stored message, internal date.
-type ItemRow = (MailboxEntry, i64, i64);
+type ItemRow = (MailboxEntry, i64, (i64, i32));
 
 fn sorted(mut uids: Vec<u32>) -> Vec<u32> {
     uids.sort_unstable();
@@ -299,8 +299,8 @@ async fn entries_in(
     let wanted: Vec<i64> = uids.iter().map(|&u| u as i64).collect();
     let s = c
         .prepare_cached(
-            "SELECT uid, flags, keywords, modseq, message_id, internal_date FROM item \
-             WHERE folder_id = $1 AND uid = ANY($2) ORDER BY uid",
+            "SELECT uid, flags, keywords, modseq, message_id, internal_date, internal_zone \
+             FROM item WHERE folder_id = $1 AND uid = ANY($2) ORDER BY uid",
         )
         .await
         .map_err(pg)?;
@@ -308,7 +308,13 @@ async fn entries_in(
         .await
         .map_err(pg)?
         .iter()
-        .map(|r| (entry_row(r), r.get(4), r.get(5)))
+        .map(|r| {
+            (
+                entry_row(r),
+                r.get(4),
+                (r.get(5), r.get::<_, i64>(6) as i32),
+            )
+        })
         .collect())
 }
 
@@ -481,7 +487,7 @@ pub(crate) async fn add_item(
     message: i64,
     flags: Flags,
     keywords: &[String],
-    internal_date: i64,
+    (internal_date, internal_zone): (i64, i32),
 ) -> Result<(u32, u64)> {
     let s = c
         .prepare_cached(
@@ -498,8 +504,9 @@ pub(crate) async fn add_item(
     let (uid, modseq): (i64, i64) = (row.get(0), row.get(1));
     let s = c
         .prepare_cached(
-            "INSERT INTO item (folder_id, uid, message_id, flags, keywords, modseq, internal_date) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO item (folder_id, uid, message_id, flags, keywords, modseq, internal_date, \
+             internal_zone, save_date) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, extract(epoch FROM now())::bigint)",
         )
         .await
         .map_err(pg)?;
@@ -513,6 +520,7 @@ pub(crate) async fn add_item(
             &keywords.join(" "),
             &modseq,
             &internal_date,
+            &i64::from(internal_zone),
         ],
     )
     .await
@@ -614,8 +622,8 @@ pub(crate) async fn messages_meta(
     let wanted: BTreeSet<u32> = uids.iter().copied().collect();
     let s = c
         .prepare_cached(
-            "SELECT i.uid, m.size, i.internal_date, m.sent_date, i.message_id \
-             FROM item i JOIN message m ON m.id = i.message_id \
+            "SELECT i.uid, m.size, i.internal_date, m.sent_date, i.message_id, i.internal_zone, \
+             i.save_date FROM item i JOIN message m ON m.id = i.message_id \
              WHERE i.folder_id = $1 AND i.uid BETWEEN $2 AND $3 ORDER BY i.uid",
         )
         .await
@@ -630,6 +638,8 @@ pub(crate) async fn messages_meta(
             internal_date: r.get(2),
             sent_date: r.get(3),
             message: MessageRef(r.get(4)),
+            internal_zone: r.get::<_, i64>(5) as i32,
+            save_date: r.get(6),
         })
         .filter(|m| wanted.contains(&m.uid))
         .collect())

@@ -288,6 +288,12 @@ CREATE TABLE metadata (
     PRIMARY KEY (user_id, folder_id, name)
 );
 "#,
+    // 6: INTERNALDATE zones and save dates, as in the embedded store's
+    // migration 9.
+    r#"
+ALTER TABLE item ADD COLUMN internal_zone BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE item ADD COLUMN save_date BIGINT;
+"#,
 ];
 
 /// The migration (counted from 1) that adds `users.search_key`: the users

@@ -551,6 +551,7 @@ fn msg(subject: &str) -> NewMessage {
         flags: Flags::default(),
         keywords: Vec::new(),
         internal_date: 1_700_000_000,
+        internal_zone: 0,
     }
 }
 
@@ -574,6 +575,8 @@ pub async fn append_batch_keeps_order_flags_and_dates(h: &dyn Harness) {
                 Vec::new()
             },
             internal_date: 1_500_000_000 + i as i64 * 3600,
+            // Minutes east of UTC: +05:30, -08:00, UTC.
+            internal_zone: [330, -480, 0][i],
             ..msg(&format!("batch {i}"))
         })
         .collect();
@@ -599,6 +602,35 @@ pub async fn append_batch_keeps_order_flags_and_dates(h: &dyn Harness) {
             (ChangeKind::Append, folder.id, alice.id)
         );
     }
+    // The INTERNALDATE keeps its zone (RFC 3501 §6.3.11), through COPY
+    // too; the save date (RFC 8514 §2) is now, for the copy as well.
+    let now = chrono::Utc::now().timestamp();
+    let meta = s.messages_meta(folder.id, uids.clone()).await.unwrap();
+    assert_eq!(
+        meta.iter().map(|m| m.internal_zone).collect::<Vec<_>>(),
+        vec![330, -480, 0]
+    );
+    for m in &meta {
+        let saved = m.save_date.expect("save date kept");
+        assert!((saved - now).abs() < 120, "save date {saved} vs now {now}");
+    }
+    let other = s.create_folder(alice.id, "Copies").await.unwrap();
+    s.copy_messages(folder.id, uids.clone(), other.id, false)
+        .await
+        .unwrap();
+    let copied = s.snapshot(other.id).await.unwrap().entries;
+    let copied: Vec<u32> = copied.iter().map(|e| e.uid).collect();
+    let meta = s.messages_meta(other.id, copied).await.unwrap();
+    assert_eq!(
+        meta.iter()
+            .map(|m| (m.internal_date, m.internal_zone, m.save_date.is_some()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1_500_000_000, 330, true),
+            (1_500_003_600, -480, true),
+            (1_500_007_200, 0, true)
+        ]
+    );
     let (validity, none) = s.append_batch(folder.id, Vec::new()).await.unwrap();
     assert_eq!((validity, none.len()), (folder.uid_validity, 0));
     assert_eq!(s.items(folder.id).await.unwrap().len(), 4);

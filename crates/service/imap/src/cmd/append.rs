@@ -34,9 +34,16 @@ impl Session {
         };
         self.check_appended(&raw)?;
         self.check_quota(user, raw.len() as u64).await?;
-        let internal_date = date
-            .map(|d| d.as_ref().timestamp())
-            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        // RFC 3501 §6.3.11: the date-time's zone is kept with the
+        // INTERNALDATE and given back by FETCH.
+        let (internal_date, internal_zone) = date
+            .map(|d| {
+                (
+                    d.as_ref().timestamp(),
+                    d.as_ref().offset().local_minus_utc() / 60,
+                )
+            })
+            .unwrap_or_else(|| (chrono::Utc::now().timestamp(), 0));
         // Large messages are parsed off the async threads; the bytes move
         // there and back, never copied.
         let (raw, content) = if raw.len() > 256 * 1024 {
@@ -61,6 +68,7 @@ impl Session {
                     flags,
                     keywords,
                     internal_date,
+                    internal_zone,
                 },
             )
             .await?;
@@ -132,7 +140,17 @@ impl Session {
                     .collect(),
             };
             let (flags, keywords) = split_flags(&flags)?;
-            parsed.push((flags, keywords, date.map(|d| d.as_ref().timestamp()), parts));
+            parsed.push((
+                flags,
+                keywords,
+                date.map(|d| {
+                    (
+                        d.as_ref().timestamp(),
+                        d.as_ref().offset().local_minus_utc() / 60,
+                    )
+                }),
+                parts,
+            ));
         }
         let folder = self.append_target(user, &name.unwrap_or_default()).await?;
         let limit = self.ctx.config.max_append_size;
@@ -162,12 +180,14 @@ impl Session {
                 .into_iter()
                 .map(|(flags, keywords, date, raw)| {
                     let content = postgate_mime::parse_message(&raw).content;
+                    let (internal_date, internal_zone) = date.unwrap_or((now, 0));
                     NewMessage {
                         raw,
                         content,
                         flags,
                         keywords,
-                        internal_date: date.unwrap_or(now),
+                        internal_date,
+                        internal_zone,
                     }
                 })
                 .collect::<Vec<_>>()

@@ -65,6 +65,7 @@ impl Session {
         }
         let needs_meta = extras.preview
             || extras.emailid
+            || extras.savedate
             || items.iter().any(|w| {
                 !matches!(
                     w,
@@ -202,8 +203,11 @@ impl Session {
                         MessageDataItemName::InternalDate => {
                             let m = meta.ok_or_else(|| ImapError::bad("internal error"))?;
                             out.extend_from_slice(
-                                format!("INTERNALDATE \"{}\"", imap_date(m.internal_date))
-                                    .as_bytes(),
+                                format!(
+                                    "INTERNALDATE \"{}\"",
+                                    imap_date(m.internal_date, m.internal_zone)
+                                )
+                                .as_bytes(),
                             )
                         }
                         MessageDataItemName::Rfc822Size => {
@@ -339,6 +343,15 @@ impl Session {
                         // RFC 8474 §5.1: the same for every copy of the
                         // stored message, kept by COPY and MOVE.
                         item(&mut out, format!("EMAILID (M{})", m.message.0).as_bytes());
+                    }
+                    if extras.savedate {
+                        // RFC 8514 §4.1: NIL for a message saved before
+                        // the store kept save dates.
+                        let v = match m.save_date {
+                            Some(t) => format!("SAVEDATE \"{}\"", imap_date(t, 0)),
+                            None => "SAVEDATE NIL".into(),
+                        };
+                        item(&mut out, v.as_bytes());
                     }
                 }
                 if extras.threadid && (meta.is_some() || !needs_meta) {
@@ -522,10 +535,17 @@ fn write_partial_binary(
     }
 }
 
-/// IMAP date-time (RFC 9051 §9 `date-time`): "26-Nov-2026 18:38:59 +0000".
-pub(crate) fn imap_date(ts: i64) -> String {
+/// IMAP date-time (RFC 9051 §9 `date-time`): "26-Nov-2026 18:38:59 +0100",
+/// in the zone given (minutes east of UTC), as APPEND stored it.
+pub(crate) fn imap_date(ts: i64, zone: i32) -> String {
+    let offset = chrono::FixedOffset::east_opt(zone * 60)
+        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC"));
     chrono::DateTime::from_timestamp(ts, 0)
-        .map(|d| d.format("%d-%b-%Y %H:%M:%S +0000").to_string())
+        .map(|d| {
+            d.with_timezone(&offset)
+                .format("%d-%b-%Y %H:%M:%S %z")
+                .to_string()
+        })
         .unwrap_or_else(|| "01-Jan-1970 00:00:00 +0000".into())
 }
 

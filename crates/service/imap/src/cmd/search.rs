@@ -65,9 +65,9 @@ fn needs(keys: &[SearchKey<'_>], n: &mut Needs) {
                 n.content = true;
                 n.raw = true;
             }
-            SearchKey::Header(..) => {
+            SearchKey::Header(name, _) => {
                 n.meta = true;
-                n.raw = true;
+                n.raw |= saved_key(name).is_none();
             }
             _ => {}
         }
@@ -181,10 +181,29 @@ fn astr(a: &impl AsRef<[u8]>) -> String {
     String::from_utf8_lossy(a.as_ref()).into_owned()
 }
 
-fn day_of(ts: i64) -> chrono::NaiveDate {
-    chrono::DateTime::from_timestamp(ts, 0)
+/// The day of a time in a zone (minutes east of UTC): RFC 3501 §6.4.4's
+/// dates "disregarding time and timezone" are the date the time shows.
+fn day_of(ts: i64, zone: i32) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(ts + i64::from(zone) * 60, 0)
         .map(|d| d.date_naive())
         .unwrap_or_default()
+}
+
+/// The field-name prefix the command rewrite gives RFC 8514's SAVED*
+/// keys (rewrite.rs): "SAVED:BEFORE", "SAVED:ON", "SAVED:SINCE".
+const SAVED_PREFIX: &str = "SAVED:";
+
+/// Which SAVED* key a HEADER key stands for, if it stands for one.
+fn saved_key(name: &impl AsRef<[u8]>) -> Option<std::cmp::Ordering> {
+    let name = std::str::from_utf8(name.as_ref()).ok()?;
+    let rest = name.strip_prefix(SAVED_PREFIX)?;
+    // The ordering the save day must have against the date given.
+    match rest {
+        "BEFORE" => Some(std::cmp::Ordering::Less),
+        "ON" => Some(std::cmp::Ordering::Equal),
+        "SINCE" => Some(std::cmp::Ordering::Greater),
+        _ => None,
+    }
 }
 
 fn in_set(set: &SequenceSet, n: u32, star: u32) -> bool {
@@ -204,7 +223,7 @@ fn in_set(set: &SequenceSet, n: u32, star: u32) -> bool {
 fn eval(key: &SearchKey<'_>, m: &Msg<'_>, count: u32, max_uid: u32) -> bool {
     let f = m.view.flags;
     let size = m.meta.map(|x| x.size).unwrap_or(0);
-    let internal = m.meta.map(|x| day_of(x.internal_date));
+    let internal = m.meta.map(|x| day_of(x.internal_date, x.internal_zone));
     let sent = || {
         m.raw
             .and_then(postgate_mime::sent_day)
@@ -273,6 +292,22 @@ fn eval(key: &SearchKey<'_>, m: &Msg<'_>, count: u32, max_uid: u32) -> bool {
                 || m.headers()
                     .iter()
                     .any(|(n, v)| contains_ci(&format!("{n}: {v}"), &needle))
+        }
+        SearchKey::Header(name, value) if saved_key(name).is_some() => {
+            // RFC 8514 §4.2: the save day (UTC, as FETCH SAVEDATE shows it)
+            // against the date; the internal date where none was kept.
+            let want = saved_key(name).unwrap_or(std::cmp::Ordering::Equal);
+            let Some(date) = crate::rewrite::search_date(value.as_ref()) else {
+                return false;
+            };
+            m.meta.is_some_and(|x| {
+                let day = match x.save_date {
+                    Some(t) => day_of(t, 0),
+                    None => day_of(x.internal_date, x.internal_zone),
+                };
+                let order = day.cmp(&date);
+                order == want || (want.is_gt() && order.is_eq())
+            })
         }
         SearchKey::Header(name, value) => {
             let (name, value) = (astr(name), astr(value));
