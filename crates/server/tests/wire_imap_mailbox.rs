@@ -541,6 +541,53 @@ async fn special_use_marks_the_default_folders() {
         .one("* LIST (\\HasNoChildren \\Trash) ");
 }
 
+// covers: CREATE-SPECIAL-USE
+#[tokio::test]
+async fn create_with_a_special_use_takes_the_role() {
+    let w = alice_with(0, "").await;
+    let mut c = w.imap_login(ALICE, "pw").await;
+    // RFC 6154 §3: CREATE … (USE (attr)); the folder that had the use
+    // (one per use here) no longer shows it.
+    c.ok("CREATE Spam/Caught (USE (\\Junk))")
+        .await
+        .tagged_starts("OK [MAILBOXID (");
+    c.ok("CREATE \"My Drafts\" (use (\\drafts))").await;
+    c.ok("LIST (SPECIAL-USE) \"\" *").await.exactly(&[
+        "* LIST (\\HasNoChildren \\Drafts) \"/\" \"My Drafts\"",
+        "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent Items\"",
+        "* LIST (\\HasNoChildren \\Junk) \"/\" Spam/Caught",
+        "* LIST (\\HasNoChildren \\Trash) \"/\" Trash",
+    ]);
+    c.ok("LIST \"\" Junk RETURN (SPECIAL-USE)")
+        .await
+        .exactly(&["* LIST (\\HasNoChildren) \"/\" Junk"]);
+    // RFC 6154 §3: a use that cannot be given is NO [USEATTR] and no
+    // mailbox is made.
+    c.no("CREATE Old (USE (\\Archive))")
+        .await
+        .tagged_starts("NO [USEATTR]");
+    c.no("CREATE Both (USE (\\Sent \\Trash))")
+        .await
+        .tagged_starts("NO [USEATTR]");
+    c.ok("LIST \"\" Old").await.exactly(&[]);
+    c.ok("LIST \"\" Both").await.exactly(&[]);
+    // RFC 4466 §2.2: an unknown CREATE parameter is a syntax error; an
+    // existing name is ALREADYEXISTS and moves no use.
+    c.bad("CREATE Odd (COLOR (red))").await;
+    c.bad("CREATE Odd (USE (Junk))").await;
+    c.no("CREATE Junk (USE (\\Junk))")
+        .await
+        .tagged_starts("NO [ALREADYEXISTS]");
+    c.ok("LIST (SPECIAL-USE) \"\" Spam/*")
+        .await
+        .exactly(&["* LIST (\\HasNoChildren \\Junk) \"/\" Spam/Caught"]);
+    // An empty USE list is a plain CREATE.
+    c.ok("CREATE Plain (USE ())").await;
+    c.ok("LIST \"\" Plain RETURN (SPECIAL-USE)")
+        .await
+        .exactly(&["* LIST (\\HasNoChildren) \"/\" Plain"]);
+}
+
 // covers: LIST-EXTENDED
 #[tokio::test]
 async fn list_extended_selection_and_return_options() {

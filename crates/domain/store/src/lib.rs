@@ -264,7 +264,19 @@ pub trait Mailboxes: Send + Sync {
     /// A folder by path (case-insensitive; `INBOX` always names the Inbox).
     async fn folder(&self, user: UserId, path: &str) -> Result<Option<Folder>>;
     /// Creates a folder and any missing parents (RFC 9051 §6.3.4 CREATE semantics).
-    async fn create_folder(&self, user: UserId, path: &str) -> Result<Folder>;
+    async fn create_folder(&self, user: UserId, path: &str) -> Result<Folder> {
+        self.create_folder_for(user, path, None).await
+    }
+    /// Creates a folder as [`Mailboxes::create_folder`] does and, with a
+    /// role, makes it the user's folder for that role (the folder that had
+    /// it loses it), in one commit: either both happen or neither (RFC 6154
+    /// §3, CREATE with USE).
+    async fn create_folder_for(
+        &self,
+        user: UserId,
+        path: &str,
+        role: Option<postgate_types::FolderRole>,
+    ) -> Result<Folder>;
 
     /// The items of a folder in UID order.
     async fn items(&self, folder: FolderId) -> Result<Vec<ItemSummary>>;

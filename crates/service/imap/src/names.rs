@@ -64,6 +64,19 @@ pub fn special_use(role: Option<FolderRole>) -> Option<&'static str> {
     }
 }
 
+/// The role a SPECIAL-USE attribute names, for CREATE's USE (RFC 6154 §3);
+/// `None` for those no folder role stands for (\All, \Archive, \Flagged).
+pub fn role_of_special_use(attr: &str) -> Option<FolderRole> {
+    [
+        FolderRole::Sent,
+        FolderRole::Drafts,
+        FolderRole::Trash,
+        FolderRole::Junk,
+    ]
+    .into_iter()
+    .find(|r| special_use(Some(*r)).is_some_and(|s| s.eq_ignore_ascii_case(attr)))
+}
+
 /// Whether IMAP clients may change a folder's contents: Calendar and Tasks hold
 /// items rendered as iCalendar, read-only over IMAP.
 pub fn read_only(role: Option<FolderRole>) -> bool {

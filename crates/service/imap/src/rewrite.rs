@@ -228,6 +228,8 @@ pub enum Prepared<'a> {
         status: StatusExtras,
         /// FETCH items taken out.
         fetch: FetchExtras,
+        /// CREATE's USE attributes (RFC 6154 §3), taken out.
+        create_use: Option<Vec<String>>,
     },
 }
 
@@ -657,6 +659,38 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
             });
         }
     }
+    // RFC 4466 §2.2 create-params, of which RFC 6154 §3 defines USE:
+    // "CREATE name (USE (\\Drafts))". The list is taken out; the session
+    // acts on the attributes.
+    let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
+    let mut create_use = None;
+    if name == "CREATE" && tokens.len() > 3 {
+        let bad = || ImapError::bad("CREATE parameters: (USE (attributes))");
+        let (Some((Token::Open, _)), Some((Token::Close, close))) = (tokens.get(3), tokens.last())
+        else {
+            return Err(bad());
+        };
+        let inner = &tokens[4..tokens.len() - 1];
+        let attrs = match inner {
+            [
+                (Token::Atom(u), _),
+                (Token::Open, _),
+                attrs @ ..,
+                (Token::Close, _),
+            ] if u.eq_ignore_ascii_case(b"USE") => attrs
+                .iter()
+                .map(|(t, _)| match t {
+                    Token::Atom(a) if a.starts_with(b"\\") => {
+                        Ok(String::from_utf8_lossy(a).into_owned())
+                    }
+                    _ => Err(bad()),
+                })
+                .collect::<Result<Vec<_>>>()?,
+            _ => return Err(bad()),
+        };
+        create_use = Some(attrs);
+        edits.push((tokens[2].1.end..close.end, Vec::new()));
+    }
     let is_uid = name == "UID";
     let verb = if is_uid {
         tokens
@@ -667,7 +701,6 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
     } else {
         name.clone()
     };
-    let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
     let mut search_return = None;
     let mut empty_saved = false;
     let mut status = StatusExtras::default();
@@ -959,6 +992,7 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
             empty_saved,
             status,
             fetch,
+            create_use,
         });
     }
     edits.sort_by_key(|(r, _)| r.start);
@@ -981,6 +1015,7 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         empty_saved,
         status,
         fetch,
+        create_use,
     })
 }
 

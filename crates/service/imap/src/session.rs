@@ -697,6 +697,7 @@ impl Session {
                 empty_saved,
                 status,
                 fetch,
+                create_use,
             } => match rewrite::decode(&bytes) {
                 Ok(cmd) => {
                     let name = cmd.body.name();
@@ -708,6 +709,7 @@ impl Session {
                             empty_saved,
                             status,
                             fetch,
+                            create_use,
                         )
                         .await;
                     (r, name)
@@ -777,6 +779,7 @@ impl Session {
         empty_saved: bool,
         status: rewrite::StatusExtras,
         fetch: rewrite::FetchExtras,
+        create_use: Option<Vec<String>>,
     ) -> Result<Done> {
         use CommandBody as C;
         let authed = !matches!(self.state, State::NotAuthenticated);
@@ -814,7 +817,7 @@ impl Session {
                 mailbox,
                 parameters,
             } => self.handle_select(mailbox, parameters, true).await,
-            C::Create { mailbox } => self.handle_create(mailbox).await,
+            C::Create { mailbox } => self.handle_create(mailbox, create_use).await,
             C::Delete { mailbox } => self.handle_delete(mailbox).await,
             C::Rename { from, to } => self.handle_rename(from, to).await,
             C::Subscribe { mailbox } => self.handle_subscribe(mailbox, true).await,

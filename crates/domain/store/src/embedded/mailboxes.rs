@@ -180,7 +180,12 @@ impl Mailboxes for EmbeddedStore {
         self.read(move |conn| find_folder(conn, user, &path)).await
     }
 
-    async fn create_folder(&self, user: UserId, path: &str) -> Result<Folder> {
+    async fn create_folder_for(
+        &self,
+        user: UserId,
+        path: &str,
+        role: Option<postgate_types::FolderRole>,
+    ) -> Result<Folder> {
         let path = valid_path(path)?.to_string();
         self.write(move |conn| {
             if find_folder(conn, user, &path)?.is_some() {
@@ -196,6 +201,14 @@ impl Mailboxes for EmbeddedStore {
                     )
                     .map_err(backend)?;
                 }
+            }
+            if let Some(role) = role {
+                conn.execute(
+                    "UPDATE folder SET role = CASE WHEN path_key = ?3 THEN ?2 END \
+                     WHERE user_id = ?1 AND (role = ?2 OR path_key = ?3)",
+                    params![user, role.as_str(), path.to_lowercase()],
+                )
+                .map_err(backend)?;
             }
             find_folder(conn, user, &path)?
                 .ok_or_else(|| StoreError::Backend("folder vanished".into()))

@@ -380,13 +380,27 @@ impl Mailboxes for PgStore {
         find_folder(&c, user, path).await
     }
 
-    async fn create_folder(&self, user: UserId, path: &str) -> Result<Folder> {
+    async fn create_folder_for(
+        &self,
+        user: UserId,
+        path: &str,
+        role: Option<postgate_types::FolderRole>,
+    ) -> Result<Folder> {
         let path = valid_path(path)?.to_string();
         in_tx!(self, |tx| async {
             if find_folder(&tx, user, &path).await?.is_some() {
                 return Err(StoreError::Exists(format!("folder {path}")));
             }
             messages::create_path(&tx, user, &path, false).await?;
+            if let Some(role) = role {
+                tx.execute(
+                    "UPDATE folder SET role = CASE WHEN path_key = $3 THEN $2 END \
+                     WHERE user_id = $1 AND (role = $2 OR path_key = $3)",
+                    &[&user, &role.as_str(), &path.to_lowercase()],
+                )
+                .await
+                .map_err(pg)?;
+            }
             self.notify(&tx, &[list_change(user, ChangeKind::Mailboxes)])
                 .await?;
             find_folder(&tx, user, &path)

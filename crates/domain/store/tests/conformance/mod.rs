@@ -57,6 +57,7 @@ macro_rules! suite {
             append_batch_keeps_order_flags_and_dates,
             user_feed_hears_every_folder_and_the_list,
             metadata_entries,
+            created_with_a_role,
         );
         suite!(@multi_thread $make;
             two_handles_claim_every_due_recipient_once,
@@ -2908,4 +2909,44 @@ pub async fn dkim_keys_add_list_remove(h: &dyn Harness) {
         .map(|k| format!("{}/{}", k.domain, k.selector))
         .collect();
     assert_eq!(left, ["another.test/s1", "example.org/pg202601e"]);
+}
+
+/// `create_folder_for` with a role (RFC 6154 §3 CREATE … USE): the new
+/// folder has the role and the folder that had it no longer does; a name
+/// taken is Exists and changes no role.
+pub async fn created_with_a_role(h: &dyn Harness) {
+    let s = fixture(h).await;
+    let alice = s.user(&addr("alice@example.org")).await.unwrap().unwrap();
+    let role_of = |fs: &[postgate_store::Folder], p: &str| {
+        fs.iter()
+            .find(|f| f.path.eq_ignore_ascii_case(p))
+            .unwrap_or_else(|| panic!("{p}"))
+            .role
+    };
+    let before = s.folders(alice.id).await.unwrap();
+    assert_eq!(role_of(&before, "Junk"), Some(FolderRole::Junk));
+    let f = s
+        .create_folder_for(alice.id, "Spam/Caught", Some(FolderRole::Junk))
+        .await
+        .unwrap();
+    assert_eq!(f.role, Some(FolderRole::Junk));
+    let after = s.folders(alice.id).await.unwrap();
+    assert_eq!(role_of(&after, "Junk"), None);
+    assert_eq!(role_of(&after, "Spam"), None);
+    assert_eq!(role_of(&after, "Spam/Caught"), Some(FolderRole::Junk));
+    assert_eq!(
+        after
+            .iter()
+            .filter(|f| f.role == Some(FolderRole::Junk))
+            .count(),
+        1
+    );
+    assert!(matches!(
+        s.create_folder_for(alice.id, "Junk", Some(FolderRole::Junk))
+            .await,
+        Err(StoreError::Exists(_))
+    ));
+    let again = s.folders(alice.id).await.unwrap();
+    assert_eq!(role_of(&again, "Spam/Caught"), Some(FolderRole::Junk));
+    assert_eq!(role_of(&again, "Junk"), None);
 }

@@ -63,13 +63,36 @@ impl Session {
             .ok_or_else(ImapError::nonexistent)
     }
 
-    pub(crate) async fn handle_create(&mut self, mailbox: Mailbox<'_>) -> Result<Done> {
+    pub(crate) async fn handle_create(
+        &mut self,
+        mailbox: Mailbox<'_>,
+        uses: Option<Vec<String>>,
+    ) -> Result<Done> {
         let name = self.mailbox_name(&mailbox)?;
         if name.eq_ignore_ascii_case("INBOX") {
             return Err(ImapError::no(Some("ALREADYEXISTS"), "INBOX already exists"));
         }
+        // RFC 6154 §3: a special use the server cannot give is NO
+        // [USEATTR], and the mailbox is not created. A folder has one role
+        // here; giving it to the new mailbox takes it from the one that had
+        // it (what a client choosing its Drafts or Junk folder means).
+        let role = match uses.as_deref().unwrap_or_default() {
+            [] => None,
+            [one] => Some(names::role_of_special_use(one).ok_or_else(|| {
+                ImapError::no(
+                    Some("USEATTR"),
+                    format!("{one} is not a special use mailboxes can be created for"),
+                )
+            })?),
+            _ => {
+                return Err(ImapError::no(
+                    Some("USEATTR"),
+                    "A mailbox has one special use here",
+                ));
+            }
+        };
         let user = self.user()?.id;
-        match self.ctx.store.create_folder(user, &name).await {
+        match self.ctx.store.create_folder_for(user, &name, role).await {
             // RFC 8474 §4.1: the new mailbox's id in the tagged OK.
             Ok(f) => Ok(Done {
                 code: Some(format!("MAILBOXID ({})", mailbox_id(f.id, f.uid_validity))),
