@@ -794,3 +794,59 @@ async fn mailboxid_in_create_select_and_status_kept_by_rename() {
     c.ok("DELETE Play").await;
     c.no("STATUS Play (MAILBOXID)").await;
 }
+
+// covers: PARTIAL
+#[tokio::test]
+async fn fetch_partial_pages_through_what_the_set_leaves() {
+    let (_w, mut c) = mailbox().await;
+    // RFC 9394 §3.3: positions among the messages the set names, in
+    // ascending order; negative ones count back from the last.
+    c.ok("UID FETCH 1:* (UID) (PARTIAL 1:2)")
+        .await
+        .exactly(&["* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)"]);
+    c.ok("UID FETCH 1:* (UID) (PARTIAL -1:-1)")
+        .await
+        .exactly(&["* 3 FETCH (UID 4)"]);
+    c.ok("UID FETCH 3:* UID (PARTIAL -5:-2)")
+        .await
+        .exactly(&["* 2 FETCH (UID 3)"]);
+    c.ok("FETCH 1:* (UID) (PARTIAL 3:2)")
+        .await
+        .exactly(&["* 2 FETCH (UID 3)", "* 3 FETCH (UID 4)"]);
+    c.ok("UID FETCH 1:* (UID) (PARTIAL 5:9)").await.exactly(&[]);
+    // With CHANGEDSINCE, PARTIAL pages through the changed ones.
+    let r = c.ok("FETCH 1:* (MODSEQ)").await;
+    let before = r
+        .starting("* ")
+        .iter()
+        .filter(|l| l.contains(" FETCH "))
+        .map(|l| modseq(l))
+        .max()
+        .unwrap();
+    c.ok("STORE 1,3 +FLAGS.SILENT (\\Flagged)").await;
+    let r = c
+        .ok(&format!(
+            "UID FETCH 1:* (UID) (CHANGEDSINCE {before} PARTIAL -1:-1)"
+        ))
+        .await;
+    assert_eq!(r.untagged.len(), 1, "{r}");
+    assert!(
+        r.untagged[0].starts_with("* 3 FETCH (UID 4 MODSEQ ("),
+        "{r}"
+    );
+    let r = c
+        .ok(&format!(
+            "UID FETCH 1:* (UID) (PARTIAL 1:1 CHANGEDSINCE {before})"
+        ))
+        .await;
+    assert_eq!(r.untagged.len(), 1, "{r}");
+    assert!(
+        r.untagged[0].starts_with("* 1 FETCH (UID 2 MODSEQ ("),
+        "{r}"
+    );
+    // RFC 9394 §3.1 partial-range: non-zero, one sign.
+    c.bad("UID FETCH 1:* (UID) (PARTIAL 0:1)").await;
+    c.bad("UID FETCH 1:* (UID) (PARTIAL 1:-1)").await;
+    c.bad("UID FETCH 1:* (UID) (PARTIAL)").await;
+    c.ok("NOOP").await;
+}

@@ -372,6 +372,9 @@ pub struct FetchExtras {
     pub threadid: bool,
     /// SAVEDATE (RFC 8514 §4.1).
     pub savedate: bool,
+    /// The PARTIAL modifier's range (RFC 9394 §3.3), taken out of the
+    /// modifier list.
+    pub partial: Option<(i64, i64)>,
     /// Nothing else was asked for: UID stands in for them in the parsed
     /// command and is answered only where UID FETCH calls for it.
     pub only: bool,
@@ -878,6 +881,66 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         }
     }
 
+    // RFC 9394 §3.3: "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 PARTIAL -1:-10)":
+    // the PARTIAL modifier and its range are taken out of the modifier
+    // list (the list too, if nothing is left in it).
+    if verb == "FETCH" {
+        // Past the sequence set and the items (a list, or one item with
+        // PREVIEW's "(LAZY)" perhaps after it): the modifier list.
+        let mut i = args_from + 1;
+        let skip_group = |from: usize| -> usize {
+            let mut depth = 0;
+            let mut j = from;
+            while let Some((t, _)) = tokens.get(j) {
+                match t {
+                    Token::Open => depth += 1,
+                    Token::Close => depth -= 1,
+                    _ => {}
+                }
+                j += 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            j
+        };
+        i = skip_group(i);
+        if let (Some((Token::Open, _)), Some((Token::Atom(m), _))) =
+            (tokens.get(i), tokens.get(i + 1))
+            && m.eq_ignore_ascii_case(b"LAZY")
+        {
+            i = skip_group(i);
+        }
+        if let Some((Token::Open, open)) = tokens.get(i) {
+            let end = skip_group(i);
+            let inner = &tokens[i + 1..end.saturating_sub(1).max(i + 1)];
+            if let Some(k) = inner.iter().position(
+                |(t, _)| matches!(t, Token::Atom(a) if a.eq_ignore_ascii_case(b"PARTIAL")),
+            ) {
+                let Some((Token::Atom(range), range_at)) = inner.get(k + 1) else {
+                    return Err(ImapError::bad("PARTIAL needs a range"));
+                };
+                fetch.partial = Some(partial_range(range)?);
+                let alone = inner.len() == 2;
+                let close = &tokens[end - 1].1;
+                let cut = if alone {
+                    // The whole list, with the space before it.
+                    let from = if open.start > 0 && bytes[open.start - 1] == b' ' {
+                        open.start - 1
+                    } else {
+                        open.start
+                    };
+                    from..close.end
+                } else if k == 0 {
+                    inner[0].1.start..inner[2].1.start
+                } else {
+                    inner[k - 1].1.end..range_at.end
+                };
+                edits.push((cut, Vec::new()));
+            }
+        }
+    }
+
     // ESEARCH: "SEARCH RETURN (...)".
     // ESORT (RFC 5267 §3): "SORT RETURN (...)" likewise.
     if (verb == "SEARCH" || verb == "SORT")
@@ -1366,6 +1429,7 @@ mod tests {
             threadid,
             only,
             savedate: false,
+            partial: None,
         };
         let cases: [(&[u8], &[u8], FetchExtras); 7] = [
             (

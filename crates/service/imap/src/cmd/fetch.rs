@@ -105,6 +105,23 @@ impl Session {
         if let Some(cs) = changed_since {
             indices.retain(|&i| sel.meta[i].modseq > cs);
         }
+        if let Some((low, high)) = extras.partial {
+            // RFC 9394 §3.3: of the messages the set (and CHANGEDSINCE)
+            // leaves, in ascending order, those at positions low..=high,
+            // counted from the end when negative.
+            let n = indices.len() as i64;
+            let (from, to) = if low < 0 {
+                (n + low + 1, n + high + 1)
+            } else {
+                (low, high)
+            };
+            let (from, to) = (from.max(1), to.min(n));
+            indices = if from > to {
+                Vec::new()
+            } else {
+                indices[(from - 1) as usize..to as usize].to_vec()
+            };
+        }
         let folder = sel.folder;
         if vanished && let Some(cs) = changed_since {
             // RFC 7162 §3.2.6: expunged UIDs in the set, as VANISHED (EARLIER).
