@@ -499,6 +499,10 @@ pub struct ImapConfig {
     /// Storage quota of every user (RFC 9208 STORAGE); 0: none.
     #[serde(deserialize_with = "de_size", serialize_with = "ser_size")]
     pub quota: u64,
+    /// A SEARCH, SORT, COPY or MOVE running this long tells the client how
+    /// far it has got, and again as often (RFC 9585 INPROGRESS).
+    #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
+    pub progress_interval: Duration,
 }
 
 impl Default for ImapConfig {
@@ -511,6 +515,7 @@ impl Default for ImapConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             max_append_size: 50 * 1024 * 1024,
             quota: 0,
+            progress_interval: Duration::from_secs(5),
         }
     }
 }

@@ -975,3 +975,33 @@ async fn context_sort_partial_and_update_keep_the_sort_order() {
     c.bad("SORT RETURN (UPDATE PARTIAL 1:2) (DATE) UTF-8 ALL")
         .await;
 }
+
+/// RFC 9585: a SEARCH or COPY running past `[imap] progress_interval`
+/// (here none) reports its progress under its own tag.
+#[tokio::test]
+async fn long_search_and_copy_report_their_progress() {
+    let w =
+        World::with_config("[imap]\nallow_plaintext = true\nprogress_interval = \"0s\"\n").await;
+    w.user(USER, "pw").await;
+    for i in 1..=300 {
+        w.deliver(USER, format!("Subject: n{i}\r\n\r\nx\r\n").as_bytes())
+            .await;
+    }
+    let mut c = w.imap_login(USER, "pw").await;
+    c.ok("SELECT INBOX").await.has("* 300 EXISTS");
+    // Between chunks of the search: how many examined, of how many.
+    c.send_line("P1 SEARCH SUBJECT n29").await;
+    let r = c.replies("P1", "SEARCH").await;
+    assert!(r.tagged.starts_with("OK"), "{r}");
+    r.has("* OK [INPROGRESS (\"P1\" 256 300)] Searching")
+        .has("* SEARCH 29 290 291 292 293 294 295 296 297 298 299");
+    // While the copy is stored: the goal, the state unknown (NIL).
+    c.ok("CREATE Kept").await;
+    c.send_line("P2 COPY 1:* Kept").await;
+    let r = c.replies("P2", "COPY").await;
+    assert!(r.tagged.starts_with("OK [COPYUID "), "{r}");
+    assert!(!r.untagged.is_empty(), "{r}");
+    for line in &r.untagged {
+        assert_eq!(line, "* OK [INPROGRESS (\"P2\" NIL 300)] Copying", "{r}");
+    }
+}

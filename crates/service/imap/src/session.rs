@@ -362,6 +362,45 @@ impl Session {
         r.map_err(|_| ReadError::Io)
     }
 
+    /// Tells the client how far the command has got (RFC 9585 §3:
+    /// `OK [INPROGRESS ("tag" state goal)]`, NIL where unknown) and sends it
+    /// at once.
+    pub(crate) async fn in_progress(&mut self, state: Option<u64>, goal: Option<u64>, text: &str) {
+        let n = |v: Option<u64>| v.map_or_else(|| "NIL".to_string(), |v| v.to_string());
+        let line = format!(
+            "OK [INPROGRESS (\"{}\" {} {})] {text}",
+            self.current_tag,
+            n(state),
+            n(goal)
+        );
+        self.untagged(&line);
+        let _ = self.flush().await;
+    }
+
+    /// Awaits `work`, telling the client every progress interval that it
+    /// is still going (RFC 9585), with its goal if known.
+    pub(crate) async fn with_progress<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+        goal: Option<u64>,
+        text: &str,
+    ) -> T {
+        let every = self.ctx.config.progress_interval;
+        let mut next = tokio::time::Instant::now() + every;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut work => return done,
+                _ = tokio::time::sleep_until(next) => {
+                    self.in_progress(None, goal, text).await;
+                    next = tokio::time::Instant::now()
+                        + every.max(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
     /// Writes queued output if there is a lot of it.
     pub(crate) async fn flush_if_full(&mut self) -> std::result::Result<(), ReadError> {
         if self.out.len() >= FLUSH_AT {
@@ -705,11 +744,13 @@ impl Session {
                         .dispatch(
                             cmd,
                             frame.aside.into_iter().next().map(|(_, m)| m),
-                            search_return,
-                            empty_saved,
-                            status,
-                            fetch,
-                            create_use,
+                            Extras {
+                                search_return,
+                                empty_saved,
+                                status,
+                                fetch,
+                                create_use,
+                            },
                         )
                         .await;
                     (r, name)
@@ -775,12 +816,15 @@ impl Session {
         &mut self,
         cmd: Command<'_>,
         message: Option<Vec<u8>>,
-        search_return: Option<rewrite::SearchReturn>,
-        empty_saved: bool,
-        status: rewrite::StatusExtras,
-        fetch: rewrite::FetchExtras,
-        create_use: Option<Vec<String>>,
+        extras: Extras,
     ) -> Result<Done> {
+        let Extras {
+            search_return,
+            empty_saved,
+            status,
+            fetch,
+            create_use,
+        } = extras;
         use CommandBody as C;
         let authed = !matches!(self.state, State::NotAuthenticated);
         let selected = matches!(self.state, State::Selected(..));
@@ -1011,4 +1055,14 @@ fn check_charset(charset: Option<&str>) -> Result<()> {
             "Unsupported charset",
         )),
     }
+}
+
+/// What the command rewrite took out of a command for the session to act on
+/// (rewrite::Prepared::Command).
+struct Extras {
+    search_return: Option<rewrite::SearchReturn>,
+    empty_saved: bool,
+    status: rewrite::StatusExtras,
+    fetch: rewrite::FetchExtras,
+    create_use: Option<Vec<String>>,
 }

@@ -40,9 +40,10 @@ impl Session {
         if uids.is_empty() {
             return Ok(Done::default());
         }
-        let outcome = store
-            .copy_messages(sel.folder, uids, dest.id, is_move)
-            .await?;
+        let (folder, goal) = (sel.folder, uids.len() as u64);
+        let work = store.copy_messages(folder, uids, dest.id, is_move);
+        let text = if is_move { "Moving" } else { "Copying" };
+        let outcome = self.with_progress(work, Some(goal), text).await?;
         let (src, dst): (Vec<u32>, Vec<u32>) = outcome.pairs.iter().copied().unzip();
         let copyuid = format!(
             "COPYUID {} {} {}",

@@ -378,6 +378,20 @@ impl Session {
 
     /// The view indices matching `keys`, ascending.
     async fn matching(&mut self, keys: &[SearchKey<'_>], extra: Needs) -> Result<Vec<usize>> {
+        self.matching_reported(keys, extra, false).await
+    }
+
+    /// As [`Session::matching`]; with `report`, a search that runs past the
+    /// progress interval says how many messages it has examined of how many
+    /// (RFC 9585 §3), between chunks.
+    async fn matching_reported(
+        &mut self,
+        keys: &[SearchKey<'_>],
+        extra: Needs,
+        report: bool,
+    ) -> Result<Vec<usize>> {
+        let every = self.ctx.config.progress_interval;
+        let mut last = tokio::time::Instant::now();
         let mut need = extra;
         needs(keys, &mut need);
         let (folder, uids, count, max_uid) = {
@@ -391,6 +405,12 @@ impl Session {
         };
         let mut out = Vec::new();
         for (c, chunk) in uids.chunks(CHUNK).enumerate() {
+            if report && c > 0 && last.elapsed() >= every {
+                let done = (c * CHUNK) as u64;
+                self.in_progress(Some(done), Some(uids.len() as u64), "Searching")
+                    .await;
+                last = tokio::time::Instant::now();
+            }
             let loaded = self.load(folder, chunk, need).await?;
             let sel: &Selected = self.selected_mut()?;
             for (k, uid) in chunk.iter().enumerate() {
@@ -430,7 +450,7 @@ impl Session {
         if modseq_key {
             self.enable_condstore();
         }
-        let hits = self.matching(keys, Needs::default()).await?;
+        let hits = self.matching_reported(keys, Needs::default(), true).await?;
         let sel = self.selected_mut()?;
         let ids: Vec<u32> = hits
             .iter()
@@ -537,7 +557,7 @@ impl Session {
             content: true,
             raw: true,
         };
-        let hits = self.matching(keys, Needs::default()).await?;
+        let hits = self.matching_reported(keys, Needs::default(), true).await?;
         let (folder, uids): (i64, Vec<u32>) = {
             let sel = self.selected_mut()?;
             (sel.folder, hits.iter().map(|&i| sel.uids[i]).collect())
