@@ -237,11 +237,14 @@ def case_extensions():
     has them (ENABLE, MYRIGHTS, GETACL), and commands it does not know
     through _simple_command, their literals as LITERAL+ (RFC 7888)."""
     for name, states in [("UNAUTHENTICATE", ("AUTH", "SELECTED")),
-                         ("CANCELUPDATE", ("SELECTED",))]:
+                         ("CANCELUPDATE", ("SELECTED",)),
+                         ("SETMETADATA", ("AUTH", "SELECTED")),
+                         ("GETMETADATA", ("AUTH", "SELECTED"))]:
         imaplib.Commands.setdefault(name, states)
     m = imaps_login()
     for cap in ["MULTIAPPEND", "CATENATE", "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "WITHIN",
-                "PREVIEW", "OBJECTID", "UTF8=ACCEPT", "ACL", "UNAUTHENTICATE", "STATUS=SIZE"]:
+                "PREVIEW", "OBJECTID", "UTF8=ACCEPT", "ACL", "UNAUTHENTICATE", "STATUS=SIZE",
+                "SAVEDATE", "CREATE-SPECIAL-USE", "PARTIAL", "METADATA"]:
         check(cap in m.capabilities, f"{cap} in {m.capabilities}")
     one = b"From: a@example.org\r\nSubject: first\r\n\r\nHello there,\r\n  world.\r\n"
     two = b"Subject: second\r\n\r\nsecond body\r\n"
@@ -278,6 +281,25 @@ def case_extensions():
     check(b'PREVIEW "Hello there, world."' in data[0] and b"EMAILID (" in data[0], f"PREVIEW {data}")
     data = ok(m.search(None, "YOUNGER", "3600"), "SEARCH YOUNGER")
     check(data == [b"1 2"], f"YOUNGER {data}")
+    # SAVEDATE (RFC 8514): saved today, whatever the internal date.
+    today = time.strftime("%d-%b-%Y", time.gmtime())
+    data = ok(m.fetch("1:2", "(SAVEDATE)"), "FETCH SAVEDATE")
+    check(all(b'SAVEDATE "' in d for d in data), f"SAVEDATE {data}")
+    data = ok(m.search(None, "SAVEDSINCE", today), "SEARCH SAVEDSINCE")
+    check(data == [b"1 2"], f"SAVEDSINCE {data}")
+    # PARTIAL (RFC 9394): the last message of the set only.
+    data = ok(m._simple_command("UID", "FETCH", "1:*", "(FLAGS)", "(PARTIAL -1:-1)"), "FETCH PARTIAL")
+    fetched = m.untagged_responses.pop("FETCH", [])
+    check(len(fetched) == 1 and fetched[0].startswith(b"2 "), f"PARTIAL FETCH {fetched}")
+    # CREATE-SPECIAL-USE (RFC 6154 §3), then LIST shows the use.
+    ok(m._simple_command("CREATE", "Binned", "(USE (\\Trash))"), "CREATE USE")
+    data = ok(m.list('""', "Binned"), "LIST Binned")
+    check(b"\\Trash" in data[0], f"\\Trash on the new mailbox {data}")
+    # METADATA (RFC 5464): set and read back a mailbox comment.
+    ok(m._simple_command("SETMETADATA", "INBOX", '(/private/comment "kept")'), "SETMETADATA")
+    ok(m._simple_command("GETMETADATA", "INBOX", "/private/comment"), "GETMETADATA")
+    md = m.untagged_responses.pop("METADATA", [b""])[-1]
+    check(b'/private/comment "kept"' in md, f"METADATA {md}")
     # ACL (RFC 4314) with imaplib's own methods.
     data = ok(m.myrights("INBOX"), "MYRIGHTS")
     check(data == [b"INBOX lrswipkxtea"], f"MYRIGHTS {data}")
