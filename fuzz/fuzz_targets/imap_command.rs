@@ -86,6 +86,9 @@ fn command(bytes: &[u8]) {
                 | Prepared::Unauthenticate
                 | Prepared::MultiAppend { .. }
                 | Prepared::Acl { .. }
+                | Prepared::Url { .. }
+                | Prepared::Metadata(_)
+                | Prepared::Notify(_)
                 | Prepared::CancelUpdate(_),
             )
             | Err(_) => {}
