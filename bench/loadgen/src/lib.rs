@@ -482,6 +482,99 @@ impl Rng {
     }
 }
 
+/// This process's CPU time so far (user + system), in seconds, from
+/// /proc/self/stat (clock ticks of 1/100 s, as Linux reports them to user
+/// space); 0 where it cannot be read.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold
+    // spaces): state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Exits unless `host` is a loopback address (set BENCH_ALLOW_NONLOCAL=1
+/// to allow another), as the shared load scripts do.
+pub fn loopback_only(host: &str) {
+    let local = host
+        .parse::<IpAddr>()
+        .map(|a| a.is_loopback())
+        .unwrap_or(host == "localhost");
+    if !local && std::env::var("BENCH_ALLOW_NONLOCAL").as_deref() != Ok("1") {
+        eprintln!("refusing non-loopback host {host} (set BENCH_ALLOW_NONLOCAL=1)");
+        std::process::exit(2);
+    }
+}
+
+/// Command-line arguments: positionals in order, then `--name value`
+/// options; anything left over or malformed ends the process with the usage.
+#[derive(Debug)]
+pub struct Args {
+    usage: &'static str,
+    positional: std::collections::VecDeque<String>,
+    options: std::collections::HashMap<String, String>,
+}
+
+impl Args {
+    /// This process's arguments.
+    pub fn from_env(usage: &'static str) -> Args {
+        let mut positional = std::collections::VecDeque::new();
+        let mut options = std::collections::HashMap::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(a) = it.next() {
+            if a.starts_with("--") {
+                let Some(v) = it.next() else {
+                    Args::fail(usage, &format!("{a} needs a value"));
+                };
+                options.insert(a, v);
+            } else {
+                positional.push_back(a);
+            }
+        }
+        Args {
+            usage,
+            positional,
+            options,
+        }
+    }
+
+    fn fail(usage: &str, why: &str) -> ! {
+        eprintln!("{why}\nusage: {usage}");
+        std::process::exit(2);
+    }
+
+    /// The next positional argument.
+    pub fn positional(&mut self, name: &str) -> String {
+        self.positional
+            .pop_front()
+            .unwrap_or_else(|| Args::fail(self.usage, &format!("{name} missing")))
+    }
+
+    /// `--name value`, parsed, or `default`.
+    pub fn opt<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
+        match self.options.remove(name) {
+            None => default,
+            Some(v) => v
+                .parse()
+                .unwrap_or_else(|_| Args::fail(self.usage, &format!("{name} {v}: not valid"))),
+        }
+    }
+
+    /// Ends the process if anything was not taken.
+    pub fn done(self) {
+        if let Some(p) = self.positional.front() {
+            Args::fail(self.usage, &format!("unexpected {p}"));
+        }
+        if let Some(o) = self.options.keys().next() {
+            Args::fail(self.usage, &format!("unknown option {o}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,6 +600,18 @@ mod tests {
         assert_eq!(literal_len(b"* 1 FETCH (BODY[] {12}\r\n"), Some(12));
         assert_eq!(literal_len(b"a APPEND x {3+}\r\n"), Some(3));
         assert_eq!(literal_len(b"* OK done\r\n"), None);
+    }
+
+    #[test]
+    fn own_cpu_time_is_read() {
+        let before = cpu_seconds();
+        let mut x = 0u64;
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(cpu_seconds() - before >= 0.1, "{before}");
     }
 
     #[test]
