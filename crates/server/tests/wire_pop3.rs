@@ -806,3 +806,40 @@ async fn an_idle_session_is_logged_out_without_update() {
     // RFC 1939 §3: "the session does NOT enter the UPDATE state".
     assert_eq!(count(&w, &alice, FolderRole::Inbox).await, 1);
 }
+
+/// RETR reads the next messages ahead with the one asked for (at most 16,
+/// 256 KiB in all): whatever the order of RETR and TOP, with DELE between
+/// them and a message too large to join the others, each reply is that
+/// message's own bytes.
+#[tokio::test]
+async fn retrieval_in_any_order_gets_each_message_whole() {
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "b".repeat(300_000));
+    let small: Vec<String> = (1..=20)
+        .map(|i| format!("Subject: s{i}\r\n\r\nbody of {i}\r\n.dot {i}\r\n"))
+        .collect();
+    let mut all: Vec<&[u8]> = small.iter().map(|m| m.as_bytes()).collect();
+    all.insert(5, big.as_bytes());
+    let (w, _) = world("", &all).await;
+    let mut c = login(&w, ALICE).await;
+    // In order, then out of order, with a DELE in between (RFC 1939 §6).
+    assert!(st(&mut c, "DELE 3").await.starts_with("+OK"));
+    for n in [1, 2, 4, 5, 6, 7, 21, 8, 9, 20, 10] {
+        let r = st(&mut c, &format!("RETR {n}")).await;
+        assert_eq!(r, format!("+OK {} octets", all[n - 1].len()), "RETR {n}");
+        let body = unstuff(&raw_multiline(&mut c).await);
+        assert_eq!(body, all[n - 1], "RETR {n}");
+    }
+    assert_eq!(st(&mut c, "RETR 3").await, "-ERR No such message");
+    // TOP from what was read ahead: the header and one line.
+    assert!(st(&mut c, "TOP 11 1").await.starts_with("+OK"));
+    assert_eq!(
+        unstuff(&raw_multiline(&mut c).await),
+        b"Subject: s10\r\n\r\nbody of 10\r\n"
+    );
+    assert!(st(&mut c, "RETR 11").await.starts_with("+OK"));
+    assert_eq!(unstuff(&raw_multiline(&mut c).await), all[10]);
+    assert!(st(&mut c, "RSET").await.starts_with("+OK"));
+    assert!(st(&mut c, "RETR 3").await.starts_with("+OK"));
+    assert_eq!(unstuff(&raw_multiline(&mut c).await), all[2]);
+    assert!(st(&mut c, "QUIT").await.starts_with("+OK"));
+}

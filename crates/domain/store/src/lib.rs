@@ -344,6 +344,16 @@ pub trait Mailboxes: Send + Sync {
     async fn messages_meta(&self, folder: FolderId, uids: Vec<u32>) -> Result<Vec<MessageMeta>>;
     /// The RFC 5322 bytes of a stored message.
     async fn message_bytes(&self, message: MessageRef) -> Result<Option<Vec<u8>>>;
+    /// The bytes of several stored messages, in the order given (`None` for
+    /// one that is gone), in one round trip where the backend can: POP3
+    /// reads the next messages ahead with the one asked for.
+    async fn messages_bytes(&self, messages: Vec<MessageRef>) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            out.push(self.message_bytes(m).await?);
+        }
+        Ok(out)
+    }
     /// The decoded content of a stored message (bodies included).
     async fn message_content(&self, message: MessageRef) -> Result<Option<ItemContent>>;
     /// Octets stored in all of a user's folders (RFC 9208 STORAGE).

@@ -33,9 +33,20 @@ enum State {
 struct Transaction {
     user: User,
     maildrop: Maildrop,
+    /// Messages read ahead with the last one fetched from the store, by
+    /// number: clients retrieve in order, so the next RETR or TOP is most
+    /// often served from here, without a round trip (at most
+    /// [`READ_AHEAD_MESSAGES`] and [`READ_AHEAD_BYTES`]).
+    ahead: Vec<(u32, Vec<u8>)>,
     /// Released when the session ends, whatever the way.
     _lock: LockGuard,
 }
+
+/// At most this many messages are read ahead (see `Transaction::ahead`)…
+const READ_AHEAD_MESSAGES: usize = 16;
+/// …and at most this many octets, the one asked for included: a large
+/// message is read alone.
+const READ_AHEAD_BYTES: u64 = 256 * 1024;
 
 /// Holds a maildrop lock (in the store, so every node sees it) until
 /// dropped.
@@ -547,6 +558,7 @@ impl Session {
         self.state = State::Transaction(Box::new(Transaction {
             user,
             maildrop,
+            ahead: Vec::new(),
             _lock: lock,
         }));
         ok(&format!("Logged in, {n} messages ({size} octets)"))
@@ -560,11 +572,42 @@ impl Session {
         let Some(m) = t.maildrop.get(n) else {
             return err("No such message");
         };
-        let (size, message) = (m.size, m.message);
-        let raw = match store.message_bytes(message).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return err("[SYS/PERM] Message no longer exists"),
-            Err(_) => return err("[SYS/TEMP] Temporary failure, try again later"),
+        let size = m.size;
+        let raw = match t.ahead.iter().position(|(k, _)| *k == n) {
+            Some(i) => t.ahead.swap_remove(i).1,
+            None => {
+                // This message and the ones after it, as many as fit.
+                let mut wanted = vec![(n, m.message)];
+                let mut bytes = size;
+                for k in n + 1..=t.maildrop.messages.len() as u32 {
+                    let Some(next) = t.maildrop.get(k) else {
+                        continue; // deleted
+                    };
+                    if wanted.len() >= READ_AHEAD_MESSAGES || bytes + next.size > READ_AHEAD_BYTES {
+                        break;
+                    }
+                    bytes += next.size;
+                    wanted.push((k, next.message));
+                }
+                let refs = wanted.iter().map(|(_, r)| *r).collect();
+                let mut got = match store.messages_bytes(refs).await {
+                    Ok(g) => g.into_iter(),
+                    Err(_) => return err("[SYS/TEMP] Temporary failure, try again later"),
+                };
+                let Some(Some(raw)) = got.next() else {
+                    return err("[SYS/PERM] Message no longer exists");
+                };
+                let State::Transaction(t) = &mut self.state else {
+                    return err("Not logged in");
+                };
+                t.ahead = wanted
+                    .into_iter()
+                    .skip(1)
+                    .zip(got)
+                    .filter_map(|((k, _), b)| Some((k, b?)))
+                    .collect();
+                raw
+            }
         };
         let mut r = ok(&format!("{size} octets"));
         match lines {

@@ -459,6 +459,16 @@ impl Mailboxes for EmbeddedStore {
             .await
     }
 
+    async fn messages_bytes(&self, wanted: Vec<MessageRef>) -> Result<Vec<Option<Vec<u8>>>> {
+        self.read(move |conn| {
+            wanted
+                .into_iter()
+                .map(|m| messages::message_bytes(conn, m))
+                .collect()
+        })
+        .await
+    }
+
     async fn message_content(&self, message: MessageRef) -> Result<Option<ItemContent>> {
         self.read(move |conn| {
             let row = conn

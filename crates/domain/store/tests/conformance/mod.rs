@@ -611,6 +611,18 @@ pub async fn append_batch_keeps_order_flags_and_dates(h: &dyn Harness) {
         meta.iter().map(|m| m.internal_zone).collect::<Vec<_>>(),
         vec![330, -480, 0]
     );
+    // Several messages' bytes in one call, in the order asked, None for
+    // one that does not exist.
+    let mut refs: Vec<_> = meta.iter().rev().map(|m| m.message).collect();
+    refs.push(postgate_store::MessageRef(i64::MAX));
+    let got = s.messages_bytes(refs).await.unwrap();
+    let want: Vec<Option<Vec<u8>>> = batch
+        .iter()
+        .rev()
+        .map(|m| Some(m.raw.clone()))
+        .chain([None])
+        .collect();
+    assert_eq!(got, want);
     for m in &meta {
         let saved = m.save_date.expect("save date kept");
         assert!((saved - now).abs() < 120, "save date {saved} vs now {now}");
