@@ -497,6 +497,49 @@ pub fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// What [`run_clients`] measured: each client's result, the wall time and
+/// this process's CPU time meanwhile (seconds).
+#[derive(Debug)]
+pub struct ClientsRun<T> {
+    /// Each client's result, in the order started.
+    pub results: Vec<T>,
+    /// Wall seconds from the first start to the last end.
+    pub wall: f64,
+    /// CPU seconds this process used meanwhile (all threads).
+    pub cpu: f64,
+}
+
+/// Runs `clients` clients (`client(0)`, `client(1)`, …) at once on a tokio
+/// runtime of `threads` worker threads, and measures the run. A client
+/// that panics counts as `T::default()`.
+pub fn run_clients<T, F, Fut>(clients: u64, threads: usize, client: F) -> ClientsRun<T>
+where
+    T: Default + Send + 'static,
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cpu0 = cpu_seconds();
+    let started = std::time::Instant::now();
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = (0..clients).map(|i| tokio::spawn(client(i))).collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.unwrap_or_default());
+        }
+        out
+    });
+    ClientsRun {
+        results,
+        wall: started.elapsed().as_secs_f64(),
+        cpu: cpu_seconds() - cpu0,
+    }
+}
+
 /// Exits unless `host` is a loopback address (set BENCH_ALLOW_NONLOCAL=1
 /// to allow another), as the shared load scripts do.
 pub fn loopback_only(host: &str) {

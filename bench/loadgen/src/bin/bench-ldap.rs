@@ -26,7 +26,7 @@ use ldap3_proto::proto::{
     LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapFilter, LdapMsg, LdapOp, LdapResultCode,
     LdapSearchRequest, LdapSearchScope, LdapSubstringFilter,
 };
-use postgate_loadgen::{Args, Rng, cpu_seconds, percentile};
+use postgate_loadgen::{Args, Rng, percentile, run_clients};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -199,26 +199,9 @@ fn main() {
         quota: a.opt("--max-ops", 2_000_000),
     });
     a.done();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let cpu0 = cpu_seconds();
-    let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
-    let tallies = rt.block_on(async {
-        let tasks: Vec<_> = (0..conns)
-            .map(|i| tokio::spawn(connection(i, cfg.clone(), done.clone())))
-            .collect();
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await.unwrap_or_default());
-        }
-        out
-    });
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let run = run_clients(conns, threads, |i| connection(i, cfg.clone(), done.clone()));
+    let (tallies, wall, cpu) = (run.results, run.wall, run.cpu);
     let mut all = Tally::default();
     for t in tallies {
         all.searches += t.searches;

@@ -16,7 +16,7 @@
 //!
 //! `pop3_load host=H port=P client=rust conns=C threads=T secs=S sessions=N
 //! msgs=M msgs_per_s=X mb_per_s=Y sessions_per_s=Z errors=E loadgen_cpu_pct=U`
-use postgate_loadgen::{Args, cpu_seconds, step};
+use postgate_loadgen::{Args, run_clients, step};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -207,26 +207,9 @@ fn main() {
         quota: a.opt("--max-msgs", 1_000_000),
     });
     a.done();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let cpu0 = cpu_seconds();
-    let started = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
-    let tallies = rt.block_on(async {
-        let tasks: Vec<_> = (0..conns)
-            .map(|i| tokio::spawn(worker(i, cfg.clone(), done.clone())))
-            .collect();
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await.unwrap_or_default());
-        }
-        out
-    });
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let run = run_clients(conns, threads, |i| worker(i, cfg.clone(), done.clone()));
+    let (tallies, wall, cpu) = (run.results, run.wall, run.cpu);
     let mut all = Tally::default();
     for t in tallies {
         all.msgs += t.msgs;
