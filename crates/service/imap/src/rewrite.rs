@@ -395,16 +395,13 @@ pub(crate) enum Token<'a> {
 /// A search date, "1-Feb-2020" (RFC 9051 §9 `date-text`).
 pub(crate) fn search_date(text: &[u8]) -> Option<chrono::NaiveDate> {
     let text = std::str::from_utf8(text).ok()?;
-    let mut parts = text.splitn(3, '-');
-    let (day, month, year) = (parts.next()?, parts.next()?, parts.next()?);
-    if !(1..=2).contains(&day.len()) || year.len() != 4 {
+    // date-year is 4DIGIT, and nothing comes before date-day: chrono's %Y
+    // takes fewer digits and its %d leading white space.
+    let year = text.rsplit('-').next()?;
+    if year.len() != 4 || text.starts_with(|c: char| !c.is_ascii_digit()) {
         return None;
     }
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))?;
-    chrono::NaiveDate::from_ymd_opt(year.parse().ok()?, month as u32 + 1, day.parse().ok()?)
+    chrono::NaiveDate::parse_from_str(text, "%d-%b-%Y").ok()
 }
 
 /// Splits a command into tokens with their byte ranges.
@@ -840,44 +837,42 @@ pub fn prepare<'a>(bytes: &'a [u8], saved: Option<Saved<'_>>) -> Result<Prepared
         };
         for i in args_from..tokens.len() {
             let Some(a) = word_at(i) else { continue };
-            let after = |k: &[u8]| {
-                i.checked_sub(1)
+            // The key as imap-codec's, and whether a date follows it.
+            let (with, dated): (&[u8], bool) = if a.eq_ignore_ascii_case(b"SAVEDBEFORE") {
+                (b"HEADER SAVED:BEFORE", true)
+            } else if a.eq_ignore_ascii_case(b"SAVEDON") {
+                (b"HEADER SAVED:ON", true)
+            } else if a.eq_ignore_ascii_case(b"SAVEDSINCE") {
+                (b"HEADER SAVED:SINCE", true)
+            } else if a.eq_ignore_ascii_case(b"SAVEDATESUPPORTED") {
+                (b"ALL", false)
+            } else {
+                continue;
+            };
+            let after = |back: usize, k: &[u8]| {
+                i.checked_sub(back)
                     .and_then(word_at)
                     .is_some_and(|p| p.eq_ignore_ascii_case(k))
             };
-            let argument = TAKES_STRING.iter().any(|k| after(k))
-                || i.checked_sub(2)
-                    .and_then(word_at)
-                    .is_some_and(|p| p.eq_ignore_ascii_case(b"HEADER"))
-                || after(b"HEADER");
-            if argument {
-                continue;
+            if TAKES_STRING.iter().any(|k| after(1, k))
+                || after(1, b"HEADER")
+                || after(2, b"HEADER")
+            {
+                continue; // a string that reads like the key
             }
-            let upper = a.to_ascii_uppercase();
-            let with: Option<&[u8]> = match &upper[..] {
-                b"SAVEDBEFORE" => Some(b"HEADER SAVED:BEFORE"),
-                b"SAVEDON" => Some(b"HEADER SAVED:ON"),
-                b"SAVEDSINCE" => Some(b"HEADER SAVED:SINCE"),
-                b"SAVEDATESUPPORTED" => Some(b"ALL"),
+            // date = date-text / DQUOTE date-text DQUOTE (RFC 9051 §9).
+            let date = match tokens.get(i + 1) {
+                Some((Token::Atom(d), _)) => Some(*d),
+                Some((Token::Quoted(d), _)) => Some(d.as_slice()),
                 _ => None,
             };
-            if let Some(with) = with {
-                if with != b"ALL" {
-                    // date = date-text / DQUOTE date-text DQUOTE (RFC 9051 §9).
-                    let date = match tokens.get(i + 1) {
-                        Some((Token::Atom(d), _)) => Some(d.to_vec()),
-                        Some((Token::Quoted(d), _)) => Some(d.clone()),
-                        _ => None,
-                    };
-                    if date.as_deref().and_then(search_date).is_none() {
-                        return Err(ImapError::bad(format!(
-                            "{} needs a date",
-                            String::from_utf8_lossy(&upper)
-                        )));
-                    }
-                }
-                edits.push((tokens[i].1.clone(), with.to_vec()));
+            if dated && date.and_then(search_date).is_none() {
+                return Err(ImapError::bad(format!(
+                    "{} needs a date",
+                    String::from_utf8_lossy(a).to_ascii_uppercase()
+                )));
             }
+            edits.push((tokens[i].1.clone(), with.to_vec()));
         }
     }
 
@@ -1418,6 +1413,22 @@ mod tests {
             assert_eq!(&*bytes, want, "{}", String::from_utf8_lossy(given));
             assert_eq!(status, kind);
             decode(&bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn search_dates_are_date_text() {
+        let d = |y, m, day| chrono::NaiveDate::from_ymd_opt(y, m, day);
+        assert_eq!(search_date(b"1-Feb-2020"), d(2020, 2, 1));
+        assert_eq!(search_date(b"01-feb-2020"), d(2020, 2, 1));
+        for bad in [
+            &b"1-Feb-20"[..],
+            b" 1-Feb-2020",
+            b"31-Feb-2020",
+            b"1-Fooo-2020",
+            b"",
+        ] {
+            assert_eq!(search_date(bad), None, "{}", String::from_utf8_lossy(bad));
         }
     }
 

@@ -37,12 +37,7 @@ impl Session {
         // RFC 3501 §6.3.11: the date-time's zone is kept with the
         // INTERNALDATE and given back by FETCH.
         let (internal_date, internal_zone) = date
-            .map(|d| {
-                (
-                    d.as_ref().timestamp(),
-                    d.as_ref().offset().local_minus_utc() / 60,
-                )
-            })
+            .map(|d| instant_and_zone(&d))
             .unwrap_or_else(|| (chrono::Utc::now().timestamp(), 0));
         // Large messages are parsed off the async threads; the bytes move
         // there and back, never copied.
@@ -140,17 +135,7 @@ impl Session {
                     .collect(),
             };
             let (flags, keywords) = split_flags(&flags)?;
-            parsed.push((
-                flags,
-                keywords,
-                date.map(|d| {
-                    (
-                        d.as_ref().timestamp(),
-                        d.as_ref().offset().local_minus_utc() / 60,
-                    )
-                }),
-                parts,
-            ));
+            parsed.push((flags, keywords, date.map(|d| instant_and_zone(&d)), parts));
         }
         let folder = self.append_target(user, &name.unwrap_or_default()).await?;
         let limit = self.ctx.config.max_append_size;
@@ -319,4 +304,11 @@ impl Session {
             None => data,
         }))
     }
+}
+
+/// An APPEND date-time as the store keeps it: Unix seconds, and its zone in
+/// minutes east of UTC (kept so that FETCH gives the date back as it came).
+fn instant_and_zone(d: &DateTime) -> (i64, i32) {
+    let d = d.as_ref();
+    (d.timestamp(), d.offset().local_minus_utc() / 60)
 }

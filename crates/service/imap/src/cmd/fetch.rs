@@ -105,21 +105,12 @@ impl Session {
         if let Some(cs) = changed_since {
             indices.retain(|&i| sel.meta[i].modseq > cs);
         }
-        if let Some((low, high)) = extras.partial {
+        if let Some(range) = extras.partial {
             // RFC 9394 §3.3: of the messages the set (and CHANGEDSINCE)
-            // leaves, in ascending order, those at positions low..=high,
-            // counted from the end when negative.
-            let n = indices.len() as i64;
-            let (from, to) = if low < 0 {
-                (n + low + 1, n + high + 1)
-            } else {
-                (low, high)
-            };
-            let (from, to) = (from.max(1), to.min(n));
-            indices = if from > to {
-                Vec::new()
-            } else {
-                indices[(from - 1) as usize..to as usize].to_vec()
+            // leaves, in ascending order, those at the range's positions.
+            indices = match super::search::partial_span(range, indices.len()) {
+                Some(span) => indices[span].to_vec(),
+                None => Vec::new(),
             };
         }
         let folder = sel.folder;

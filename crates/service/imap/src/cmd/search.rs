@@ -293,28 +293,29 @@ fn eval(key: &SearchKey<'_>, m: &Msg<'_>, count: u32, max_uid: u32) -> bool {
                     .iter()
                     .any(|(n, v)| contains_ci(&format!("{n}: {v}"), &needle))
         }
-        SearchKey::Header(name, value) if saved_key(name).is_some() => {
+        SearchKey::Header(name, value) => match saved_key(name) {
             // RFC 8514 §4.2: the save day (UTC, as FETCH SAVEDATE shows it)
             // against the date; the internal date where none was kept.
-            let want = saved_key(name).unwrap_or(std::cmp::Ordering::Equal);
-            let Some(date) = crate::rewrite::search_date(value.as_ref()) else {
-                return false;
-            };
-            m.meta.is_some_and(|x| {
-                let day = match x.save_date {
-                    Some(t) => day_of(t, 0),
-                    None => day_of(x.internal_date, x.internal_zone),
+            Some(want) => {
+                let Some(date) = crate::rewrite::search_date(value.as_ref()) else {
+                    return false;
                 };
-                let order = day.cmp(&date);
-                order == want || (want.is_gt() && order.is_eq())
-            })
-        }
-        SearchKey::Header(name, value) => {
-            let (name, value) = (astr(name), astr(value));
-            m.headers()
-                .iter()
-                .any(|(n, v)| n.eq_ignore_ascii_case(&name) && contains_ci(v, &value))
-        }
+                m.meta.is_some_and(|x| {
+                    let day = match x.save_date {
+                        Some(t) => day_of(t, 0),
+                        None => day_of(x.internal_date, x.internal_zone),
+                    };
+                    let order = day.cmp(&date);
+                    order == want || (want.is_gt() && order.is_eq())
+                })
+            }
+            None => {
+                let (name, value) = (astr(name), astr(value));
+                m.headers()
+                    .iter()
+                    .any(|(n, v)| n.eq_ignore_ascii_case(&name) && contains_ci(v, &value))
+            }
+        },
         SearchKey::ModSequence { modseq, .. } => m.view.modseq >= *modseq,
         #[allow(unreachable_patterns)]
         _ => false,
@@ -769,20 +770,25 @@ fn esearch_line(tag: &str, uid: bool, r: &SearchReturn, ids: &[u32]) -> String {
 /// " PARTIAL (low:high set)" of a result list in its order (RFC 5267 §4.4;
 /// RFC 9394 §3.1: negative positions count from the end), NIL for none.
 fn partial_item((low, high): (i64, i64), ids: &[u32]) -> String {
-    let n = ids.len() as i64;
-    // 1-based positions, both ends inclusive, clamped to the list.
+    let set = match partial_span((low, high), ids.len()) {
+        Some(span) => format_set(&ids[span]),
+        None => "NIL".to_string(),
+    };
+    format!(" PARTIAL ({low}:{high} {set})")
+}
+
+/// Where a PARTIAL range (1-based positions, both ends inclusive; RFC 9394
+/// §3.1: negative ones count back from the last) falls in a list of `n`,
+/// clamped to it; `None` if outside. For SEARCH's PARTIAL and FETCH's.
+pub(crate) fn partial_span((low, high): (i64, i64), n: usize) -> Option<std::ops::Range<usize>> {
+    let n = n as i64;
     let (from, to) = if low < 0 {
         (n + low + 1, n + high + 1)
     } else {
         (low, high)
     };
     let (from, to) = (from.max(1), to.min(n));
-    let set = if from > to {
-        "NIL".to_string()
-    } else {
-        format_set(&ids[(from - 1) as usize..to as usize])
-    };
-    format!(" PARTIAL ({low}:{high} {set})")
+    (from <= to).then(|| (from - 1) as usize..to as usize)
 }
 
 impl Session {
