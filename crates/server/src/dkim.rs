@@ -3,22 +3,22 @@
 //!
 //! Keys are made here and stored as PKCS#8 DER ([`postgate_store::DkimKeys`]);
 //! the outbound agent signs with them (`postgate_outbound::dkim`). Ed25519
-//! keys come from ring (through mail-auth); RSA keys from the `rsa` crate,
-//! since ring cannot generate RSA keys. The `rsa` crate only makes keys and
-//! reads public keys out of them here: signing is ring's.
+//! keys come from ring (through mail-auth); RSA keys from aws-lc-rs (ring
+//! cannot generate RSA keys), which also signs with them.
 use crate::cli::DkimCmd;
 use anyhow::{Context, bail};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
 use base64::Engine;
 use postgate_dns::mail_auth::common::crypto::Ed25519Key;
 use postgate_store::{DkimAlgorithm, DkimKey, Store, StoreError};
 use postgate_types::Secret;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use std::io::Write;
 use std::sync::Arc;
 
 /// RSA modulus size: RFC 8301 §3.2 requires at least 1024 bits and
 /// recommends 2048; 2048 still fits one DNS TXT record (as two strings).
-const RSA_BITS: usize = 2048;
+const RSA_BITS: aws_lc_rs::rsa::KeySize = aws_lc_rs::rsa::KeySize::Rsa2048;
 
 /// Runs a `dkim` command.
 pub async fn command(
@@ -123,8 +123,12 @@ fn generate(algorithm: DkimAlgorithm) -> anyhow::Result<Vec<u8>> {
             Ed25519Key::generate_pkcs8().map_err(|e| anyhow::anyhow!("{e}"))?
         }
         DkimAlgorithm::RsaSha256 => {
-            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_BITS)?;
-            key.to_pkcs8_der()?.as_bytes().to_vec()
+            let key = RsaKeyPair::generate(RSA_BITS)
+                .map_err(|_| anyhow::anyhow!("cannot make an RSA key"))?;
+            let der: Pkcs8V1Der = key
+                .as_der()
+                .map_err(|_| anyhow::anyhow!("cannot encode the RSA key"))?;
+            der.as_ref().to_vec()
         }
     })
 }
@@ -157,15 +161,14 @@ pub fn record_text(key: &DkimKey) -> anyhow::Result<String> {
     let (k, public) = match key.algorithm {
         // RFC 6376 §3.6.1 `p=`: the public key as DER SubjectPublicKeyInfo
         // (what `openssl rsa -pubout` gives, RFC 6376 Appendix C), base64.
-        DkimAlgorithm::RsaSha256 => (
-            "rsa",
-            rsa::RsaPrivateKey::from_pkcs8_der(der)
-                .context("the stored RSA key")?
-                .to_public_key()
-                .to_public_key_der()?
-                .as_bytes()
-                .to_vec(),
-        ),
+        DkimAlgorithm::RsaSha256 => ("rsa", {
+            let spki: PublicKeyX509Der = RsaKeyPair::from_pkcs8(der)
+                .map_err(|e| anyhow::anyhow!("the stored RSA key: {e}"))?
+                .public_key()
+                .as_der()
+                .map_err(|_| anyhow::anyhow!("cannot encode the RSA public key"))?;
+            spki.as_ref().to_vec()
+        }),
         // RFC 8463 §4: `k=ed25519`, `p=` the raw 32-octet public key, base64.
         DkimAlgorithm::Ed25519Sha256 => (
             "ed25519",
@@ -220,7 +223,7 @@ mod tests {
         );
 
         let rsa = key(DkimAlgorithm::RsaSha256);
-        // ring (the signer) reads what the rsa crate wrote.
+        // ring (mail-auth's verifier side) reads what aws-lc-rs wrote.
         postgate_dns::mail_auth::common::crypto::RsaKey::<
             postgate_dns::mail_auth::common::crypto::Sha256,
         >::from_key_der(rustls_pki_types::PrivateKeyDer::Pkcs8(
