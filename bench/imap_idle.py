@@ -2,17 +2,19 @@
 """Holds N concurrent IMAP connections in IDLE and reports the server's memory.
 
 usage: imap_idle.py HOST IMAP_PORT SMTP_PORT PID [--conns 10000] [--users 100]
-       [--secs 20]
+       [--secs 20] [--tls]
 
 Each connection logs in as userK@example.test (password "pass"), SELECTs INBOX
 and sends IDLE. With all of them idling, the server's resident memory (VmRSS of
 PID) is read and compared with before; then one message per user is delivered
 over SMTP and the script counts the IDLE sessions that receive EXISTS within
---secs. Bounded: at most --conns connections, all closed at the end.
+--secs. With --tls, IMAP_PORT is an implicit-TLS (IMAPS, RFC 8314) port and
+every connection, the warm-up's too, speaks TLS (the server's certificate is
+not checked: loopback). Bounded: at most --conns connections, all closed at the end.
 Prints one line:
   imap_idle conns=N idle=I rss_before_kib=A rss_idle_kib=B per_conn_bytes=X woken=W wake_secs=S
 """
-import argparse, asyncio, smtplib, sys, time
+import argparse, asyncio, smtplib, ssl, sys, time
 
 p = argparse.ArgumentParser()
 p.add_argument("host"); p.add_argument("port", type=int); p.add_argument("smtp", type=int)
@@ -20,7 +22,13 @@ p.add_argument("pid", type=int)
 p.add_argument("--conns", type=int, default=10000)
 p.add_argument("--users", type=int, default=100)
 p.add_argument("--secs", type=float, default=20)
+p.add_argument("--tls", action="store_true")
 a = p.parse_args()
+TLS = None
+if a.tls:
+    TLS = ssl.create_default_context()
+    TLS.check_hostname = False
+    TLS.verify_mode = ssl.CERT_NONE
 assert a.host.startswith("127.") or a.host == "::1", "loopback only"
 assert a.conns <= 20000
 
@@ -49,7 +57,7 @@ class Idler:
         self.woken = asyncio.Event()
 
     async def start(self):
-        self.r, self.w = await asyncio.open_connection(a.host, a.port, limit=1 << 16)
+        self.r, self.w = await asyncio.open_connection(a.host, a.port, limit=1 << 16, ssl=TLS)
         await self.r.readline()
         user = f"user{self.i % a.users + 1}@example.test"
         self.w.write(f"a LOGIN {user} pass\r\nb SELECT INBOX\r\nc IDLE\r\n".encode())
@@ -81,7 +89,7 @@ async def warm_up():
     # Log every user in once first: password checks (argon2id, ~19 MiB each)
     # then sit in the auth cache and the allocator, not in the figure below.
     for u in range(1, a.users + 1):
-        r, w = await asyncio.open_connection(a.host, a.port)
+        r, w = await asyncio.open_connection(a.host, a.port, ssl=TLS)
         await r.readline()
         w.write(f"a LOGIN user{u}@example.test pass\r\nb LOGOUT\r\n".encode())
         await expect(r, b"a ")
@@ -121,7 +129,7 @@ async def main():
         t.cancel()
     await asyncio.gather(*(x.stop() for x in live), return_exceptions=True)
     per = (idle_rss - before) * 1024 / max(1, len(live))
-    print(f"imap_idle conns={a.conns} idle={len(live)} rss_before_kib={before} rss_idle_kib={idle_rss} "
+    print(f"imap_idle tls={int(a.tls)} conns={a.conns} idle={len(live)} rss_before_kib={before} rss_idle_kib={idle_rss} "
           f"per_conn_bytes={per:.0f} woken={woken} wake_secs={wake:.2f}")
 
 asyncio.run(main())

@@ -66,6 +66,7 @@ CONF
   done
   PG_SMTP_PORT=$(sed -n 's/^postgate: smtp listening on 127.0.0.1:\([0-9]*\) (smtp.*/\1/p' "$PG_DIR/stdout" | head -1)
   PG_IMAP_PORT=$(sed -n 's/^postgate: imap listening on 127.0.0.1:\([0-9]*\) (imap,.*/\1/p' "$PG_DIR/stdout" | head -1)
+  PG_IMAPS_PORT=$(sed -n 's/^postgate: imap listening on 127.0.0.1:\([0-9]*\) (imaps.*/\1/p' "$PG_DIR/stdout" | head -1)
   PG_POP3_PORT=$(sed -n 's/^postgate: pop3 listening on 127.0.0.1:\([0-9]*\) (pop3,.*/\1/p' "$PG_DIR/stdout" | head -1)
   PG_CONSOLE_PORT=$(sed -n 's/^postgate: console listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PG_DIR/stdout" | head -1)
   PG_SNMP_PORT=$(sed -n 's/^postgate: snmp listening on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PG_DIR/stdout" | head -1)
