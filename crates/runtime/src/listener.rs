@@ -210,10 +210,14 @@ pub async fn run(
                     async move {
                         let _open = postgate_metrics::Open::new(service.name());
                         let stream = if implicit {
-                            match tokio::time::timeout(
+                            // Boxed: the handshake's state (a whole rustls
+                            // connection) is needed only until it is done;
+                            // inline, the task would keep room for it for
+                            // the connection's life.
+                            match Box::pin(tokio::time::timeout(
                                 TLS_HANDSHAKE_TIMEOUT,
                                 tls.acceptor().accept(tcp),
-                            )
+                            ))
                             .await
                             {
                                 Ok(Ok(s)) => Stream::Tls(Box::new(s)),

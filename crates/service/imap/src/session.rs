@@ -212,6 +212,8 @@ pub struct Session {
     pub(crate) current_tag: String,
     /// What the client asked to hear of with NOTIFY (RFC 5465).
     pub(crate) notify: Option<Box<crate::cmd::notify::Notify>>,
+    /// The tag of an IDLE command accepted and not yet started.
+    idle_tag: Option<String>,
 }
 
 impl Session {
@@ -231,6 +233,7 @@ impl Session {
             enabled: Enabled::default(),
             current_tag: String::new(),
             notify: None,
+            idle_tag: None,
         }
     }
 
@@ -245,9 +248,11 @@ impl Session {
 
     /// Runs the session to its end.
     pub async fn run(mut self) {
-        let caps = self.capabilities();
+        // A temporary, not a local: the list would otherwise be held for
+        // the session's life.
         self.untagged(&format!(
-            "OK [CAPABILITY {caps}] {} Postgate IMAP ready",
+            "OK [CAPABILITY {}] {} Postgate IMAP ready",
+            self.capabilities(),
             self.ctx.hostname
         ));
         loop {
@@ -274,13 +279,19 @@ impl Session {
                     break;
                 }
             };
-            self.execute(frame).await;
+            // Boxed: a command's future lives on the heap only while it
+            // runs, so what a session holds between commands is its own
+            // state, not room for the largest command (issue 17: memory per
+            // idle connection).
+            Box::pin(self.execute(frame)).await;
+            // IDLE (RFC 2177) waits here rather than inside the command's
+            // future, for the same reason: an idling session is small.
+            if let Some(tag) = self.idle_tag.take() {
+                let result = self.handle_idle().await;
+                Box::pin(self.finish(&tag, "IDLE", result)).await;
+            }
             if matches!(self.state, State::Logout) {
                 break;
-            }
-            // Give back memory a big command took, so idle sessions stay small.
-            if self.out.capacity() > FLUSH_AT * 2 && self.out.is_empty() {
-                self.out = Vec::new();
             }
         }
         let _ = self.flush().await;
@@ -302,9 +313,9 @@ impl Session {
             }
             let reported = match self.wait_input_or_change(left).await {
                 Wake::Input => return Ok(()),
-                Wake::Change if self.notifies_selected() => self.notify_selected().await,
+                Wake::Change if self.notifies_selected() => Box::pin(self.notify_selected()).await,
                 Wake::Change => Ok(()),
-                Wake::Notify => self.notify_others().await,
+                Wake::Notify => Box::pin(self.notify_others()).await,
                 Wake::Shutdown => return Err(ReadError::Shutdown),
                 Wake::Timeout => return Err(ReadError::Timeout),
                 Wake::Closed => return Err(ReadError::Eof),
@@ -430,6 +441,11 @@ impl Session {
     /// `deadline` at most.
     async fn fill(&mut self, deadline: Instant) -> std::result::Result<(), ReadError> {
         self.flush().await?;
+        // Everything owed is sent: a client that now goes quiet leaves no
+        // output buffer behind (the next reply allocates anew).
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
         if self.rpos > 0 {
             self.rbuf.drain(..self.rpos);
             self.rpos = 0;
@@ -614,6 +630,9 @@ impl Session {
         }
         self.rbuf = Vec::new();
         self.rpos = 0;
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
         let mut shutdown = self.shutdown.clone();
         let Some(stream) = self.stream.as_mut() else {
             return Wake::Closed;
@@ -758,6 +777,9 @@ impl Session {
                 Err(e) => (Err(e), ""),
             },
         };
+        if self.idle_tag.is_some() {
+            return;
+        }
         self.finish(&tag, name, result).await;
     }
 
@@ -911,7 +933,11 @@ impl Session {
                 Some("NOPERM"),
                 "Quotas are set by the administrator",
             )),
-            C::Idle => self.handle_idle().await,
+            C::Idle => {
+                // Run by `run` once this command's future is gone.
+                self.idle_tag = Some(cmd.tag.inner().to_string());
+                Ok(Done::default())
+            }
             _ if !selected => Err(ImapError::not_selected()),
             C::Unselect => self.handle_close(false).await,
             C::Close => self.handle_close(true).await,

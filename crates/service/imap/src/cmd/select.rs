@@ -237,7 +237,7 @@ impl Session {
         // RFC 2177.
         self.raw(b"+ idling\r\n");
         if matches!(self.state, State::Selected(..)) {
-            self.sync(true).await?;
+            Box::pin(self.sync(true)).await?;
         }
         self.flush()
             .await
@@ -257,7 +257,7 @@ impl Session {
             let woke = self.wait_input_or_change(left).await;
             match woke {
                 Wake::Input => {
-                    let line = match self.read_line(Duration::from_secs(60)).await {
+                    let line = match Box::pin(self.read_line(Duration::from_secs(60))).await {
                         Ok(l) => l,
                         Err(_) => {
                             self.state = State::Logout;
@@ -269,7 +269,7 @@ impl Session {
                     };
                     if line.trim_ascii().eq_ignore_ascii_case(b"DONE") {
                         if matches!(self.state, State::Selected(..)) {
-                            self.sync(true).await?;
+                            Box::pin(self.sync(true)).await?;
                         }
                         return Ok(Done::default());
                     }
@@ -277,18 +277,18 @@ impl Session {
                 }
                 Wake::Change | Wake::Notify => {
                     if woke == Wake::Notify {
-                        self.notify_others().await?;
+                        Box::pin(self.notify_others()).await?;
                     } else if self.notifies_selected() {
                         // RFC 5465 §5.2: with MessageNew's FETCH items.
-                        self.notify_selected().await?;
+                        Box::pin(self.notify_selected()).await?;
                     } else {
-                        self.sync(true).await?;
+                        Box::pin(self.sync(true)).await?;
                         // RFC 5267 §4.3: live results change as they
                         // happen, during IDLE too.
                         if let State::Selected(_, sel) = &self.state
                             && !sel.live.is_empty()
                         {
-                            self.update_live_searches().await?;
+                            Box::pin(self.update_live_searches()).await?;
                         }
                     }
                     if matches!(self.state, State::Logout) {
