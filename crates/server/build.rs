@@ -33,7 +33,26 @@ fn main() {
         "{}/startup.order",
         env::var("CARGO_MANIFEST_DIR").unwrap_or_default()
     );
-    if std::path::Path::new(&order).exists() {
+    if let Ok(text) = std::fs::read_to_string(&order) {
+        // The names carry hashes that change with the compiler: with
+        // another one the file matches nothing and idle memory goes back up.
+        let made_with = text
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .find_map(|l| l.strip_prefix("# rustc: "))
+            .unwrap_or("");
+        let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let ours = Command::new(rustc)
+            .arg("-V")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        if made_with != ours {
+            println!(
+                "cargo:warning=crates/server/startup.order was made with {made_with:?}, this is \
+                 {ours:?}: run bench/startup_order.sh again to keep idle memory low"
+            );
+        }
         println!("cargo:rustc-link-arg-bin=postgate=-Wl,--symbol-ordering-file={order}");
         // Names the file has that this build lacks (a function renamed
         // since it was made) are left where they are, silently.
