@@ -110,6 +110,15 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Agent {
     /// An agent whose sysUpTime starts now, keeping nothing on disk.
     pub fn new(settings: Settings) -> Arc<Agent> {
@@ -170,6 +179,11 @@ impl Agent {
             }
         };
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The thread also stops when this future is dropped unfinished (the
+        // runtime shutting down before the shutdown signal reached it): a
+        // runtime waits for its blocking threads, so a thread left polling
+        // the socket kept `serve` from ever exiting.
+        let _stop_when_dropped = StopOnDrop(stop.clone());
         let (agent, flag) = (self.clone(), stop.clone());
         let worker = tokio::task::spawn_blocking(move || agent.serve_blocking(&socket, &flag));
         tokio::pin!(worker);
@@ -822,6 +836,33 @@ mod tests {
             )) => o.to_vec(),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A runtime dropped while the agent serves (before any shutdown
+    /// signal) must not wait forever for the agent's receiving thread.
+    #[test]
+    fn a_runtime_dropped_while_serving_is_not_held_up() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (_trigger, shutdown) = postgate_runtime::shutdown::channel();
+            rt.block_on(async {
+                let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                tokio::spawn(agent().run(socket, shutdown));
+                // The agent's thread is polling its socket.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            });
+            drop(rt);
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "dropping the runtime hung on the SNMP thread"
+        );
     }
 
     #[tokio::test]
