@@ -212,8 +212,8 @@ pub struct Session {
     pub(crate) current_tag: String,
     /// What the client asked to hear of with NOTIFY (RFC 5465).
     pub(crate) notify: Option<Box<crate::cmd::notify::Notify>>,
-    /// The tag of an IDLE command accepted and not yet started.
-    idle_tag: Option<String>,
+    /// An IDLE command (tagged `current_tag`) accepted and not yet started.
+    idle_pending: bool,
 }
 
 impl Session {
@@ -233,7 +233,7 @@ impl Session {
             enabled: Enabled::default(),
             current_tag: String::new(),
             notify: None,
-            idle_tag: None,
+            idle_pending: false,
         }
     }
 
@@ -286,7 +286,8 @@ impl Session {
             Box::pin(self.execute(frame)).await;
             // IDLE (RFC 2177) waits here rather than inside the command's
             // future, for the same reason: an idling session is small.
-            if let Some(tag) = self.idle_tag.take() {
+            if std::mem::take(&mut self.idle_pending) {
+                let tag = self.current_tag.clone();
                 let result = self.handle_idle().await;
                 Box::pin(self.finish(&tag, "IDLE", result)).await;
             }
@@ -437,15 +438,20 @@ impl Session {
 
     // ----------------------------------------------------------------- input
 
+    /// Before waiting for the client: with everything owed sent, a session
+    /// that now goes quiet keeps no output buffer (the next reply allocates
+    /// anew).
+    fn release_output(&mut self) {
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+    }
+
     /// Reads more bytes, flushing pending output first; waits until
     /// `deadline` at most.
     async fn fill(&mut self, deadline: Instant) -> std::result::Result<(), ReadError> {
         self.flush().await?;
-        // Everything owed is sent: a client that now goes quiet leaves no
-        // output buffer behind (the next reply allocates anew).
-        if self.out.is_empty() {
-            self.out = Vec::new();
-        }
+        self.release_output();
         if self.rpos > 0 {
             self.rbuf.drain(..self.rpos);
             self.rpos = 0;
@@ -630,9 +636,7 @@ impl Session {
         }
         self.rbuf = Vec::new();
         self.rpos = 0;
-        if self.out.is_empty() {
-            self.out = Vec::new();
-        }
+        self.release_output();
         let mut shutdown = self.shutdown.clone();
         let Some(stream) = self.stream.as_mut() else {
             return Wake::Closed;
@@ -777,7 +781,7 @@ impl Session {
                 Err(e) => (Err(e), ""),
             },
         };
-        if self.idle_tag.is_some() {
+        if self.idle_pending {
             return;
         }
         self.finish(&tag, name, result).await;
@@ -935,7 +939,7 @@ impl Session {
             )),
             C::Idle => {
                 // Run by `run` once this command's future is gone.
-                self.idle_tag = Some(cmd.tag.inner().to_string());
+                self.idle_pending = true;
                 Ok(Done::default())
             }
             _ if !selected => Err(ImapError::not_selected()),
