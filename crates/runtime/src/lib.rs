@@ -22,6 +22,7 @@ pub mod shutdown;
 pub mod status;
 pub mod stream;
 pub mod tls;
+pub mod tls_stream;
 
 pub use config::Config;
 pub use listener::{Conn, Service};

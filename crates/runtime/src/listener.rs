@@ -216,7 +216,7 @@ pub async fn run(
                             // the connection's life.
                             match Box::pin(tokio::time::timeout(
                                 TLS_HANDSHAKE_TIMEOUT,
-                                tls.acceptor().accept(tcp),
+                                tls.accept(tcp),
                             ))
                             .await
                             {
@@ -266,7 +266,7 @@ pub async fn run(
                     let deadline = Duration::from_secs(5);
                     let _ = tokio::time::timeout(deadline, async {
                         let mut stream = if implicit {
-                            Stream::Tls(Box::new(tls.acceptor().accept(tcp).await?))
+                            Stream::Tls(Box::new(tls.accept(tcp).await?))
                         } else {
                             Stream::Plain(tcp)
                         };

@@ -1,11 +1,11 @@
 //! A client connection, plain or TLS, upgradable in place (STARTTLS).
 use crate::tls::Tls;
+use crate::tls_stream::TlsStream;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
 /// A connection as a session sees it.
 #[derive(Debug)]
@@ -13,7 +13,7 @@ pub enum Stream {
     /// Cleartext TCP.
     Plain(TcpStream),
     /// TLS over TCP (implicit, or after STARTTLS).
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 impl Stream {
@@ -26,7 +26,7 @@ impl Stream {
     /// a TLS stream is returned as it is.
     pub async fn start_tls(self, tls: &Tls) -> io::Result<Stream> {
         match self {
-            Stream::Plain(tcp) => Ok(Stream::Tls(Box::new(tls.acceptor().accept(tcp).await?))),
+            Stream::Plain(tcp) => Ok(Stream::Tls(Box::new(tls.accept(tcp).await?))),
             tls => Ok(tls),
         }
     }
@@ -35,7 +35,7 @@ impl Stream {
     /// `TLSv1_3 with cipher TLS13_AES_256_GCM_SHA384`.
     pub fn tls_description(&self) -> Option<String> {
         let Stream::Tls(tls) = self else { return None };
-        Some(describe_tls(tls.get_ref().1))
+        Some(describe_tls(tls.session()))
     }
 }
 

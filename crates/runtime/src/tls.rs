@@ -1,11 +1,12 @@
 //! TLS for every service: one acceptor, from the operator's certificate or a
 //! self-signed one generated into the data directory on first start.
+use crate::tls_stream::TlsStream;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpStream;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +27,9 @@ pub enum TlsError {
     Generate(String),
 }
 
-/// The TLS acceptor every service shares. Cheap to clone.
+/// The TLS configuration every service shares. Cheap to clone.
 #[derive(Clone)]
-pub struct Tls(TlsAcceptor);
+pub struct Tls(pub(crate) Arc<ServerConfig>);
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,9 +38,9 @@ impl std::fmt::Debug for Tls {
 }
 
 impl Tls {
-    /// The underlying acceptor.
-    pub fn acceptor(&self) -> &TlsAcceptor {
-        &self.0
+    /// Performs the server's side of the handshake over `tcp`.
+    pub async fn accept(&self, tcp: TcpStream) -> std::io::Result<TlsStream> {
+        TlsStream::accept(self.0.clone(), tcp).await
     }
 }
 
@@ -81,7 +82,7 @@ pub fn acceptor(
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|e| TlsError::Config(e.to_string()))?;
-    Ok(Tls(TlsAcceptor::from(Arc::new(config))))
+    Ok(Tls(Arc::new(config)))
 }
 
 fn ensure_self_signed(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf), TlsError> {
