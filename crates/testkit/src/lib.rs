@@ -72,32 +72,49 @@ impl Server {
             "data_dir = {:?}\nhostname = \"mx.test.example\"\nlog = \"info\"\n",
             data.display().to_string()
         );
-        // Every listener on port 0 unless the test's own section says otherwise.
-        let defaults = [
-            (
-                "smtp",
-                "[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsmtps = [\"127.0.0.1:0\"]\n",
-            ),
-            (
-                "imap",
-                "[imap]\nlisten = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n",
-            ),
-            (
-                "pop3",
-                "[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n",
-            ),
-            (
-                "ldap",
-                "[ldap]\nlisten = [\"127.0.0.1:0\"]\nldaps = [\"127.0.0.1:0\"]\n",
-            ),
-            ("snmp", "[snmp]\nlisten = [\"127.0.0.1:0\"]\n"),
-            ("console", "[console]\nlisten = [\"127.0.0.1:0\"]\n"),
+        // Every listener on port 0 unless the test's own section says
+        // otherwise: a test's section gets the listeners it leaves out
+        // (a fixed default port would collide with tests running beside it).
+        let defaults: [(&str, &[&str]); 6] = [
+            ("smtp", &["listen", "submission", "smtps"]),
+            ("imap", &["listen", "imaps"]),
+            ("pop3", &["listen", "pop3s"]),
+            ("ldap", &["listen", "ldaps"]),
+            ("snmp", &["listen"]),
+            ("console", &["listen"]),
         ];
-        for (name, section) in defaults {
-            if !extra.contains(&format!("[{name}]")) {
-                text.push_str(section);
+        let mut extra = extra.to_string();
+        for (name, keys) in defaults {
+            let header = format!("[{name}]");
+            let mut lines: Vec<String> = extra.lines().map(str::to_string).collect();
+            match lines.iter().position(|l| l.trim() == header) {
+                None => {
+                    text.push_str(&header);
+                    text.push('\n');
+                    for key in keys {
+                        text.push_str(&format!("{key} = [\"127.0.0.1:0\"]\n"));
+                    }
+                }
+                Some(at) => {
+                    let section_end = lines[at + 1..]
+                        .iter()
+                        .position(|l| l.trim_start().starts_with('['))
+                        .map_or(lines.len(), |p| at + 1 + p);
+                    let missing: Vec<String> = keys
+                        .iter()
+                        .filter(|key| {
+                            !lines[at + 1..section_end]
+                                .iter()
+                                .any(|l| l.split('=').next().is_some_and(|k| k.trim() == **key))
+                        })
+                        .map(|key| format!("{key} = [\"127.0.0.1:0\"]"))
+                        .collect();
+                    lines.splice(at + 1..at + 1, missing);
+                    extra = lines.join("\n") + "\n";
+                }
             }
         }
+        let extra = extra.as_str();
         // POSTGATE_TEST_BACKEND=postgres runs every server test on a fresh
         // PostgreSQL database of the test cluster.
         if !extra.contains("[store]")
