@@ -139,6 +139,13 @@ fn every_filter_type_with_ldapsearch() {
         ("(!(nosuchattribute=x))", &[]), // Undefined stays Undefined
         ("(title=engineer)", &["alice"]),
         ("(ou=r&d)", &["alice"]),
+        // Pieces of several trigrams, and several pieces: candidates are
+        // the entries in every one of their trigram lists.
+        ("(mail=*ice@example.or*)", &["alice"]),
+        ("(cn=ali*smi*)", &["alice"]),
+        ("(cn=*ob jon*)", &["bob"]),
+        ("(cn=*xyz*)", &[]),
+        ("(cn=alice*jones)", &[]),
     ];
     for (filter, want) in cases {
         let (code, found) = dns(&s, filter, &[]).unwrap();

@@ -3,6 +3,7 @@
 //! no I/O: the engine (postgate-ldap) and the fuzz target share them.
 #![deny(missing_docs)]
 
+pub mod ber;
 pub mod controls;
 pub mod dn;
 pub mod filter;

@@ -9,15 +9,13 @@
 use crate::session::{FLUSH_AT, Session, result};
 use crate::view::{Entry, INDEXED, NO_PARENT, Snapshot, TRIGRAM};
 use ldap3_proto::control::LdapControl;
-use ldap3_proto::proto::{
-    LdapOp, LdapPartialAttribute, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
-    LdapSearchScope,
-};
+use ldap3_proto::proto::{LdapOp, LdapResultCode, LdapSearchRequest, LdapSearchScope};
 use postgate_ldap_proto::controls::{self, VlvTarget};
-use postgate_ldap_proto::dn;
+use postgate_ldap_proto::filter::Value;
 use postgate_ldap_proto::filter::{self, Filter, Tri};
 use postgate_ldap_proto::matching::normalize;
 use postgate_ldap_proto::schema::{self, AttributeType};
+use postgate_ldap_proto::{ber, dn};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,37 +85,25 @@ struct SortKey {
 
 impl Session {
     fn done(&mut self, id: i32, code: LdapResultCode, msg: &str, ctrl: Vec<LdapControl>) {
-        self.send(id, LdapOp::SearchResultDone(result(code, msg)), ctrl);
+        if ctrl.is_empty() && code == LdapResultCode::Success {
+            // The common end of a search (no error to count), without
+            // building the codec's tree.
+            ber::encode_done(id, LdapResultCode::Success as i64, "", msg, &mut self.wbuf);
+        } else {
+            self.send(id, LdapOp::SearchResultDone(result(code, msg)), ctrl);
+        }
     }
 
     /// Encodes an entry with the selected, visible attributes.
     fn send_entry(&mut self, id: i32, e: &Entry, sel: &Selection, types_only: bool) {
-        let allowed = self.allowed.clone();
-        let attributes = e
+        let allowed = self.allowed.as_deref().map(|v| v.as_slice());
+        let none: &[Value] = &[];
+        let attributes: Vec<ber::EntryAttribute<'_, Value>> = e
             .attrs()
-            .filter(|a| {
-                sel.wants(a.at)
-                    && self
-                        .ctx
-                        .visible(a.at, allowed.as_deref().map(|v| v.as_slice()))
-            })
-            .map(|a| LdapPartialAttribute {
-                atype: a.at.name.to_string(),
-                vals: if types_only {
-                    Vec::new()
-                } else {
-                    a.values.iter().map(|v| v.as_bytes().to_vec()).collect()
-                },
-            })
+            .filter(|a| sel.wants(a.at) && self.ctx.visible(a.at, allowed))
+            .map(|a| (a.at.name, if types_only { none } else { a.values }))
             .collect();
-        self.send(
-            id,
-            LdapOp::SearchResultEntry(LdapSearchResultEntry {
-                dn: e.dn.to_string(),
-                attributes,
-            }),
-            Vec::new(),
-        );
+        ber::encode_entry(id, &e.dn, &attributes, &mut self.wbuf);
     }
 
     pub(crate) async fn search(
@@ -508,6 +494,24 @@ impl Session {
     }
 }
 
+/// A candidate list this short is checked as it is, not narrowed further.
+const NARROW_BELOW: usize = 4;
+/// At most this many more trigram lists narrow a substring search's
+/// candidates (each costs a pass; the rarest do most of the work).
+const NARROW_LISTS: usize = 3;
+
+/// Keeps in `out` (sorted) the numbers `list` (sorted) also holds; each is
+/// looked for after the last one found, so the pass is one walk of `out`
+/// with binary searches over what is left of `list`.
+fn intersect(out: &mut Vec<u32>, list: &[u32]) {
+    let mut rest = list;
+    out.retain(|x| {
+        let p = rest.partition_point(|y| y < x);
+        rest = &rest[p..];
+        rest.first() == Some(x)
+    });
+}
+
 /// The entries the indexes narrow a search to (a superset of the matches,
 /// in entry order), or `None` when every entry must be looked at. An
 /// index's own list is lent, not copied.
@@ -522,26 +526,33 @@ fn candidates<'a>(snap: &'a Snapshot, f: &Filter) -> Option<Cow<'a, [u32]>> {
             )
         }
         Filter::Substrings(at, initial, any, final_) if TRIGRAM.contains(&at.name) => {
-            // The longest piece, by its rarest trigram.
-            let piece = initial
-                .iter()
-                .chain(any.iter())
-                .chain(final_.iter())
-                .filter(|p| p.len() >= 3)
-                .max_by_key(|p| p.len())?;
-            let mut best: Option<&Vec<u32>> = None;
-            for w in piece.as_bytes().windows(3) {
-                match snap.trigrams.get(&[w[0], w[1], w[2]]) {
-                    // A trigram no value holds: nothing matches.
-                    None => return Some(Cow::Borrowed(&[])),
-                    Some(list) => {
-                        if best.is_none_or(|b| list.len() < b.len()) {
-                            best = Some(list);
-                        }
+            // A match holds every trigram of every piece: the entries in
+            // all their lists. The rarest list, narrowed by the next rarest
+            // while that pays.
+            let mut lists: Vec<&Vec<u32>> = Vec::new();
+            for piece in initial.iter().chain(any.iter()).chain(final_.iter()) {
+                for w in piece.as_bytes().windows(3) {
+                    match snap.trigrams.get(&[w[0], w[1], w[2]]) {
+                        // A trigram no value holds: nothing matches.
+                        None => return Some(Cow::Borrowed(&[])),
+                        Some(list) => lists.push(list),
                     }
                 }
             }
-            best.map(|l| Cow::Borrowed(l.as_slice()))
+            lists.sort_unstable_by_key(|l| l.len());
+            lists.dedup_by(|a, b| std::ptr::eq(*a, *b));
+            let (first, rest) = lists.split_first()?;
+            if first.len() <= NARROW_BELOW || rest.is_empty() {
+                return Some(Cow::Borrowed(first.as_slice()));
+            }
+            let mut out = first.to_vec();
+            for list in rest.iter().take(NARROW_LISTS) {
+                intersect(&mut out, list);
+                if out.len() <= NARROW_BELOW {
+                    break;
+                }
+            }
+            Some(Cow::Owned(out))
         }
         Filter::And(v) => v
             .iter()
@@ -622,5 +633,27 @@ fn vlv_control(target: usize, total: usize, code: i64) -> LdapControl {
             code,
             None,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::intersect;
+
+    #[test]
+    fn intersect_keeps_what_both_lists_hold() {
+        let cases: &[(&[u32], &[u32], &[u32])] = &[
+            (&[1, 3, 5, 7, 9], &[0, 3, 4, 9, 10], &[3, 9]),
+            (&[1, 2, 3], &[], &[]),
+            (&[], &[1, 2], &[]),
+            (&[5], &[1, 2, 3, 4, 5], &[5]),
+            (&[0, 100, 200], &[0, 100, 200], &[0, 100, 200]),
+            (&[2, 4, 6], &[1, 3, 5, 7], &[]),
+        ];
+        for (a, b, want) in cases {
+            let mut out = a.to_vec();
+            intersect(&mut out, b);
+            assert_eq!(out, *want, "{a:?} ∩ {b:?}");
+        }
     }
 }
