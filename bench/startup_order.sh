@@ -16,9 +16,12 @@
 #
 # Usage: bench/startup_order.sh [IDLE_SECS=15]
 # Needs: valgrind (callgrind records every function run, by its ELF name).
-# Run again when startup code changes much, and after a compiler or
-# Cargo.lock update (names carry hashes of both; build.rs warns when the
-# compiler differs). A function missing from the file only sits where the
+# Run again when startup code changes much, after a compiler or
+# Cargo.lock update, and when a workspace crate's own dependencies change
+# (names carry hashes of the compiler and of each crate's dependency graph:
+# dropping tokio-rustls from postgate-runtime renamed most of the list and
+# cost 4.7 MB idle until the file was made again; build.rs warns only when
+# the compiler differs). A function missing from the file only sits where the
 # linker would have put it anyway. Names that ThinLTO gives a ".llvm.N"
 # suffix (about a tenth) also change with the checkout's path: a fresh
 # checkout elsewhere measured 13.3 MB idle against 10.7 MB here, and with
