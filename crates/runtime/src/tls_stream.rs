@@ -22,6 +22,12 @@ use tokio::net::TcpStream;
 /// (RFC 8446 §5.2: 2^14 bytes of plaintext, 256 of expansion, 5 of header).
 const READ_SIZE: usize = 16_384 + 256 + 5;
 
+/// The most received bytes kept unprocessed: a handshake message may span
+/// records, and rustls joins it in our buffer, up to 64 KB (what its own
+/// buffered connection allows, `MAX_HANDSHAKE_SIZE`), plus a read. After the
+/// handshake only a partial record and one read are ever kept.
+const MAX_INCOMING: usize = 0xffff + READ_SIZE;
+
 /// How much plaintext one `poll_write` takes: it is encrypted at once, so
 /// this bounds what waits in the send buffer.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -143,7 +149,14 @@ impl TlsStream {
         loop {
             let status = self.conn.process_tls_records(&mut self.incoming);
             let mut discard = status.discard;
-            let step = match status.state? {
+            let state = match status.state {
+                Ok(state) => state,
+                Err(e) => {
+                    self.incoming.drain(..discard.min(self.incoming.len()));
+                    return Err(e);
+                }
+            };
+            let step = match state {
                 ConnectionState::ReadTraffic(mut traffic) => {
                     while let Some(record) = traffic.next_record() {
                         let record = record?;
@@ -226,25 +239,29 @@ impl TlsStream {
     /// After a TLS error: queues the alert rustls made for the client,
     /// sends what it can without waiting, and turns the error into an I/O one.
     fn fail(&mut self, e: rustls::Error) -> io::Error {
-        self.incoming = Vec::new();
-        for _ in 0..4 {
-            let status = self.conn.process_tls_records(&mut []);
-            match status.state {
-                Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    let _ = append(
-                        &mut self.outgoing,
-                        64,
-                        |out| data.encode(out),
-                        |e| match e {
-                            EncodeError::InsufficientSize(s) => Some(s.required_size),
-                            _ => None,
-                        },
-                    );
-                }
-                Ok(ConnectionState::TransmitTlsData(data)) => data.done(),
-                _ => break,
+        // rustls queued the alert; the next call hands it over before it
+        // looks at the received bytes again (the same buffer: it may hold a
+        // handshake message rustls was joining there). Once nothing is
+        // queued, no further call: it would deframe the bad bytes again.
+        while self.conn.wants_write() {
+            let status = self.conn.process_tls_records(&mut self.incoming);
+            let Ok(ConnectionState::EncodeTlsData(mut data)) = status.state else {
+                break;
+            };
+            let encoded = append(
+                &mut self.outgoing,
+                64,
+                |out| data.encode(out),
+                |e| match e {
+                    EncodeError::InsufficientSize(s) => Some(s.required_size),
+                    _ => None,
+                },
+            );
+            if encoded.is_err() {
+                break;
             }
         }
+        self.incoming = Vec::new();
         if self.out_pos < self.outgoing.len() {
             let _ = self.tcp.try_write(&self.outgoing[self.out_pos..]);
         }
@@ -271,6 +288,9 @@ impl TlsStream {
     /// socket is readable; 0 at the end of the TCP stream.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
+            if self.incoming.len() >= MAX_INCOMING {
+                return Poll::Ready(Err(invalid("TLS message too large")));
+            }
             ready!(self.tcp.poll_read_ready(cx))?;
             if self.incoming.capacity() - self.incoming.len() < READ_SIZE {
                 self.incoming.reserve(READ_SIZE);
@@ -507,6 +527,41 @@ mod tests {
         tcp.read_to_end(&mut back).await.unwrap();
         // An alert record (RFC 8446 §5.1: content type 21).
         assert_eq!(back.first(), Some(&21), "{back:?}");
+    }
+
+    #[tokio::test]
+    async fn an_endless_handshake_message_is_refused_within_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server_config, _) = configs(dir.path());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let (server_tcp, _) = listener.accept().await.unwrap();
+        let server = tokio::spawn(TlsStream::accept(server_config, server_tcp));
+        // A ClientHello declared 16 MB long (RFC 8446 §4: a 24-bit length),
+        // sent in full records (§5.1) until the server gives up.
+        let mut sent = 0usize;
+        let mut first = true;
+        while sent < 4 << 20 {
+            let mut record = vec![0x16, 0x03, 0x01, 0x40, 0x00];
+            let mut body = vec![0u8; 0x4000];
+            if first {
+                body[..4].copy_from_slice(&[0x01, 0xff, 0xff, 0xff]);
+                first = false;
+            }
+            record.extend_from_slice(&body);
+            if tcp.write_all(&record).await.is_err() {
+                break;
+            }
+            sent += record.len();
+            if server.is_finished() {
+                break;
+            }
+        }
+        let err = server.await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(sent < 4 << 20, "the server never gave up");
+        eprintln!("endless handshake: {err} after {sent} bytes sent");
     }
 
     #[tokio::test]
