@@ -113,14 +113,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeflateStream<S> {
 impl<S: AsyncWrite + Unpin> DeflateStream<S> {
     /// Writes out whatever compressed bytes are pending.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.out_pos < self.out_buf.len() {
-            let n =
-                ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out_buf[self.out_pos..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.out_pos += n;
-        }
+        ready!(crate::stream::poll_write_out(
+            &mut self.inner,
+            cx,
+            &self.out_buf,
+            &mut self.out_pos
+        ))?;
         self.out_buf.clear();
         self.out_pos = 0;
         Poll::Ready(Ok(()))

@@ -106,3 +106,22 @@ impl AsyncWrite for Stream {
         }
     }
 }
+
+/// Writes `buf[*pos..]` to `w`, advancing `*pos`, until all of it is
+/// written: the send side of the adapters that keep their own output
+/// buffer (TLS, DEFLATE).
+pub(crate) fn poll_write_out<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+    pos: &mut usize,
+) -> Poll<io::Result<()>> {
+    while *pos < buf.len() {
+        let n = std::task::ready!(Pin::new(&mut *w).poll_write(cx, &buf[*pos..]))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        *pos += n;
+    }
+    Poll::Ready(Ok(()))
+}

@@ -272,13 +272,12 @@ impl TlsStream {
 
     /// Sends everything in `outgoing`, then frees it.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.out_pos < self.outgoing.len() {
-            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, &self.outgoing[self.out_pos..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.out_pos += n;
-        }
+        ready!(crate::stream::poll_write_out(
+            &mut self.tcp,
+            cx,
+            &self.outgoing,
+            &mut self.out_pos
+        ))?;
         self.outgoing = Vec::new();
         self.out_pos = 0;
         Poll::Ready(Ok(()))
