@@ -9,7 +9,9 @@
 //! freed as soon as it is empty, and the socket is read only once it is
 //! readable, so a connection waiting for its client owns no buffer at all.
 use rustls::server::{ServerConfig, UnbufferedServerConnection};
-use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
+};
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -107,6 +109,34 @@ fn append<E>(
     }
 }
 
+/// Appends the record rustls has ready to send (handshake, alert) to `out`.
+fn encode_record<Data>(
+    out: &mut Vec<u8>,
+    data: &mut EncodeTlsData<'_, Data>,
+) -> Result<(), EncodeError> {
+    append(
+        out,
+        1024,
+        |o| data.encode(o),
+        |e| match e {
+            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Some(*required_size)
+            }
+            EncodeError::AlreadyEncoded => None,
+        },
+    )
+}
+
+/// The room an encryption asked for, when that is why it failed.
+fn encrypt_room(e: &EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+            Some(*required_size)
+        }
+        EncryptError::EncryptExhausted => None,
+    }
+}
+
 impl TlsStream {
     /// Performs the server's side of the handshake over `tcp`.
     pub async fn accept(config: Arc<ServerConfig>, tcp: TcpStream) -> io::Result<TlsStream> {
@@ -146,63 +176,50 @@ impl TlsStream {
     /// into `plain`, records to send are encoded into `outgoing`; once the
     /// connection may send, `send` is encrypted too.
     fn process(&mut self, mut send: Outgoing<'_>) -> Result<Step, rustls::Error> {
+        let general = |e: &dyn std::fmt::Display| rustls::Error::General(e.to_string());
         loop {
             let status = self.conn.process_tls_records(&mut self.incoming);
             let mut discard = status.discard;
-            let state = match status.state {
-                Ok(state) => state,
-                Err(e) => {
-                    self.incoming.drain(..discard.min(self.incoming.len()));
-                    return Err(e);
-                }
-            };
-            let step = match state {
-                ConnectionState::ReadTraffic(mut traffic) => {
+            let step: Result<Option<Step>, rustls::Error> = match status.state {
+                Err(e) => Err(e),
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    let mut read = Ok(None);
                     while let Some(record) = traffic.next_record() {
-                        let record = record?;
-                        discard += record.discard;
-                        self.plain.extend_from_slice(record.payload);
+                        match record {
+                            Ok(record) => {
+                                discard += record.discard;
+                                self.plain.extend_from_slice(record.payload);
+                            }
+                            Err(e) => {
+                                read = Err(e);
+                                break;
+                            }
+                        }
                     }
-                    None
+                    read
                 }
-                ConnectionState::EncodeTlsData(mut data) => {
-                    append(
-                        &mut self.outgoing,
-                        1024,
-                        |out| data.encode(out),
-                        |e| match e {
-                            EncodeError::InsufficientSize(InsufficientSizeError {
-                                required_size,
-                            }) => Some(*required_size),
-                            _ => None,
-                        },
-                    )
-                    .map_err(|e| rustls::Error::General(e.to_string()))?;
-                    None
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                    encode_record(&mut self.outgoing, &mut data)
+                        .map(|()| None)
+                        .map_err(|e| general(&e))
                 }
                 // What was encoded is in `outgoing`, which is sent before
                 // anything waits for the client.
-                ConnectionState::TransmitTlsData(data) => {
+                Ok(ConnectionState::TransmitTlsData(data)) => {
                     data.done();
-                    None
+                    Ok(None)
                 }
-                ConnectionState::BlockedHandshake => Some(Step::NeedData),
-                ConnectionState::PeerClosed => {
+                Ok(ConnectionState::BlockedHandshake) => Ok(Some(Step::NeedData)),
+                Ok(ConnectionState::PeerClosed) => {
                     self.read_closed = true;
-                    None
+                    Ok(None)
                 }
-                ConnectionState::Closed => {
+                Ok(ConnectionState::Closed) => {
                     self.read_closed = true;
-                    Some(Step::Closed)
+                    Ok(Some(Step::Closed))
                 }
-                ConnectionState::WriteTraffic(mut traffic) => {
-                    let short = |e: &EncryptError| match e {
-                        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
-                            Some(*required_size)
-                        }
-                        _ => None,
-                    };
-                    let result = match std::mem::replace(&mut send, Outgoing::Nothing) {
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    let sent = match std::mem::replace(&mut send, Outgoing::Nothing) {
                         Outgoing::Nothing => Ok(()),
                         Outgoing::Data(data) => append(
                             &mut self.outgoing,
@@ -210,24 +227,24 @@ impl TlsStream {
                             // content type and the AEAD tag (RFC 8446 §5.2).
                             data.len() + (data.len() / 16_384 + 1) * 32,
                             |out| traffic.encrypt(data, out),
-                            short,
+                            encrypt_room,
                         ),
                         Outgoing::CloseNotify => append(
                             &mut self.outgoing,
                             64,
                             |out| traffic.queue_close_notify(out),
-                            short,
+                            encrypt_room,
                         ),
                     };
-                    result.map_err(|e| rustls::Error::General(e.to_string()))?;
-                    Some(Step::Open)
+                    sent.map(|()| Some(Step::Open)).map_err(|e| general(&e))
                 }
                 // Early data is never accepted (the configuration leaves
                 // max_early_data_size at 0), so rustls never yields it.
-                _ => return Err(rustls::Error::General("unexpected TLS state".into())),
+                Ok(_) => Err(rustls::Error::General("unexpected TLS state".into())),
             };
+            // rustls: the discard comes before anything else, errors included.
             self.incoming.drain(..discard.min(self.incoming.len()));
-            if let Some(step) = step {
+            if let Some(step) = step? {
                 if self.incoming.is_empty() {
                     self.incoming = Vec::new();
                 }
@@ -248,16 +265,7 @@ impl TlsStream {
             let Ok(ConnectionState::EncodeTlsData(mut data)) = status.state else {
                 break;
             };
-            let encoded = append(
-                &mut self.outgoing,
-                64,
-                |out| data.encode(out),
-                |e| match e {
-                    EncodeError::InsufficientSize(s) => Some(s.required_size),
-                    _ => None,
-                },
-            );
-            if encoded.is_err() {
+            if encode_record(&mut self.outgoing, &mut data).is_err() {
                 break;
             }
         }
