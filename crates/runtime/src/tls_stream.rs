@@ -451,6 +451,18 @@ mod tests {
         tokio::join!(accept, connect)
     }
 
+    /// A listener's accepted end and a plain TCP client of it, with the
+    /// server config: for clients that do not speak TLS properly.
+    async fn raw(dir: &std::path::Path) -> (Arc<ServerConfig>, TcpStream, TcpStream) {
+        let (server_config, _) = configs(dir);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server_tcp, _) = listener.accept().await.unwrap();
+        (server_config, client, server_tcp)
+    }
+
     fn holds_no_buffer(s: &TlsStream) -> bool {
         s.incoming.capacity() == 0 && s.plain.capacity() == 0 && s.outgoing.capacity() == 0
     }
@@ -520,12 +532,8 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_does_not_speak_tls_gets_an_alert_and_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let (server_config, _) = configs(dir.path());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let (server_config, mut tcp, server_tcp) = raw(dir.path()).await;
         tcp.write_all(b"EHLO client.example\r\n").await.unwrap();
-        let (server_tcp, _) = listener.accept().await.unwrap();
         let err = TlsStream::accept(server_config, server_tcp)
             .await
             .unwrap_err();
@@ -539,11 +547,7 @@ mod tests {
     #[tokio::test]
     async fn an_endless_handshake_message_is_refused_within_bounds() {
         let dir = tempfile::tempdir().unwrap();
-        let (server_config, _) = configs(dir.path());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
-        let (server_tcp, _) = listener.accept().await.unwrap();
+        let (server_config, mut tcp, server_tcp) = raw(dir.path()).await;
         let server = tokio::spawn(TlsStream::accept(server_config, server_tcp));
         // A ClientHello declared 16 MB long (RFC 8446 §4: a 24-bit length),
         // sent in full records (§5.1) until the server gives up.
@@ -574,12 +578,8 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_hangs_up_mid_handshake_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let (server_config, _) = configs(dir.path());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (server_config, tcp, server_tcp) = raw(dir.path()).await;
         drop(tcp);
-        let (server_tcp, _) = listener.accept().await.unwrap();
         let err = TlsStream::accept(server_config, server_tcp)
             .await
             .unwrap_err();

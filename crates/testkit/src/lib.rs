@@ -83,37 +83,23 @@ impl Server {
             ("snmp", &["listen"]),
             ("console", &["listen"]),
         ];
-        let mut extra = extra.to_string();
+        let mut doc: toml_edit::DocumentMut = extra.parse().expect("a test's config is TOML");
         for (name, keys) in defaults {
-            let header = format!("[{name}]");
-            let mut lines: Vec<String> = extra.lines().map(str::to_string).collect();
-            match lines.iter().position(|l| l.trim() == header) {
-                None => {
-                    text.push_str(&header);
-                    text.push('\n');
-                    for key in keys {
-                        text.push_str(&format!("{key} = [\"127.0.0.1:0\"]\n"));
-                    }
-                }
-                Some(at) => {
-                    let section_end = lines[at + 1..]
-                        .iter()
-                        .position(|l| l.trim_start().starts_with('['))
-                        .map_or(lines.len(), |p| at + 1 + p);
-                    let missing: Vec<String> = keys
-                        .iter()
-                        .filter(|key| {
-                            !lines[at + 1..section_end]
-                                .iter()
-                                .any(|l| l.split('=').next().is_some_and(|k| k.trim() == **key))
-                        })
-                        .map(|key| format!("{key} = [\"127.0.0.1:0\"]"))
-                        .collect();
-                    lines.splice(at + 1..at + 1, missing);
-                    extra = lines.join("\n") + "\n";
+            let section = doc
+                .entry(name)
+                .or_insert(toml_edit::table())
+                .as_table_mut()
+                .expect("a listener section is a table");
+            // `[smtp.timeouts]` alone makes `smtp` implicit: give it its header.
+            section.set_implicit(false);
+            for key in keys {
+                if !section.contains_key(key) {
+                    let port0 = toml_edit::Array::from_iter(["127.0.0.1:0"]);
+                    section.insert(key, toml_edit::value(port0));
                 }
             }
         }
+        let extra = doc.to_string();
         let extra = extra.as_str();
         // POSTGATE_TEST_BACKEND=postgres runs every server test on a fresh
         // PostgreSQL database of the test cluster.

@@ -67,55 +67,13 @@ fn put_octets(out: &mut BytesMut, tag: u8, v: &[u8]) {
     out.put_slice(v);
 }
 
-/// A value as the octets it is sent as.
-pub trait Octets {
-    /// The octets.
-    fn octets(&self) -> &[u8];
-}
-
-impl Octets for str {
-    fn octets(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl Octets for [u8] {
-    fn octets(&self) -> &[u8] {
-        self
-    }
-}
-
-impl<T: Octets + ?Sized> Octets for &T {
-    fn octets(&self) -> &[u8] {
-        (**self).octets()
-    }
-}
-
-impl Octets for String {
-    fn octets(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-impl Octets for Vec<u8> {
-    fn octets(&self) -> &[u8] {
-        self
-    }
-}
-
-impl<T: Octets + ?Sized> Octets for std::sync::Arc<T> {
-    fn octets(&self) -> &[u8] {
-        (**self).octets()
-    }
-}
-
 /// One attribute of an entry: its description and values.
 pub type EntryAttribute<'a, V> = (&'a str, &'a [V]);
 
 /// Appends a SearchResultEntry (RFC 4511 §4.5.2) for message `msgid`.
 /// `attributes` are sent in order; an empty value list is what typesOnly
-/// sends.
-pub fn encode_entry<V: Octets>(
+/// sends. Values are the directory's strings, sent as their UTF-8 octets.
+pub fn encode_entry<V: AsRef<str>>(
     msgid: i32,
     dn: &str,
     attributes: &[EntryAttribute<'_, V>],
@@ -124,7 +82,7 @@ pub fn encode_entry<V: Octets>(
     // PartialAttribute ::= SEQUENCE { type, vals SET OF value }
     let vals_len = |vals: &[V]| {
         vals.iter()
-            .map(|v| tlv_len(v.octets().len()))
+            .map(|v| tlv_len(v.as_ref().len()))
             .sum::<usize>()
     };
     let attr_len = |(name, vals): &EntryAttribute<'_, V>| {
@@ -140,11 +98,12 @@ pub fn encode_entry<V: Octets>(
     put_octets(out, 0x04, dn.as_bytes());
     put_header(out, 0x30, attrs_len);
     for (name, vals) in attributes {
-        put_header(out, 0x30, tlv_len(name.len()) + tlv_len(vals_len(vals)));
+        let set_len = vals_len(vals);
+        put_header(out, 0x30, tlv_len(name.len()) + tlv_len(set_len));
         put_octets(out, 0x04, name.as_bytes());
-        put_header(out, 0x31, vals_len(vals));
+        put_header(out, 0x31, set_len);
         for v in vals.iter() {
-            put_octets(out, 0x04, v.octets());
+            put_octets(out, 0x04, v.as_ref().as_bytes());
         }
     }
 }
