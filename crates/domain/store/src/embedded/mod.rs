@@ -85,7 +85,7 @@ impl EmbeddedStore {
         // the writer's commits.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
             .map_err(backend)?;
-        let writer = Writer::start(conn).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let writer = Writer::start(conn)?;
         let inner = Arc::new(Inner {
             path: path.clone(),
             writer,
@@ -175,16 +175,14 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 
 /// The housekeeping thread: copies committed WAL frames into the database file,
 /// so that the writer's commits never wait for a checkpoint's I/O (PASSIVE: it
-/// never blocks readers or the writer), and reads the directory generation for
-/// the resolution cache. Ends when the store is dropped.
+/// never blocks readers or the writer), and reads the directory generation
+/// for the resolution cache. Ends when the store is dropped.
 fn housekeeper(conn: Connection, store: std::sync::Weak<Inner>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("postgate-store-housekeeper".into())
         .spawn(move || {
             let mut last_checkpoint = std::time::Instant::now();
             let mut wal_frames = 0;
-            // When a RESTART may be tried again (see `checkpoint`).
-            let mut restart_after = std::time::Instant::now();
             loop {
                 std::thread::sleep(HOUSEKEEPING_INTERVAL);
                 let Some(store) = store.upgrade() else { break };
@@ -192,14 +190,8 @@ fn housekeeper(conn: Connection, store: std::sync::Weak<Inner>) -> std::io::Resu
                 if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || wal_frames > WAL_BUSY_FRAMES
                 {
                     last_checkpoint = std::time::Instant::now();
-                    let restart = restart_after <= std::time::Instant::now();
-                    match checkpoint(&conn, restart) {
-                        Ok((frames, blocked)) => {
-                            wal_frames = frames;
-                            if blocked {
-                                restart_after = std::time::Instant::now() + RESTART_BACKOFF;
-                            }
-                        }
+                    match checkpoint(&conn) {
+                        Ok(frames) => wal_frames = frames,
                         Err(e) => tracing::warn!(error = %e, "store: checkpoint failed"),
                     }
                 }
@@ -214,45 +206,12 @@ fn housekeeper(conn: Connection, store: std::sync::Weak<Inner>) -> std::io::Resu
 
 /// WAL frames (pages) beyond which checkpoints run at every housekeeping tick.
 const WAL_BUSY_FRAMES: i64 = 4_096; // 16 MiB of 4 KiB pages
-/// WAL frames beyond which a checkpoint also restarts the WAL.
-const WAL_RESTART_FRAMES: i64 = 16_384; // 64 MiB
-
-/// How long a RESTART checkpoint may wait for readers. While it waits, SQLite
-/// holds every writer off ("blocks new database writers while it is
-/// pending"); a reader that keeps an old snapshot for long (`postgate
-/// backup`'s VACUUM INTO reads the whole store in one transaction) would
-/// otherwise stall deliveries for the whole busy timeout (10 s), again at
-/// every tick, and fail them when the writer's own timeout ran out first
-/// (measured: 451 4.3.0 "database is locked" during a 100 s backup).
-const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
-/// After a RESTART that readers kept from completing, how long until the
-/// next try (meanwhile PASSIVE checkpoints go on).
-const RESTART_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
-/// The busy timeout `schema::configure` sets, restored after a RESTART.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// One checkpoint. PASSIVE copies what it can without waiting for anyone; but
-/// under steady writing the WAL is never wholly copied at the moment a new
-/// transaction starts, so SQLite never rewinds it and it grows without end.
-/// Past [`WAL_RESTART_FRAMES`], and if `restart`, a RESTART checkpoint makes
-/// the writer wait (tens of milliseconds, [`RESTART_WAIT`] at most) until the
-/// WAL is copied, so the next commit starts it again from the beginning.
-/// Returns the WAL's length in frames as the checkpoint found it, and whether
-/// a RESTART was tried and readers kept it from completing.
-fn checkpoint(conn: &Connection, restart: bool) -> rusqlite::Result<(i64, bool)> {
-    let (_busy, frames, _copied): (i64, i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    let mut blocked = false;
-    if restart && frames > WAL_RESTART_FRAMES {
-        conn.busy_timeout(RESTART_WAIT)?;
-        // The first column is 1 when the checkpoint could not complete.
-        let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        blocked = busy? != 0;
-    }
-    Ok((frames, blocked))
+/// One PASSIVE checkpoint: copies what it can without waiting for anyone.
+/// Returns the WAL's length in frames as the checkpoint found it. (Copying
+/// alone does not keep the WAL short under steady writing: the writer
+/// rewinds it, see `writer::rewind_wal`.)
+fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
@@ -300,11 +259,8 @@ mod tests {
             .unwrap();
     }
 
-    /// A full store refuses writes with StoreError::Full (not a generic
-    /// backend failure), keeps serving reads, and the same writer commits
-    /// again once there is room: no restart.
-    #[tokio::test]
-    async fn full_store_refuses_writes_then_recovers() {
+    /// A store in a temporary directory with one user, and that user's INBOX.
+    async fn store_with_inbox() -> (tempfile::TempDir, EmbeddedStore, postgate_types::FolderId) {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         store.add_domain("example.org").await.unwrap();
@@ -323,10 +279,51 @@ mod tests {
             .await
             .unwrap();
         let inbox = store.folder(user.id, "INBOX").await.unwrap().unwrap();
+        (dir, store, inbox.id)
+    }
+
+    /// Under steady writing the WAL is rewound, not grown: eight tasks append
+    /// without pause (so the writer always has the next batch waiting), and
+    /// the WAL file never grows far past the rewind threshold (64 frames of
+    /// 4 KiB under test) although every append writes some 20 frames. Before
+    /// the writer rewound it, the WAL grew by every commit's frames for as
+    /// long as the load lasted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn steady_writing_keeps_the_wal_short() {
+        let (dir, store, inbox) = store_with_inbox().await;
+        let wal = dir.path().join(format!("{DB_FILE}-wal"));
+        let longest = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let (store, wal, longest) = (store.clone(), wal.clone(), longest.clone());
+                tokio::spawn(async move {
+                    for i in 0..60 {
+                        store.append(inbox, message(t * 1000 + i)).await.unwrap();
+                        let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+                        longest.fetch_max(len, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(store.items(inbox).await.unwrap().len(), 480);
+        // 480 appends of 20 KB wrote some 40 MB of frames.
+        let longest = longest.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(longest < 4 << 20, "the WAL grew to {longest} bytes");
+    }
+
+    /// A full store refuses writes with StoreError::Full (not a generic
+    /// backend failure), keeps serving reads, and the same writer commits
+    /// again once there is room: no restart.
+    #[tokio::test]
+    async fn full_store_refuses_writes_then_recovers() {
+        let (_dir, store, inbox) = store_with_inbox().await;
         cap_pages(&store, 12).await;
         let mut stored = 0;
         let err = loop {
-            match store.append(inbox.id, message(stored)).await {
+            match store.append(inbox, message(stored)).await {
                 Ok(_) => stored += 1,
                 Err(e) => break e,
             }
@@ -335,12 +332,12 @@ mod tests {
         assert!(matches!(err, StoreError::Full(_)), "{err:?}");
         // Every later write is refused the same way, and the refused
         // messages left nothing behind.
-        let again = store.append(inbox.id, message(stored)).await.unwrap_err();
+        let again = store.append(inbox, message(stored)).await.unwrap_err();
         assert!(matches!(again, StoreError::Full(_)), "{again:?}");
-        assert_eq!(store.items(inbox.id).await.unwrap().len(), stored);
+        assert_eq!(store.items(inbox).await.unwrap().len(), stored);
         // Room again: the same writer thread commits.
         cap_pages(&store, 100_000).await;
-        store.append(inbox.id, message(stored)).await.unwrap();
-        assert_eq!(store.items(inbox.id).await.unwrap().len(), stored + 1);
+        store.append(inbox, message(stored)).await.unwrap();
+        assert_eq!(store.items(inbox).await.unwrap().len(), stored + 1);
     }
 }
