@@ -81,7 +81,7 @@ impl EmbeddedStore {
         let path = data_dir.join(DB_FILE);
         let mut conn = open_conn(&path)?;
         schema::migrate(&mut conn).map_err(backend)?;
-        // Checkpoints run on their own thread (see `checkpointer`), not inside
+        // Checkpoints run on their own thread (see `housekeeper`), not inside
         // the writer's commits.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
             .map_err(backend)?;
