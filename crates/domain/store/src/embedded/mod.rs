@@ -85,7 +85,8 @@ impl EmbeddedStore {
         // the writer's commits.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
             .map_err(backend)?;
-        let writer = Writer::start(conn)?;
+        let wal = Arc::new(writer::WalRewind::default());
+        let writer = Writer::start(conn, wal.clone())?;
         let inner = Arc::new(Inner {
             path: path.clone(),
             writer,
@@ -95,8 +96,9 @@ impl EmbeddedStore {
             resolutions: crate::cache::ResolveCache::default(),
             maildrops: Mutex::default(),
         });
-        housekeeper(open_conn(&path)?, Arc::downgrade(&inner))
+        let housekeeper = housekeeper(open_conn(&path)?, Arc::downgrade(&inner), wal.clone())
             .map_err(|e| StoreError::Backend(e.to_string()))?;
+        wal.set_housekeeper(housekeeper);
         Ok(EmbeddedStore { inner })
     }
 
@@ -175,23 +177,35 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 
 /// The housekeeping thread: copies committed WAL frames into the database file,
 /// so that the writer's commits never wait for a checkpoint's I/O (PASSIVE: it
-/// never blocks readers or the writer), and reads the directory generation
-/// for the resolution cache. Ends when the store is dropped.
-fn housekeeper(conn: Connection, store: std::sync::Weak<Inner>) -> std::io::Result<()> {
+/// never blocks readers or the writer), copies a long WAL as soon as the
+/// writer asks and then has the writer rewind it (see [`writer::WalRewind`]),
+/// and reads the directory generation for the resolution cache. Ends when
+/// the store is dropped. Returns its thread, for the writer to wake.
+fn housekeeper(
+    conn: Connection,
+    store: std::sync::Weak<Inner>,
+    wal: Arc<writer::WalRewind>,
+) -> std::io::Result<std::thread::Thread> {
     std::thread::Builder::new()
         .name("postgate-store-housekeeper".into())
         .spawn(move || {
             let mut last_checkpoint = std::time::Instant::now();
             let mut wal_frames = 0;
             loop {
-                std::thread::sleep(HOUSEKEEPING_INTERVAL);
+                // Woken early by the writer when the WAL is long.
+                std::thread::park_timeout(HOUSEKEEPING_INTERVAL);
                 let Some(store) = store.upgrade() else { break };
                 // A WAL already long at the last look is checkpointed at every tick.
-                if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL || wal_frames > WAL_BUSY_FRAMES
+                if wal.copy_wanted()
+                    || last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+                    || wal_frames > WAL_BUSY_FRAMES
                 {
                     last_checkpoint = std::time::Instant::now();
                     match checkpoint(&conn) {
-                        Ok(frames) => wal_frames = frames,
+                        Ok(frames) => {
+                            wal_frames = frames;
+                            wal.copied(frames);
+                        }
                         Err(e) => tracing::warn!(error = %e, "store: checkpoint failed"),
                     }
                 }
@@ -201,15 +215,15 @@ fn housekeeper(conn: Connection, store: std::sync::Weak<Inner>) -> std::io::Resu
                 }
             }
         })
-        .map(|_| ())
+        .map(|h| h.thread().clone())
 }
 
 /// WAL frames (pages) beyond which checkpoints run at every housekeeping tick.
 const WAL_BUSY_FRAMES: i64 = 4_096; // 16 MiB of 4 KiB pages
 /// One PASSIVE checkpoint: copies what it can without waiting for anyone.
 /// Returns the WAL's length in frames as the checkpoint found it. (Copying
-/// alone does not keep the WAL short under steady writing: the writer
-/// rewinds it, see `writer::rewind_wal`.)
+/// alone does not keep the WAL short under steady writing: see
+/// [`writer::WalRewind`].)
 fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
 }

@@ -8,13 +8,14 @@
 //! hear back. While a commit is on its way to disk, new jobs queue, and they form
 //! the next batch: the more concurrent writers, the more each fsync carries.
 //!
-//! Between two batches, once the WAL has grown long, the thread also copies
-//! its last frames into the database, so that its next transaction writes the
-//! WAL from the start again (see [`rewind_wal`]).
+//! Between two batches, once the WAL has grown long and the housekeeper has
+//! copied most of it, the thread also copies the WAL's last frames into the
+//! database, so that its next transaction writes the WAL from the start again
+//! (see [`WalRewind`]).
 use super::backend;
 use crate::{Result, StoreError};
 use rusqlite::Connection;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
@@ -70,15 +71,83 @@ pub(crate) struct Writer {
     tx: mpsc::Sender<Box<dyn Job>>,
 }
 
+/// Keeps the WAL short under steady writing, between the writer and the
+/// housekeeper.
+///
+/// SQLite writes the WAL from its start again only when a write transaction
+/// begins with every frame already copied into the database. The
+/// housekeeper's checkpoints copy in the background, but the writer's next
+/// transaction always begins right after its last commit, whose frames
+/// nothing has copied yet: under load the WAL grew without end (measured:
+/// 600 MB after 20,000 inbound messages, every commit appended to newly
+/// allocated blocks). A RESTART checkpoint from the housekeeper had to take
+/// the write lock between two batches, and under load never got it.
+///
+/// So: once a commit leaves more than [`WAL_REWIND_FRAMES`] in the WAL, the
+/// writer wakes the housekeeper, which copies the bulk on its own thread
+/// (off the path of the deliveries waiting for the next commit) and then
+/// asks for the rewind. Between two batches, outside any transaction, the
+/// writer copies the few frames committed since: a PASSIVE checkpoint, which
+/// waits for no one. Its next transaction then starts the WAL again. A reader
+/// still on an older snapshot leaves some frames uncopied; the WAL stays long
+/// and the round begins again.
+#[derive(Debug, Default)]
+pub(crate) struct WalRewind {
+    /// The WAL's length in frames after the writer's last commit.
+    frames: AtomicI64,
+    /// Set by the writer when the WAL is long: the housekeeper should copy.
+    copy: AtomicBool,
+    /// Set by the housekeeper once it copied: the writer should rewind.
+    rewind: AtomicBool,
+    /// The housekeeper's thread, to wake it.
+    housekeeper: std::sync::OnceLock<std::thread::Thread>,
+}
+
+/// WAL frames beyond which the WAL is rewound: 16 MiB of 4 KiB pages, well
+/// inside the 64 MiB `journal_size_limit` keeps of the file, so that a
+/// rewound WAL is written over blocks already allocated.
+const WAL_REWIND_FRAMES: i64 = if cfg!(test) { 64 } else { 4_096 };
+
+impl WalRewind {
+    /// The housekeeper's thread, woken when the WAL is long.
+    pub(crate) fn set_housekeeper(&self, thread: std::thread::Thread) {
+        let _ = self.housekeeper.set(thread);
+    }
+
+    /// For the housekeeper: whether the writer asked for a copy now.
+    pub(crate) fn copy_wanted(&self) -> bool {
+        self.copy.swap(false, Ordering::Relaxed)
+    }
+
+    /// For the housekeeper, after a checkpoint that found `frames` in the
+    /// WAL: asks the writer to rewind a long one.
+    pub(crate) fn copied(&self, frames: i64) {
+        if frames > WAL_REWIND_FRAMES {
+            self.rewind.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// For the writer, between two batches.
+    fn between_batches(&self, conn: &Connection) {
+        if self.rewind.swap(false, Ordering::Relaxed) {
+            copy_rest(conn);
+        } else if self.frames.swap(0, Ordering::Relaxed) > WAL_REWIND_FRAMES
+            && !self.copy.swap(true, Ordering::Relaxed)
+            && let Some(h) = self.housekeeper.get()
+        {
+            h.unpark();
+        }
+    }
+}
+
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub(crate) fn start(mut conn: Connection) -> Result<Writer> {
+    pub(crate) fn start(mut conn: Connection, wal: Arc<WalRewind>) -> Result<Writer> {
         // SQLite reports the WAL's length in frames after each commit.
-        let wal_frames = Arc::new(AtomicI64::new(0));
-        let seen = wal_frames.clone();
+        let seen = wal.clone();
         conn.wal_hook(Some(
             move |_: &mut rusqlite::hooks::Wal, frames: std::ffi::c_int| {
-                seen.store(frames.into(), Ordering::Relaxed);
+                seen.frames.store(frames.into(), Ordering::Relaxed);
                 Ok(())
             },
         ))
@@ -86,7 +155,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("postgate-store-writer".into())
-            .spawn(move || run(conn, rx, &wal_frames))
+            .spawn(move || run(conn, rx, &wal))
             .map_err(|e| StoreError::Backend(format!("writer thread: {e}")))?;
         Ok(Writer { tx })
     }
@@ -105,7 +174,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, wal_frames: &AtomicI64) {
+fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, wal: &WalRewind) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -121,35 +190,13 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, wal_frames: &AtomicI6
         counters
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
-        if wal_frames.load(Ordering::Relaxed) > WAL_REWIND_FRAMES {
-            rewind_wal(&conn);
-            wal_frames.store(0, Ordering::Relaxed);
-        }
+        wal.between_batches(&conn);
     }
 }
 
-/// WAL frames beyond which the writer rewinds the WAL: 16 MiB of 4 KiB
-/// pages, well inside the 64 MiB `journal_size_limit` keeps of the file, so
-/// that a rewound WAL is written over blocks already allocated.
-const WAL_REWIND_FRAMES: i64 = if cfg!(test) { 64 } else { 4_096 };
-
-/// Keeps the WAL short under steady writing. SQLite writes the WAL from its
-/// start again only when a write transaction begins with every frame already
-/// copied into the database. The housekeeper's checkpoints copy in the
-/// background, but the writer's next transaction always begins right after
-/// its last commit, whose frames nothing has copied yet: under load the WAL
-/// grew without end (measured: 600 MB after 20,000 inbound messages, every
-/// commit appended to newly allocated blocks, each fsync a journal commit of
-/// the file system too). A RESTART checkpoint from the housekeeper had to
-/// take the write lock between two batches, and under load never got it.
-///
-/// So the writer itself, between two batches and outside any transaction,
-/// copies what is left (the frames since the housekeeper's last copy): a
-/// PASSIVE checkpoint, which waits for no one. A reader still on an older
-/// snapshot leaves some frames uncopied; the next batch's commit reports the
-/// WAL still long and this runs again. Once every frame is copied, the next
-/// transaction rewinds the WAL.
-fn rewind_wal(conn: &Connection) {
+/// Copies into the database what the housekeeper's checkpoint left (the
+/// frames committed since), so that the next transaction rewinds the WAL.
+fn copy_rest(conn: &Connection) {
     let copied = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
     });
