@@ -96,9 +96,8 @@ impl EmbeddedStore {
             resolutions: crate::cache::ResolveCache::default(),
             maildrops: Mutex::default(),
         });
-        let housekeeper = housekeeper(open_conn(&path)?, Arc::downgrade(&inner), wal.clone())
+        housekeeper(open_conn(&path)?, Arc::downgrade(&inner), wal)
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        wal.set_housekeeper(housekeeper);
         Ok(EmbeddedStore { inner })
     }
 
@@ -180,15 +179,17 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// never blocks readers or the writer), copies a long WAL as soon as the
 /// writer asks and then has the writer rewind it (see [`writer::WalRewind`]),
 /// and reads the directory generation for the resolution cache. Ends when
-/// the store is dropped. Returns its thread, for the writer to wake.
+/// the store is dropped.
 fn housekeeper(
     conn: Connection,
     store: std::sync::Weak<Inner>,
     wal: Arc<writer::WalRewind>,
-) -> std::io::Result<std::thread::Thread> {
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("postgate-store-housekeeper".into())
         .spawn(move || {
+            // For the writer to wake (until then, a request waits for a tick).
+            wal.set_housekeeper(std::thread::current());
             let mut last_checkpoint = std::time::Instant::now();
             let mut wal_frames = 0;
             loop {
@@ -215,11 +216,12 @@ fn housekeeper(
                 }
             }
         })
-        .map(|h| h.thread().clone())
+        .map(|_| ())
 }
 
 /// WAL frames (pages) beyond which checkpoints run at every housekeeping tick.
 const WAL_BUSY_FRAMES: i64 = 4_096; // 16 MiB of 4 KiB pages
+
 /// One PASSIVE checkpoint: copies what it can without waiting for anyone.
 /// Returns the WAL's length in frames as the checkpoint found it. (Copying
 /// alone does not keep the WAL short under steady writing: see
