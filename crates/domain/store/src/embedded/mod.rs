@@ -21,6 +21,7 @@ mod messages;
 mod queue;
 mod schema;
 mod stats;
+mod walbuf;
 mod writer;
 
 use crate::{ChangeFeed, Result, StoreError};
@@ -79,7 +80,7 @@ impl EmbeddedStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join(DB_FILE);
-        let mut conn = open_conn(&path)?;
+        let mut conn = open_writer_conn(&path)?;
         schema::migrate(&mut conn).map_err(backend)?;
         // Checkpoints run on their own thread (see `housekeeper`), not inside
         // the writer's commits.
@@ -233,6 +234,29 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
 fn open_conn(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(backend)?;
     schema::configure(&conn).map_err(backend)?;
+    Ok(conn)
+}
+
+/// The writer's connection: its WAL writes are gathered into one call per
+/// commit ([`walbuf`]).
+fn open_writer_conn(path: &Path) -> Result<Connection> {
+    let conn = match walbuf::vfs_name() {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs),
+        None => Connection::open(path),
+    }
+    .map_err(backend)?;
+    schema::configure(&conn).map_err(backend)?;
+    // The VFS hands the WAL its bytes at the commit's sync: every commit
+    // must sync (FULL or EXTRA), or other connections would be told of
+    // frames not yet in the file.
+    let synchronous: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .map_err(backend)?;
+    if synchronous < 2 {
+        return Err(StoreError::Backend(format!(
+            "the writer's connection must sync every commit (synchronous = {synchronous})"
+        )));
+    }
     Ok(conn)
 }
 

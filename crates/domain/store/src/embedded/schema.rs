@@ -318,7 +318,9 @@ const SEARCH_KEY_MIGRATION: usize = 6;
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // WAL: readers never block the writer nor the writer readers.
     // synchronous=FULL: every commit fsyncs the WAL, so an acknowledged delivery
-    // survives power loss, not just a crash of the process.
+    // survives power loss, not just a crash of the process. The writer's WAL
+    // writes reach the file at that sync (see `walbuf`), so it is needed there
+    // for correctness too, not only for durability.
     // temp_store=MEMORY: the statement journal of each savepoint (one per job
     // in a group commit) stays in memory, not in a temporary file.
     conn.execute_batch(
