@@ -126,6 +126,23 @@ unsafe fn methods(f: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_methods
     unsafe { &*(*inner(f)).pMethods }
 }
 
+/// Calls the default VFS's method `$m` on the inner file (SQLITE_IOERR if it
+/// has none); `flushed` hands it the pending bytes first.
+macro_rules! forward {
+    ($f:expr, $m:ident $(, $arg:expr)*) => {
+        match methods($f).$m {
+            Some(m) => m(inner($f) $(, $arg)*),
+            None => ffi::SQLITE_IOERR,
+        }
+    };
+    (flushed $f:expr, $m:ident $(, $arg:expr)*) => {
+        match flush($f) {
+            ffi::SQLITE_OK => forward!($f, $m $(, $arg)*),
+            rc => rc,
+        }
+    };
+}
+
 /// Writes the pending bytes to the file.
 ///
 /// # Safety
@@ -137,12 +154,11 @@ unsafe fn flush(f: *mut ffi::sqlite3_file) -> c_int {
         if w.pending.is_empty() {
             return ffi::SQLITE_OK;
         }
-        let write = methods(f).xWrite.expect("xWrite");
         let mut rc = ffi::SQLITE_OK;
         let mut at = w.start;
         for piece in w.pending.chunks(MAX_WRITE) {
             count(false);
-            rc = write(inner(f), piece.as_ptr().cast(), piece.len() as c_int, at);
+            rc = forward!(f, xWrite, piece.as_ptr().cast(), piece.len() as c_int, at);
             if rc != ffi::SQLITE_OK {
                 break;
             }
@@ -167,7 +183,9 @@ unsafe extern "C" fn open(
     // default VFS (set at registration).
     unsafe {
         let base = (*vfs).pAppData.cast::<ffi::sqlite3_vfs>();
-        let base_open = (*base).xOpen.expect("xOpen");
+        let Some(base_open) = (*base).xOpen else {
+            return ffi::SQLITE_CANTOPEN;
+        };
         if flags & ffi::SQLITE_OPEN_WAL == 0 {
             // Anything but a WAL is the default VFS's file, as it is.
             return base_open(base, name, file, flags, out_flags);
@@ -213,7 +231,7 @@ unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: see above; the pending buffer is dropped once, here.
     unsafe {
         let rc = flush(f);
-        let close_rc = (methods(f).xClose.expect("xClose"))(inner(f));
+        let close_rc = forward!(f, xClose);
         std::ptr::drop_in_place(std::ptr::addr_of_mut!((*f.cast::<WalFile>()).pending));
         (*f).pMethods = std::ptr::null();
         if rc != ffi::SQLITE_OK { rc } else { close_rc }
@@ -222,13 +240,7 @@ unsafe extern "C" fn close(f: *mut ffi::sqlite3_file) -> c_int {
 
 unsafe extern "C" fn read(f: *mut ffi::sqlite3_file, buf: *mut c_void, n: c_int, at: i64) -> c_int {
     // SAFETY: see above.
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (methods(f).xRead.expect("xRead"))(inner(f), buf, n, at)
-    }
+    unsafe { forward!(flushed f, xRead, buf, n, at) }
 }
 
 unsafe extern "C" fn write(
@@ -264,76 +276,48 @@ unsafe extern "C" fn write(
 
 unsafe extern "C" fn truncate(f: *mut ffi::sqlite3_file, size: i64) -> c_int {
     // SAFETY: see above.
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (methods(f).xTruncate.expect("xTruncate"))(inner(f), size)
-    }
+    unsafe { forward!(flushed f, xTruncate, size) }
 }
 
 unsafe extern "C" fn sync(f: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     // SAFETY: see above.
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (methods(f).xSync.expect("xSync"))(inner(f), flags)
-    }
+    unsafe { forward!(flushed f, xSync, flags) }
 }
 
 unsafe extern "C" fn file_size(f: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
     // SAFETY: see above.
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (methods(f).xFileSize.expect("xFileSize"))(inner(f), size)
-    }
+    unsafe { forward!(flushed f, xFileSize, size) }
 }
 
 unsafe extern "C" fn lock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     // SAFETY: see above.
-    unsafe { (methods(f).xLock.expect("xLock"))(inner(f), level) }
+    unsafe { forward!(f, xLock, level) }
 }
 
 unsafe extern "C" fn unlock(f: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     // SAFETY: see above.
-    unsafe { (methods(f).xUnlock.expect("xUnlock"))(inner(f), level) }
+    unsafe { forward!(f, xUnlock, level) }
 }
 
 unsafe extern "C" fn check_reserved_lock(f: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
     // SAFETY: see above.
-    unsafe { (methods(f).xCheckReservedLock.expect("xCheckReservedLock"))(inner(f), out) }
+    unsafe { forward!(f, xCheckReservedLock, out) }
 }
 
 unsafe extern "C" fn file_control(f: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
     // SAFETY: see above. A file control may look at or change the file
     // (a size hint, a chunk size): the pending bytes go first.
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (methods(f).xFileControl.expect("xFileControl"))(inner(f), op, arg)
-    }
+    unsafe { forward!(flushed f, xFileControl, op, arg) }
 }
 
 unsafe extern "C" fn sector_size(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: see above.
-    unsafe { (methods(f).xSectorSize.expect("xSectorSize"))(inner(f)) }
+    unsafe { forward!(f, xSectorSize) }
 }
 
 unsafe extern "C" fn device_characteristics(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: see above.
-    unsafe {
-        (methods(f)
-            .xDeviceCharacteristics
-            .expect("xDeviceCharacteristics"))(inner(f))
-    }
+    unsafe { forward!(f, xDeviceCharacteristics) }
 }
 
 // Shared memory and memory mapping belong to the database file, never to a
@@ -347,12 +331,7 @@ unsafe extern "C" fn shm_map(
     out: *mut *mut c_void,
 ) -> c_int {
     // SAFETY: see above.
-    unsafe {
-        match methods(f).xShmMap {
-            Some(m) => m(inner(f), page, size, extend, out),
-            None => ffi::SQLITE_IOERR,
-        }
-    }
+    unsafe { forward!(f, xShmMap, page, size, extend, out) }
 }
 
 unsafe extern "C" fn shm_lock(
@@ -362,12 +341,7 @@ unsafe extern "C" fn shm_lock(
     flags: c_int,
 ) -> c_int {
     // SAFETY: see above.
-    unsafe {
-        match methods(f).xShmLock {
-            Some(m) => m(inner(f), at, n, flags),
-            None => ffi::SQLITE_IOERR,
-        }
-    }
+    unsafe { forward!(f, xShmLock, at, n, flags) }
 }
 
 unsafe extern "C" fn shm_barrier(f: *mut ffi::sqlite3_file) {
@@ -396,16 +370,9 @@ unsafe extern "C" fn fetch(
     out: *mut *mut c_void,
 ) -> c_int {
     // SAFETY: see above. No mapping is offered: SQLite then reads.
-    unsafe {
-        let rc = flush(f);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        *out = std::ptr::null_mut();
-        let _ = at;
-        let _ = n;
-        ffi::SQLITE_OK
-    }
+    let _ = (f, at, n);
+    unsafe { *out = std::ptr::null_mut() };
+    ffi::SQLITE_OK
 }
 
 unsafe extern "C" fn unfetch(_f: *mut ffi::sqlite3_file, _at: i64, _p: *mut c_void) -> c_int {
