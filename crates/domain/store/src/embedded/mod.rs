@@ -232,7 +232,11 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 fn open_conn(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(backend)?;
+    configured(Connection::open(path))
+}
+
+fn configured(conn: rusqlite::Result<Connection>) -> Result<Connection> {
+    let conn = conn.map_err(backend)?;
     schema::configure(&conn).map_err(backend)?;
     Ok(conn)
 }
@@ -240,12 +244,13 @@ fn open_conn(path: &Path) -> Result<Connection> {
 /// The writer's connection: its WAL writes are gathered into one call per
 /// commit ([`walbuf`]).
 fn open_writer_conn(path: &Path) -> Result<Connection> {
-    let conn = match walbuf::vfs_name() {
-        Some(vfs) => Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), vfs),
-        None => Connection::open(path),
-    }
-    .map_err(backend)?;
-    schema::configure(&conn).map_err(backend)?;
+    let vfs = walbuf::vfs_name()
+        .ok_or_else(|| StoreError::Backend("SQLite has no default VFS".into()))?;
+    let conn = configured(Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::default(),
+        vfs,
+    ))?;
     // The VFS hands the WAL its bytes at the commit's sync: every commit
     // must sync (FULL or EXTRA), or other connections would be told of
     // frames not yet in the file.

@@ -60,8 +60,8 @@ fn count(asked: bool) {
 }
 
 /// Registers the VFS (once) and returns its name, for
-/// `Connection::open_with_flags_and_vfs`. `None` if the default VFS is
-/// missing, which a build of SQLite with a default VFS never is.
+/// `Connection::open_with_flags_and_vfs`. `None` if SQLite has no default
+/// VFS or refused the registration.
 pub(crate) fn vfs_name() -> Option<&'static CStr> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     REGISTERED
@@ -164,10 +164,9 @@ unsafe fn flush(f: *mut ffi::sqlite3_file) -> c_int {
             }
             at += piece.len() as i64;
         }
+        // The capacity stays for the next commit (at most twice
+        // MAX_PENDING, which `write` never lets the bytes pass).
         w.pending.clear();
-        if w.pending.capacity() > MAX_PENDING * 2 {
-            w.pending.shrink_to(MAX_PENDING);
-        }
         rc
     }
 }
@@ -202,8 +201,10 @@ unsafe extern "C" fn open(
     }
 }
 
+/// Version 1: shared memory and memory mapping (versions 2 and 3) belong to
+/// the database file; SQLite never asks them of a WAL.
 static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
-    iVersion: 3,
+    iVersion: 1,
     xClose: Some(close),
     xRead: Some(read),
     xWrite: Some(write),
@@ -216,12 +217,12 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xFileControl: Some(file_control),
     xSectorSize: Some(sector_size),
     xDeviceCharacteristics: Some(device_characteristics),
-    xShmMap: Some(shm_map),
-    xShmLock: Some(shm_lock),
-    xShmBarrier: Some(shm_barrier),
-    xShmUnmap: Some(shm_unmap),
-    xFetch: Some(fetch),
-    xUnfetch: Some(unfetch),
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: None,
+    xUnfetch: None,
 };
 
 // Every method below is called by SQLite on a file `open` set up as a WAL
@@ -318,65 +319,6 @@ unsafe extern "C" fn sector_size(f: *mut ffi::sqlite3_file) -> c_int {
 unsafe extern "C" fn device_characteristics(f: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: see above.
     unsafe { forward!(f, xDeviceCharacteristics) }
-}
-
-// Shared memory and memory mapping belong to the database file, never to a
-// WAL; they are passed on all the same, as the default VFS would answer.
-
-unsafe extern "C" fn shm_map(
-    f: *mut ffi::sqlite3_file,
-    page: c_int,
-    size: c_int,
-    extend: c_int,
-    out: *mut *mut c_void,
-) -> c_int {
-    // SAFETY: see above.
-    unsafe { forward!(f, xShmMap, page, size, extend, out) }
-}
-
-unsafe extern "C" fn shm_lock(
-    f: *mut ffi::sqlite3_file,
-    at: c_int,
-    n: c_int,
-    flags: c_int,
-) -> c_int {
-    // SAFETY: see above.
-    unsafe { forward!(f, xShmLock, at, n, flags) }
-}
-
-unsafe extern "C" fn shm_barrier(f: *mut ffi::sqlite3_file) {
-    // SAFETY: see above.
-    unsafe {
-        if let Some(m) = methods(f).xShmBarrier {
-            m(inner(f))
-        }
-    }
-}
-
-unsafe extern "C" fn shm_unmap(f: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    // SAFETY: see above.
-    unsafe {
-        match methods(f).xShmUnmap {
-            Some(m) => m(inner(f), delete),
-            None => ffi::SQLITE_OK,
-        }
-    }
-}
-
-unsafe extern "C" fn fetch(
-    f: *mut ffi::sqlite3_file,
-    at: i64,
-    n: c_int,
-    out: *mut *mut c_void,
-) -> c_int {
-    // SAFETY: see above. No mapping is offered: SQLite then reads.
-    let _ = (f, at, n);
-    unsafe { *out = std::ptr::null_mut() };
-    ffi::SQLITE_OK
-}
-
-unsafe extern "C" fn unfetch(_f: *mut ffi::sqlite3_file, _at: i64, _p: *mut c_void) -> c_int {
-    ffi::SQLITE_OK
 }
 
 #[cfg(test)]

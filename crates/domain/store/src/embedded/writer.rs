@@ -197,11 +197,8 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>, wal: &WalRewind) {
 /// Copies into the database what the housekeeper's checkpoint left (the
 /// frames committed since), so that the next transaction rewinds the WAL.
 fn copy_rest(conn: &Connection) {
-    let copied = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    });
-    match copied {
-        Ok((frames, done)) => tracing::debug!(frames, done, "store: WAL copied for a rewind"),
+    match super::checkpoint(conn) {
+        Ok(frames) => tracing::debug!(frames, "store: WAL copied for a rewind"),
         Err(e) => tracing::warn!(error = %e, "store: checkpoint before a WAL rewind failed"),
     }
 }
