@@ -326,12 +326,18 @@ mod tests {
     use super::*;
     use rusqlite::{Connection, OpenFlags};
 
-    fn writer(path: &std::path::Path) -> Connection {
+    /// A database in `dir` with table `t`, and the writer's connection to it
+    /// through this VFS.
+    fn writer(dir: &tempfile::TempDir) -> (std::path::PathBuf, Connection) {
+        let path = dir.path().join("t.db");
         let vfs = vfs_name().expect("registered");
-        let w = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs).unwrap();
-        w.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-            .unwrap();
-        w
+        let w = Connection::open_with_flags_and_vfs(&path, OpenFlags::default(), vfs).unwrap();
+        w.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+             CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB);",
+        )
+        .unwrap();
+        (path, w)
     }
 
     fn writes() -> (u64, u64) {
@@ -341,10 +347,7 @@ mod tests {
     #[test]
     fn a_commit_is_one_write_and_other_connections_read_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let w = writer(&path);
-        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)")
-            .unwrap();
+        let (path, w) = writer(&dir);
         let r = Connection::open(&path).unwrap();
         for i in 0..20u8 {
             let before = writes();
@@ -371,10 +374,7 @@ mod tests {
         // Past 128 KiB (what the default VFS writes in one call) and past
         // MAX_PENDING (written before the commit), in one transaction.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let w = writer(&path);
-        w.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)")
-            .unwrap();
+        let (path, w) = writer(&dir);
         for size in [200_000usize, 6 << 20] {
             w.execute_batch("BEGIN").unwrap();
             for i in 0..3u8 {
